@@ -1,0 +1,1 @@
+//! The procedural macros of hubs. Use them through the `hubs` facade.

@@ -1,0 +1,1 @@
+//! The HTTP transports of hubs. Use them through the `hubs` facade.
