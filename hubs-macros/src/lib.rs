@@ -1,1 +1,16 @@
-//! The procedural macros of hubs. Use them through the `hubs` facade.
+//! The procedural macros of hubs: `#[hub]` (and, later, `#[client]`). Use them through the
+//! `hubs` facade, whose documentation describes them in full.
+
+mod diag;
+mod hub;
+mod naming;
+
+use proc_macro::TokenStream;
+
+/// Turns the methods of an inherent `impl` block into a hub clients call by name.
+///
+/// See the `hubs` crate for the full description.
+#[proc_macro_attribute]
+pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
+    hub::expand(attr.into(), item.into()).into()
+}

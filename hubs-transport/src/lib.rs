@@ -1,1 +1,17 @@
-//! The HTTP transports of hubs. Use them through the `hubs` facade.
+//! The HTTP side of hubs: a hyper server that negotiates connections and carries them
+//! over WebSockets, as the official SignalR clients expect. Use it through the `hubs`
+//! facade.
+//!
+//! * [`Server`]: mount hubs on paths, register services, then serve or
+//!   [`build`](Server::build) a [`HubService`] to mount inside another hyper or tower
+//!   application (axum included).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod body;
+mod negotiate;
+mod registry;
+mod server;
+mod websocket;
+
+pub use body::Body;
+pub use server::{BuildError, HubService, Server};

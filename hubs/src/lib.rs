@@ -1,17 +1,96 @@
 //! Real-time hubs for Rust, wire-compatible with ASP.NET Core SignalR.
 //!
-//! `hubs` is the crate applications add; it re-exports the rest of the family.
+//! A hub is a type whose methods clients call by name. Put `#[hub]` on an `impl` block,
+//! mount the hub on a [`Server`], and the official SignalR clients (JavaScript, .NET,
+//! Java, Python) can call it over WebSockets with the JSON or MessagePack hub protocol.
 //!
-//! * [`protocol`]: the SignalR hub protocol (JSON and MessagePack), pure and I/O-free.
+//! ```no_run
+//! use hubs::{Context, HubError, hub};
 //!
-//! # Examples
+//! pub struct Chat;
 //!
+//! #[hub]
+//! impl Chat {
+//!     /// Wire name `SendMessage`.
+//!     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) -> Result<(), HubError> {
+//!         cx.clients().all().send("ReceiveMessage", (user, text)).await
+//!             .map_err(|e| HubError::new(e.to_string()))
+//!     }
+//!
+//!     pub async fn join(&self, cx: &Context<Self>, room: String) {
+//!         let _ = cx.groups().add(cx.connection_id(), &room).await;
+//!     }
+//!
+//!     pub fn add(&self, a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     hubs::Server::new().hub("/chat", Chat).serve("127.0.0.1:5000").await
+//! }
 //! ```
-//! use hubs::protocol::{HubMessage, Protocol};
 //!
-//! let mut decoder = Protocol::MessagePack.decoder();
-//! decoder.push(&[0x02, 0x91, 0x06]);
-//! assert_eq!(decoder.next_message(), Ok(Some(HubMessage::Ping)));
-//! ```
+//! # `#[hub]`
+//!
+//! Every visible (`pub`, `pub(crate)`, …) method of the block becomes a hub method; private
+//! methods and those marked
+//! `#[hub(skip)]` stay ordinary methods. A hub method:
+//!
+//! * takes `&self` (the hub value is shared by every connection and call: put pools,
+//!   caches and configuration in it; per-connection state belongs in
+//!   [`Context::items`]);
+//! * may be `async` or not;
+//! * takes, in any order: the context (`&Context<Self>`), injected services
+//!   (`#[hub(service)] db: &Db`, or `Arc<Db>`; `#[hub(service = "key")]` for keyed ones,
+//!   registered with [`Server::service`] and [`Server::keyed_service`]; a missing one
+//!   fails [`Server::build`]), and payload parameters of any `DeserializeOwned` type,
+//!   which are the call's arguments in order;
+//! * returns `()`, a `Serialize` value, or `Result<T, E>` with `E: Display`. An `Err`
+//!   that is a [`HubError`] reaches the caller with its message; any other error is
+//!   reported as `An unexpected error occurred invoking '…' on the server.`, with the
+//!   error's type and message appended only when the hub enables detailed errors
+//!   ([`HubOptions::enable_detailed_errors`]).
+//!
+//! The wire name is the PascalCase of the Rust name (`send_message` → `SendMessage`);
+//! `#[hub(rename = "Name")]` overrides it. Incoming names are matched without regard to
+//! case, as the official server does; two methods whose wire names differ only in case do
+//! not compile.
+//!
+//! Two methods are hooks rather than hub methods: `on_connected(&self, cx: &Context<Self>)`
+//! (returning `()` or `Result<(), HubError>`; an error closes the connection) and
+//! `on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`.
+//!
+//! Options on the block: `#[hub(crate = "path")]` names the `hubs` crate when it is
+//! re-exported under another path.
+//!
+//! The macro generates an implementation of [`Hub`] in a `const _: () = { … }` scope:
+//! the method table, the argument binding per protocol and the dispatch.
+//!
+//! # Features
+//!
+//! * `macros` (default): the `#[hub]` attribute.
 
 pub use hubs_core::protocol;
+pub use hubs_core::{
+    Arguments, Cardinality, ClientFamily, Clients, ConnectionId, Context, Groups, Hub, HubClients,
+    HubContext, HubError, HubOptions, InMemoryLifetimeManager, InvokeError, Items, LifetimeManager,
+    Many, One, Recipients, Request, Selection, SendError, SerializedMessage, Services,
+    TransportKind, Untyped,
+};
+pub use hubs_transport::{Body, BuildError, HubService, Server};
+
+#[cfg(feature = "macros")]
+pub use hubs_macros::hub;
+
+/// Advanced: the runtime pieces a transport or a backplane builds on.
+pub mod runtime {
+    pub use hubs_core::{
+        Call, Connected, ConnectionClosed, ConnectionHandle, Frame, HubEndpoint, HubRuntime,
+        Incoming, Method, MissingServiceError, Reply, ServiceKey, TransportConnection, deliver,
+    };
+}
+
+#[doc(hidden)]
+pub use hubs_core::__private;

@@ -1,1 +1,192 @@
-//! Fixtures shared by the hubs test suites.
+//! Fixtures shared by the hubs test suites: servers on 127.0.0.1, raw WebSocket clients
+//! that speak the hub protocol frame by frame, and a bare HTTP request helper.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hubs::HubService;
+use hubs::protocol::{HandshakeRequest, HubMessage, Invocation, Protocol, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Guards every await against hangs.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Serves `service` on a free 127.0.0.1 port; the server stops when the runtime does.
+pub async fn serve(service: HubService) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(service.serve(listener));
+    addr
+}
+
+/// The interop server with a 1 s keep-alive, on a free port.
+pub async fn interop_server() -> SocketAddr {
+    let settings = hubs_examples::interop::Settings {
+        keep_alive: Duration::from_secs(1),
+    };
+    serve(
+        hubs_examples::interop::server(&settings)
+            .build()
+            .expect("builds"),
+    )
+    .await
+}
+
+/// A raw WebSocket client speaking the hub protocol.
+pub struct RawClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    protocol: Protocol,
+    decoder: hubs::protocol::MessageDecoder,
+    next_id: u64,
+}
+
+impl RawClient {
+    /// Connects to `path` without negotiating and sends nothing yet.
+    pub async fn connect_raw(addr: SocketAddr, path: &str, protocol: Protocol) -> Self {
+        let url = format!("ws://{addr}{path}");
+        let (socket, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connects");
+        Self {
+            socket,
+            protocol,
+            decoder: protocol.decoder().with_max_message_size(None),
+            next_id: 0,
+        }
+    }
+
+    /// Connects and completes the handshake.
+    pub async fn connect(addr: SocketAddr, path: &str, protocol: Protocol) -> Self {
+        let mut client = Self::connect_raw(addr, path, protocol).await;
+        let mut handshake = Vec::new();
+        HandshakeRequest::new(protocol.name(), 1).encode(&mut handshake);
+        client.send_text(handshake).await;
+        let response = client.next_frame().await.expect("handshake response");
+        assert_eq!(response, b"{}\x1e", "handshake response");
+        client
+    }
+
+    /// Sends bytes in a text frame.
+    pub async fn send_text(&mut self, bytes: impl Into<Vec<u8>>) {
+        let text = String::from_utf8(bytes.into()).expect("utf-8");
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends bytes in a binary frame.
+    pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) {
+        self.socket
+            .send(Message::Binary(bytes.into().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a hub message in the connection's protocol.
+    pub async fn send(&mut self, message: &HubMessage) {
+        let mut out = Vec::new();
+        self.protocol.encode(message, &mut out).expect("encodes");
+        match self.protocol {
+            Protocol::Json => self.send_text(out).await,
+            Protocol::MessagePack => self.send_binary(out).await,
+        }
+    }
+
+    /// Invokes `target` with already-encoded JSON/MessagePack arguments, returning the id.
+    pub async fn invoke(&mut self, target: &str, arguments: Vec<Value>) -> String {
+        let id = self.next_id.to_string();
+        self.next_id += 1;
+        self.send(&HubMessage::Invocation(Invocation {
+            invocation_id: Some(id.clone()),
+            target: target.to_owned(),
+            arguments,
+            ..Default::default()
+        }))
+        .await;
+        id
+    }
+
+    /// A value in this connection's protocol.
+    pub fn value<T: serde::Serialize>(&self, value: T) -> Value {
+        Value::serialize(self.protocol, &value).expect("serializes")
+    }
+
+    /// The next data frame's bytes; `None` when the socket closed.
+    pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let message = tokio::time::timeout(STEP, self.socket.next())
+                .await
+                .expect("frame in time")?;
+            match message {
+                Ok(Message::Text(text)) => return Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => return Some(bytes.to_vec()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next hub message other than Ping; `None` when the socket closed.
+    pub async fn next_message(&mut self) -> Option<HubMessage> {
+        loop {
+            if let Some(message) = self.decoder.next_message().expect("decodes") {
+                if message != HubMessage::Ping {
+                    return Some(message);
+                }
+                continue;
+            }
+            let frame = self.next_frame().await?;
+            self.decoder.push(&frame);
+        }
+    }
+
+    /// Whether the server closed the socket (reading until it does).
+    pub async fn closed(&mut self) -> bool {
+        while self.next_frame().await.is_some() {}
+        true
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+/// Sends a bare HTTP/1.1 request and returns the status, headers and body as text.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("reads");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, head.to_owned(), body.to_owned())
+}

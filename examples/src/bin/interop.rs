@@ -1,0 +1,59 @@
+//! The interop test server.
+//!
+//! ```text
+//! cargo run --release -p hubs-examples --bin interop -- --port 5000 [--keep-alive SECONDS]
+//! ```
+//!
+//! `PORT` in the environment works too. It prints `listening on http://127.0.0.1:<port>`
+//! once it accepts connections.
+
+use std::time::Duration;
+
+use hubs_examples::interop::{Settings, server};
+
+fn usage() -> ! {
+    eprintln!("usage: interop [--port PORT] [--keep-alive SECONDS]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let mut port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5000);
+    let mut settings = Settings::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => {
+                port = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--keep-alive" => {
+                let seconds: f64 = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage());
+                settings.keep_alive = Duration::from_secs_f64(seconds);
+            }
+            "--redis" => {
+                eprintln!("--redis: the Redis backplane is not available yet");
+                std::process::exit(2);
+            }
+            _ => usage(),
+        }
+    }
+    let service = server(&settings).build()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    service.serve(listener).await
+}

@@ -1,0 +1,164 @@
+//! The interop test hub (`TestHub` at `/testhub`), as the team's interop contract
+//! describes it, for the official SignalR clients' end-to-end tests.
+
+mod complex;
+
+use std::fmt;
+use std::time::Duration;
+
+use hubs::{Context, HubOptions, Server, hub};
+use serde::{Deserialize, Serialize};
+
+pub use complex::ComplexObject;
+
+/// The hub the official client tests call.
+#[derive(Debug, Default)]
+pub struct TestHub;
+
+/// `{Name, Value}`, sent back with its PascalCase keys intact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomObject {
+    /// A name.
+    pub name: String,
+    /// A value.
+    pub value: i32,
+}
+
+/// The error `ThrowException` fails with; its type name is part of the wire text.
+#[derive(Debug)]
+pub struct InvalidOperationException(pub String);
+
+impl fmt::Display for InvalidOperationException {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidOperationException {}
+
+#[hub]
+impl TestHub {
+    /// Returns the argument unchanged (`null` included).
+    pub fn echo(&self, message: Option<String>) -> Option<String> {
+        message
+    }
+
+    /// The caller's connection id.
+    pub fn get_caller_connection_id(&self, cx: &Context<Self>) -> String {
+        cx.connection_id().to_string()
+    }
+
+    /// `numRedirects` from the connection's query string.
+    pub fn get_num_redirects(&self, cx: &Context<Self>) -> i32 {
+        cx.request()
+            .query("numRedirects")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Fails with `message`.
+    pub fn throw_exception(&self, message: String) -> Result<(), InvalidOperationException> {
+        Err(InvalidOperationException(message))
+    }
+
+    /// Calls `Message(message)` on the caller, then completes.
+    pub async fn invoke_with_string(&self, cx: &Context<Self>, message: String) {
+        let _ = cx.clients().caller().send("Message", (message,)).await;
+    }
+
+    /// Calls `CustomObject(customObject)` on the caller, then completes.
+    pub async fn send_custom_object(&self, cx: &Context<Self>, custom_object: CustomObject) {
+        let _ = cx
+            .clients()
+            .caller()
+            .send("CustomObject", (custom_object,))
+            .await;
+    }
+
+    /// Returns the object it got.
+    pub fn echo_complex_object(&self, complex_object: ComplexObject) -> ComplexObject {
+        complex_object
+    }
+
+    /// Returns a fixed object.
+    pub fn send_complex_object(&self) -> ComplexObject {
+        ComplexObject::sample()
+    }
+
+    /// `WebSockets`, `ServerSentEvents` or `LongPolling`.
+    pub fn get_active_transport_name(&self, cx: &Context<Self>) -> &'static str {
+        cx.transport().name()
+    }
+
+    /// The `Content-Type` header of the connection's request.
+    pub fn get_content_type_header(&self, cx: &Context<Self>) -> Option<String> {
+        cx.request().header("content-type").map(str::to_owned)
+    }
+
+    /// A header of the connection's request.
+    pub fn get_header(&self, cx: &Context<Self>, header_name: String) -> Option<String> {
+        cx.request().header(&header_name).map(str::to_owned)
+    }
+
+    /// A cookie of the connection's request.
+    pub fn get_cookie(&self, cx: &Context<Self>, cookie_name: String) -> Option<String> {
+        cx.request().cookie(&cookie_name).map(str::to_owned)
+    }
+
+    /// Adds the caller to a group.
+    pub async fn join_group(&self, cx: &Context<Self>, group_name: String) {
+        let _ = cx.groups().add(cx.connection_id(), &group_name).await;
+    }
+
+    /// Removes the caller from a group.
+    pub async fn leave_group(&self, cx: &Context<Self>, group_name: String) {
+        let _ = cx.groups().remove(cx.connection_id(), &group_name).await;
+    }
+
+    /// `GroupMessage(groupName, message)` to every member of the group.
+    pub async fn send_to_group(&self, cx: &Context<Self>, group_name: String, message: String) {
+        let _ = cx
+            .clients()
+            .group(&group_name)
+            .send("GroupMessage", (&group_name, message))
+            .await;
+    }
+
+    /// `OthersMessage(message)` to every connection but the caller.
+    pub async fn send_to_others(&self, cx: &Context<Self>, message: String) {
+        let _ = cx
+            .clients()
+            .others()
+            .send("OthersMessage", (message,))
+            .await;
+    }
+
+    /// `AllMessage(message)` to every connection.
+    pub async fn send_to_all(&self, cx: &Context<Self>, message: String) {
+        let _ = cx.clients().all().send("AllMessage", (message,)).await;
+    }
+}
+
+/// Settings of the interop server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often the server pings an idle connection.
+    pub keep_alive: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The interop server: `TestHub` at `/testhub`, with detailed errors on.
+pub fn server(settings: &Settings) -> Server {
+    let options = HubOptions::default()
+        .enable_detailed_errors(true)
+        .keep_alive_interval(settings.keep_alive);
+    Server::new().hub_with("/testhub", TestHub, options)
+}

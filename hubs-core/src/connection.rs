@@ -1,0 +1,535 @@
+//! One connection's task: handshake, reading and dispatching messages, keep-alive and
+//! client timeout, and the orderly end. Transport-agnostic: bytes come in as a stream and
+//! frames go out through the connection's queue.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::context::{ConnectionState, Context, Items};
+use crate::error::{HubError, InvokeError};
+use crate::hub::{Call, Hub, Reply};
+use crate::lifetime::{ConnectionHandle, Frame};
+use crate::protocol::{
+    Close, Completion, DecodeError, HandshakeRequest, HandshakeResponse, HubMessage, Invocation,
+    Protocol, TransferFormat, Value,
+};
+use crate::runtime::{Connected, HubRuntime, Incoming, TransportConnection};
+
+/// Invocations waiting for a free slot before the connection stops reading.
+const MAX_PENDING: usize = 1024;
+
+pub(crate) fn start<H: Hub>(
+    runtime: Arc<HubRuntime<H>>,
+    connection: TransportConnection,
+) -> Connected {
+    let (tx, rx) = mpsc::channel(runtime.options.outbound_capacity);
+    let closed = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let span = tracing::debug_span!(
+        "connection",
+        id = %connection.connection_id,
+        transport = connection.transport.name(),
+        protocol = tracing::field::Empty,
+    );
+    let task = run(runtime, connection, tx, closed.clone(), abort.clone()).instrument(span);
+    Connected {
+        outgoing: rx,
+        closed,
+        abort,
+        task: Box::pin(task),
+    }
+}
+
+/// How a connection ended.
+enum Ending {
+    /// The transport went away without a Close message.
+    TransportGone,
+    /// The client sent Close (with its error, if any).
+    ClientClosed(Option<String>),
+    /// Hub code called `abort`.
+    Aborted,
+    /// A protocol error, a timeout or a failed hook: Close with this error.
+    Error { text: String, allow_reconnect: bool },
+}
+
+async fn run<H: Hub>(
+    runtime: Arc<HubRuntime<H>>,
+    connection: TransportConnection,
+    tx: mpsc::Sender<Frame>,
+    closed: CancellationToken,
+    abort: CancellationToken,
+) {
+    let TransportConnection {
+        connection_id,
+        request,
+        transport,
+        mut incoming,
+    } = connection;
+    let options = &runtime.options;
+    let detailed = options.detailed_errors;
+
+    let handshake = handshake(&runtime, &mut incoming, transport).await;
+    let (protocol, leftover) = match handshake {
+        Ok(ok) => ok,
+        Err(Some(text)) => {
+            tracing::debug!(error = %text, "handshake failed");
+            let mut out = Vec::new();
+            HandshakeResponse::error(text).encode(&mut out);
+            let _ = tx.try_send(Frame {
+                bytes: out.into(),
+                binary: false,
+            });
+            abort.cancel();
+            closed.cancel();
+            return;
+        }
+        Err(None) => {
+            abort.cancel();
+            closed.cancel();
+            return;
+        }
+    };
+    tracing::Span::current().record("protocol", protocol.name());
+    let mut out = Vec::new();
+    HandshakeResponse::ok().encode(&mut out);
+    let _ = tx.try_send(Frame {
+        bytes: out.into(),
+        binary: protocol.transfer_format() == TransferFormat::Binary,
+    });
+
+    let user = options
+        .user_id
+        .as_ref()
+        .and_then(|provider| provider(&request));
+    let handle = Arc::new(ConnectionHandle::new(
+        connection_id,
+        user,
+        protocol,
+        tx.clone(),
+        abort.clone(),
+        options.send_timeout,
+    ));
+    let state = Arc::new(ConnectionState {
+        handle: handle.clone(),
+        request,
+        transport,
+        items: Items::default(),
+        closed: abort.clone(),
+    });
+    let cx = Context::new(state, runtime.clone());
+    runtime.lifetime.on_connected(handle.clone()).await;
+    tracing::debug!("connected");
+
+    let ending = match AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => {
+            let mut decoder = protocol
+                .decoder()
+                .with_max_message_size(options.max_message_size);
+            decoder.push(&leftover);
+            let mut reader = Reader {
+                runtime: &runtime,
+                cx: &cx,
+                handle: &handle,
+                pending: VecDeque::new(),
+                semaphore: Arc::new(Semaphore::new(options.max_parallel_invocations)),
+                ping_received: false,
+            };
+            reader.run(&mut incoming, decoder, &abort).await
+        }
+        Ok(Err(error)) => Ending::Error {
+            text: closed_with_error(detailed, Some(("HubException", error.message())), true),
+            allow_reconnect: false,
+        },
+        Err(_) => {
+            tracing::error!("on_connected panicked");
+            Ending::Error {
+                text: closed_with_error(detailed, Some(("Panic", "on_connected panicked")), false),
+                allow_reconnect: false,
+            }
+        }
+    };
+
+    // No more writes through the handle; then the final Close, then the transport drains
+    // the queue and closes.
+    abort.cancel();
+    let (close, disconnect_error) = match ending {
+        Ending::TransportGone => (None, None),
+        Ending::ClientClosed(error) => (Some(Close::default()), error.map(HubError::new)),
+        Ending::Aborted => (Some(Close::default()), None),
+        Ending::Error {
+            text,
+            allow_reconnect,
+        } => (
+            Some(Close {
+                error: Some(text.clone()),
+                allow_reconnect,
+            }),
+            Some(HubError::new(text)),
+        ),
+    };
+    if let Some(close) = close {
+        let mut out = Vec::new();
+        if protocol.encode(&HubMessage::Close(close), &mut out).is_ok() {
+            let _ = tx.try_send(Frame {
+                bytes: out.into(),
+                binary: protocol == Protocol::MessagePack,
+            });
+        }
+    }
+    closed.cancel();
+    runtime.lifetime.on_disconnected(&handle).await;
+    if AssertUnwindSafe(runtime.hub.clone().on_disconnected(cx, disconnect_error))
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        tracing::error!("on_disconnected panicked");
+    }
+    tracing::debug!("disconnected");
+}
+
+/// `Connection closed with an error.` and, when allowed, ` Type: message`.
+fn closed_with_error(detailed: bool, detail: Option<(&str, &str)>, hub_error: bool) -> String {
+    let mut text = "Connection closed with an error.".to_owned();
+    if let Some((kind, message)) = detail
+        && (detailed || hub_error)
+    {
+        text.push(' ');
+        text.push_str(kind);
+        text.push_str(": ");
+        text.push_str(message);
+    }
+    text
+}
+
+/// Reads the handshake. `Err(Some(text))` answers the client with an error; `Err(None)`
+/// means the client went away.
+async fn handshake<H: Hub>(
+    runtime: &HubRuntime<H>,
+    incoming: &mut Incoming,
+    transport: crate::options::TransportKind,
+) -> Result<(Protocol, BytesMut), Option<String>> {
+    let options = &runtime.options;
+    let mut buf = BytesMut::new();
+    let deadline = tokio::time::sleep(options.handshake_timeout);
+    tokio::pin!(deadline);
+    let request = loop {
+        match HandshakeRequest::decode(&mut buf, options.max_message_size) {
+            Ok(Some(request)) => break request,
+            Ok(None) => {}
+            Err(DecodeError::TooLarge { .. }) => {
+                return Err(Some("Handshake was canceled.".to_owned()));
+            }
+            Err(error) => {
+                let mut text =
+                    "An unexpected error occurred during connection handshake.".to_owned();
+                if options.detailed_errors {
+                    text.push_str(" InvalidDataException: ");
+                    text.push_str(&error.to_string());
+                }
+                return Err(Some(text));
+            }
+        }
+        tokio::select! {
+            chunk = incoming.next() => match chunk {
+                Some(chunk) => buf.extend_from_slice(&chunk),
+                None => return Err(None),
+            },
+            () = &mut deadline => return Err(Some("Handshake was canceled.".to_owned())),
+        }
+    };
+    let name = request.protocol;
+    let Some(protocol) = Protocol::from_name(&name).filter(|p| options.protocols.contains(p))
+    else {
+        return Err(Some(format!("The protocol '{name}' is not supported.")));
+    };
+    if request.version > Protocol::MAX_VERSION {
+        return Err(Some(format!(
+            "The server does not support version {} of the '{name}' protocol.",
+            request.version
+        )));
+    }
+    if protocol.transfer_format() == TransferFormat::Binary && !transport.supports_binary() {
+        return Err(Some(format!(
+            "Cannot use the '{name}' protocol on the current transport. The transport does not support 'Binary' transfer format."
+        )));
+    }
+    Ok((protocol, buf))
+}
+
+/// An invocation waiting for a free slot.
+struct PendingCall {
+    method: usize,
+    invocation_id: Option<String>,
+    target: String,
+    arguments: Vec<Value>,
+}
+
+/// The read side of an established connection.
+struct Reader<'a, H: Hub> {
+    runtime: &'a Arc<HubRuntime<H>>,
+    cx: &'a Context<H>,
+    handle: &'a Arc<ConnectionHandle>,
+    pending: VecDeque<PendingCall>,
+    semaphore: Arc<Semaphore>,
+    ping_received: bool,
+}
+
+impl<H: Hub> Reader<'_, H> {
+    async fn run(
+        &mut self,
+        incoming: &mut Incoming,
+        mut decoder: crate::protocol::MessageDecoder,
+        abort: &CancellationToken,
+    ) -> Ending {
+        let options = &self.runtime.options;
+        let beat = options
+            .keep_alive_interval
+            .min(options.client_timeout / 2)
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(10));
+        let mut heartbeat = tokio::time::interval(beat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_keep_alive = Instant::now();
+        let mut last_received = Instant::now();
+
+        // Messages that arrived with the handshake.
+        if let Some(ending) = self.drain(&mut decoder) {
+            return ending;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = abort.cancelled() => return Ending::Aborted,
+                permit = self.semaphore.clone().acquire_owned(), if !self.pending.is_empty() => {
+                    if let (Ok(permit), Some(call)) = (permit, self.pending.pop_front()) {
+                        self.spawn(call, permit);
+                    }
+                }
+                chunk = incoming.next(), if self.pending.len() < MAX_PENDING => {
+                    let Some(chunk) = chunk else { return Ending::TransportGone };
+                    last_received = Instant::now();
+                    decoder.push(&chunk);
+                    if let Some(ending) = self.drain(&mut decoder) {
+                        return ending;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let now = Instant::now();
+                    if now.duration_since(last_keep_alive) >= options.keep_alive_interval {
+                        last_keep_alive = now;
+                        if !self.handle.take_wrote() {
+                            self.ping();
+                        }
+                    }
+                    if self.ping_received && now.duration_since(last_received) > options.client_timeout {
+                        tracing::debug!("client timeout");
+                        return Ending::Error {
+                            text: closed_with_error(
+                                options.detailed_errors,
+                                Some(("TimeoutException", "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.")),
+                                false,
+                            ),
+                            allow_reconnect: true,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn ping(&self) {
+        let mut out = Vec::new();
+        if self
+            .handle
+            .protocol()
+            .encode(&HubMessage::Ping, &mut out)
+            .is_ok()
+        {
+            // A full queue means data is on its way, which keeps the client alive too.
+            let _ = self.handle.try_write(out.into());
+        }
+    }
+
+    /// Handles every complete message; `Some` ends the connection.
+    fn drain(&mut self, decoder: &mut crate::protocol::MessageDecoder) -> Option<Ending> {
+        loop {
+            match decoder.next_message() {
+                Ok(Some(message)) => {
+                    if let Some(ending) = self.handle_message(message) {
+                        return Some(ending);
+                    }
+                }
+                Ok(None) => return None,
+                Err(DecodeError::UnknownMessageType(kind)) => {
+                    tracing::debug!(kind, "ignoring a message of unknown type");
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "protocol error");
+                    let detail = match &error {
+                        DecodeError::TooLarge { max } => format!(
+                            "The maximum message size of {max}B was exceeded. The message size can be configured in AddHubOptions."
+                        ),
+                        other => other.to_string(),
+                    };
+                    return Some(Ending::Error {
+                        text: closed_with_error(
+                            self.runtime.options.detailed_errors,
+                            Some(("InvalidDataException", &detail)),
+                            false,
+                        ),
+                        allow_reconnect: true,
+                    });
+                }
+            }
+        }
+    }
+
+    fn handle_message(&mut self, message: HubMessage) -> Option<Ending> {
+        match message {
+            HubMessage::Invocation(invocation) => self.invocation(invocation),
+
+            HubMessage::StreamInvocation(invocation) => {
+                let text = match self.runtime.method(&invocation.target) {
+                    None => unknown_method(&invocation.target),
+                    Some(_) => format!(
+                        "The client attempted to invoke the non-streaming '{}' method with a streaming invocation.",
+                        invocation.target
+                    ),
+                };
+                self.complete_with_error(invocation.invocation_id, text);
+            }
+            HubMessage::Completion(completion) => {
+                tracing::debug!(id = %completion.invocation_id, "completion for an unknown invocation; ignored");
+            }
+            HubMessage::CancelInvocation(cancel) => {
+                tracing::debug!(id = %cancel.invocation_id, "cancel for an unknown invocation; ignored");
+            }
+            HubMessage::Ping => self.ping_received = true,
+            HubMessage::Close(close) => return Some(Ending::ClientClosed(close.error)),
+            HubMessage::Ack(_) | HubMessage::Sequence(_) => {
+                tracing::debug!("stateful reconnect message on a connection without it; ignored");
+            }
+            other => tracing::debug!(kind = other.message_type(), "ignoring message"),
+        }
+        None
+    }
+
+    fn invocation(&mut self, invocation: Invocation) {
+        let Invocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+            ..
+        } = invocation;
+        let Some(method) = self.runtime.method(&target) else {
+            if let Some(id) = invocation_id {
+                self.complete_with_error(id, unknown_method(&target));
+            } else {
+                tracing::debug!(%target, "non-blocking call to an unknown method; ignored");
+            }
+            return;
+        };
+        let expected = H::methods()[method].params;
+        let error = if !stream_ids.is_empty() {
+            Some(format!(
+                "An unexpected error occurred invoking '{target}' on the server. HubException: Client sent {} stream(s), Hub method expects 0.",
+                stream_ids.len()
+            ))
+        } else if arguments.len() != expected {
+            Some(
+                InvokeError::Bind {
+                    detail: format!(
+                        "Invocation provides {} argument(s) but target expects {expected}.",
+                        arguments.len()
+                    ),
+                }
+                .wire_text(&target, self.runtime.options.detailed_errors),
+            )
+        } else {
+            None
+        };
+        match (error, invocation_id) {
+            (Some(text), Some(id)) => self.complete_with_error(id, text),
+            (Some(text), None) => {
+                tracing::debug!(%target, error = %text, "non-blocking call failed")
+            }
+            (None, invocation_id) => self.pending.push_back(PendingCall {
+                method,
+                invocation_id,
+                target,
+                arguments,
+            }),
+        }
+    }
+
+    fn complete_with_error(&self, id: String, text: String) {
+        let handle = self.handle.clone();
+        let message = HubMessage::Completion(Completion::error(id, text));
+        tokio::spawn(async move {
+            let _ = handle.send_message(&message).await;
+        });
+    }
+
+    fn spawn(&self, call: PendingCall, permit: OwnedSemaphorePermit) {
+        let PendingCall {
+            method,
+            invocation_id,
+            target,
+            arguments,
+        } = call;
+        let hub = self.runtime.hub.clone();
+        let cx = self.cx.clone();
+        let handle = self.handle.clone();
+        let detailed = self.runtime.options.detailed_errors;
+        let span = tracing::debug_span!("invocation", %target, id = invocation_id.as_deref());
+        tokio::spawn(
+            async move {
+                let protocol = cx.protocol();
+                let outcome = AssertUnwindSafe(hub.invoke(method, Call::new(cx, arguments)))
+                    .catch_unwind()
+                    .await;
+                let outcome = outcome.unwrap_or_else(|_| {
+                    tracing::error!("hub method panicked");
+                    Err(InvokeError::Failed {
+                        type_name: "Panic".to_owned(),
+                        message: "the hub method panicked".to_owned(),
+                        hub_error: false,
+                    })
+                });
+                if let Err(error) = &outcome {
+                    tracing::debug!(?error, "invocation failed");
+                }
+                if let Some(id) = invocation_id {
+                    let completion = match outcome {
+                        Ok(Reply::Unit) => Completion::result(id, Value::null(protocol)),
+                        Ok(Reply::Value(value)) => Completion::result(id, value),
+                        Err(error) => Completion::error(id, error.wire_text(&target, detailed)),
+                    };
+                    let _ = handle
+                        .send_message(&HubMessage::Completion(completion))
+                        .await;
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn unknown_method(target: &str) -> String {
+    format!("Unknown hub method '{target}'")
+}

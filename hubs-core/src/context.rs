@@ -1,0 +1,216 @@
+//! The connection context hub methods receive.
+
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, Uri};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Clients, Groups};
+use crate::connection_id::ConnectionId;
+use crate::hub::Hub;
+use crate::lifetime::ConnectionHandle;
+use crate::options::TransportKind;
+use crate::protocol::Protocol;
+use crate::runtime::HubRuntime;
+
+/// The HTTP request that opened a connection: its URI (with the query string) and
+/// headers (cookies included).
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Request {
+    /// A request with this URI and these headers.
+    pub fn new(uri: Uri, headers: HeaderMap) -> Self {
+        Self { uri, headers }
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header's value as text; `None` when absent or not text. Names ignore case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A query parameter's raw value (the first, if repeated).
+    ///
+    /// ```
+    /// # use hubs_core::Request;
+    /// let request = Request::new("/chat?id=x&room=7".parse().unwrap(), Default::default());
+    /// assert_eq!(request.query("room"), Some("7"));
+    /// ```
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.uri.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// A cookie's value.
+    ///
+    /// ```
+    /// # use hubs_core::Request;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("cookie", "a=1; testCookie=testValue".parse().unwrap());
+    /// let request = Request::new("/".parse().unwrap(), headers);
+    /// assert_eq!(request.cookie("testCookie"), Some("testValue"));
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                (key == name).then_some(value)
+            })
+    }
+}
+
+/// Values that live as long as one connection (`Context.Items`), keyed by type.
+///
+/// ```
+/// # use hubs_core::Items;
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Nick(String);
+/// let items = Items::default();
+/// items.insert(Nick("ann".into()));
+/// assert_eq!(items.get::<Nick>(), Some(Nick("ann".into())));
+/// ```
+#[derive(Debug, Default)]
+pub struct Items {
+    map: Mutex<http::Extensions>,
+}
+
+impl Items {
+    fn lock(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores `value`, returning the previous value of that type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.lock().insert(value)
+    }
+
+    /// A copy of the value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().get::<T>().cloned()
+    }
+
+    /// Removes and returns the value of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().remove::<T>()
+    }
+
+    /// Runs `f` on the value of type `T` in place, inserting `T::default()` first if
+    /// absent.
+    pub fn with<T: Clone + Default + Send + Sync + 'static, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        let mut map = self.lock();
+        f(map.get_or_insert_default::<T>())
+    }
+}
+
+/// What lives as long as one connection.
+#[derive(Debug)]
+pub(crate) struct ConnectionState {
+    pub(crate) handle: Arc<ConnectionHandle>,
+    pub(crate) request: Request,
+    pub(crate) transport: TransportKind,
+    pub(crate) items: Items,
+    pub(crate) closed: CancellationToken,
+}
+
+/// The calling connection, given to hub methods and hooks: its id, user, request and
+/// items, and the way to reach other clients and groups. Cheap to clone.
+pub struct Context<H: Hub> {
+    connection: Arc<ConnectionState>,
+    runtime: Arc<HubRuntime<H>>,
+}
+
+impl<H: Hub> Clone for Context<H> {
+    fn clone(&self) -> Self {
+        Self {
+            connection: self.connection.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+impl<H: Hub> Context<H> {
+    pub(crate) fn new(connection: Arc<ConnectionState>, runtime: Arc<HubRuntime<H>>) -> Self {
+        Self {
+            connection,
+            runtime,
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<HubRuntime<H>> {
+        &self.runtime
+    }
+
+    /// The connection's id (what `clients().client(id)` takes).
+    pub fn connection_id(&self) -> &ConnectionId {
+        self.connection.handle.id()
+    }
+
+    /// The user the connection belongs to, as the hub's user-id provider found it.
+    pub fn user_identifier(&self) -> Option<&str> {
+        self.connection.handle.user()
+    }
+
+    /// The HTTP request that opened the connection.
+    pub fn request(&self) -> &Request {
+        &self.connection.request
+    }
+
+    /// The transport the connection uses.
+    pub fn transport(&self) -> TransportKind {
+        self.connection.transport
+    }
+
+    /// The connection's hub protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.connection.handle.protocol()
+    }
+
+    /// Values that live as long as the connection.
+    pub fn items(&self) -> &Items {
+        &self.connection.items
+    }
+
+    /// Cancelled when the connection ends.
+    pub fn connection_closed(&self) -> CancellationToken {
+        self.connection.closed.clone()
+    }
+
+    /// Closes the connection (`Context.Abort()`); the client is told not to reconnect.
+    pub fn abort(&self) {
+        self.connection.handle.abort();
+    }
+
+    /// The clients of the hub, including the caller-relative targets.
+    pub fn clients(&self) -> Clients<H> {
+        Clients::new(self.runtime.clients(), self.connection_id().clone())
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        self.runtime.groups()
+    }
+}

@@ -1,0 +1,182 @@
+//! The contract between a hub type and the runtime; `#[hub]` implements it.
+
+use std::any::TypeId;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::ClientFamily;
+use crate::context::Context;
+use crate::error::{HubError, InvokeError};
+use crate::protocol::{Protocol, Value};
+
+/// A boxed future that can move between threads, as generated dispatchers return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A hub: a type whose methods clients call by name.
+///
+/// Implemented by `#[hub]` on an `impl` block; there is rarely a reason to implement it by
+/// hand. The hub value is shared by every connection and call (put pools, caches and
+/// configuration in it); state that belongs to one connection lives in
+/// [`Context::items`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a hub",
+    note = "put `#[hubs::hub]` on an `impl {Self}` block to make it one"
+)]
+pub trait Hub: Send + Sync + Sized + 'static {
+    /// The typed proxy family for calls to clients (see `#[client]`), or
+    /// [`Untyped`](crate::client::Untyped).
+    type Client: ClientFamily;
+
+    /// The methods clients can call, in the order [`Hub::invoke`] numbers them.
+    fn methods() -> &'static [Method];
+
+    /// The services the methods inject; checked when the hub is mounted.
+    fn services() -> Vec<ServiceKey> {
+        Vec::new()
+    }
+
+    /// Calls method number `method` (an index into [`Hub::methods`]).
+    fn invoke(
+        self: Arc<Self>,
+        method: usize,
+        call: Call<Self>,
+    ) -> BoxFuture<Result<Reply, InvokeError>>;
+
+    /// Runs when a connection has completed its handshake. An error closes the connection.
+    fn on_connected(self: Arc<Self>, cx: Context<Self>) -> BoxFuture<Result<(), HubError>> {
+        let _ = cx;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Runs when a connection has ended; `error` tells why when it ended abnormally.
+    fn on_disconnected(
+        self: Arc<Self>,
+        cx: Context<Self>,
+        error: Option<HubError>,
+    ) -> BoxFuture<()> {
+        let _ = (cx, error);
+        Box::pin(async {})
+    }
+}
+
+/// What a client can call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Method {
+    /// The wire name, as clients spell it (matched without regard to case).
+    pub name: &'static str,
+    /// How many arguments travel in `arguments` (the context and services do not).
+    pub params: usize,
+}
+
+/// A service a hub method injects: by type, and optionally by key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// The service's type.
+    pub type_id: TypeId,
+    /// Its name, for error messages.
+    pub type_name: &'static str,
+    /// The key, for keyed services.
+    pub key: Option<&'static str>,
+}
+
+impl ServiceKey {
+    /// The key of a service of type `T`, with an optional key.
+    pub fn of<T: 'static>(key: Option<&'static str>) -> Self {
+        Self {
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key {
+            Some(key) => write!(f, "{} (key \"{key}\")", self.type_name),
+            None => f.write_str(self.type_name),
+        }
+    }
+}
+
+/// One invocation handed to [`Hub::invoke`]: the caller's context and the raw arguments.
+pub struct Call<H: Hub> {
+    cx: Context<H>,
+    arguments: Vec<Value>,
+}
+
+impl<H: Hub> Call<H> {
+    pub(crate) fn new(cx: Context<H>, arguments: Vec<Value>) -> Self {
+        Self { cx, arguments }
+    }
+
+    /// The caller's context.
+    pub fn context(&self) -> &Context<H> {
+        &self.cx
+    }
+
+    /// The protocol of the caller's connection.
+    pub fn protocol(&self) -> Protocol {
+        self.cx.protocol()
+    }
+
+    /// Binds argument `index` to `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::Bind`] when the argument is absent or has another shape.
+    pub fn argument<T: DeserializeOwned>(&self, index: usize) -> Result<T, InvokeError> {
+        match self.arguments.get(index) {
+            Some(value) => value.deserialize().map_err(InvokeError::bind),
+            None => Err(InvokeError::Bind {
+                detail: format!(
+                    "Invocation provides {} argument(s) but target expects more.",
+                    self.arguments.len()
+                ),
+            }),
+        }
+    }
+
+    /// The service of type `T` (with `key`, for keyed services).
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::MissingService`] when no such service is registered.
+    pub fn service<T: Send + Sync + 'static>(
+        &self,
+        key: Option<&'static str>,
+    ) -> Result<Arc<T>, InvokeError> {
+        self.cx
+            .runtime()
+            .services()
+            .get::<T>(key)
+            .ok_or_else(|| InvokeError::MissingService {
+                service: ServiceKey::of::<T>(key).to_string(),
+            })
+    }
+
+    /// A result value, encoded for the caller's protocol.
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::Encode`] when `value` cannot be serialized.
+    pub fn reply<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reply, InvokeError> {
+        Value::serialize(self.protocol(), value)
+            .map(Reply::Value)
+            .map_err(InvokeError::Encode)
+    }
+}
+
+/// What a hub method produced.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Reply {
+    /// No value (`()`); sent as a null result, as the official server does.
+    Unit,
+    /// A value in the caller's protocol.
+    Value(Value),
+}

@@ -1,0 +1,230 @@
+//! Per-hub settings, with the defaults of ASP.NET Core.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::Request;
+use crate::lifetime::{InMemoryLifetimeManager, LifetimeManager};
+use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
+
+/// A transport a hub can be reached by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// WebSockets (full duplex).
+    WebSockets,
+    /// Server-Sent Events for server-to-client, POST for client-to-server.
+    ServerSentEvents,
+    /// Long polling for server-to-client, POST for client-to-server.
+    LongPolling,
+}
+
+impl TransportKind {
+    /// The name used in negotiate responses and by `GetActiveTransportName`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebSockets => "WebSockets",
+            Self::ServerSentEvents => "ServerSentEvents",
+            Self::LongPolling => "LongPolling",
+        }
+    }
+
+    /// Whether the transport carries binary data (MessagePack).
+    pub fn supports_binary(self) -> bool {
+        self != Self::ServerSentEvents
+    }
+}
+
+type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
+
+/// How one hub behaves. Every setting has the official server's default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hubs_core::HubOptions;
+///
+/// let options = HubOptions::default()
+///     .enable_detailed_errors(true)
+///     .keep_alive_interval(Duration::from_secs(10))
+///     .user_id(|request| request.query("user").map(str::to_owned));
+/// assert!(options.detailed_errors());
+/// ```
+#[derive(Clone)]
+pub struct HubOptions {
+    pub(crate) detailed_errors: bool,
+    pub(crate) keep_alive_interval: Duration,
+    pub(crate) client_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_parallel_invocations: usize,
+    pub(crate) outbound_capacity: usize,
+    pub(crate) send_timeout: Duration,
+    pub(crate) protocols: Vec<Protocol>,
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) user_id: Option<UserIdProvider>,
+    pub(crate) lifetime: Option<Arc<dyn LifetimeManager>>,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        Self {
+            detailed_errors: false,
+            keep_alive_interval: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            max_parallel_invocations: 1,
+            outbound_capacity: 256,
+            send_timeout: Duration::from_secs(10),
+            protocols: Protocol::ALL.to_vec(),
+            transports: vec![
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling,
+            ],
+            user_id: None,
+            lifetime: None,
+        }
+    }
+}
+
+impl HubOptions {
+    /// Whether callers see the type and message of every error (default off: only
+    /// [`HubError`](crate::HubError)s are shown).
+    #[must_use]
+    pub fn enable_detailed_errors(mut self, on: bool) -> Self {
+        self.detailed_errors = on;
+        self
+    }
+
+    /// How often the server sends a Ping when it has sent nothing else (default 15 s).
+    #[must_use]
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// How long a client may stay silent, once it has sent its first Ping, before the
+    /// connection is closed (default 30 s).
+    #[must_use]
+    pub fn client_timeout(mut self, timeout: Duration) -> Self {
+        self.client_timeout = timeout;
+        self
+    }
+
+    /// How long a client has to complete the handshake (default 15 s).
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest incoming message, framing included (default 32 KiB); `None` for no
+    /// limit.
+    #[must_use]
+    pub fn max_message_size(mut self, max: Option<usize>) -> Self {
+        self.max_message_size = max;
+        self
+    }
+
+    /// How many invocations of one client run at once (default 1); later ones wait.
+    /// The connection keeps reading meanwhile, so client results and pings still arrive.
+    #[must_use]
+    pub fn max_parallel_invocations(mut self, max: usize) -> Self {
+        self.max_parallel_invocations = max.max(1);
+        self
+    }
+
+    /// How many frames may wait in a connection's outbound queue (default 256).
+    #[must_use]
+    pub fn outbound_capacity(mut self, capacity: usize) -> Self {
+        self.outbound_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long a send waits for room in a full outbound queue, or a transport write
+    /// may block, before the connection is closed (default 10 s).
+    #[must_use]
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// The hub protocols clients may choose (default both).
+    #[must_use]
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
+        self.protocols = protocols.into_iter().collect();
+        self
+    }
+
+    /// The transports clients may use (default all three), in order of preference.
+    #[must_use]
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        self.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// How to find the user a connection belongs to, from its HTTP request (default:
+    /// connections have no user). Used by the `user` and `users` targets.
+    #[must_use]
+    pub fn user_id(
+        mut self,
+        provider: impl Fn(&Request) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.user_id = Some(Arc::new(provider));
+        self
+    }
+
+    /// Routes messages through `lifetime` (for instance a backplane) instead of the
+    /// in-memory default.
+    #[must_use]
+    pub fn lifetime_manager(mut self, lifetime: Arc<dyn LifetimeManager>) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// Whether detailed errors are on.
+    pub fn detailed_errors(&self) -> bool {
+        self.detailed_errors
+    }
+
+    /// The transports enabled, in order of preference.
+    pub fn enabled_transports(&self) -> &[TransportKind] {
+        &self.transports
+    }
+
+    /// The configured limit on one incoming message.
+    pub fn max_message_size_limit(&self) -> Option<usize> {
+        self.max_message_size
+    }
+
+    /// The configured send timeout.
+    pub fn configured_send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
+    pub(crate) fn take_lifetime(&mut self) -> Arc<dyn LifetimeManager> {
+        self.lifetime
+            .take()
+            .unwrap_or_else(|| Arc::new(InMemoryLifetimeManager::new()))
+    }
+}
+
+impl fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("detailed_errors", &self.detailed_errors)
+            .field("keep_alive_interval", &self.keep_alive_interval)
+            .field("client_timeout", &self.client_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_parallel_invocations", &self.max_parallel_invocations)
+            .field("outbound_capacity", &self.outbound_capacity)
+            .field("send_timeout", &self.send_timeout)
+            .field("protocols", &self.protocols)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,223 @@
+//! One mounted hub: its value, options, routing and services; and the handle transports
+//! use to hand it connections.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use crate::client::{Groups, HubClients};
+use crate::connection_id::ConnectionId;
+use crate::context::Request;
+use crate::hub::{BoxFuture, Hub, ServiceKey};
+use crate::lifetime::{Frame, LifetimeManager};
+use crate::options::{HubOptions, TransportKind};
+use crate::services::Services;
+
+/// A hub with everything it runs with. Created by the server when a hub is mounted.
+pub struct HubRuntime<H: Hub> {
+    pub(crate) hub: Arc<H>,
+    pub(crate) options: HubOptions,
+    pub(crate) lifetime: Arc<dyn LifetimeManager>,
+    pub(crate) services: Arc<Services>,
+    method_index: HashMap<String, usize>,
+}
+
+/// A service a hub injects is not registered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("hub `{hub}` injects the service {service}, which is not registered")]
+pub struct MissingServiceError {
+    /// The hub type.
+    pub hub: &'static str,
+    /// The missing service.
+    pub service: String,
+}
+
+impl<H: Hub> HubRuntime<H> {
+    /// Sets up `hub` with `options` and the server's `services`.
+    ///
+    /// # Errors
+    ///
+    /// [`MissingServiceError`] when a method injects a service `services` lacks.
+    pub fn new(
+        hub: H,
+        mut options: HubOptions,
+        services: Arc<Services>,
+    ) -> Result<Arc<Self>, MissingServiceError> {
+        if let Some(missing) = H::services()
+            .into_iter()
+            .find(|key: &ServiceKey| !services.contains(key.type_id, key.key))
+        {
+            return Err(MissingServiceError {
+                hub: std::any::type_name::<H>(),
+                service: missing.to_string(),
+            });
+        }
+        let method_index = H::methods()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.to_ascii_lowercase(), i))
+            .collect();
+        Ok(Arc::new(Self {
+            hub: Arc::new(hub),
+            lifetime: options.take_lifetime(),
+            options,
+            services,
+            method_index,
+        }))
+    }
+
+    /// The hub value.
+    pub fn hub(&self) -> &Arc<H> {
+        &self.hub
+    }
+
+    /// The hub's options.
+    pub fn options(&self) -> &HubOptions {
+        &self.options
+    }
+
+    /// The services methods may inject.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The lifetime manager routing this hub's messages.
+    pub fn lifetime_manager(&self) -> &Arc<dyn LifetimeManager> {
+        &self.lifetime
+    }
+
+    /// The Clients targets, for use outside hub methods.
+    pub fn clients(&self) -> HubClients<H> {
+        HubClients::new(self.lifetime.clone())
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        Groups::new(self.lifetime.clone())
+    }
+
+    /// A handle for code outside hub methods.
+    pub fn context(self: &Arc<Self>) -> HubContext<H> {
+        HubContext {
+            runtime: self.clone(),
+        }
+    }
+
+    /// The method a wire name refers to, ignoring case.
+    pub(crate) fn method(&self, name: &str) -> Option<usize> {
+        if let Some(i) = H::methods().iter().position(|m| m.name == name) {
+            return Some(i);
+        }
+        self.method_index.get(&name.to_ascii_lowercase()).copied()
+    }
+}
+
+/// Reaches a hub's clients and groups from outside its methods (`IHubContext`): from a
+/// background task, an HTTP handler, a timer. Cheap to clone.
+///
+/// ```no_run
+/// # async fn f<H: hubs_core::Hub>(cx: hubs_core::HubContext<H>) where H::Client: hubs_core::ClientFamily<Proxy<hubs_core::Many> = hubs_core::Recipients<hubs_core::Many>> {
+/// cx.clients().all().send("Tick", (1,)).await.ok();
+/// # }
+/// ```
+pub struct HubContext<H: Hub> {
+    runtime: Arc<HubRuntime<H>>,
+}
+
+impl<H: Hub> Clone for HubContext<H> {
+    fn clone(&self) -> Self {
+        Self {
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+impl<H: Hub> HubContext<H> {
+    /// The Clients targets (no caller-relative ones: there is no caller).
+    pub fn clients(&self) -> HubClients<H> {
+        self.runtime.clients()
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        self.runtime.groups()
+    }
+
+    /// The hub value.
+    pub fn hub(&self) -> &Arc<H> {
+        &self.runtime.hub
+    }
+
+    /// The runtime behind this context.
+    pub fn runtime(&self) -> &Arc<HubRuntime<H>> {
+        &self.runtime
+    }
+}
+
+/// Incoming bytes from a transport: each item is whatever arrived (a WebSocket frame, a
+/// POST body); message boundaries are found by the hub protocol.
+pub type Incoming = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+/// A transport's new connection, handed to [`HubEndpoint::connect`].
+pub struct TransportConnection {
+    /// The public connection id.
+    pub connection_id: ConnectionId,
+    /// The HTTP request that opened the transport.
+    pub request: Request,
+    /// Which transport.
+    pub transport: TransportKind,
+    /// The bytes the client sends, handshake first; the stream ends when the client goes.
+    pub incoming: Incoming,
+}
+
+/// What the transport runs for a connection.
+pub struct Connected {
+    /// Frames to write to the client, in order.
+    pub outgoing: mpsc::Receiver<Frame>,
+    /// Cancelled when the connection ends; the transport then writes what is still
+    /// queued in `outgoing` and closes.
+    pub closed: tokio_util::sync::CancellationToken,
+    /// Cancel it to end the connection from the transport's side (for instance when a
+    /// write failed or timed out).
+    pub abort: tokio_util::sync::CancellationToken,
+    /// The connection's task: handshake, dispatch, keep-alive. Run it to completion.
+    pub task: BoxFuture<()>,
+}
+
+/// A mounted hub as transports see it: type-erased, so one server holds many hubs.
+pub trait HubEndpoint: Send + Sync + 'static {
+    /// The hub's options (transports, protocols, limits).
+    fn options(&self) -> &HubOptions;
+
+    /// Starts a connection.
+    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected;
+
+    /// The hub's type.
+    fn hub_type(&self) -> TypeId;
+
+    /// The runtime, for downcasting to `HubRuntime<H>`.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<H: Hub> HubEndpoint for HubRuntime<H> {
+    fn options(&self) -> &HubOptions {
+        &self.options
+    }
+
+    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
+        crate::connection::start(self, connection)
+    }
+
+    fn hub_type(&self) -> TypeId {
+        TypeId::of::<H>()
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

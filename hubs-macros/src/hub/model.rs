@@ -1,0 +1,188 @@
+//! The lowered, infallible description of a hub, ready to expand.
+
+use syn::{Ident, Path, Type};
+
+use super::parse::Input;
+use crate::naming::pascal_case;
+
+pub(crate) struct Model {
+    pub(crate) self_ty: Type,
+    pub(crate) krate: Path,
+    pub(crate) methods: Vec<Method>,
+    pub(crate) on_connected: Option<Hook>,
+    pub(crate) on_disconnected: Option<Hook>,
+}
+
+pub(crate) struct Method {
+    pub(crate) ident: Ident,
+    pub(crate) wire: String,
+    pub(crate) is_async: bool,
+    pub(crate) params: Vec<Param>,
+    pub(crate) ret: Return,
+}
+
+pub(crate) enum Param {
+    /// `&Context<Self>` (by reference) or `Context<Self>`.
+    Context { by_ref: bool },
+    /// An injected service: `&T` (by reference) or `Arc<T>`.
+    Service {
+        ty: Type,
+        key: Option<String>,
+        by_ref: bool,
+    },
+    /// A wire argument.
+    Payload { ty: Type },
+}
+
+pub(crate) enum Return {
+    Unit,
+    Value(Type),
+    Result(Type),
+}
+
+pub(crate) struct Hook {
+    pub(crate) ident: Ident,
+    pub(crate) is_async: bool,
+    /// Whether the hook returns `Result<(), HubError>` (else `()`).
+    pub(crate) fallible: bool,
+    /// Whether `on_disconnected` takes the error parameter.
+    pub(crate) takes_error: bool,
+    pub(crate) context: Option<bool>,
+}
+
+pub(crate) const ON_CONNECTED: &str = "on_connected";
+pub(crate) const ON_DISCONNECTED: &str = "on_disconnected";
+
+/// The last path segment's name, when the type is a plain path.
+pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        Type::Group(group) => last_segment(&group.elem),
+        Type::Paren(paren) => last_segment(&paren.elem),
+        _ => None,
+    }
+}
+
+/// The single generic type argument of a path segment (`Arc<T>` → `T`).
+pub(crate) fn single_generic(segment: &syn::PathSegment) -> Option<&Type> {
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match &args.args[0] {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `ty` is `Context<…>` or `&Context<…>`; `Some(by_ref)` if so.
+pub(crate) fn context_param(ty: &Type) -> Option<bool> {
+    match ty {
+        Type::Reference(reference) => context_param(&reference.elem)
+            .filter(|by_ref| !by_ref)
+            .map(|_| true),
+        other => last_segment(other)
+            .filter(|s| s.ident == "Context")
+            .map(|_| false),
+    }
+}
+
+/// The service type inside `&T` or `Arc<T>`, with whether it is a reference.
+pub(crate) fn service_type(ty: &Type) -> Option<(Type, bool)> {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => {
+            Some(((*reference.elem).clone(), true))
+        }
+        other => {
+            let segment = last_segment(other).filter(|s| s.ident == "Arc")?;
+            single_generic(segment).map(|inner| (inner.clone(), false))
+        }
+    }
+}
+
+pub(crate) fn return_shape(output: &syn::ReturnType) -> Return {
+    match output {
+        syn::ReturnType::Default => Return::Unit,
+        syn::ReturnType::Type(_, ty) => match &**ty {
+            Type::Tuple(tuple) if tuple.elems.is_empty() => Return::Unit,
+            ty => match last_segment(ty) {
+                Some(segment) if segment.ident == "Result" => match &segment.arguments {
+                    syn::PathArguments::AngleBracketed(args) => match args.args.first() {
+                        Some(syn::GenericArgument::Type(ok)) => Return::Result(ok.clone()),
+                        _ => Return::Value(ty.clone()),
+                    },
+                    _ => Return::Value(ty.clone()),
+                },
+                _ => Return::Value(ty.clone()),
+            },
+        },
+    }
+}
+
+pub(crate) fn lower(input: &Input) -> Model {
+    let krate = input
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::hubs));
+    let mut methods = Vec::new();
+    let mut on_connected = None;
+    let mut on_disconnected = None;
+    for f in &input.fns {
+        let name = f.sig.ident.to_string();
+        let is_async = f.sig.asyncness.is_some();
+        if name == ON_CONNECTED || name == ON_DISCONNECTED {
+            let hook = Hook {
+                ident: f.sig.ident.clone(),
+                is_async,
+                fallible: matches!(return_shape(&f.sig.output), Return::Result(_)),
+                takes_error: f.params.iter().any(|p| context_param(&p.ty).is_none()),
+                context: f.params.iter().find_map(|p| context_param(&p.ty)),
+            };
+            if name == ON_CONNECTED {
+                on_connected = Some(hook);
+            } else {
+                on_disconnected = Some(hook);
+            }
+            continue;
+        }
+        if !f.is_pub || f.skip.is_some() {
+            continue;
+        }
+        let params = f
+            .params
+            .iter()
+            .map(|p| {
+                if let Some((_, key)) = &p.service {
+                    let (ty, by_ref) = service_type(&p.ty).unwrap_or(((*p.ty).clone(), false));
+                    Param::Service {
+                        ty,
+                        key: key.as_ref().map(syn::LitStr::value),
+                        by_ref,
+                    }
+                } else if let Some(by_ref) = context_param(&p.ty) {
+                    Param::Context { by_ref }
+                } else {
+                    Param::Payload {
+                        ty: (*p.ty).clone(),
+                    }
+                }
+            })
+            .collect();
+        methods.push(Method {
+            ident: f.sig.ident.clone(),
+            wire: f
+                .rename
+                .as_ref()
+                .map_or_else(|| pascal_case(&name), syn::LitStr::value),
+            is_async,
+            params,
+            ret: return_shape(&f.sig.output),
+        });
+    }
+    Model {
+        self_ty: (*input.item.self_ty).clone(),
+        krate,
+        methods,
+        on_connected,
+        on_disconnected,
+    }
+}

@@ -1,0 +1,196 @@
+//! Every misuse `#[hub]` can see, each reported at the offending token.
+
+use std::collections::HashMap;
+
+use syn::{FnArg, Type};
+
+use super::model::{
+    ON_CONNECTED, ON_DISCONNECTED, Return, context_param, return_shape, service_type,
+};
+use super::parse::{FnInput, Input};
+use crate::diag::Errors;
+use crate::naming::pascal_case;
+
+pub(crate) fn validate(input: &Input, errors: &Errors) {
+    let item = &input.item;
+    if let Some((_, path, _)) = &item.trait_ {
+        errors.error_at(
+            path,
+            "`#[hub]` goes on an inherent `impl` block, not a trait implementation",
+        );
+    }
+    if !item.generics.params.is_empty() {
+        errors.error_at(&item.generics, "hub types cannot be generic");
+    }
+
+    let mut wire_names: HashMap<String, String> = HashMap::new();
+    for f in &input.fns {
+        let name = f.sig.ident.to_string();
+        if name == ON_CONNECTED || name == ON_DISCONNECTED {
+            hook(f, &name, errors);
+            continue;
+        }
+        if !f.is_pub || f.skip.is_some() {
+            if let (false, Some(rename)) = (f.is_pub, &f.rename) {
+                errors.error_at(rename, "`rename` on a private method: only visible methods (`pub`, `pub(crate)`, …) are hub methods");
+            }
+            continue;
+        }
+        receiver(f, errors);
+        signature(f, errors);
+        for param in &f.params {
+            if let Some((span, _)) = &param.service {
+                if service_type(&param.ty).is_none() {
+                    errors.push(syn::Error::new(
+                        *span,
+                        "an injected service is taken as `&T` or `Arc<T>`",
+                    ));
+                }
+                continue;
+            }
+            if context_param(&param.ty).is_some() {
+                continue;
+            }
+            payload(&param.ty, errors);
+        }
+        let wire = f
+            .rename
+            .as_ref()
+            .map_or_else(|| pascal_case(&name), syn::LitStr::value);
+        if let (true, Some(rename)) = (wire.is_empty(), &f.rename) {
+            errors.error_at(rename, "a wire name cannot be empty");
+        }
+        let key = wire.to_lowercase();
+        match wire_names.get(&key) {
+            Some(first) => {
+                let message = format!(
+                    "duplicate wire name `{wire}` (also used by `{first}`); clients match names without regard to case, so rename one with `#[hub(rename = \"…\")]`"
+                );
+                match &f.rename {
+                    Some(rename) => errors.error_at(rename, message),
+                    None => errors.error_at(&f.sig.ident, message),
+                }
+            }
+            None => {
+                wire_names.insert(key, name);
+            }
+        }
+    }
+}
+
+fn receiver(f: &FnInput, errors: &Errors) {
+    match f.sig.inputs.first() {
+        Some(FnArg::Receiver(receiver)) => {
+            if receiver.reference.is_none() {
+                errors.error_at(receiver, "hub methods take `&self`, not `self` by value: the hub is shared by every call");
+            } else if receiver.mutability.is_some() {
+                errors.error_at(receiver, "hub methods take `&self`, not `&mut self`: the hub is shared by every call; keep mutable state behind a lock or in `Context::items`");
+            } else if !matches!(&*receiver.ty, Type::Reference(_)) {
+                errors.error_at(receiver, "hub methods take `&self`");
+            }
+        }
+        _ => errors.error_at(
+            &f.sig.ident,
+            "hub methods take `&self`; mark helper functions `#[hub(skip)]` or make them private",
+        ),
+    }
+}
+
+fn signature(f: &FnInput, errors: &Errors) {
+    if !f.sig.generics.params.is_empty() {
+        errors.error_at(
+            &f.sig.generics,
+            "hub methods cannot be generic: clients call them by name with concrete argument types",
+        );
+    }
+    if let Some(unsafety) = &f.sig.unsafety {
+        errors.error_at(unsafety, "hub methods cannot be `unsafe`");
+    }
+    if let Some(variadic) = &f.sig.variadic {
+        errors.error_at(variadic, "hub methods cannot be variadic");
+    }
+    if let syn::ReturnType::Type(_, ty) = &f.sig.output
+        && matches!(&**ty, Type::ImplTrait(_))
+    {
+        errors.error_at(
+            ty,
+            "hub methods cannot return `impl Trait`: return a concrete type, or a `Result`",
+        );
+    }
+}
+
+fn payload(ty: &Type, errors: &Errors) {
+    match ty {
+        Type::Reference(_) => errors.error_at(
+            ty,
+            "payload parameters are owned values (they are deserialized from the call); take `String` rather than `&str`, or mark an injected service with `#[hub(service)]`",
+        ),
+        Type::ImplTrait(_) => errors.error_at(ty, "`impl Trait` parameters are not supported in hub methods"),
+        Type::Infer(_) | Type::Never(_) => errors.error_at(ty, "unsupported parameter type"),
+        _ => {}
+    }
+}
+
+fn hook(f: &FnInput, name: &str, errors: &Errors) {
+    if let Some(rename) = &f.rename {
+        errors.error_at(
+            rename,
+            format!("`{name}` is a hook, not a hub method; it has no wire name"),
+        );
+    }
+    receiver(f, errors);
+    if !f.sig.generics.params.is_empty() {
+        errors.error_at(&f.sig.generics, format!("`{name}` cannot be generic"));
+    }
+    let expected = if name == ON_CONNECTED {
+        "`on_connected(&self, cx: &Context<Self>)`, returning `()` or `Result<(), HubError>`"
+    } else {
+        "`on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`, returning `()`"
+    };
+    let mut contexts = 0;
+    let mut others = 0;
+    for param in &f.params {
+        if param.service.is_some() {
+            errors.push(syn::Error::new(
+                param
+                    .service
+                    .as_ref()
+                    .map_or_else(proc_macro2::Span::call_site, |s| s.0),
+                format!("hooks cannot inject services; expected {expected}"),
+            ));
+        } else if context_param(&param.ty).is_some() {
+            contexts += 1;
+            if contexts > 1 {
+                errors.error_at(
+                    &param.ty,
+                    format!("`{name}` takes the context once; expected {expected}"),
+                );
+            }
+        } else {
+            others += 1;
+            let allowed = name == ON_DISCONNECTED && others == 1 && is_option(&param.ty);
+            if !allowed {
+                errors.error_at(
+                    &param.ty,
+                    format!("unexpected parameter for `{name}`; expected {expected}"),
+                );
+            }
+        }
+    }
+    match (name, return_shape(&f.sig.output)) {
+        (_, Return::Unit) => {}
+        (ON_CONNECTED, Return::Result(_)) => {}
+        _ => {
+            if let syn::ReturnType::Type(_, ty) = &f.sig.output {
+                errors.error_at(
+                    ty,
+                    format!("unexpected return type for `{name}`; expected {expected}"),
+                );
+            }
+        }
+    }
+}
+
+fn is_option(ty: &Type) -> bool {
+    super::model::last_segment(ty).is_some_and(|s| s.ident == "Option")
+}

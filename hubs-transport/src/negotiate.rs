@@ -1,0 +1,103 @@
+//! `POST {hub}/negotiate`: connection id, token and the transports on offer.
+
+use serde::Serialize;
+
+use hubs_core::{HubOptions, TransportKind};
+
+/// The transports this server implements, in the order clients should try them.
+pub(crate) const IMPLEMENTED: [TransportKind; 1] = [TransportKind::WebSockets];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    negotiate_version: u32,
+    connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_token: Option<&'a str>,
+    available_transports: Vec<Transport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Transport {
+    transport: &'static str,
+    transfer_formats: &'static [&'static str],
+}
+
+/// The negotiate version a client asked for, per the official server's rules.
+pub(crate) fn requested_version(query: Option<&str>) -> Result<u32, String> {
+    let value = query.and_then(|q| {
+        q.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            key.eq_ignore_ascii_case("negotiateVersion")
+                .then_some(value)
+        })
+    });
+    match value {
+        None => Ok(0),
+        Some(value) => match value.parse::<i32>() {
+            Ok(v) if v < 0 => Err(format!(
+                "The client requested version '{v}', but the server does not support this version."
+            )),
+            Ok(v) => Ok(v.min(1) as u32),
+            Err(_) => Err("The client requested a non-integer protocol version.".to_owned()),
+        },
+    }
+}
+
+/// The body of a successful negotiate response.
+pub(crate) fn response(
+    version: u32,
+    connection_id: &str,
+    token: &str,
+    options: &HubOptions,
+) -> Vec<u8> {
+    let available_transports = options
+        .enabled_transports()
+        .iter()
+        .filter(|t| IMPLEMENTED.contains(t))
+        .map(|&t| Transport {
+            transport: t.name(),
+            transfer_formats: if t.supports_binary() {
+                &["Text", "Binary"]
+            } else {
+                &["Text"]
+            },
+        })
+        .collect();
+    let response = Response {
+        negotiate_version: version,
+        connection_id,
+        connection_token: (version >= 1).then_some(token),
+        available_transports,
+    };
+    serde_json::to_vec(&response).unwrap_or_default()
+}
+
+/// `{"error":"…"}`, still with status 200, as the official server answers.
+pub(crate) fn error(text: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": text })).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(requested_version(None), Ok(0));
+        assert_eq!(requested_version(Some("a=1&NEGOTIATEVERSION=1")), Ok(1));
+        assert_eq!(requested_version(Some("negotiateVersion=5")), Ok(1));
+        assert!(requested_version(Some("negotiateVersion=x")).is_err());
+        assert!(requested_version(Some("negotiateVersion=-1")).is_err());
+    }
+
+    #[test]
+    fn v0_has_no_token() {
+        let body = response(0, "id", "id", &HubOptions::default());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! The server builder and the HTTP service that routes requests to hubs.
+
+use std::any::TypeId;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{Method, Request, Response, StatusCode, header};
+use hubs_core::{
+    ConnectionId, Hub, HubContext, HubEndpoint, HubOptions, HubRuntime, MissingServiceError,
+    Services, TransportKind,
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, ToSocketAddrs};
+
+use crate::body::{self, Body};
+use crate::negotiate;
+use crate::registry::{AttachError, Registry};
+use crate::websocket;
+
+type Mounter =
+    Box<dyn FnOnce(Arc<Services>) -> Result<Arc<dyn HubEndpoint>, MissingServiceError> + Send>;
+
+/// Builds a hub server: hubs on paths, services for them, then [`serve`](Server::serve).
+///
+/// # Examples
+///
+/// ```no_run
+/// # use hubs_core::{Hub, HubOptions};
+/// # async fn f<H: Hub>(my_hub: H) -> std::io::Result<()> {
+/// hubs_transport::Server::new()
+///     .hub_with("/chat", my_hub, HubOptions::default().enable_detailed_errors(true))
+///     .serve("127.0.0.1:5000")
+///     .await
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Server {
+    services: Services,
+    mounts: Vec<(String, Mounter)>,
+}
+
+/// The server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A hub injects a service that is not registered.
+    #[error(transparent)]
+    MissingService(#[from] MissingServiceError),
+    /// Two hubs are mounted on the same path.
+    #[error("two hubs are mounted on `{0}`")]
+    DuplicatePath(String),
+}
+
+impl From<BuildError> for io::Error {
+    fn from(error: BuildError) -> Self {
+        io::Error::other(error)
+    }
+}
+
+impl Server {
+    /// An empty server.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a service that hub methods can inject by type.
+    #[must_use]
+    pub fn service<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.services.insert(value);
+        self
+    }
+
+    /// Registers a service that hub methods can inject by type and `key`.
+    #[must_use]
+    pub fn keyed_service<T: Send + Sync + 'static>(
+        mut self,
+        key: impl Into<String>,
+        value: T,
+    ) -> Self {
+        self.services.insert_keyed(key, value);
+        self
+    }
+
+    /// Mounts `hub` at `path` (matched without regard to case) with default options.
+    #[must_use]
+    pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
+        self.hub_with(path, hub, HubOptions::default())
+    }
+
+    /// Mounts `hub` at `path` with `options`.
+    #[must_use]
+    pub fn hub_with<H: Hub>(mut self, path: &str, hub: H, options: HubOptions) -> Self {
+        self.mounts.push((
+            normalize(path),
+            Box::new(move |services| {
+                HubRuntime::new(hub, options, services).map(|rt| rt as Arc<dyn HubEndpoint>)
+            }),
+        ));
+        self
+    }
+
+    /// Sets the hubs up: checks services and paths.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] when a hub injects an unregistered service or two hubs share a path.
+    pub fn build(self) -> Result<HubService, BuildError> {
+        let services = Arc::new(self.services);
+        let mut hubs: Vec<(String, Arc<dyn HubEndpoint>)> = Vec::new();
+        for (path, mount) in self.mounts {
+            if hubs.iter().any(|(p, _)| *p == path) {
+                return Err(BuildError::DuplicatePath(path));
+            }
+            hubs.push((path, mount(services.clone())?));
+        }
+        Ok(HubService {
+            inner: Arc::new(Inner {
+                hubs,
+                registry: Registry::default(),
+            }),
+        })
+    }
+
+    /// Builds the server and serves it on `addr` until an error stops the listener.
+    ///
+    /// # Errors
+    ///
+    /// Build errors and errors binding the address.
+    pub async fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let service = self.build()?;
+        let listener = TcpListener::bind(addr).await?;
+        service.serve(listener).await
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
+    if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    }
+}
+
+struct Inner {
+    hubs: Vec<(String, Arc<dyn HubEndpoint>)>,
+    registry: Registry,
+}
+
+/// The built server as an HTTP service: serve it with [`HubService::serve`], or mount it
+/// in a hyper or tower application (it implements `tower_service::Service`, so axum's
+/// `Router::nest_service` and `fallback_service` take it). Cheap to clone.
+#[derive(Clone)]
+pub struct HubService {
+    inner: Arc<Inner>,
+}
+
+impl HubService {
+    /// The context of the first hub of type `H`, for use outside hub methods.
+    pub fn hub_context<H: Hub>(&self) -> Option<HubContext<H>> {
+        self.inner
+            .hubs
+            .iter()
+            .find(|(_, endpoint)| endpoint.hub_type() == TypeId::of::<H>())
+            .and_then(|(_, endpoint)| endpoint.clone().as_any().downcast::<HubRuntime<H>>().ok())
+            .map(|runtime| runtime.context())
+    }
+
+    /// Accepts connections on `listener` and serves them until accepting fails for good.
+    ///
+    /// # Errors
+    ///
+    /// An error from `accept` that is not about one connection.
+    pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) if is_per_connection(&error) => {
+                    tracing::debug!(%error, "accept failed");
+                    // Out of file descriptors and the like: give connections time to end.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let _ = stream.set_nodelay(true);
+            let service = self.clone();
+            tokio::spawn(async move { service.serve_connection(stream, peer).await });
+        }
+    }
+
+    async fn serve_connection(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let service = hyper::service::service_fn(move |request| {
+            let service = self.clone();
+            async move { Ok::<_, Infallible>(service.handle(request).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "http connection ended with an error");
+        }
+    }
+
+    fn find(&self, path: &str) -> Option<(usize, &Arc<dyn HubEndpoint>)> {
+        let path = normalize(path);
+        self.inner
+            .hubs
+            .iter()
+            .enumerate()
+            .find(|(_, (p, _))| *p == path)
+            .map(|(i, (_, endpoint))| (i, endpoint))
+    }
+
+    /// Answers one HTTP request.
+    pub async fn handle<B: Send + 'static>(&self, mut request: Request<B>) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        let lower = path.trim_end_matches('/').to_ascii_lowercase();
+        if let Some(hub_path) = lower.strip_suffix("/negotiate") {
+            let Some((index, endpoint)) = self.find(hub_path) else {
+                return body::text(StatusCode::NOT_FOUND, "");
+            };
+            if request.method() != Method::POST {
+                return body::text(StatusCode::METHOD_NOT_ALLOWED, "");
+            }
+            return self.negotiate(index, endpoint, request.uri().query());
+        }
+        let Some((index, endpoint)) = self.find(&path) else {
+            return body::text(StatusCode::NOT_FOUND, "");
+        };
+        let token = query_value(request.uri().query(), "id").map(str::to_owned);
+        let is_upgrade = request.method() == Method::GET
+            && request
+                .headers()
+                .get(header::UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if is_upgrade {
+            if !endpoint
+                .options()
+                .enabled_transports()
+                .contains(&TransportKind::WebSockets)
+            {
+                return body::text(
+                    StatusCode::NOT_FOUND,
+                    "WebSockets transport not supported by this end point type",
+                );
+            }
+            let (connection_id, token) = match token {
+                None => (ConnectionId::generate(), None),
+                Some(token) => {
+                    match self
+                        .inner
+                        .registry
+                        .attach(&token, index, TransportKind::WebSockets)
+                    {
+                        Ok(id) => (id, Some(token)),
+                        Err(AttachError::NotFound | AttachError::OtherHub) => {
+                            return body::text(StatusCode::NOT_FOUND, "No Connection with that ID");
+                        }
+                        Err(AttachError::InUse(TransportKind::WebSockets)) => {
+                            return body::text(StatusCode::CONFLICT, "");
+                        }
+                        Err(AttachError::InUse(_)) => {
+                            return body::text(
+                                StatusCode::BAD_REQUEST,
+                                "Cannot change transports mid-connection",
+                            );
+                        }
+                    }
+                }
+            };
+            let registry = self.clone();
+            return websocket::upgrade(&mut request, endpoint.clone(), connection_id, move || {
+                if let Some(token) = token {
+                    registry.inner.registry.remove(&token);
+                }
+            });
+        }
+        let Some(token) = token else {
+            return body::text(StatusCode::BAD_REQUEST, "Connection ID required");
+        };
+        match self.inner.registry.transport(&token) {
+            None => body::text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+            Some(Some(TransportKind::WebSockets)) if request.method() == Method::POST => {
+                body::text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "POST requests are not allowed for WebSocket connections.",
+                )
+            }
+            Some(Some(_)) if request.method() == Method::DELETE => body::text(
+                StatusCode::BAD_REQUEST,
+                "Cannot terminate this connection using the DELETE endpoint.",
+            ),
+            Some(_) => {
+                let transport = if request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("text/event-stream"))
+                {
+                    "ServerSentEvents transport not supported by this end point type"
+                } else {
+                    "LongPolling transport not supported by this end point type"
+                };
+                body::text(StatusCode::NOT_FOUND, transport)
+            }
+        }
+    }
+
+    fn negotiate(
+        &self,
+        index: usize,
+        endpoint: &Arc<dyn HubEndpoint>,
+        query: Option<&str>,
+    ) -> Response<Body> {
+        let version = match negotiate::requested_version(query) {
+            Ok(version) => version,
+            Err(text) => return body::json(negotiate::error(&text)),
+        };
+        let connection_id = ConnectionId::generate();
+        let token = if version >= 1 {
+            ConnectionId::generate().to_string()
+        } else {
+            connection_id.to_string()
+        };
+        let response =
+            negotiate::response(version, connection_id.as_str(), &token, endpoint.options());
+        self.inner.registry.negotiated(token, connection_id, index);
+        body::json(response)
+    }
+}
+
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    ) || matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+impl<B: Send + 'static> tower_service::Service<Request<B>> for HubService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}

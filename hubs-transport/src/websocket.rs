@@ -1,0 +1,181 @@
+//! The WebSockets transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hubs_core::{Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::body::{self, Body};
+
+/// Frames written per flush at most.
+const BATCH: usize = 64;
+
+/// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
+pub(crate) fn upgrade<B: Send + 'static>(
+    request: &mut Request<B>,
+    endpoint: Arc<dyn HubEndpoint>,
+    connection_id: ConnectionId,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Response<Body> {
+    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        on_end();
+        return body::text(StatusCode::BAD_REQUEST, "");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut *request);
+    let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+    // A WebSocket message may carry several hub messages, so the socket's own limit is
+    // looser than the hub's; the hub protocol enforces the real one, with the official
+    // close text.
+    let max_message = endpoint
+        .options()
+        .max_message_size_limit()
+        .map(|max| max.saturating_mul(4).max(1 << 20));
+
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "websocket upgrade failed");
+                on_end();
+                return;
+            }
+        };
+        let mut config = WebSocketConfig::default();
+        config.read_buffer_size = 8 * 1024;
+        config.write_buffer_size = 0;
+        config.max_message_size = max_message;
+        config.max_frame_size = max_message;
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        run(socket, endpoint, connection_id, hub_request).await;
+        on_end();
+    });
+
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+async fn run<S>(
+    socket: WebSocketStream<S>,
+    endpoint: Arc<dyn HubEndpoint>,
+    connection_id: ConnectionId,
+    request: hubs_core::Request,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let send_timeout = endpoint.options().configured_send_timeout();
+    let (mut sink, stream) = socket.split();
+    let incoming = futures_util::stream::unfold(stream, |mut stream| async move {
+        loop {
+            match stream.next().await? {
+                Ok(Message::Text(text)) => return Some((Bytes::from(text), stream)),
+                Ok(Message::Binary(bytes)) => return Some((bytes, stream)),
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "websocket read failed");
+                    return None;
+                }
+            }
+        }
+    });
+    let Connected {
+        mut outgoing,
+        closed,
+        abort,
+        task,
+    } = endpoint.connect(TransportConnection {
+        connection_id,
+        request,
+        transport: TransportKind::WebSockets,
+        incoming: Box::pin(incoming),
+    });
+
+    let writer = async move {
+        let mut finishing = false;
+        loop {
+            let first = tokio::select! {
+                biased;
+                frame = outgoing.recv() => frame,
+                () = closed.cancelled(), if !finishing => {
+                    finishing = true;
+                    outgoing.try_recv().ok()
+                }
+            };
+            let Some(first) = first else {
+                if finishing || closed.is_cancelled() {
+                    break;
+                }
+                continue;
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match outgoing.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
+            let write = async {
+                for frame in batch {
+                    sink.feed(message(frame)).await?;
+                }
+                sink.flush().await
+            };
+            match tokio::time::timeout(send_timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "websocket write failed");
+                    abort.cancel();
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("websocket write timed out");
+                    abort.cancel();
+                    return;
+                }
+            }
+            if finishing && outgoing.is_empty() {
+                break;
+            }
+        }
+        let close = Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = sink.send(close).await;
+            let _ = sink.close().await;
+        })
+        .await;
+    };
+    tokio::join!(task, writer);
+}
+
+fn message(frame: Frame) -> Message {
+    if frame.binary {
+        Message::Binary(frame.bytes)
+    } else {
+        match Utf8Bytes::try_from(frame.bytes.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(frame.bytes),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+#[hubs::hub]
+pub struct NotAnImpl;
+
+fn main() {}
