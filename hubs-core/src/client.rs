@@ -2,12 +2,19 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use crate::arguments::Arguments;
 use crate::connection_id::ConnectionId;
-use crate::error::SendError;
+use crate::error::{HubError, SendError};
 use crate::hub::Hub;
-use crate::lifetime::{LifetimeManager, Selection, SerializedMessage};
+use crate::lifetime::{ClientResultError, LifetimeManager, Selection, SerializedMessage};
+use crate::protocol::{EncodeError, Outcome, Protocol, Value};
 
 /// Marks a target that is exactly one connection (caller, client): client results are
 /// offered only there.
@@ -49,6 +56,7 @@ impl ClientFamily for Untyped {
 pub struct Recipients<K> {
     lifetime: Arc<dyn LifetimeManager>,
     selection: Selection,
+    timeout: Duration,
     _cardinality: PhantomData<fn() -> K>,
 }
 
@@ -57,6 +65,7 @@ impl<K> Clone for Recipients<K> {
         Self {
             lifetime: self.lifetime.clone(),
             selection: self.selection.clone(),
+            timeout: self.timeout,
             _cardinality: PhantomData,
         }
     }
@@ -71,12 +80,20 @@ impl<K> std::fmt::Debug for Recipients<K> {
 }
 
 impl<K: Cardinality> Recipients<K> {
-    fn new(lifetime: Arc<dyn LifetimeManager>, selection: Selection) -> Self {
+    fn new(lifetime: Arc<dyn LifetimeManager>, selection: Selection, timeout: Duration) -> Self {
         Self {
             lifetime,
             selection,
+            timeout,
             _cardinality: PhantomData,
         }
+    }
+
+    /// The same recipients with another client-result timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Which connections these are.
@@ -109,9 +126,190 @@ impl<K: Cardinality> Recipients<K> {
     }
 }
 
+impl Recipients<One> {
+    /// Calls the client method `target` and waits for the value it returns (a client
+    /// result, `InvokeAsync<T>`).
+    ///
+    /// # Errors
+    ///
+    /// A [`HubError`] carrying: the client's error text as it sent it (`Client didn't
+    /// provide a result.` when it has no handler); `Error trying to deserialize result to
+    /// {T}. …` for a result of the wrong shape; `Connection '{id}' disconnected.` or
+    /// `Connection '{id}' does not exist.`; or the timeout (the hub's
+    /// `client_result_timeout`, or [`with_timeout`](Self::with_timeout)).
+    pub async fn invoke<T: DeserializeOwned, A: Arguments + Send>(
+        &self,
+        target: &str,
+        arguments: A,
+    ) -> Result<T, HubError> {
+        let Selection::Connection(id) = &self.selection else {
+            return Err(HubError::new(
+                "a client result needs exactly one connection",
+            ));
+        };
+        let outcome = self
+            .lifetime
+            .invoke(id, target, &arguments, self.timeout)
+            .await;
+        bind_outcome(outcome)
+    }
+}
+
+impl Recipients<Many> {
+    /// Calls the client method `target` on every selected connection and collects their
+    /// results as they come: see [`Responses`]. Each client has the timeout of these
+    /// recipients ([`with_timeout`](Self::with_timeout) changes it).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Encode`] when the arguments cannot be serialized.
+    pub fn invoke_each<T: DeserializeOwned + Send + 'static, A: Arguments>(
+        &self,
+        target: &str,
+        arguments: A,
+    ) -> Result<Responses<T>, SendError> {
+        let encoded = Arc::new(EncodedArguments::new(&arguments).map_err(SendError::Encode)?);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let lifetime = self.lifetime.clone();
+        let selection = self.selection.clone();
+        let timeout = self.timeout;
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            let ids = lifetime.connection_ids(&selection).await;
+            let mut asks: FuturesUnordered<_> = ids
+                .into_iter()
+                .map(|id| {
+                    let (lifetime, encoded, target) = (&lifetime, &encoded, &target);
+                    async move {
+                        let outcome = lifetime.invoke(&id, target, &**encoded, timeout).await;
+                        (id, bind_outcome::<T>(outcome))
+                    }
+                })
+                .collect();
+            while let Some(answer) = asks.next().await {
+                if tx.send(answer).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Responses { rx })
+    }
+}
+
+/// Arguments encoded for both protocols up front, so they can outlive the caller.
+struct EncodedArguments {
+    json: Vec<Value>,
+    messagepack: Vec<Value>,
+}
+
+impl EncodedArguments {
+    fn new(arguments: &dyn Arguments) -> Result<Self, EncodeError> {
+        Ok(Self {
+            json: arguments.to_values(Protocol::Json)?,
+            messagepack: arguments.to_values(Protocol::MessagePack)?,
+        })
+    }
+}
+
+impl Arguments for EncodedArguments {
+    fn to_values(&self, protocol: Protocol) -> Result<Vec<Value>, EncodeError> {
+        Ok(match protocol {
+            Protocol::Json => self.json.clone(),
+            Protocol::MessagePack => self.messagepack.clone(),
+        })
+    }
+}
+
+/// Binds a client's answer to `T`.
+fn bind_outcome<T: DeserializeOwned>(
+    outcome: Result<Outcome, ClientResultError>,
+) -> Result<T, HubError> {
+    let value = match outcome.map_err(|e| HubError::new(e.to_string()))? {
+        Outcome::Error(error) => return Err(HubError::new(error)),
+        Outcome::Result(value) => value,
+        // "Done, no value": bind as null, so `()` and `Option<T>` accept it.
+        Outcome::Void => Value::null(Protocol::Json),
+    };
+    value.deserialize().map_err(|error| {
+        HubError::new(format!(
+            "Error trying to deserialize result to {}. {error}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// The answers of several clients to one call, in the order they arrive: a stream of
+/// `(connection id, result)`.
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # async fn f(room: hubs_core::Recipients<hubs_core::Many>) -> Result<(), hubs_core::SendError> {
+/// // The first client to answer successfully.
+/// let first = room.invoke_each::<String, _>("GetMessage", ())?.first().await;
+/// // Every answer, each client within the recipients' timeout.
+/// let all = room.invoke_each::<String, _>("GetMessage", ())?.all().await;
+/// // Whatever arrived within a deadline.
+/// let quick = room.invoke_each::<String, _>("GetMessage", ())?.within(Duration::from_secs(1)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Responses<T> {
+    rx: mpsc::UnboundedReceiver<(ConnectionId, Result<T, HubError>)>,
+}
+
+impl<T> Responses<T> {
+    /// The next answer; `None` once every client has answered or failed.
+    pub async fn next(&mut self) -> Option<(ConnectionId, Result<T, HubError>)> {
+        self.rx.recv().await
+    }
+
+    /// The first successful answer, skipping failures; `None` if none succeeded.
+    pub async fn first(mut self) -> Option<(ConnectionId, T)> {
+        while let Some((id, result)) = self.next().await {
+            if let Ok(value) = result {
+                return Some((id, value));
+            }
+        }
+        None
+    }
+
+    /// Every answer, failures included.
+    pub async fn all(mut self) -> Vec<(ConnectionId, Result<T, HubError>)> {
+        let mut all = Vec::new();
+        while let Some(answer) = self.next().await {
+            all.push(answer);
+        }
+        all
+    }
+
+    /// The answers that arrive within `deadline`; the rest are dropped.
+    pub async fn within(mut self, deadline: Duration) -> Vec<(ConnectionId, Result<T, HubError>)> {
+        let mut answers = Vec::new();
+        let _ = tokio::time::timeout(deadline, async {
+            while let Some(answer) = self.next().await {
+                answers.push(answer);
+            }
+        })
+        .await;
+        answers
+    }
+}
+
+impl<T> futures_util::Stream for Responses<T> {
+    type Item = (ConnectionId, Result<T, HubError>);
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
 /// The Clients targets available anywhere, including outside hub methods (`IHubClients`).
 pub struct HubClients<H: Hub> {
     lifetime: Arc<dyn LifetimeManager>,
+    timeout: Duration,
     _hub: PhantomData<fn() -> H>,
 }
 
@@ -119,6 +317,7 @@ impl<H: Hub> Clone for HubClients<H> {
     fn clone(&self) -> Self {
         Self {
             lifetime: self.lifetime.clone(),
+            timeout: self.timeout,
             _hub: PhantomData,
         }
     }
@@ -127,19 +326,20 @@ impl<H: Hub> Clone for HubClients<H> {
 type Proxy<H, K> = <<H as Hub>::Client as ClientFamily>::Proxy<K>;
 
 impl<H: Hub> HubClients<H> {
-    pub(crate) fn new(lifetime: Arc<dyn LifetimeManager>) -> Self {
+    pub(crate) fn new(lifetime: Arc<dyn LifetimeManager>, timeout: Duration) -> Self {
         Self {
             lifetime,
+            timeout,
             _hub: PhantomData,
         }
     }
 
     fn many(&self, selection: Selection) -> Proxy<H, Many> {
-        Recipients::new(self.lifetime.clone(), selection).into()
+        Recipients::new(self.lifetime.clone(), selection, self.timeout).into()
     }
 
     fn one(&self, selection: Selection) -> Proxy<H, One> {
-        Recipients::new(self.lifetime.clone(), selection).into()
+        Recipients::new(self.lifetime.clone(), selection, self.timeout).into()
     }
 
     /// Every connection of the hub.

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::context::{ConnectionState, Context, Items};
-use crate::error::{HubError, InvokeError};
+use crate::error::{HubError, InvokeError, with_detail};
 use crate::hub::{Call, Hub, Reply};
 use crate::lifetime::{ConnectionHandle, Frame};
 use crate::protocol::{
@@ -57,6 +57,8 @@ enum Ending {
     ClientClosed(Option<String>),
     /// Hub code called `abort`.
     Aborted,
+    /// The server is shutting down.
+    Shutdown,
     /// A protocol error, a timeout or a failed hook: Close with this error.
     Error { text: String, allow_reconnect: bool },
 }
@@ -161,13 +163,21 @@ async fn run<H: Hub>(
         }
     };
 
-    // No more writes through the handle; then the final Close, then the transport drains
-    // the queue and closes.
+    // No more writes through the handle (pending client results fail); then the final
+    // Close, then the transport drains the queue and closes.
     abort.cancel();
+    handle.fail_results();
     let (close, disconnect_error) = match ending {
         Ending::TransportGone => (None, None),
         Ending::ClientClosed(error) => (Some(Close::default()), error.map(HubError::new)),
         Ending::Aborted => (Some(Close::default()), None),
+        Ending::Shutdown => (
+            Some(Close {
+                error: None,
+                allow_reconnect: true,
+            }),
+            None,
+        ),
         Ending::Error {
             text,
             allow_reconnect,
@@ -202,16 +212,10 @@ async fn run<H: Hub>(
 
 /// `Connection closed with an error.` and, when allowed, ` Type: message`.
 fn closed_with_error(detailed: bool, detail: Option<(&str, &str)>, hub_error: bool) -> String {
-    let mut text = "Connection closed with an error.".to_owned();
-    if let Some((kind, message)) = detail
-        && (detailed || hub_error)
-    {
-        text.push(' ');
-        text.push_str(kind);
-        text.push_str(": ");
-        text.push_str(message);
-    }
-    text
+    with_detail(
+        "Connection closed with an error.".to_owned(),
+        detail.filter(|_| detailed || hub_error),
+    )
 }
 
 /// Reads the handshake. `Err(Some(text))` answers the client with an error; `Err(None)`
@@ -313,6 +317,7 @@ impl<H: Hub> Reader<'_, H> {
             tokio::select! {
                 biased;
                 () = abort.cancelled() => return Ending::Aborted,
+                () = self.runtime.shutdown.cancelled() => return Ending::Shutdown,
                 permit = self.semaphore.clone().acquire_owned(), if !self.pending.is_empty() => {
                     if let (Ok(permit), Some(call)) = (permit, self.pending.pop_front()) {
                         self.spawn(call, permit);
@@ -412,7 +417,10 @@ impl<H: Hub> Reader<'_, H> {
                 self.complete_with_error(invocation.invocation_id, text);
             }
             HubMessage::Completion(completion) => {
-                tracing::debug!(id = %completion.invocation_id, "completion for an unknown invocation; ignored");
+                let id = completion.invocation_id.clone();
+                if !self.handle.complete(completion) {
+                    tracing::debug!(%id, "completion for an unknown invocation; ignored");
+                }
             }
             HubMessage::CancelInvocation(cancel) => {
                 tracing::debug!(id = %cancel.invocation_id, "cancel for an unknown invocation; ignored");

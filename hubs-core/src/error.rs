@@ -133,50 +133,49 @@ impl InvokeError {
     pub(crate) fn wire_text(&self, method: &str, detailed: bool) -> String {
         match self {
             Self::Bind { detail } => {
-                let mut text =
-                    format!("Failed to invoke '{method}' due to an error on the server.");
-                if detailed {
-                    text.push_str(" InvalidDataException: ");
-                    text.push_str(detail);
-                }
-                text
+                let base = format!("Failed to invoke '{method}' due to an error on the server.");
+                with_detail(base, detailed.then_some(("InvalidDataException", detail)))
             }
             Self::Failed {
                 type_name,
                 message,
                 hub_error,
-            } => {
-                let mut text =
-                    format!("An unexpected error occurred invoking '{method}' on the server.");
-                if detailed || *hub_error {
-                    text.push(' ');
-                    text.push_str(type_name);
-                    text.push_str(": ");
-                    text.push_str(message);
-                }
-                text
-            }
+            } => unexpected(
+                method,
+                (detailed || *hub_error).then_some((type_name, message)),
+            ),
             Self::MissingService { service } => {
-                let mut text =
-                    format!("An unexpected error occurred invoking '{method}' on the server.");
-                if detailed {
-                    text.push_str(" InvalidOperationException: No service for type '");
-                    text.push_str(service);
-                    text.push_str("' has been registered.");
-                }
-                text
+                let message = format!("No service for type '{service}' has been registered.");
+                unexpected(
+                    method,
+                    detailed.then_some(("InvalidOperationException", &message)),
+                )
             }
-            Self::Encode(error) => {
-                let mut text =
-                    format!("An unexpected error occurred invoking '{method}' on the server.");
-                if detailed {
-                    text.push_str(" EncodeError: ");
-                    text.push_str(&error.to_string());
-                }
-                text
-            }
+            Self::Encode(error) => unexpected(
+                method,
+                detailed.then_some(("EncodeError", &error.to_string())),
+            ),
         }
     }
+}
+
+/// `An unexpected error occurred invoking '{method}' on the server.` and the detail.
+fn unexpected(method: &str, detail: Option<(&str, &str)>) -> String {
+    with_detail(
+        format!("An unexpected error occurred invoking '{method}' on the server."),
+        detail,
+    )
+}
+
+/// Appends ` {type}: {message}` when there is a detail to show.
+pub(crate) fn with_detail(mut text: String, detail: Option<(&str, &str)>) -> String {
+    if let Some((type_name, message)) = detail {
+        text.push(' ');
+        text.push_str(type_name);
+        text.push_str(": ");
+        text.push_str(message);
+    }
+    text
 }
 
 /// `a::b::Foo<c::D>` → `Foo`.

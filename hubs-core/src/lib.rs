@@ -26,15 +26,16 @@ mod services;
 
 pub use arguments::Arguments;
 pub use client::{
-    Cardinality, ClientFamily, Clients, Groups, HubClients, Many, One, Recipients, Untyped,
+    Cardinality, ClientFamily, Clients, Groups, HubClients, Many, One, Recipients, Responses,
+    Untyped,
 };
 pub use connection_id::ConnectionId;
 pub use context::{Context, Items, Request};
 pub use error::{HubError, InvokeError, SendError};
 pub use hub::{BoxFuture, Call, Hub, Method, Reply, ServiceKey};
 pub use lifetime::{
-    ConnectionClosed, ConnectionHandle, Frame, InMemoryLifetimeManager, LifetimeManager, Selection,
-    SerializedMessage, deliver,
+    ClientResultError, ConnectionClosed, ConnectionHandle, Frame, InMemoryLifetimeManager,
+    LifetimeManager, Selection, SerializedMessage, deliver,
 };
 pub use options::{HubOptions, TransportKind};
 pub use runtime::{
@@ -48,10 +49,17 @@ pub use services::Services;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{
-        BoxFuture, Call, ClientFamily, Context, Hub, HubError, InvokeError, Method, Reply,
-        ServiceKey, Untyped,
+        Arguments, BoxFuture, Call, Cardinality, ClientFamily, Context, Hub, HubError, InvokeError,
+        Many, Method, One, Recipients, Reply, Responses, SendError, ServiceKey, Untyped,
     };
     pub use serde;
     pub use serde_json;
     pub use std::sync::Arc;
+    pub use std::time::Duration;
+
+    /// Checked by `#[client]` for each argument type, at the argument's span.
+    pub fn assert_argument<T: serde::Serialize + Sync + ?Sized>() {}
+
+    /// Checked by `#[client]` for each client result type, at the type's span.
+    pub fn assert_result<T: serde::de::DeserializeOwned>() {}
 }

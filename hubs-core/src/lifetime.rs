@@ -2,21 +2,21 @@
 //! in-memory default; a backplane (Redis) implements the same trait.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::arguments::Arguments;
 use crate::connection_id::ConnectionId;
 use crate::error::SendError;
-use crate::protocol::{EncodeError, HubMessage, Invocation, Protocol};
+use crate::protocol::{Completion, EncodeError, HubMessage, Invocation, Outcome, Protocol};
 
 /// One write for the transport: whole hub messages, in a text or a binary frame.
 #[derive(Clone, Debug)]
@@ -44,6 +44,8 @@ pub struct ConnectionHandle {
     closed: CancellationToken,
     send_timeout: Duration,
     wrote: AtomicBool,
+    results: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    next_result: AtomicU64,
 }
 
 /// The connection is closed; the message was not queued.
@@ -68,6 +70,8 @@ impl ConnectionHandle {
             closed,
             send_timeout,
             wrote: AtomicBool::new(false),
+            results: Mutex::new(HashMap::new()),
+            next_result: AtomicU64::new(1),
         }
     }
 
@@ -171,10 +175,114 @@ impl ConnectionHandle {
         self.write(out.into()).await
     }
 
+    /// Invokes `target` on this client and waits for its Completion (a client result).
+    ///
+    /// The Invocation carries a server-chosen id (`s1`, `s2`, …); the wait ends on the
+    /// client's Completion, after `timeout`, or when the connection ends.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientResultError`] for a disconnect, a timeout or an encoding failure. An error
+    /// Completion from the client is not an error here: it is returned as
+    /// [`Outcome::Error`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future forgets the pending result; a late Completion is then ignored.
+    pub async fn invoke(
+        &self,
+        target: &str,
+        arguments: &dyn Arguments,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError> {
+        let id = format!("s{}", self.next_result.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let arguments = arguments
+            .to_values(self.protocol)
+            .map_err(|e| ClientResultError::Send(SendError::Encode(e)))?;
+        let message = HubMessage::Invocation(Invocation {
+            invocation_id: Some(id.clone()),
+            target: target.to_owned(),
+            arguments,
+            ..Default::default()
+        });
+        self.lock_results().insert(id.clone(), tx);
+        let pending = PendingResult {
+            handle: self,
+            id: &id,
+        };
+        if self.send_message(&message).await.is_err() {
+            return Err(ClientResultError::Disconnected(self.id.clone()));
+        }
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, rx) => match outcome {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Err(ClientResultError::Disconnected(self.id.clone())),
+                Err(_) => Err(ClientResultError::Timeout(timeout)),
+            },
+            () = self.closed.cancelled() => Err(ClientResultError::Disconnected(self.id.clone())),
+        };
+        drop(pending);
+        outcome
+    }
+
+    /// Hands a client's Completion to the invocation waiting for it. Returns `false` when
+    /// no result with that id is pending.
+    pub fn complete(&self, completion: Completion) -> bool {
+        match self.lock_results().remove(&completion.invocation_id) {
+            Some(waiting) => {
+                let _ = waiting.send(completion.outcome);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails every pending client result (the connection ended).
+    pub(crate) fn fail_results(&self) {
+        self.lock_results().clear();
+    }
+
+    fn lock_results(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Outcome>>> {
+        self.results
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Whether anything was queued since the last call.
     pub(crate) fn take_wrote(&self) -> bool {
         self.wrote.swap(false, Ordering::Relaxed)
     }
+}
+
+/// Removes a pending result however the wait ends.
+struct PendingResult<'a> {
+    handle: &'a ConnectionHandle,
+    id: &'a str,
+}
+
+impl Drop for PendingResult<'_> {
+    fn drop(&mut self) {
+        self.handle.lock_results().remove(self.id);
+    }
+}
+
+/// A client result could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientResultError {
+    /// The connection ended (or the server is shutting down) before the client answered.
+    #[error("Connection '{0}' disconnected.")]
+    Disconnected(ConnectionId),
+    /// No connection has this id.
+    #[error("Connection '{0}' does not exist.")]
+    NoConnection(ConnectionId),
+    /// The client did not answer in time.
+    #[error("The client did not return a result within {0:?}.")]
+    Timeout(Duration),
+    /// The invocation could not be sent.
+    #[error("cannot invoke the client: {0}")]
+    Send(#[source] SendError),
 }
 
 /// An invocation for clients, encoded lazily: at most once per protocol, shared by every
@@ -289,6 +397,18 @@ pub trait LifetimeManager: Send + Sync + 'static {
 
     /// The local connection with this id, if it is connected to this server.
     fn connection(&self, id: &ConnectionId) -> Option<Arc<ConnectionHandle>>;
+
+    /// The ids of the selected connections (on every server, for a backplane).
+    async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId>;
+
+    /// Invokes `target` on one connection and waits for its result (a client result).
+    async fn invoke(
+        &self,
+        connection: &ConnectionId,
+        target: &str,
+        arguments: &(dyn Arguments + Send),
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError>;
 }
 
 /// The default lifetime manager: every connection of the hub is on this server.
@@ -471,5 +591,25 @@ impl LifetimeManager for InMemoryLifetimeManager {
 
     fn connection(&self, id: &ConnectionId) -> Option<Arc<ConnectionHandle>> {
         self.read().connections.get(id).cloned()
+    }
+
+    async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId> {
+        self.select(selection)
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    async fn invoke(
+        &self,
+        connection: &ConnectionId,
+        target: &str,
+        arguments: &(dyn Arguments + Send),
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError> {
+        let handle = self
+            .connection(connection)
+            .ok_or_else(|| ClientResultError::NoConnection(connection.clone()))?;
+        handle.invoke(target, arguments, timeout).await
     }
 }

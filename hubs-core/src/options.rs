@@ -61,6 +61,7 @@ pub struct HubOptions {
     pub(crate) max_parallel_invocations: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) send_timeout: Duration,
+    pub(crate) client_result_timeout: Duration,
     pub(crate) protocols: Vec<Protocol>,
     pub(crate) transports: Vec<TransportKind>,
     pub(crate) user_id: Option<UserIdProvider>,
@@ -78,6 +79,7 @@ impl Default for HubOptions {
             max_parallel_invocations: 1,
             outbound_capacity: 256,
             send_timeout: Duration::from_secs(10),
+            client_result_timeout: Duration::from_secs(30),
             protocols: Protocol::ALL.to_vec(),
             transports: vec![
                 TransportKind::WebSockets,
@@ -152,6 +154,15 @@ impl HubOptions {
         self
     }
 
+    /// How long the server waits for a client result before failing it (default 30 s;
+    /// the official server has no limit, which leaves a hub method hanging on a client
+    /// that never answers).
+    #[must_use]
+    pub fn client_result_timeout(mut self, timeout: Duration) -> Self {
+        self.client_result_timeout = timeout;
+        self
+    }
+
     /// The hub protocols clients may choose (default both).
     #[must_use]
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
@@ -223,6 +234,7 @@ impl fmt::Debug for HubOptions {
             .field("max_parallel_invocations", &self.max_parallel_invocations)
             .field("outbound_capacity", &self.outbound_capacity)
             .field("send_timeout", &self.send_timeout)
+            .field("client_result_timeout", &self.client_result_timeout)
             .field("protocols", &self.protocols)
             .field("transports", &self.transports)
             .finish_non_exhaustive()

@@ -24,6 +24,7 @@ pub struct HubRuntime<H: Hub> {
     pub(crate) options: HubOptions,
     pub(crate) lifetime: Arc<dyn LifetimeManager>,
     pub(crate) services: Arc<Services>,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     method_index: HashMap<String, usize>,
 }
 
@@ -67,6 +68,7 @@ impl<H: Hub> HubRuntime<H> {
             lifetime: options.take_lifetime(),
             options,
             services,
+            shutdown: tokio_util::sync::CancellationToken::new(),
             method_index,
         }))
     }
@@ -93,7 +95,7 @@ impl<H: Hub> HubRuntime<H> {
 
     /// The Clients targets, for use outside hub methods.
     pub fn clients(&self) -> HubClients<H> {
-        HubClients::new(self.lifetime.clone())
+        HubClients::new(self.lifetime.clone(), self.options.client_result_timeout)
     }
 
     /// Group membership.
@@ -202,6 +204,10 @@ pub trait HubEndpoint: Send + Sync + 'static {
 
     /// The runtime, for downcasting to `HubRuntime<H>`.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
+    /// another server), and pending client results fail.
+    fn shutdown(&self);
 }
 
 impl<H: Hub> HubEndpoint for HubRuntime<H> {
@@ -219,5 +225,9 @@ impl<H: Hub> HubEndpoint for HubRuntime<H> {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn shutdown(&self) {
+        self.shutdown.cancel();
     }
 }

@@ -1,6 +1,7 @@
-//! The procedural macros of hubs: `#[hub]` (and, later, `#[client]`). Use them through the
+//! The procedural macros of hubs: `#[hub]` and `#[client]`. Use them through the
 //! `hubs` facade, whose documentation describes them in full.
 
+mod client;
 mod diag;
 mod hub;
 mod naming;
@@ -13,4 +14,12 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn hub(attr: TokenStream, item: TokenStream) -> TokenStream {
     hub::expand(attr.into(), item.into()).into()
+}
+
+/// Turns a trait into typed proxies a hub calls its clients through.
+///
+/// See the `hubs` crate for the full description.
+#[proc_macro_attribute]
+pub fn client(attr: TokenStream, item: TokenStream) -> TokenStream {
+    client::expand(attr.into(), item.into()).into()
 }

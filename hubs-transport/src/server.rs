@@ -171,6 +171,35 @@ impl HubService {
             .map(|runtime| runtime.context())
     }
 
+    /// Ends every connection of every hub: each client gets a Close that allows it to
+    /// reconnect, pending client results fail, and `on_disconnected` runs.
+    pub fn shutdown(&self) {
+        for (_, endpoint) in &self.inner.hubs {
+            endpoint.shutdown();
+        }
+    }
+
+    /// Serves `listener` until `signal` completes, then stops accepting and ends every
+    /// connection (see [`shutdown`](Self::shutdown)).
+    ///
+    /// # Errors
+    ///
+    /// An error from `accept` that is not about one connection.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let stopper = self.clone();
+        tokio::select! {
+            served = self.serve(listener) => served,
+            () = signal => {
+                stopper.shutdown();
+                Ok(())
+            }
+        }
+    }
+
     /// Accepts connections on `listener` and serves them until accepting fails for good.
     ///
     /// # Errors

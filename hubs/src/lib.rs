@@ -68,27 +68,95 @@
 //! The macro generates an implementation of [`Hub`] in a `const _: () = { … }` scope:
 //! the method table, the argument binding per protocol and the dispatch.
 //!
+//! Options on the block: `#[hub(client = ChatClient)]` ties the hub to a `#[client]`
+//! trait, so its Clients targets are typed proxies (see below); without it they are
+//! untyped [`Recipients`] with `send(target, args)`.
+//!
+//! # `#[client]`
+//!
+//! On a trait, `#[client]` describes the methods the server calls on connected clients,
+//! and generates typed proxies for them, so calls are checked by the compiler (ASP.NET
+//! Core's `Hub<T>`, with client results checked too):
+//!
+//! ```no_run
+//! use hubs::{Context, HubError, client, hub};
+//!
+//! #[client]
+//! pub trait ChatClient {
+//!     /// A call (target `ReceiveMessage`): any target may be called.
+//!     async fn receive_message(&self, user: String, text: String);
+//!     /// A client result (target `GetMessage`): only single-client targets offer it.
+//!     async fn get_message(&self) -> Result<String, HubError>;
+//! }
+//!
+//! pub struct Chat;
+//!
+//! #[hub(client = ChatClient)]
+//! impl Chat {
+//!     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) {
+//!         let _ = cx.clients().all().receive_message(user, text).await;
+//!     }
+//!
+//!     pub async fn ask_caller(&self, cx: &Context<Self>) -> Result<String, HubError> {
+//!         cx.clients().caller().get_message().await
+//!     }
+//!
+//!     pub async fn poll_room(&self, cx: &Context<Self>, room: String) -> Vec<String> {
+//!         // Several clients at once: answers stream in as (connection id, result).
+//!         match cx.clients().group(room).ask().get_message() {
+//!             Ok(answers) => answers.all().await.into_iter().filter_map(|(_, r)| r.ok()).collect(),
+//!             Err(_) => Vec::new(),
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! For a trait `ChatClient` it generates:
+//!
+//! * the trait itself, unchanged (a Rust client implements it to receive calls);
+//! * `ChatClientProxy<K = Many>`, what the Clients targets return. Each method without a
+//!   return value becomes `async fn name(&self, args…) -> Result<(), SendError>` on every
+//!   target: it sends an Invocation with target `Name` (PascalCase of the Rust name;
+//!   `#[client(rename = "...")]` overrides, and the target is sent exactly so spelled).
+//!   Each method returning `Result<T, HubError>` is a client result:
+//!   `async fn name(&self, args…) -> Result<T, HubError>`, offered only on
+//!   `ChatClientProxy<One>` (`caller()`, `client(id)`), so calling it on `all()` does not
+//!   compile. It sends an Invocation with an id and waits for the client's Completion,
+//!   failing with the client's error text, `Client didn't provide a result.`, a
+//!   deserialization error, a timeout ([`HubOptions::client_result_timeout`], 30 s by
+//!   default) or `Connection '…' disconnected.`;
+//! * `ChatClientProxy<Many>::ask()`, returning `ChatClientAsk`, whose result methods return
+//!   [`Responses`]: the answers of every selected client as they come, with
+//!   `first()`, `all()` and `within(deadline)`, each client bounded by its own timeout
+//!   (`ChatClientAsk::timeout`).
+//!
+//! Methods must be `async fn` taking `&self`; they cannot be generic; arguments must be
+//! `Serialize` and results `DeserializeOwned`. Two targets that differ only in case do
+//! not compile (the JavaScript client matches targets without regard to case).
+//! `#[client(crate = "path")]` names the `hubs` crate.
+//!
 //! # Features
 //!
-//! * `macros` (default): the `#[hub]` attribute.
+//! * `macros` (default): the `#[hub]` and `#[client]` attributes.
 
 pub use hubs_core::protocol;
 pub use hubs_core::{
     Arguments, Cardinality, ClientFamily, Clients, ConnectionId, Context, Groups, Hub, HubClients,
     HubContext, HubError, HubOptions, InMemoryLifetimeManager, InvokeError, Items, LifetimeManager,
-    Many, One, Recipients, Request, Selection, SendError, SerializedMessage, Services,
+    Many, One, Recipients, Request, Responses, Selection, SendError, SerializedMessage, Services,
     TransportKind, Untyped,
 };
 pub use hubs_transport::{Body, BuildError, HubService, Server};
 
 #[cfg(feature = "macros")]
-pub use hubs_macros::hub;
+pub use hubs_macros::{client, hub};
 
 /// Advanced: the runtime pieces a transport or a backplane builds on.
 pub mod runtime {
     pub use hubs_core::{
-        Call, Connected, ConnectionClosed, ConnectionHandle, Frame, HubEndpoint, HubRuntime,
-        Incoming, Method, MissingServiceError, Reply, ServiceKey, TransportConnection, deliver,
+        Call, ClientResultError, Connected, ConnectionClosed, ConnectionHandle, Frame, HubEndpoint,
+        HubRuntime, Incoming, Method, MissingServiceError, Reply, ServiceKey, TransportConnection,
+        deliver,
     };
 }
 

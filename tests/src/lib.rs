@@ -25,17 +25,18 @@ pub async fn serve(service: HubService) -> SocketAddr {
     addr
 }
 
-/// The interop server with a 1 s keep-alive, on a free port.
+/// The interop application (hubs in an axum router) with a 1 s keep-alive, on a free port.
 pub async fn interop_server() -> SocketAddr {
     let settings = hubs_examples::interop::Settings {
         keep_alive: Duration::from_secs(1),
     };
-    serve(
-        hubs_examples::interop::server(&settings)
-            .build()
-            .expect("builds"),
-    )
-    .await
+    let app = hubs_examples::interop::app(&settings).expect("builds");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
 
 /// A raw WebSocket client speaking the hub protocol.

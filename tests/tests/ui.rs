@@ -6,4 +6,6 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/hub/pass/*.rs");
     t.compile_fail("tests/ui/hub/fail/*.rs");
+    t.pass("tests/ui/client/pass/*.rs");
+    t.compile_fail("tests/ui/client/fail/*.rs");
 }

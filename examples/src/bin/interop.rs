@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hubs_examples::interop::{Settings, server};
+use hubs_examples::interop::{Settings, app};
 
 fn usage() -> ! {
     eprintln!("usage: interop [--port PORT] [--keep-alive SECONDS]");
@@ -52,8 +52,8 @@ async fn main() -> std::io::Result<()> {
             _ => usage(),
         }
     }
-    let service = server(&settings).build()?;
+    let app = app(&settings)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    service.serve(listener).await
+    axum::serve(listener, app).await
 }

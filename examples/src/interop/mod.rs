@@ -6,7 +6,7 @@ mod complex;
 use std::fmt;
 use std::time::Duration;
 
-use hubs::{Context, HubOptions, Server, hub};
+use hubs::{BuildError, Context, HubError, HubOptions, Server, hub};
 use serde::{Deserialize, Serialize};
 
 pub use complex::ComplexObject;
@@ -138,6 +138,16 @@ impl TestHub {
     pub async fn send_to_all(&self, cx: &Context<Self>, message: String) {
         let _ = cx.clients().all().send("AllMessage", (message,)).await;
     }
+
+    /// A client result from inside a hub method: invokes `Result(value)` on the caller and
+    /// returns what the client returned.
+    pub async fn invoke_caller(
+        &self,
+        cx: &Context<Self>,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, HubError> {
+        cx.clients().caller().invoke("Result", (value,)).await
+    }
 }
 
 /// Settings of the interop server.
@@ -155,10 +165,44 @@ impl Default for Settings {
     }
 }
 
-/// The interop server: `TestHub` at `/testhub`, with detailed errors on.
+/// The hubs of the interop server: `TestHub` at `/testhub`, with detailed errors on.
 pub fn server(settings: &Settings) -> Server {
     let options = HubOptions::default()
         .enable_detailed_errors(true)
         .keep_alive_interval(settings.keep_alive);
     Server::new().hub_with("/testhub", TestHub, options)
+}
+
+/// The whole interop application: the hubs, and `GET /clientresult/{connectionId}`,
+/// which asks that connection for a client result through the hub context. The hubs are
+/// mounted in an axum router, as an application would.
+///
+/// # Errors
+///
+/// When the hubs cannot be built.
+pub fn app(settings: &Settings) -> Result<axum::Router, BuildError> {
+    let hubs = server(settings).build()?;
+    let context = hubs
+        .hub_context::<TestHub>()
+        .ok_or_else(|| BuildError::DuplicatePath("/testhub".to_owned()))?;
+    let client_result = move |axum::extract::Path(id): axum::extract::Path<String>| {
+        let context = context.clone();
+        async move {
+            match context
+                .clients()
+                .client(id)
+                .invoke::<i64, _>("Result", ())
+                .await
+            {
+                Ok(value) => value.to_string(),
+                Err(error) => error.message().to_owned(),
+            }
+        }
+    };
+    Ok(axum::Router::new()
+        .route(
+            "/clientresult/{connection_id}",
+            axum::routing::get(client_result),
+        )
+        .fallback_service(hubs))
 }

@@ -44,13 +44,17 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         .on_disconnected
         .as_ref()
         .map(|hook| on_disconnected(&p, hook));
+    let client = match &model.client {
+        Some(proxy) => quote!(#proxy),
+        None => quote!(#p::Untyped),
+    };
 
     quote! {
         #[allow(clippy::all)]
         const _: () = {
             #[automatically_derived]
             impl #p::Hub for #self_ty {
-                type Client = #p::Untyped;
+                type Client = #client;
 
                 fn methods() -> &'static [#p::Method] {
                     const METHODS: &[#p::Method] = &[#(#descriptors),*];

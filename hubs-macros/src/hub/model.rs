@@ -8,6 +8,8 @@ use crate::naming::pascal_case;
 pub(crate) struct Model {
     pub(crate) self_ty: Type,
     pub(crate) krate: Path,
+    /// The proxy family of `#[hub(client = Trait)]`: the path of `TraitProxy`.
+    pub(crate) client: Option<Path>,
     pub(crate) methods: Vec<Method>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
@@ -178,9 +180,17 @@ pub(crate) fn lower(input: &Input) -> Model {
             ret: return_shape(&f.sig.output),
         });
     }
+    let client = input.client.clone().map(|mut path| {
+        if let Some(last) = path.segments.last_mut() {
+            last.ident = quote::format_ident!("{}Proxy", last.ident);
+            last.arguments = syn::PathArguments::None;
+        }
+        path
+    });
     Model {
         self_ty: (*input.item.self_ty).clone(),
         krate,
+        client,
         methods,
         on_connected,
         on_disconnected,

@@ -10,6 +10,7 @@ pub(crate) struct Input {
     /// The block as it will be emitted again: helper attributes removed.
     pub(crate) item: ItemImpl,
     pub(crate) krate: Option<Path>,
+    pub(crate) client: Option<Path>,
     pub(crate) fns: Vec<FnInput>,
 }
 
@@ -40,15 +41,18 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
     };
 
     let mut krate = None;
+    let mut client = None;
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("crate") {
+            if meta.path.is_ident("client") {
+                once(&mut client, &meta, "client", |m| m.value()?.parse::<Path>())
+            } else if meta.path.is_ident("crate") {
                 once(&mut krate, &meta, "crate", |m| {
                     let lit: LitStr = m.value()?.parse()?;
                     lit.parse::<Path>()
                 })
             } else {
-                Err(unknown(&meta, &["crate"]))
+                Err(unknown(&meta, &["client", "crate"]))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
@@ -118,7 +122,12 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
             params,
         });
     }
-    Some(Input { item, krate, fns })
+    Some(Input {
+        item,
+        krate,
+        client,
+        fns,
+    })
 }
 
 /// Removes and returns the `#[hub(...)]` attributes.

@@ -211,8 +211,20 @@ async def case_groups(connect) -> None:
     await member.wait_call("GroupMessage", [group, text])
 
 
+async def case_client_result(connect) -> None:
+    conn = await connect()
+
+    async def result(args: list[Any]) -> Any:
+        return args[0] * 2
+
+    conn.client.on("Result", result)
+    value = await conn.invoke("InvokeCaller", 21)
+    check(value == 42, f"InvokeCaller(21) with a doubling handler returned {value!r}")
+
+
 CASES = [
     ("Echo", case_echo),
+    ("InvokeCaller -> Result (client result)", case_client_result),
     ("InvokeWithString -> Message", case_invoke_with_string),
     ("SendCustomObject -> CustomObject", case_send_custom_object),
     ("ThrowException error text", case_throw_exception),

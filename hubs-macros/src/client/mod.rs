@@ -1,0 +1,28 @@
+//! `#[client]`: parse → validate → model → expand.
+
+mod expand;
+mod model;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+use crate::diag::Errors;
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let errors = Errors::new();
+    let Some(input) = parse::parse(attr, item.clone(), &errors) else {
+        let error = errors.finish().err().map(|e| e.to_compile_error());
+        return quote::quote! { #item #error };
+    };
+    validate::validate(&input, &errors);
+    match errors.finish() {
+        Ok(()) => expand::expand(&model::lower(&input), &input.item),
+        Err(error) => {
+            let mut out = input.item.to_token_stream();
+            out.extend(error.to_compile_error());
+            out
+        }
+    }
+}

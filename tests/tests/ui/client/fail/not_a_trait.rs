@@ -1,0 +1,4 @@
+#[hubs::client]
+pub struct NotATrait;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hubs::client]
+pub trait ChatClient {
+    fn receive_message(&self, text: String);
+}
+
+fn main() {}

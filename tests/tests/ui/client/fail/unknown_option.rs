@@ -1,0 +1,7 @@
+#[hubs::client]
+pub trait ChatClient {
+    #[client(name = "Other")]
+    async fn receive_message(&self, text: String);
+}
+
+fn main() {}
