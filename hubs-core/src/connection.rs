@@ -19,10 +19,11 @@ use crate::error::{HubError, InvokeError, with_detail};
 use crate::hub::{Call, Hub, Reply};
 use crate::lifetime::{ConnectionHandle, Frame};
 use crate::protocol::{
-    Close, Completion, DecodeError, HandshakeRequest, HandshakeResponse, HubMessage, Invocation,
-    Protocol, TransferFormat, Value,
+    Close, Completion, DecodeError, HandshakeRequest, HandshakeResponse, HubMessage, Outcome,
+    Protocol, StreamInvocation, StreamItem, TransferFormat, Value,
 };
 use crate::runtime::{Connected, HubRuntime, Incoming, TransportConnection};
+use crate::stream::{ReplyStream, StreamRegistry, UploadItem};
 
 /// Invocations waiting for a free slot before the connection stops reading.
 const MAX_PENDING: usize = 1024;
@@ -126,6 +127,7 @@ async fn run<H: Hub>(
         transport,
         items: Items::default(),
         closed: abort.clone(),
+        streams: StreamRegistry::default(),
     });
     let cx = Context::new(state, runtime.clone());
     runtime.lifetime.on_connected(handle.clone()).await;
@@ -147,8 +149,9 @@ async fn run<H: Hub>(
                 pending: VecDeque::new(),
                 semaphore: Arc::new(Semaphore::new(options.max_parallel_invocations)),
                 ping_received: false,
+                abort: &abort,
             };
-            reader.run(&mut incoming, decoder, &abort).await
+            reader.run(&mut incoming, decoder).await
         }
         Ok(Err(error)) => Ending::Error {
             text: closed_with_error(detailed, Some(("HubException", error.message())), true),
@@ -167,6 +170,7 @@ async fn run<H: Hub>(
     // Close, then the transport drains the queue and closes.
     abort.cancel();
     handle.fail_results();
+    cx.streams().close();
     let (close, disconnect_error) = match ending {
         Ending::TransportGone => (None, None),
         Ending::ClientClosed(error) => (Some(Close::default()), error.map(HubError::new)),
@@ -279,6 +283,11 @@ struct PendingCall {
     invocation_id: Option<String>,
     target: String,
     arguments: Vec<Value>,
+    /// Whether the client used a stream invocation.
+    streaming: bool,
+    stream_ids: Vec<String>,
+    uploads: Vec<mpsc::Receiver<UploadItem>>,
+    cancel: CancellationToken,
 }
 
 /// The read side of an established connection.
@@ -289,6 +298,7 @@ struct Reader<'a, H: Hub> {
     pending: VecDeque<PendingCall>,
     semaphore: Arc<Semaphore>,
     ping_received: bool,
+    abort: &'a CancellationToken,
 }
 
 impl<H: Hub> Reader<'_, H> {
@@ -296,7 +306,6 @@ impl<H: Hub> Reader<'_, H> {
         &mut self,
         incoming: &mut Incoming,
         mut decoder: crate::protocol::MessageDecoder,
-        abort: &CancellationToken,
     ) -> Ending {
         let options = &self.runtime.options;
         let beat = options
@@ -308,9 +317,10 @@ impl<H: Hub> Reader<'_, H> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_keep_alive = Instant::now();
         let mut last_received = Instant::now();
+        let abort = self.abort.clone();
 
         // Messages that arrived with the handshake.
-        if let Some(ending) = self.drain(&mut decoder) {
+        if let Some(ending) = self.drain(&mut decoder).await {
             return ending;
         }
         loop {
@@ -327,7 +337,7 @@ impl<H: Hub> Reader<'_, H> {
                     let Some(chunk) = chunk else { return Ending::TransportGone };
                     last_received = Instant::now();
                     decoder.push(&chunk);
-                    if let Some(ending) = self.drain(&mut decoder) {
+                    if let Some(ending) = self.drain(&mut decoder).await {
                         return ending;
                     }
                 }
@@ -369,11 +379,11 @@ impl<H: Hub> Reader<'_, H> {
     }
 
     /// Handles every complete message; `Some` ends the connection.
-    fn drain(&mut self, decoder: &mut crate::protocol::MessageDecoder) -> Option<Ending> {
+    async fn drain(&mut self, decoder: &mut crate::protocol::MessageDecoder) -> Option<Ending> {
         loop {
             match decoder.next_message() {
                 Ok(Some(message)) => {
-                    if let Some(ending) = self.handle_message(message) {
+                    if let Some(ending) = self.handle_message(message).await {
                         return Some(ending);
                     }
                 }
@@ -402,86 +412,162 @@ impl<H: Hub> Reader<'_, H> {
         }
     }
 
-    fn handle_message(&mut self, message: HubMessage) -> Option<Ending> {
+    async fn handle_message(&mut self, message: HubMessage) -> Option<Ending> {
         match message {
-            HubMessage::Invocation(invocation) => self.invocation(invocation),
-
-            HubMessage::StreamInvocation(invocation) => {
-                let text = match self.runtime.method(&invocation.target) {
-                    None => unknown_method(&invocation.target),
-                    Some(_) => format!(
-                        "The client attempted to invoke the non-streaming '{}' method with a streaming invocation.",
-                        invocation.target
-                    ),
-                };
-                self.complete_with_error(invocation.invocation_id, text);
+            HubMessage::Invocation(invocation) => {
+                return self.call(
+                    invocation.invocation_id,
+                    invocation.target,
+                    invocation.arguments,
+                    invocation.stream_ids,
+                    false,
+                );
+            }
+            HubMessage::StreamInvocation(StreamInvocation {
+                invocation_id,
+                target,
+                arguments,
+                stream_ids,
+                ..
+            }) => return self.call(Some(invocation_id), target, arguments, stream_ids, true),
+            HubMessage::StreamItem(StreamItem {
+                invocation_id,
+                item,
+                ..
+            }) => {
+                return self.upload_item(&invocation_id, Ok(item)).await;
             }
             HubMessage::Completion(completion) => {
-                let id = completion.invocation_id.clone();
-                if !self.handle.complete(completion) {
-                    tracing::debug!(%id, "completion for an unknown invocation; ignored");
+                // Uploads first, then client results, as the official server does.
+                if let Some(upload) = self.cx.streams().end_upload(&completion.invocation_id) {
+                    if let Outcome::Error(error) = completion.outcome {
+                        let _ = upload.try_send(Err(error));
+                    }
+                } else {
+                    let id = completion.invocation_id.clone();
+                    if !self.handle.complete(completion) {
+                        tracing::debug!(%id, "completion for an unknown invocation; ignored");
+                    }
                 }
             }
             HubMessage::CancelInvocation(cancel) => {
-                tracing::debug!(id = %cancel.invocation_id, "cancel for an unknown invocation; ignored");
+                if !self.cx.streams().cancel_download(&cancel.invocation_id) {
+                    tracing::debug!(id = %cancel.invocation_id, "cancel for an unknown stream; ignored");
+                }
             }
             HubMessage::Ping => self.ping_received = true,
             HubMessage::Close(close) => return Some(Ending::ClientClosed(close.error)),
             HubMessage::Ack(_) | HubMessage::Sequence(_) => {
                 tracing::debug!("stateful reconnect message on a connection without it; ignored");
             }
-            other => tracing::debug!(kind = other.message_type(), "ignoring message"),
         }
         None
     }
 
-    fn invocation(&mut self, invocation: Invocation) {
-        let Invocation {
-            invocation_id,
-            target,
-            arguments,
-            stream_ids,
-            ..
-        } = invocation;
-        let Some(method) = self.runtime.method(&target) else {
-            if let Some(id) = invocation_id {
-                self.complete_with_error(id, unknown_method(&target));
-            } else {
-                tracing::debug!(%target, "non-blocking call to an unknown method; ignored");
-            }
-            return;
+    /// Feeds an upload, waiting while its buffer is full: a client streaming faster than
+    /// the method consumes is slowed down, nothing is dropped.
+    async fn upload_item(&mut self, id: &str, item: UploadItem) -> Option<Ending> {
+        let Some(upload) = self.cx.streams().upload(id) else {
+            tracing::debug!(%id, "item for an unknown or finished upload; ignored");
+            return None;
         };
-        let expected = H::methods()[method].params;
-        let error = if !stream_ids.is_empty() {
+        let item = match upload.try_send(item) {
+            Ok(()) => return None,
+            Err(mpsc::error::TrySendError::Closed(_)) => return None,
+            Err(mpsc::error::TrySendError::Full(item)) => item,
+        };
+        tokio::select! {
+            _ = upload.send(item) => None,
+            () = self.abort.cancelled() => Some(Ending::Aborted),
+            () = self.runtime.shutdown.cancelled() => Some(Ending::Shutdown),
+        }
+    }
+
+    /// An Invocation or StreamInvocation: checks it, then queues it for a free slot.
+    fn call(
+        &mut self,
+        invocation_id: Option<String>,
+        target: String,
+        arguments: Vec<Value>,
+        stream_ids: Vec<String>,
+        streaming: bool,
+    ) -> Option<Ending> {
+        let detailed = self.runtime.options.detailed_errors;
+        let Some(method) = self.runtime.method(&target) else {
+            match invocation_id {
+                Some(id) => self.complete_with_error(id, unknown_method(&target)),
+                None => tracing::debug!(%target, "non-blocking call to an unknown method; ignored"),
+            }
+            return None;
+        };
+        let descriptor = H::methods()[method];
+        let error = if descriptor.streaming && !streaming {
             Some(format!(
-                "An unexpected error occurred invoking '{target}' on the server. HubException: Client sent {} stream(s), Hub method expects 0.",
-                stream_ids.len()
+                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
             ))
-        } else if arguments.len() != expected {
+        } else if !descriptor.streaming && streaming {
+            Some(format!(
+                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+            ))
+        } else if stream_ids.len() != descriptor.uploads {
+            Some(format!(
+                "An unexpected error occurred invoking '{target}' on the server. HubException: Client sent {} stream(s), Hub method expects {}.",
+                stream_ids.len(),
+                descriptor.uploads
+            ))
+        } else if arguments.len() != descriptor.params {
             Some(
                 InvokeError::Bind {
                     detail: format!(
-                        "Invocation provides {} argument(s) but target expects {expected}.",
-                        arguments.len()
+                        "Invocation provides {} argument(s) but target expects {}.",
+                        arguments.len(),
+                        descriptor.params
                     ),
                 }
-                .wire_text(&target, self.runtime.options.detailed_errors),
+                .wire_text(&target, detailed),
             )
         } else {
             None
         };
-        match (error, invocation_id) {
-            (Some(text), Some(id)) => self.complete_with_error(id, text),
-            (Some(text), None) => {
-                tracing::debug!(%target, error = %text, "non-blocking call failed")
+        if let Some(text) = error {
+            match invocation_id {
+                Some(id) => self.complete_with_error(id, text),
+                None => tracing::debug!(%target, error = %text, "non-blocking call failed"),
             }
-            (None, invocation_id) => self.pending.push_back(PendingCall {
-                method,
-                invocation_id,
-                target,
-                arguments,
-            }),
+            return None;
         }
+        let cancel = self.abort.child_token();
+        if streaming {
+            let id = invocation_id.as_deref().unwrap_or_default();
+            if !self.cx.streams().start_download(id, cancel.clone()) {
+                self.complete_with_error(
+                    id.to_owned(),
+                    format!("Invocation ID '{id}' is already in use."),
+                );
+                return None;
+            }
+        }
+        // Uploads open now, so items sent right behind the invocation are buffered.
+        let Some(uploads) = self.cx.streams().open_uploads(&stream_ids) else {
+            if let Some(id) = &invocation_id {
+                if streaming {
+                    self.cx.streams().end_download(id);
+                }
+                self.complete_with_error(id.clone(), "A stream ID is already in use.".to_owned());
+            }
+            return None;
+        };
+        self.pending.push_back(PendingCall {
+            method,
+            invocation_id,
+            target,
+            arguments,
+            streaming,
+            stream_ids,
+            uploads,
+            cancel,
+        });
+        None
     }
 
     fn complete_with_error(&self, id: String, text: String) {
@@ -498,6 +584,10 @@ impl<H: Hub> Reader<'_, H> {
             invocation_id,
             target,
             arguments,
+            streaming,
+            stream_ids,
+            uploads,
+            cancel,
         } = call;
         let hub = self.runtime.hub.clone();
         let cx = self.cx.clone();
@@ -507,9 +597,17 @@ impl<H: Hub> Reader<'_, H> {
         tokio::spawn(
             async move {
                 let protocol = cx.protocol();
-                let outcome = AssertUnwindSafe(hub.invoke(method, Call::new(cx, arguments)))
+                let call = Call::new(cx.clone(), arguments, uploads, cancel.clone());
+                let outcome = AssertUnwindSafe(hub.invoke(method, call))
                     .catch_unwind()
                     .await;
+                // Streaming methods run in the background once started. Uploads end with
+                // the method, or with the stream it returned (which may read them).
+                drop(permit);
+                let returned_stream = matches!(outcome, Ok(Ok(Reply::Stream(_))));
+                if !returned_stream {
+                    cx.streams().end_uploads(&stream_ids);
+                }
                 let outcome = outcome.unwrap_or_else(|_| {
                     tracing::error!("hub method panicked");
                     Err(InvokeError::Failed {
@@ -521,20 +619,97 @@ impl<H: Hub> Reader<'_, H> {
                 if let Err(error) = &outcome {
                     tracing::debug!(?error, "invocation failed");
                 }
-                if let Some(id) = invocation_id {
-                    let completion = match outcome {
-                        Ok(Reply::Unit) => Completion::result(id, Value::null(protocol)),
-                        Ok(Reply::Value(value)) => Completion::result(id, value),
-                        Err(error) => Completion::error(id, error.wire_text(&target, detailed)),
-                    };
-                    let _ = handle
-                        .send_message(&HubMessage::Completion(completion))
-                        .await;
-                }
-                drop(permit);
+                let Some(id) = invocation_id else {
+                    if returned_stream {
+                        cx.streams().end_uploads(&stream_ids);
+                    }
+                    return;
+                };
+                let completion = match outcome {
+                    Ok(Reply::Stream(stream)) if streaming => {
+                        let completion =
+                            pump(stream, &id, &handle, &cancel, &target, detailed).await;
+                        cx.streams().end_download(&id);
+                        cx.streams().end_uploads(&stream_ids);
+                        match completion {
+                            Some(completion) => completion,
+                            None => return,
+                        }
+                    }
+                    Ok(Reply::Unit | Reply::Stream(_)) => {
+                        Completion::result(id, Value::null(protocol))
+                    }
+                    Ok(Reply::Value(value)) => Completion::result(id, value),
+                    Err(error) => {
+                        if streaming {
+                            cx.streams().end_download(&id);
+                        }
+                        Completion::error(id, error.wire_text(&target, detailed))
+                    }
+                };
+                let _ = handle
+                    .send_message(&HubMessage::Completion(completion))
+                    .await;
             }
             .instrument(span),
         );
+    }
+}
+
+/// Sends a stream's items, each waiting for room in the connection's queue (so a slow
+/// client slows only its own streams), until it ends, fails or is cancelled. Returns the
+/// final Completion, or `None` when the connection is gone.
+async fn pump(
+    mut stream: ReplyStream,
+    id: &str,
+    handle: &ConnectionHandle,
+    cancel: &CancellationToken,
+    target: &str,
+    detailed: bool,
+) -> Option<Completion> {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                tracing::debug!("stream cancelled");
+                return (!handle.is_closed()).then(|| Completion::void(id));
+            }
+            item = stream.next() => item,
+        };
+        match item {
+            None => return Some(Completion::void(id)),
+            Some(Ok(item)) => {
+                let message = HubMessage::StreamItem(StreamItem {
+                    headers: Default::default(),
+                    invocation_id: id.to_owned(),
+                    item,
+                });
+                if handle.send_message(&message).await.is_err() {
+                    return None;
+                }
+            }
+            Some(Err(error)) => {
+                tracing::debug!(?error, %target, "stream failed");
+                let text = match error {
+                    InvokeError::Failed {
+                        type_name,
+                        message,
+                        hub_error,
+                    } => with_detail(
+                        "An error occurred on the server while streaming results.".to_owned(),
+                        (detailed || hub_error).then_some((type_name.as_str(), message.as_str())),
+                    ),
+                    other => with_detail(
+                        "An error occurred on the server while streaming results.".to_owned(),
+                        detailed.then_some((
+                            "InvalidDataException",
+                            other.wire_text(target, true).as_str(),
+                        )),
+                    ),
+                };
+                return Some(Completion::error(id, text));
+            }
+        }
     }
 }
 

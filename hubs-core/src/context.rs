@@ -134,6 +134,7 @@ pub(crate) struct ConnectionState {
     pub(crate) transport: TransportKind,
     pub(crate) items: Items,
     pub(crate) closed: CancellationToken,
+    pub(crate) streams: crate::stream::StreamRegistry,
 }
 
 /// The calling connection, given to hub methods and hooks: its id, user, request and
@@ -162,6 +163,10 @@ impl<H: Hub> Context<H> {
 
     pub(crate) fn runtime(&self) -> &Arc<HubRuntime<H>> {
         &self.runtime
+    }
+
+    pub(crate) fn streams(&self) -> &crate::stream::StreamRegistry {
+        &self.connection.streams
     }
 
     /// The connection's id (what `clients().client(id)` takes).

@@ -3,15 +3,18 @@
 use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientFamily;
 use crate::context::Context;
 use crate::error::{HubError, InvokeError};
 use crate::protocol::{Protocol, Value};
+use crate::stream::{ReplyStream, UploadItem, UploadStream};
 
 /// A boxed future that can move between threads, as generated dispatchers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -68,8 +71,13 @@ pub trait Hub: Send + Sync + Sized + 'static {
 pub struct Method {
     /// The wire name, as clients spell it (matched without regard to case).
     pub name: &'static str,
-    /// How many arguments travel in `arguments` (the context and services do not).
+    /// How many arguments travel in `arguments` (the context, services, the cancellation
+    /// token and upload streams do not).
     pub params: usize,
+    /// Whether clients call it with a stream invocation (it returns a stream).
+    pub streaming: bool,
+    /// How many upload streams it takes (each stands for one of the call's `streamIds`).
+    pub uploads: usize,
 }
 
 /// A service a hub method injects: by type, and optionally by key.
@@ -107,11 +115,48 @@ impl std::fmt::Display for ServiceKey {
 pub struct Call<H: Hub> {
     cx: Context<H>,
     arguments: Vec<Value>,
+    uploads: Mutex<Vec<Option<mpsc::Receiver<UploadItem>>>>,
+    cancel: CancellationToken,
 }
 
 impl<H: Hub> Call<H> {
-    pub(crate) fn new(cx: Context<H>, arguments: Vec<Value>) -> Self {
-        Self { cx, arguments }
+    pub(crate) fn new(
+        cx: Context<H>,
+        arguments: Vec<Value>,
+        uploads: Vec<mpsc::Receiver<UploadItem>>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            cx,
+            arguments,
+            uploads: Mutex::new(uploads.into_iter().map(Some).collect()),
+            cancel,
+        }
+    }
+
+    /// Cancelled when the call should stop: the client cancelled the stream, the
+    /// connection ended, or the server is shutting down.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Upload stream `index` (in the order of the method's stream parameters).
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::Bind`] when the client sent fewer streams (or it was taken).
+    pub fn upload<T>(&self, index: usize) -> Result<UploadStream<T>, InvokeError> {
+        let mut uploads = self
+            .uploads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        uploads
+            .get_mut(index)
+            .and_then(Option::take)
+            .map(UploadStream::new)
+            .ok_or_else(|| InvokeError::Bind {
+                detail: format!("the call has no stream number {index}"),
+            })
     }
 
     /// The caller's context.
@@ -172,11 +217,12 @@ impl<H: Hub> Call<H> {
 }
 
 /// What a hub method produced.
-#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Reply {
     /// No value (`()`); sent as a null result, as the official server does.
     Unit,
     /// A value in the caller's protocol.
     Value(Value),
+    /// The items of a streaming method.
+    Stream(ReplyStream),
 }

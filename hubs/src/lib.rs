@@ -58,6 +58,47 @@
 //! case, as the official server does; two methods whose wire names differ only in case do
 //! not compile.
 //!
+//! **Streams.** A method returning `impl Stream<Item = T>` (or a
+//! `tokio::sync::mpsc::Receiver<T>`, or either inside a `Result`, which fails before any
+//! item) is a streaming method: clients call it with `stream(...)` and get each item as it
+//! comes. Items of type `Result<T, E>` end the stream with
+//! `An error occurred on the server while streaming results.` on the first `Err`. The
+//! stream is dropped when the client cancels it, the connection ends, or the server shuts
+//! down; a `CancellationToken` parameter lets the method see that. Each item waits for
+//! room in the caller's queue, so a slow client slows only its own streams. Return
+//! `impl Stream<Item = T> + use<>` (capturing nothing): the stream outlives the call.
+//!
+//! A parameter of type [`UploadStream<T>`] receives a stream the client sends (it stands
+//! for one entry of the call's `streamIds`, in order); it yields `Result<T, HubError>`,
+//! the error being the client's when it ends the upload with one. At most 10 items wait
+//! for the method (`StreamBufferCapacity`); past that the connection stops reading until
+//! the method catches up.
+//!
+//! ```no_run
+//! use hubs::{CancellationToken, HubError, Stream, UploadStream, hub};
+//! use futures_util::StreamExt;
+//!
+//! pub struct Numbers;
+//!
+//! #[hub]
+//! impl Numbers {
+//!     pub fn counter(&self, to: u32) -> impl Stream<Item = u32> + use<> {
+//!         futures_util::stream::iter(0..to)
+//!     }
+//!
+//!     pub async fn sum(&self, mut numbers: UploadStream<u64>, cancel: CancellationToken) -> Result<u64, HubError> {
+//!         let mut total = 0;
+//!         while let Some(n) = numbers.next().await {
+//!             if cancel.is_cancelled() {
+//!                 break;
+//!             }
+//!             total += n?;
+//!         }
+//!         Ok(total)
+//!     }
+//! }
+//! ```
+//!
 //! Two methods are hooks rather than hub methods: `on_connected(&self, cx: &Context<Self>)`
 //! (returning `()` or `Result<(), HubError>`; an error closes the connection) and
 //! `on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`.
@@ -141,10 +182,10 @@
 
 pub use hubs_core::protocol;
 pub use hubs_core::{
-    Arguments, Cardinality, ClientFamily, Clients, ConnectionId, Context, Groups, Hub, HubClients,
-    HubContext, HubError, HubOptions, InMemoryLifetimeManager, InvokeError, Items, LifetimeManager,
-    Many, One, Recipients, Request, Responses, Selection, SendError, SerializedMessage, Services,
-    TransportKind, Untyped,
+    Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
+    Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager,
+    InvokeError, Items, LifetimeManager, Many, One, Recipients, Request, Responses, Selection,
+    SendError, SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream,
 };
 pub use hubs_transport::{Body, BuildError, HubService, Server};
 

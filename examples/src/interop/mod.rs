@@ -6,7 +6,10 @@ mod complex;
 use std::fmt;
 use std::time::Duration;
 
-use hubs::{BuildError, Context, HubError, HubOptions, Server, hub};
+use futures_util::StreamExt;
+use hubs::{
+    BuildError, CancellationToken, Context, HubError, HubOptions, Server, Stream, UploadStream, hub,
+};
 use serde::{Deserialize, Serialize};
 
 pub use complex::ComplexObject;
@@ -137,6 +140,51 @@ impl TestHub {
     /// `AllMessage(message)` to every connection.
     pub async fn send_to_all(&self, cx: &Context<Self>, message: String) {
         let _ = cx.clients().all().send("AllMessage", (message,)).await;
+    }
+
+    /// Yields `"a"`, `"b"`, `"c"`.
+    pub fn stream(&self) -> impl Stream<Item = &'static str> + use<> {
+        futures_util::stream::iter(["a", "b", "c"])
+    }
+
+    /// Completes at once.
+    pub fn empty_stream(&self) -> impl Stream<Item = i32> + use<> {
+        futures_util::stream::empty()
+    }
+
+    /// Never yields; when cancelled (by the client or the connection ending) it calls
+    /// `StreamCanceled` on the caller.
+    pub fn infinite_stream(
+        &self,
+        cx: &Context<Self>,
+        cancel: CancellationToken,
+    ) -> impl Stream<Item = String> + use<> {
+        let caller = cx.clients().caller();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            let _ = caller.send("StreamCanceled", ()).await;
+        });
+        futures_util::stream::pending()
+    }
+
+    /// Fails before producing a stream.
+    pub fn stream_throw_exception(
+        &self,
+        message: String,
+    ) -> Result<impl Stream<Item = i32> + use<>, InvalidOperationException> {
+        Err::<futures_util::stream::Empty<i32>, _>(InvalidOperationException(message))
+    }
+
+    /// Concatenates an uploaded stream of strings.
+    pub async fn streaming_concat(
+        &self,
+        mut parts: UploadStream<String>,
+    ) -> Result<String, HubError> {
+        let mut text = String::new();
+        while let Some(part) = parts.next().await {
+            text.push_str(&part?);
+        }
+        Ok(text)
     }
 
     /// A client result from inside a hub method: invokes `Result(value)` on the caller and

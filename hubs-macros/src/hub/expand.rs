@@ -18,7 +18,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             .iter()
             .filter(|p| matches!(p, Param::Payload { .. }))
             .count();
-        quote!(#p::Method { name: #wire, params: #params })
+        let uploads = m.params.iter().filter(|p| matches!(p, Param::Upload { .. })).count();
+        let streaming = matches!(m.ret, Return::Stream { .. });
+        quote!(#p::Method { name: #wire, params: #params, streaming: #streaming, uploads: #uploads })
     });
     let services = model
         .methods
@@ -102,6 +104,7 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
     let mut bindings = Vec::new();
     let mut args = Vec::new();
     let mut payload_index = 0usize;
+    let mut upload_index = 0usize;
     for (i, param) in method.params.iter().enumerate() {
         let var = format_ident!("__hubs_arg{}", i);
         match param {
@@ -120,6 +123,20 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
                     quote!(#var)
                 });
             }
+            Param::Upload { item } => {
+                let at = upload_index;
+                upload_index += 1;
+                if let Some(item) = item {
+                    bindings.push(quote_spanned! {item.span()=>
+                        #p::assert_result::<#item>();
+                    });
+                }
+                bindings.push(quote! {
+                    let #var = __hubs_call.upload(#at)?;
+                });
+                args.push(quote!(#var));
+            }
+            Param::Cancel => args.push(quote!(__hubs_call.cancellation())),
             Param::Payload { ty } => {
                 let at = payload_index;
                 payload_index += 1;
@@ -143,6 +160,41 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
         Return::Value(ty) => quote_spanned! {ty.span()=>
             __hubs_call.reply::<#ty>(&__hubs_out)
         },
+        Return::Stream { stream, in_result } => {
+            let wrap = if stream.receiver {
+                quote!(#p::receiver_stream(__hubs_stream))
+            } else {
+                quote!(__hubs_stream)
+            };
+            let item = &stream.item;
+            let check = (!stream.fallible).then(|| {
+                quote_spanned! {item.span()=> #p::assert_argument::<#item>(); }
+            });
+            let to_reply = if stream.fallible {
+                quote_spanned!(item.span()=> #p::reply_fallible_stream(__hubs_call.protocol(), #wrap))
+            } else {
+                quote_spanned!(item.span()=> #p::reply_stream(__hubs_call.protocol(), #wrap))
+            };
+            if *in_result {
+                quote! {
+                    #check
+                    match __hubs_out {
+                        ::core::result::Result::Ok(__hubs_stream) => {
+                            ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
+                        }
+                        ::core::result::Result::Err(__hubs_error) => {
+                            ::core::result::Result::Err(#p::InvokeError::failed(__hubs_error))
+                        }
+                    }
+                }
+            } else {
+                quote! {
+                    #check
+                    let __hubs_stream = __hubs_out;
+                    ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
+                }
+            }
+        }
         Return::Result(ok) => quote_spanned! {ok.span()=>
             match __hubs_out {
                 ::core::result::Result::Ok(__hubs_value) => __hubs_call.reply::<#ok>(&__hubs_value),
@@ -237,6 +289,7 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
                 fn methods() -> &'static [#p::Method] {
                     &[]
                 }
+
                 fn invoke(
                     self: #p::Arc<Self>,
                     _: usize,

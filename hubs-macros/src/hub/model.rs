@@ -34,12 +34,75 @@ pub(crate) enum Param {
     },
     /// A wire argument.
     Payload { ty: Type },
+    /// A client-to-server stream: `UploadStream<T>`.
+    Upload { item: Option<Type> },
+    /// The call's cancellation token.
+    Cancel,
 }
 
 pub(crate) enum Return {
     Unit,
     Value(Type),
     Result(Type),
+    /// A server-to-client stream, possibly behind a `Result` (failing before any item).
+    Stream {
+        stream: StreamShape,
+        in_result: bool,
+    },
+}
+
+/// What a streaming method returns.
+pub(crate) struct StreamShape {
+    /// The item type as written (`T` or `Result<T, E>`).
+    pub(crate) item: Type,
+    /// Whether items are `Result`s (an `Err` ends the stream with an error).
+    pub(crate) fallible: bool,
+    /// A `tokio::sync::mpsc::Receiver<T>` rather than an `impl Stream`.
+    pub(crate) receiver: bool,
+}
+
+/// `impl Stream<Item = T>` or `Receiver<T>`.
+pub(crate) fn stream_shape(ty: &Type) -> Option<StreamShape> {
+    let (item, receiver) = match ty {
+        Type::ImplTrait(imp) => {
+            let item = imp.bounds.iter().find_map(|bound| {
+                let syn::TypeParamBound::Trait(bound) = bound else {
+                    return None;
+                };
+                let segment = bound.path.segments.last().filter(|s| s.ident == "Stream")?;
+                let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+                    return None;
+                };
+                args.args.iter().find_map(|arg| match arg {
+                    syn::GenericArgument::AssocType(assoc) if assoc.ident == "Item" => {
+                        Some(assoc.ty.clone())
+                    }
+                    _ => None,
+                })
+            })?;
+            (item, false)
+        }
+        other => {
+            let segment = last_segment(other).filter(|s| s.ident == "Receiver")?;
+            (single_generic(segment)?.clone(), true)
+        }
+    };
+    let fallible = last_segment(&item).is_some_and(|s| s.ident == "Result");
+    Some(StreamShape {
+        item,
+        fallible,
+        receiver,
+    })
+}
+
+/// `UploadStream<T>`.
+pub(crate) fn is_upload(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "UploadStream")
+}
+
+/// `CancellationToken`.
+pub(crate) fn is_cancel(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "CancellationToken")
 }
 
 pub(crate) struct Hook {
@@ -102,6 +165,27 @@ pub(crate) fn service_type(ty: &Type) -> Option<(Type, bool)> {
 }
 
 pub(crate) fn return_shape(output: &syn::ReturnType) -> Return {
+    let shape = plain_return_shape(output);
+    match shape {
+        Return::Result(ok) => match stream_shape(&ok) {
+            Some(stream) => Return::Stream {
+                stream,
+                in_result: true,
+            },
+            None => Return::Result(ok),
+        },
+        Return::Value(ty) => match stream_shape(&ty) {
+            Some(stream) => Return::Stream {
+                stream,
+                in_result: false,
+            },
+            None => Return::Value(ty),
+        },
+        other => other,
+    }
+}
+
+fn plain_return_shape(output: &syn::ReturnType) -> Return {
     match output {
         syn::ReturnType::Default => Return::Unit,
         syn::ReturnType::Type(_, ty) => match &**ty {
@@ -162,6 +246,12 @@ pub(crate) fn lower(input: &Input) -> Model {
                     }
                 } else if let Some(by_ref) = context_param(&p.ty) {
                     Param::Context { by_ref }
+                } else if is_upload(&p.ty) {
+                    Param::Upload {
+                        item: last_segment(&p.ty).and_then(single_generic).cloned(),
+                    }
+                } else if is_cancel(&p.ty) {
+                    Param::Cancel
                 } else {
                     Param::Payload {
                         ty: (*p.ty).clone(),

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use syn::{FnArg, Type};
 
 use super::model::{
-    ON_CONNECTED, ON_DISCONNECTED, Return, context_param, return_shape, service_type,
+    ON_CONNECTED, ON_DISCONNECTED, Return, context_param, is_cancel, is_upload, return_shape,
+    service_type,
 };
 use super::parse::{FnInput, Input};
 use crate::diag::Errors;
@@ -48,7 +49,7 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
                 }
                 continue;
             }
-            if context_param(&param.ty).is_some() {
+            if context_param(&param.ty).is_some() || is_upload(&param.ty) || is_cancel(&param.ty) {
                 continue;
             }
             payload(&param.ty, errors);
@@ -111,10 +112,11 @@ fn signature(f: &FnInput, errors: &Errors) {
     }
     if let syn::ReturnType::Type(_, ty) = &f.sig.output
         && matches!(&**ty, Type::ImplTrait(_))
+        && !matches!(return_shape(&f.sig.output), Return::Stream { .. })
     {
         errors.error_at(
             ty,
-            "hub methods cannot return `impl Trait`: return a concrete type, or a `Result`",
+            "hub methods cannot return `impl Trait` other than `impl Stream<Item = T>`: return a concrete type, a `Result`, or a stream",
         );
     }
 }

@@ -32,6 +32,13 @@ What pysignalr 1.3.3 does on the wire (the server must accept all of it):
   A Completion with an error needs an ``on_error`` callback (registered below), else it raises.
 * Client results are supported: a handler's non-None return value is sent back as a Completion for
   server invocations that carry an invocationId ("Client didn't provide a result." otherwise).
+* Server-to-client streams: ``client.stream(target, args, on_next, on_complete, on_error)`` sends
+  ``{"target":"Stream","arguments":[],"type":4,"invocationId":"<uuid4>","headers":{}}`` (MessagePack
+  ``[4, {}, id, target, [args], []]``); ``on_next`` gets each item, ``on_complete`` the Completion.
+  pysignalr has no way to cancel a stream (it never sends CancelInvocation).
+* Client-to-server streams: ``client.client_stream(target)`` sends an Invocation **without**
+  invocationId (``[1, {}, nil, target, [], ["<uuid4>"]]``), StreamItems, then a void Completion; the
+  hub method's result is never reported back, so StreamingConcat cannot be checked with it.
 """
 
 from __future__ import annotations
@@ -222,6 +229,32 @@ async def case_client_result(connect) -> None:
     check(value == 42, f"InvokeCaller(21) with a doubling handler returned {value!r}")
 
 
+async def case_stream(connect) -> None:
+    conn = await connect()
+    items: list[Any] = []
+    completion: asyncio.Future[CompletionMessage] = asyncio.get_running_loop().create_future()
+
+    async def on_next(item: Any) -> None:
+        items.append(item)
+
+    async def on_complete(message: CompletionMessage) -> None:
+        if not completion.done():
+            completion.set_result(message)
+
+    async def on_error(message: CompletionMessage) -> None:
+        if not completion.done():
+            completion.set_result(message)
+
+    await conn._bounded(  # noqa: SLF001 - the same bounded await the helpers use
+        conn.client.stream("Stream", [], on_next, on_complete, on_error), 'sending StreamInvocation "Stream"'
+    )
+    message = await conn._bounded(completion, 'completion of the "Stream" stream')  # noqa: SLF001
+    check(not message.error, f"Stream failed: {message.error!r} (items so far: {items!r})")
+    check(items == ["a", "b", "c"], f'Stream yielded {items!r}, expected ["a", "b", "c"]')
+    result = await conn.invoke("Echo", "after stream")
+    check(result == "after stream", f"Echo after the stream returned {result!r}")
+
+
 CASES = [
     ("Echo", case_echo),
     ("InvokeCaller -> Result (client result)", case_client_result),
@@ -229,6 +262,7 @@ CASES = [
     ("SendCustomObject -> CustomObject", case_send_custom_object),
     ("ThrowException error text", case_throw_exception),
     ("JoinGroup + SendToGroup -> GroupMessage", case_groups),
+    ('StreamInvocation "Stream" -> "a", "b", "c"', case_stream),
 ]
 
 

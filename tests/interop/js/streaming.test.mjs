@@ -1,0 +1,315 @@
+// Streaming with the official `@microsoft/signalr` client over WebSockets × {JSON, MessagePack}
+// against the hubs TestHub (/work/shared/CONTRACT.md §4 and §6; protocol.md §7, §8.1, §8.2):
+// server-to-client streams (`Stream`, `EmptyStream`, `StreamThrowException`), cancellation of
+// `InfiniteStream` (→ `StreamCanceled()` on the caller), client-to-server upload streams
+// (`StreamingConcat`), and the streaming/non-streaming mismatch errors.
+//
+// Run: HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/   (see websockets.test.mjs)
+// Every await is bounded; the file takes a few seconds against a healthy server and an overall
+// 40 s budget bounds it even against a server that never answers.
+//
+// What the TS client (9.0.19) puts on the wire here:
+// * `stream(m, ...)` sends a StreamInvocation; disposing the (only) subscription sends
+//   CancelInvocation for that id, chained after the StreamInvocation's send, so "dispose
+//   immediately" puts both messages on the socket back to back. Items and the final Completion
+//   arriving after the dispose are dropped by the client.
+// * `invoke(m, subject)` removes the Subject from the arguments and sends an Invocation with
+//   `streamIds: ["<n>"]` (the stream id comes from the same counter as invocation ids), then a
+//   StreamItem per `subject.next(x)` and a Completion for `subject.complete()` (MessagePack: void
+//   result kind 2). `subject.error(err)` sends a Completion whose `error` is `err.message` for an
+//   Error (`"Something bad"`, no `Error: ` prefix), else `err.toString()`.
+
+import { after, afterEach, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as signalR from "@microsoft/signalr";
+import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+
+const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
+if (!HUBS_URL) {
+    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
+    process.exit(2);
+}
+const HUB_URL = `${HUBS_URL}/testhub`;
+
+const PROTOCOLS = [
+    { name: "json", create: () => new signalR.JsonHubProtocol() },
+    { name: "messagepack", create: () => new MessagePackHubProtocol() },
+];
+
+/** Default bound for a single await (connect, invoke, a whole finite stream, a handler call). */
+const STEP_MS = 5000;
+/** How long to wait before concluding that a message did NOT arrive (a second StreamCanceled). */
+const ABSENCE_MS = 300;
+/** Per-test bound; the runner fails the test if it takes longer. */
+const TEST_OPTS = { timeout: 15000 };
+/** Wall-clock budget for the whole file (see withTimeout). */
+const FILE_DEADLINE = Date.now() + 40000;
+
+const STREAM_THROW_ERROR =
+    "An unexpected error occurred invoking 'StreamThrowException' on the server. InvalidOperationException: An error occurred.";
+const CONCAT_UPLOAD_ERROR =
+    "An unexpected error occurred invoking 'StreamingConcat' on the server. HubException: Something bad";
+const streamingWithInvokeError = (method) =>
+    `The client attempted to invoke the streaming '${method}' method with a non-streaming invocation.`;
+const nonStreamingWithStreamError = (method) =>
+    `The client attempted to invoke the non-streaming '${method}' method with a streaming invocation.`;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class StepTimeout extends Error {}
+
+/**
+ * Rejects with a StepTimeout if `promise` does not settle within `ms` (or before the file's
+ * overall budget runs out).
+ */
+function withTimeout(promise, ms, what) {
+    let timer;
+    const limit = Math.min(ms, Math.max(0, FILE_DEADLINE - Date.now()));
+    const reason = limit < ms ? `the file's overall time budget ran out: ${what}` : `timed out after ${ms} ms: ${what}`;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new StepTimeout(reason)), limit);
+    });
+    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `predicate` until it returns a truthy value (which is returned) or `ms` elapse. */
+async function waitFor(predicate, ms, what) {
+    const deadline = Math.min(Date.now() + ms, FILE_DEADLINE);
+    for (;;) {
+        const value = predicate();
+        if (value) {
+            return value;
+        }
+        if (Date.now() >= deadline) {
+            throw new Error(`timed out after ${ms} ms (or the file's time budget ran out) waiting for: ${what}`);
+        }
+        await sleep(10);
+    }
+}
+
+/** Connections opened by the current test; stopped by the afterEach hooks. */
+const openConnections = new Set();
+/** Per connection: { fired, error } of its onclose callback. */
+const closeInfo = new WeakMap();
+
+async function connect(protocol) {
+    const connection = new signalR.HubConnectionBuilder()
+        .withUrl(HUB_URL, { transport: signalR.HttpTransportType.WebSockets })
+        .withHubProtocol(protocol.create())
+        .configureLogging(signalR.LogLevel.Warning)
+        .build();
+    const info = { fired: false, error: undefined };
+    closeInfo.set(connection, info);
+    connection.onclose((error) => {
+        info.fired = true;
+        info.error = error;
+    });
+    openConnections.add(connection);
+    await withTimeout(connection.start(), STEP_MS, `start() of a ${protocol.name} connection`);
+    assert.equal(connection.state, signalR.HubConnectionState.Connected);
+    return connection;
+}
+
+async function stopAll() {
+    const connections = [...openConnections];
+    openConnections.clear();
+    await Promise.all(connections.map((c) =>
+        withTimeout(c.stop(), STEP_MS, "stop()").catch((e) => console.error(`cleanup: ${e}`))));
+}
+
+/** Registers `method` on `connection` and records the argument lists of every call. */
+function record(connection, method) {
+    const calls = [];
+    connection.on(method, (...args) => {
+        calls.push(args);
+    });
+    return calls;
+}
+
+/** `connection.invoke(...)`, bounded by STEP_MS. */
+function invoke(connection, method, ...args) {
+    return withTimeout(connection.invoke(method, ...args), STEP_MS, `invoke("${method}")`);
+}
+
+/**
+ * Subscribes to `stream` (an IStreamResult) and resolves with the array of its items when it
+ * completes, or rejects with its error. If it neither completes nor errors within `ms`, the
+ * subscription is disposed (so the server stops streaming) and the promise rejects, naming the
+ * items received so far.
+ */
+async function collect(stream, what, ms = STEP_MS) {
+    const items = [];
+    let subscription;
+    const done = new Promise((resolve, reject) => {
+        subscription = stream.subscribe({
+            next: (item) => {
+                items.push(item);
+            },
+            complete: () => resolve(items),
+            error: (error) => reject(error),
+        });
+    });
+    try {
+        return await withTimeout(done, ms, what);
+    } catch (error) {
+        if (error instanceof StepTimeout) {
+            subscription.dispose();
+            error.message += ` (items received so far: ${JSON.stringify(items)})`;
+        }
+        throw error;
+    }
+}
+
+/** Checks that the connection is still usable: Connected, not closed, and Echo round-trips. */
+async function assertStillWorks(connection) {
+    assert.equal(connection.state, signalR.HubConnectionState.Connected, "connection is no longer Connected");
+    const info = closeInfo.get(connection);
+    assert.equal(info.fired, false, `connection closed unexpectedly: ${info.error}`);
+    const probe = `still-works-${Math.random().toString(36).slice(2, 8)}`;
+    assert.equal(await invoke(connection, "Echo", probe), probe);
+}
+
+after(async () => {
+    await stopAll();
+    // Safety net: if a leaked socket or timer keeps the event loop alive, exit anyway.
+    setTimeout(() => process.exit(), 3000).unref();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Per-protocol cases
+// ---------------------------------------------------------------------------------------------
+
+for (const protocol of PROTOCOLS) {
+    describe(`streaming over WebSockets + ${protocol.name}`, () => {
+        afterEach(stopAll);
+
+        describe("server-to-client streams", () => {
+            it('stream("Stream") yields exactly "a", "b", "c" then completes', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                assert.deepEqual(await collect(connection.stream("Stream"), 'stream("Stream")'), ["a", "b", "c"]);
+                await assertStillWorks(connection);
+            });
+
+            it('two concurrent stream("Stream") calls on one connection each get "a", "b", "c"', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const results = await Promise.all([
+                    collect(connection.stream("Stream"), 'first stream("Stream")'),
+                    collect(connection.stream("Stream"), 'second stream("Stream")'),
+                ]);
+                assert.deepEqual(results, [["a", "b", "c"], ["a", "b", "c"]]);
+            });
+
+            it('stream("EmptyStream") completes with no items', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                assert.deepEqual(await collect(connection.stream("EmptyStream"), 'stream("EmptyStream")'), []);
+                await assertStillWorks(connection);
+            });
+
+            it('stream("StreamThrowException") errors with the detailed text and the connection survives', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                await assert.rejects(
+                    collect(connection.stream("StreamThrowException", "An error occurred."), 'stream("StreamThrowException")'),
+                    { message: STREAM_THROW_ERROR });
+                await assertStillWorks(connection);
+            });
+        });
+
+        describe("InfiniteStream cancellation", () => {
+            const cases = [
+                ["after ~100 ms", 100],
+                ["immediately (CancelInvocation right after the StreamInvocation)", 0],
+            ];
+            for (const [label, delayMs] of cases) {
+                it(`disposing the subscription ${label} makes the server call StreamCanceled()`, TEST_OPTS, async () => {
+                    const connection = await connect(protocol);
+                    const canceled = record(connection, "StreamCanceled");
+                    const events = [];
+                    const subscription = connection.stream("InfiniteStream").subscribe({
+                        next: (item) => events.push(["next", item]),
+                        complete: () => events.push(["complete"]),
+                        error: (error) => events.push(["error", `${error?.message ?? error}`]),
+                    });
+                    if (delayMs > 0) {
+                        await sleep(delayMs);
+                    }
+                    subscription.dispose(); // sends CancelInvocation
+                    await waitFor(() => canceled.length > 0, STEP_MS,
+                        "StreamCanceled() after disposing the InfiniteStream subscription");
+                    await sleep(ABSENCE_MS);
+                    assert.deepEqual(canceled, [[]], "StreamCanceled must be called exactly once, with no arguments");
+                    assert.deepEqual(events, [], "InfiniteStream must not yield, complete or fail before it is cancelled");
+                    await assertStillWorks(connection);
+                });
+            }
+        });
+
+        describe("client-to-server streams (StreamingConcat)", () => {
+            it('items sent synchronously: "Hello " + "world" + "!"', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const subject = new signalR.Subject();
+                const p = invoke(connection, "StreamingConcat", subject);
+                subject.next("Hello ");
+                subject.next("world");
+                subject.next("!");
+                subject.complete();
+                assert.equal(await p, "Hello world!");
+                await assertStillWorks(connection);
+            });
+
+            it("items sent 20 ms apart", TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const subject = new signalR.Subject();
+                const p = invoke(connection, "StreamingConcat", subject);
+                p.catch(() => {}); // awaited below; avoid an unhandled rejection during the sleeps
+                for (const item of ["Hello ", "world", "!"]) {
+                    await sleep(20);
+                    subject.next(item);
+                }
+                await sleep(20);
+                subject.complete();
+                assert.equal(await p, "Hello world!");
+                await assertStillWorks(connection);
+            });
+
+            it("an upload completed without items returns the empty string", TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const subject = new signalR.Subject();
+                const p = invoke(connection, "StreamingConcat", subject);
+                subject.complete();
+                assert.equal(await p, "");
+            });
+
+            it("subject.error(...) fails the invocation with the client's error text", TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const subject = new signalR.Subject();
+                const p = invoke(connection, "StreamingConcat", subject);
+                subject.next("Hello ");
+                // The TS client sends the Error's message ("Something bad") as the Completion error.
+                subject.error(new Error("Something bad"));
+                await assert.rejects(p, { message: CONCAT_UPLOAD_ERROR });
+                await assertStillWorks(connection);
+            });
+        });
+
+        describe("streaming / non-streaming mismatches", () => {
+            for (const method of ["EmptyStream", "Stream"]) {
+                it(`invoke("${method}") rejects and the connection survives`, TEST_OPTS, async () => {
+                    const connection = await connect(protocol);
+                    await assert.rejects(invoke(connection, method), { message: streamingWithInvokeError(method) });
+                    await assertStillWorks(connection);
+                });
+            }
+
+            it('stream("Echo", "x") errors and the connection survives', TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                await assert.rejects(collect(connection.stream("Echo", "x"), 'stream("Echo")'),
+                    { message: nonStreamingWithStreamError("Echo") });
+                await assertStillWorks(connection);
+            });
+        });
+    });
+}
