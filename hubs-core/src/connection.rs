@@ -601,10 +601,12 @@ impl<H: Hub> Reader<'_, H> {
                 let outcome = AssertUnwindSafe(hub.invoke(method, call))
                     .catch_unwind()
                     .await;
-                // Streaming methods run in the background once started. Uploads end with
-                // the method, or with the stream it returned (which may read them).
-                drop(permit);
+                // Streaming methods run in the background once started; other calls keep
+                // their slot until their Completion is queued, so with one slot the
+                // completions go out in order. Uploads end with the method, or with the
+                // stream it returned (which may read them).
                 let returned_stream = matches!(outcome, Ok(Ok(Reply::Stream(_))));
+                let permit = (!returned_stream).then_some(permit);
                 if !returned_stream {
                     cx.streams().end_uploads(&stream_ids);
                 }
@@ -650,6 +652,7 @@ impl<H: Hub> Reader<'_, H> {
                 let _ = handle
                     .send_message(&HubMessage::Completion(completion))
                     .await;
+                drop(permit);
             }
             .instrument(span),
         );
