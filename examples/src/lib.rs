@@ -1,6 +1,8 @@
 //! The example hubs, as a library so that tests can mount them in-process.
 //!
+//! * [`chat`]: the chat server with its browser page (the main example).
 //! * [`interop`]: the `TestHub` of the interop contract, which the official clients' tests
 //!   drive.
 
+pub mod chat;
 pub mod interop;

@@ -18,6 +18,7 @@ use crate::context::{ConnectionState, Context, Items};
 use crate::error::{HubError, InvokeError, with_detail};
 use crate::hub::{Call, Hub, Reply};
 use crate::lifetime::{ConnectionHandle, Frame};
+use crate::options::TransportKind;
 use crate::protocol::{
     Close, Completion, DecodeError, HandshakeRequest, HandshakeResponse, HubMessage, Outcome,
     Protocol, StreamInvocation, StreamItem, TransferFormat, Value,
@@ -341,7 +342,8 @@ impl<H: Hub> Reader<'_, H> {
                         return ending;
                     }
                 }
-                _ = heartbeat.tick() => {
+                // Long polling keeps itself alive: no pings, no client timeout.
+                _ = heartbeat.tick(), if self.cx.transport() != TransportKind::LongPolling => {
                     let now = Instant::now();
                     if now.duration_since(last_keep_alive) >= options.keep_alive_interval {
                         last_keep_alive = now;

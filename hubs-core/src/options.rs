@@ -62,6 +62,7 @@ pub struct HubOptions {
     pub(crate) outbound_capacity: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) client_result_timeout: Duration,
+    pub(crate) long_poll_timeout: Duration,
     pub(crate) protocols: Vec<Protocol>,
     pub(crate) transports: Vec<TransportKind>,
     pub(crate) user_id: Option<UserIdProvider>,
@@ -80,6 +81,7 @@ impl Default for HubOptions {
             outbound_capacity: 256,
             send_timeout: Duration::from_secs(10),
             client_result_timeout: Duration::from_secs(30),
+            long_poll_timeout: Duration::from_secs(90),
             protocols: Protocol::ALL.to_vec(),
             transports: vec![
                 TransportKind::WebSockets,
@@ -161,6 +163,18 @@ impl HubOptions {
     pub fn client_result_timeout(mut self, timeout: Duration) -> Self {
         self.client_result_timeout = timeout;
         self
+    }
+
+    /// How long a long poll waits for messages before returning empty (default 90 s).
+    #[must_use]
+    pub fn long_poll_timeout(mut self, timeout: Duration) -> Self {
+        self.long_poll_timeout = timeout;
+        self
+    }
+
+    /// The configured long-poll timeout.
+    pub fn configured_long_poll_timeout(&self) -> Duration {
+        self.long_poll_timeout
     }
 
     /// The hub protocols clients may choose (default both).

@@ -17,6 +17,11 @@ pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }
 
+/// `200` with an empty body.
+pub(crate) fn empty_ok() -> Response<Body> {
+    Response::new(empty())
+}
+
 /// A `text/plain` response.
 pub(crate) fn text(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(full(text));

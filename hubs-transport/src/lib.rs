@@ -8,10 +8,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
+mod cors;
+mod http_transport;
 mod negotiate;
 mod registry;
 mod server;
 mod websocket;
 
 pub use body::Body;
+pub use cors::Cors;
 pub use server::{BuildError, HubService, Server};

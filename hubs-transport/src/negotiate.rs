@@ -5,7 +5,11 @@ use serde::Serialize;
 use hubs_core::{HubOptions, TransportKind};
 
 /// The transports this server implements, in the order clients should try them.
-pub(crate) const IMPLEMENTED: [TransportKind; 1] = [TransportKind::WebSockets];
+pub(crate) const IMPLEMENTED: [TransportKind; 3] = [
+    TransportKind::WebSockets,
+    TransportKind::ServerSentEvents,
+    TransportKind::LongPolling,
+];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,7 +101,7 @@ mod tests {
         let body = response(0, "id", "id", &HubOptions::default());
         assert_eq!(
             String::from_utf8(body).unwrap(),
-            r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#
+            r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
         );
     }
 }

@@ -18,8 +18,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::body::{self, Body};
+use crate::cors::Cors;
+use crate::http_transport::{self, HttpConnection};
 use crate::negotiate;
-use crate::registry::{AttachError, Registry};
+use crate::registry::{Lookup, Registry};
 use crate::websocket;
 
 type Mounter =
@@ -42,6 +44,7 @@ type Mounter =
 pub struct Server {
     services: Services,
     mounts: Vec<(String, Mounter)>,
+    cors: Option<Cors>,
 }
 
 /// The server could not be built.
@@ -86,6 +89,13 @@ impl Server {
         self
     }
 
+    /// Lets browser pages from other origins connect (see [`Cors`]).
+    #[must_use]
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
     /// Mounts `hub` at `path` (matched without regard to case) with default options.
     #[must_use]
     pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
@@ -122,6 +132,7 @@ impl Server {
             inner: Arc::new(Inner {
                 hubs,
                 registry: Registry::default(),
+                cors: self.cors,
             }),
         })
     }
@@ -150,6 +161,7 @@ fn normalize(path: &str) -> String {
 struct Inner {
     hubs: Vec<(String, Arc<dyn HubEndpoint>)>,
     registry: Registry,
+    cors: Option<Cors>,
 }
 
 /// The built server as an HTTP service: serve it with [`HubService::serve`], or mount it
@@ -246,8 +258,31 @@ impl HubService {
             .map(|(i, (_, endpoint))| (i, endpoint))
     }
 
-    /// Answers one HTTP request.
-    pub async fn handle<B: Send + 'static>(&self, mut request: Request<B>) -> Response<Body> {
+    /// Answers one HTTP request: negotiate, the three transports, and CORS.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(cors) = self.inner.cors.clone() else {
+            return self.route(request).await;
+        };
+        if let Some(preflight) = cors.preflight(request.method(), request.headers()) {
+            return preflight;
+        }
+        let headers = request.headers().clone();
+        let mut response = self.route(request).await;
+        cors.decorate(&headers, &mut response);
+        response
+    }
+
+    async fn route<B>(&self, mut request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = request.uri().path().to_owned();
         let lower = path.trim_end_matches('/').to_ascii_lowercase();
         if let Some(hub_path) = lower.strip_suffix("/negotiate") {
@@ -262,82 +297,118 @@ impl HubService {
         let Some((index, endpoint)) = self.find(&path) else {
             return body::text(StatusCode::NOT_FOUND, "");
         };
+        let endpoint = endpoint.clone();
+        let enabled = |kind: TransportKind| endpoint.options().enabled_transports().contains(&kind);
+        let method = request.method().clone();
         let token = query_value(request.uri().query(), "id").map(str::to_owned);
-        let is_upgrade = request.method() == Method::GET
-            && request
-                .headers()
-                .get(header::UPGRADE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        if is_upgrade {
-            if !endpoint
-                .options()
-                .enabled_transports()
-                .contains(&TransportKind::WebSockets)
-            {
-                return body::text(
-                    StatusCode::NOT_FOUND,
-                    "WebSockets transport not supported by this end point type",
-                );
-            }
-            let (connection_id, token) = match token {
-                None => (ConnectionId::generate(), None),
-                Some(token) => {
-                    match self
-                        .inner
-                        .registry
-                        .attach(&token, index, TransportKind::WebSockets)
-                    {
-                        Ok(id) => (id, Some(token)),
-                        Err(AttachError::NotFound | AttachError::OtherHub) => {
-                            return body::text(StatusCode::NOT_FOUND, "No Connection with that ID");
-                        }
-                        Err(AttachError::InUse(TransportKind::WebSockets)) => {
-                            return body::text(StatusCode::CONFLICT, "");
-                        }
-                        Err(AttachError::InUse(_)) => {
-                            return body::text(
-                                StatusCode::BAD_REQUEST,
-                                "Cannot change transports mid-connection",
-                            );
-                        }
-                    }
-                }
+        let (is_upgrade, wants_events) = {
+            let header_has = |name: header::HeaderName, needle: &str| {
+                request
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
             };
-            let registry = self.clone();
-            return websocket::upgrade(&mut request, endpoint.clone(), connection_id, move || {
-                if let Some(token) = token {
-                    registry.inner.registry.remove(&token);
-                }
-            });
-        }
+            (
+                method == Method::GET && header_has(header::UPGRADE, "websocket"),
+                method == Method::GET && header_has(header::ACCEPT, "text/event-stream"),
+            )
+        };
+        let requested = if is_upgrade {
+            TransportKind::WebSockets
+        } else if wants_events {
+            TransportKind::ServerSentEvents
+        } else {
+            TransportKind::LongPolling
+        };
+
+        // WebSockets may skip negotiation.
         let Some(token) = token else {
+            if is_upgrade {
+                if !enabled(TransportKind::WebSockets) {
+                    return not_enabled(TransportKind::WebSockets);
+                }
+                return websocket::upgrade(&mut request, endpoint, ConnectionId::generate(), || {});
+            }
             return body::text(StatusCode::BAD_REQUEST, "Connection ID required");
         };
-        match self.inner.registry.transport(&token) {
-            None => body::text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-            Some(Some(TransportKind::WebSockets)) if request.method() == Method::POST => {
-                body::text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "POST requests are not allowed for WebSocket connections.",
-                )
+
+        match self.inner.registry.lookup(&token, index) {
+            Lookup::NotFound | Lookup::OtherHub => {
+                body::text(StatusCode::NOT_FOUND, "No Connection with that ID")
             }
-            Some(Some(_)) if request.method() == Method::DELETE => body::text(
-                StatusCode::BAD_REQUEST,
-                "Cannot terminate this connection using the DELETE endpoint.",
-            ),
-            Some(_) => {
-                let transport = if request
-                    .headers()
-                    .get(header::ACCEPT)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.contains("text/event-stream"))
-                {
-                    "ServerSentEvents transport not supported by this end point type"
+            Lookup::Ended if method == Method::GET && !is_upgrade && !wants_events => {
+                body::text(StatusCode::NO_CONTENT, "")
+            }
+            Lookup::Ended => body::text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+            Lookup::Negotiated(connection_id) => {
+                if method == Method::DELETE {
+                    return body::text(
+                        StatusCode::BAD_REQUEST,
+                        "Cannot terminate this connection using the DELETE endpoint.",
+                    );
+                }
+                if method != Method::GET {
+                    return body::text(StatusCode::NOT_FOUND, "No Connection with that ID");
+                }
+                if !enabled(requested) {
+                    return not_enabled(requested);
+                }
+                let registry = self.clone();
+                let ended_token = token.clone();
+                let on_end = move || registry.inner.registry.ended(&ended_token);
+                if is_upgrade {
+                    if !self.inner.registry.attach_websocket(&token) {
+                        return body::text(StatusCode::CONFLICT, "");
+                    }
+                    return websocket::upgrade(&mut request, endpoint, connection_id, on_end);
+                }
+                let hub_request =
+                    hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+                let connection =
+                    HttpConnection::start(endpoint, connection_id, hub_request, requested, on_end);
+                if !self.inner.registry.attach_http(&token, connection.clone()) {
+                    return body::text(StatusCode::CONFLICT, "");
+                }
+                if wants_events {
+                    connection.event_stream()
                 } else {
-                    "LongPolling transport not supported by this end point type"
-                };
-                body::text(StatusCode::NOT_FOUND, transport)
+                    http_transport::first_poll()
+                }
+            }
+            found @ (Lookup::WebSocket | Lookup::Http(_)) => {
+                let current = found.transport();
+                match (&method, found) {
+                    (&Method::POST, Lookup::Http(connection)) => {
+                        connection.post(request.into_body()).await
+                    }
+                    (&Method::POST, _) => body::text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "POST requests are not allowed for WebSocket connections.",
+                    ),
+                    (&Method::DELETE, Lookup::Http(connection))
+                        if connection.transport() == TransportKind::LongPolling =>
+                    {
+                        connection.delete()
+                    }
+                    (&Method::DELETE, _) => body::text(
+                        StatusCode::BAD_REQUEST,
+                        "Cannot terminate this connection using the DELETE endpoint.",
+                    ),
+                    (&Method::GET, found) if current == Some(requested) => match found {
+                        Lookup::Http(connection) if requested == TransportKind::LongPolling => {
+                            let timeout = endpoint.options().configured_long_poll_timeout();
+                            connection.poll(timeout).await
+                        }
+                        // A second WebSocket or event stream on a live connection.
+                        _ => body::text(StatusCode::CONFLICT, ""),
+                    },
+                    (&Method::GET, _) => body::text(
+                        StatusCode::BAD_REQUEST,
+                        "Cannot change transports mid-connection",
+                    ),
+                    _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
+                }
             }
         }
     }
@@ -381,7 +452,12 @@ fn is_per_connection(error: &io::Error) -> bool {
     ) || matches!(error.raw_os_error(), Some(23 | 24))
 }
 
-impl<B: Send + 'static> tower_service::Service<Request<B>> for HubService {
+impl<B> tower_service::Service<Request<B>> for HubService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -394,4 +470,21 @@ impl<B: Send + 'static> tower_service::Service<Request<B>> for HubService {
         let service = self.clone();
         Box::pin(async move { Ok(service.handle(request).await) })
     }
+}
+
+fn not_enabled(kind: TransportKind) -> Response<Body> {
+    body::text(
+        StatusCode::NOT_FOUND,
+        match kind {
+            TransportKind::WebSockets => {
+                "WebSockets transport not supported by this end point type"
+            }
+            TransportKind::ServerSentEvents => {
+                "ServerSentEvents transport not supported by this end point type"
+            }
+            TransportKind::LongPolling => {
+                "LongPolling transport not supported by this end point type"
+            }
+        },
+    )
 }

@@ -187,7 +187,7 @@ pub use hubs_core::{
     InvokeError, Items, LifetimeManager, Many, One, Recipients, Request, Responses, Selection,
     SendError, SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream,
 };
-pub use hubs_transport::{Body, BuildError, HubService, Server};
+pub use hubs_transport::{Body, BuildError, Cors, HubService, Server};
 
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};

@@ -29,6 +29,7 @@ pub async fn serve(service: HubService) -> SocketAddr {
 pub async fn interop_server() -> SocketAddr {
     let settings = hubs_examples::interop::Settings {
         keep_alive: Duration::from_secs(1),
+        long_poll_timeout: Duration::from_secs(5),
     };
     let app = hubs_examples::interop::app(&settings).expect("builds");
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -168,15 +169,29 @@ pub async fn http(
     target: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
+    http_with_body(addr, method, target, headers, &[]).await
+}
+
+/// Like [`http`], with a request body.
+pub async fn http_with_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
     let mut request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.expect("writes");
+    // The server may answer (413) before reading a large body.
+    let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     tokio::time::timeout(STEP, stream.read_to_end(&mut response))
         .await

@@ -28,7 +28,11 @@ async fn negotiate_versions_paths_and_methods() {
     assert_ne!(id, token);
     assert_eq!(
         json["availableTransports"],
-        serde_json::json!([{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}])
+        serde_json::json!([
+            {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]},
+            {"transport": "ServerSentEvents", "transferFormats": ["Text"]},
+            {"transport": "LongPolling", "transferFormats": ["Text", "Binary"]}
+        ])
     );
 
     let (_, _, body) = http(addr, "POST", "/TestHub/negotiate", &[]).await;

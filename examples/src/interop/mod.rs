@@ -4,11 +4,14 @@
 mod complex;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::{
-    BuildError, CancellationToken, Context, HubError, HubOptions, Server, Stream, UploadStream, hub,
+    BuildError, CancellationToken, Context, Cors, HubError, HubOptions, Server, Stream,
+    TransportKind, UploadStream, hub,
 };
 use serde::{Deserialize, Serialize};
 
@@ -203,22 +206,102 @@ impl TestHub {
 pub struct Settings {
     /// How often the server pings an idle connection.
     pub keep_alive: Duration,
+    /// How long a long poll is held without messages.
+    pub long_poll_timeout: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             keep_alive: Duration::from_secs(15),
+            long_poll_timeout: Duration::from_secs(90),
         }
     }
 }
 
-/// The hubs of the interop server: `TestHub` at `/testhub`, with detailed errors on.
+/// The hubs of the interop server: `TestHub` at `/testhub` (every transport) and at
+/// `/testhub-nowebsockets` (Server-Sent Events and long polling only), with detailed
+/// errors on, and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
     let options = HubOptions::default()
         .enable_detailed_errors(true)
-        .keep_alive_interval(settings.keep_alive);
-    Server::new().hub_with("/testhub", TestHub, options)
+        .keep_alive_interval(settings.keep_alive)
+        .long_poll_timeout(settings.long_poll_timeout);
+    let no_websockets = options
+        .clone()
+        .transports([TransportKind::ServerSentEvents, TransportKind::LongPolling]);
+    Server::new()
+        .cors(Cors::any())
+        .hub_with("/testhub", TestHub, options)
+        .hub_with("/testhub-nowebsockets", TestHub, no_websockets)
+}
+
+/// Sets the cookies the official test server sets on every negotiate response.
+async fn negotiate_cookies(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let negotiate = request.uri().path().contains("/negotiate");
+    let mut response = next.run(request).await;
+    if negotiate {
+        let headers = response.headers_mut();
+        for cookie in [
+            "testCookie=testValue; Path=/",
+            "testCookie2=testValue2; Path=/",
+            "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            headers.append(
+                axum::http::header::SET_COOKIE,
+                axum::http::HeaderValue::from_static(cookie),
+            );
+        }
+    }
+    response
+}
+
+/// `/redirect…`: sends the client on to `{baseUrl}/testHub?numRedirects={n}`, `n` counting
+/// the redirects this server has handed out.
+async fn redirect(
+    axum::extract::State(count): axum::extract::State<Arc<AtomicU64>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> impl axum::response::IntoResponse {
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    let base = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("baseUrl="))
+        .map(percent_decode)
+        .unwrap_or_default();
+    let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                match u8::from_str_radix(std::str::from_utf8(hex).unwrap_or(""), 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            (b'+', _) => out.push(b' '),
+            (byte, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The whole interop application: the hubs, and `GET /clientresult/{connectionId}`,
@@ -247,10 +330,15 @@ pub fn app(settings: &Settings) -> Result<axum::Router, BuildError> {
             }
         }
     };
+    let redirects = Arc::new(AtomicU64::new(0));
     Ok(axum::Router::new()
+        .route("/redirect", axum::routing::any(redirect))
+        .route("/redirect/{*rest}", axum::routing::any(redirect))
+        .with_state(redirects)
         .route(
             "/clientresult/{connection_id}",
             axum::routing::get(client_result),
         )
-        .fallback_service(hubs))
+        .fallback_service(hubs)
+        .layer(axum::middleware::from_fn(negotiate_cookies)))
 }

@@ -1,10 +1,12 @@
-// Client results with the official `@microsoft/signalr` client over WebSockets × {JSON,
+// Client results with the official `@microsoft/signalr` client over HUBS_TRANSPORT × {JSON,
 // MessagePack}: the TestHub's `InvokeCaller` (a client result from inside a hub method) and
 // `GET /clientresult/{connectionId}` (a client result through the hub context).
 //
-// Run: HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/   (see websockets.test.mjs)
+// Run: HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/   (see hub.test.mjs)
+// HUBS_TRANSPORT is `WebSockets` (default), `ServerSentEvents` (JSON cases only: SSE is text-only)
+// or `LongPolling`.
 
-import { afterEach, describe, it } from "node:test";
+import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
@@ -15,17 +17,39 @@ if (!HUBS_URL) {
     process.exit(2);
 }
 
+const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
+/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
+const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
+if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
+    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
+    process.exit(2);
+}
+
 const PROTOCOLS = [
     { name: "json", create: () => new signalR.JsonHubProtocol() },
     { name: "messagepack", create: () => new MessagePackHubProtocol() },
 ];
+
+/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
+function protocolSkip(protocol) {
+    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
+        ? "Server-Sent Events carry text only; MessagePack is binary"
+        : false;
+}
 const STEP_MS = 5000;
 const TEST_OPTS = { timeout: 15000 };
+/**
+ * Wall-clock budget for the whole file (a few seconds against a healthy server): once it is spent,
+ * every remaining bounded step fails at once. SSE and long polling get more room.
+ */
+const FILE_DEADLINE = Date.now() + { WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 }[TRANSPORT];
 
 function bounded(promise, what) {
     let timer;
+    const limit = Math.min(STEP_MS, Math.max(0, FILE_DEADLINE - Date.now()));
+    const reason = limit < STEP_MS ? `the file's overall time budget ran out: ${what}` : `timed out after ${STEP_MS} ms: ${what}`;
     const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${STEP_MS} ms: ${what}`)), STEP_MS);
+        timer = setTimeout(() => reject(new Error(reason)), limit);
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -34,7 +58,7 @@ const open = new Set();
 
 async function connect(protocol, handler) {
     const connection = new signalR.HubConnectionBuilder()
-        .withUrl(`${HUBS_URL}/testhub`, { transport: signalR.HttpTransportType.WebSockets })
+        .withUrl(`${HUBS_URL}/testhub`, { transport: signalR.HttpTransportType[TRANSPORT] })
         .withHubProtocol(protocol.create())
         .configureLogging(signalR.LogLevel.None)
         .build();
@@ -42,9 +66,15 @@ async function connect(protocol, handler) {
         connection.on("Result", handler);
     }
     open.add(connection);
-    await bounded(connection.start(), "start()");
+    await bounded(connection.start(), `start() of a ${TRANSPORT} ${protocol.name} connection`);
     return connection;
 }
+
+after(() => {
+    // Safety net: if a connection whose stop() timed out (e.g. a pending long poll) keeps the event
+    // loop alive, exit anyway (the runner has already reported the results by then).
+    setTimeout(() => process.exit(), 3000).unref();
+});
 
 async function clientResult(connectionId) {
     const response = await bounded(fetch(`${HUBS_URL}/clientresult/${connectionId}`), "GET /clientresult");
@@ -53,7 +83,7 @@ async function clientResult(connectionId) {
 }
 
 for (const protocol of PROTOCOLS) {
-    describe(`client results (${protocol.name})`, () => {
+    describe(`client results over ${TRANSPORT} (${protocol.name})`, { skip: protocolSkip(protocol) }, () => {
         afterEach(async () => {
             const connections = [...open];
             open.clear();

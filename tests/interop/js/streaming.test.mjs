@@ -1,17 +1,21 @@
-// Streaming with the official `@microsoft/signalr` client over WebSockets × {JSON, MessagePack}
+// Streaming with the official `@microsoft/signalr` client over HUBS_TRANSPORT × {JSON, MessagePack}
 // against the hubs TestHub (/work/shared/CONTRACT.md §4 and §6; protocol.md §7, §8.1, §8.2):
 // server-to-client streams (`Stream`, `EmptyStream`, `StreamThrowException`), cancellation of
 // `InfiniteStream` (→ `StreamCanceled()` on the caller), client-to-server upload streams
 // (`StreamingConcat`), and the streaming/non-streaming mismatch errors.
 //
-// Run: HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/   (see websockets.test.mjs)
+// Run: HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/   (see hub.test.mjs)
+// HUBS_TRANSPORT is `WebSockets` (default), `ServerSentEvents` (JSON cases only: SSE is text-only)
+// or `LongPolling`.
 // Every await is bounded; the file takes a few seconds against a healthy server and an overall
-// 40 s budget bounds it even against a server that never answers.
+// budget (40 s WebSockets, 50 s SSE, 60 s long polling) bounds it even against a server that never
+// answers.
 //
 // What the TS client (9.0.19) puts on the wire here:
 // * `stream(m, ...)` sends a StreamInvocation; disposing the (only) subscription sends
 //   CancelInvocation for that id, chained after the StreamInvocation's send, so "dispose
-//   immediately" puts both messages on the socket back to back. Items and the final Completion
+//   immediately" puts both messages on the socket back to back (over SSE / long polling they may
+//   share one POST). Items and the final Completion
 //   arriving after the dispose are dropped by the client.
 // * `invoke(m, subject)` removes the Subject from the arguments and sends an Invocation with
 //   `streamIds: ["<n>"]` (the stream id comes from the same counter as invocation ids), then a
@@ -31,10 +35,25 @@ if (!HUBS_URL) {
 }
 const HUB_URL = `${HUBS_URL}/testhub`;
 
+const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
+/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
+const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
+if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
+    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
+    process.exit(2);
+}
+
 const PROTOCOLS = [
     { name: "json", create: () => new signalR.JsonHubProtocol() },
     { name: "messagepack", create: () => new MessagePackHubProtocol() },
 ];
+
+/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
+function protocolSkip(protocol) {
+    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
+        ? "Server-Sent Events carry text only; MessagePack is binary"
+        : false;
+}
 
 /** Default bound for a single await (connect, invoke, a whole finite stream, a handler call). */
 const STEP_MS = 5000;
@@ -42,8 +61,8 @@ const STEP_MS = 5000;
 const ABSENCE_MS = 300;
 /** Per-test bound; the runner fails the test if it takes longer. */
 const TEST_OPTS = { timeout: 15000 };
-/** Wall-clock budget for the whole file (see withTimeout). */
-const FILE_DEADLINE = Date.now() + 40000;
+/** Wall-clock budget for the whole file (see withTimeout); SSE and long polling get more room. */
+const FILE_DEADLINE = Date.now() + { WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 }[TRANSPORT];
 
 const STREAM_THROW_ERROR =
     "An unexpected error occurred invoking 'StreamThrowException' on the server. InvalidOperationException: An error occurred.";
@@ -98,7 +117,7 @@ const closeInfo = new WeakMap();
 
 async function connect(protocol) {
     const connection = new signalR.HubConnectionBuilder()
-        .withUrl(HUB_URL, { transport: signalR.HttpTransportType.WebSockets })
+        .withUrl(HUB_URL, { transport: signalR.HttpTransportType[TRANSPORT] })
         .withHubProtocol(protocol.create())
         .configureLogging(signalR.LogLevel.Warning)
         .build();
@@ -109,7 +128,7 @@ async function connect(protocol) {
         info.error = error;
     });
     openConnections.add(connection);
-    await withTimeout(connection.start(), STEP_MS, `start() of a ${protocol.name} connection`);
+    await withTimeout(connection.start(), STEP_MS, `start() of a ${TRANSPORT} ${protocol.name} connection`);
     assert.equal(connection.state, signalR.HubConnectionState.Connected);
     return connection;
 }
@@ -184,7 +203,7 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 
 for (const protocol of PROTOCOLS) {
-    describe(`streaming over WebSockets + ${protocol.name}`, () => {
+    describe(`streaming over ${TRANSPORT} + ${protocol.name}`, { skip: protocolSkip(protocol) }, () => {
         afterEach(stopAll);
 
         describe("server-to-client streams", () => {

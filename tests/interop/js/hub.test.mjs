@@ -1,15 +1,21 @@
 // Interop tests: the official ASP.NET Core SignalR JavaScript client (`@microsoft/signalr`, with
-// `@microsoft/signalr-protocol-msgpack`) over the WebSockets transport against the hubs TestHub
-// described in /work/shared/CONTRACT.md (§4 TestHub, §6 error texts, §7 extensions).
+// `@microsoft/signalr-protocol-msgpack`) over one transport against the hubs TestHub described in
+// /work/shared/CONTRACT.md (§4 TestHub, §6 error texts, §7 extensions).
 //
 // How it is run:
 //   cd tests/interop && npm ci            # once; installs the pinned client packages
 //   HUBS_URL=http://127.0.0.1:5000 node --test tests/interop/js/     # from the repository root
+// HUBS_TRANSPORT picks the transport every connection of this file is forced to: `WebSockets`
+// (the default), `ServerSentEvents` or `LongPolling`. Server-Sent Events carry text only, so with
+// `ServerSentEvents` the MessagePack cases are skipped; skipNegotiation is WebSockets-only; the
+// keep-alive case is skipped on LongPolling (no pings and no client-side server timeout there,
+// protocol.md §3.4/§9).
 // The Rust interop test starts the `interop` example server (hub at /testhub) with a 1 s
-// keep-alive on a free port, sets HUBS_URL and runs the command above; exit code 0 = all passed.
-// Every await is bounded by a timeout, so a hang fails a test instead of blocking. The file takes
-// ~17 s against a healthy server (two 6 s keep-alive idles); an overall 50 s budget bounds it
-// below ~60 s even against a server that never answers.
+// keep-alive on a free port, sets HUBS_URL and runs the command above once per transport; exit
+// code 0 = all passed. Every await is bounded by a timeout, so a hang fails a test instead of
+// blocking. The file takes ~17 s against a healthy server over WebSockets (two 6 s keep-alive
+// idles); an overall budget (50 s WebSockets, 60 s SSE, 75 s long polling) bounds it even against
+// a server that never answers.
 
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -23,10 +29,25 @@ if (!HUBS_URL) {
 }
 const HUB_URL = `${HUBS_URL}/testhub`;
 
+const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
+/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
+const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
+if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
+    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
+    process.exit(2);
+}
+
 const PROTOCOLS = [
     { name: "json", create: () => new signalR.JsonHubProtocol() },
     { name: "messagepack", create: () => new MessagePackHubProtocol() },
 ];
+
+/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
+function protocolSkip(protocol) {
+    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
+        ? "Server-Sent Events carry text only; MessagePack is binary"
+        : false;
+}
 
 /** Default bound for a single await (connect, invoke, a handler call). */
 const STEP_MS = 5000;
@@ -34,6 +55,11 @@ const STEP_MS = 5000;
 const ABSENCE_MS = 300;
 /** Per-test bound; the runner fails the test if it takes longer. */
 const TEST_OPTS = { timeout: 15000 };
+/**
+ * Wall-clock budget for the whole file, per transport: SSE and long polling make more HTTP
+ * requests per connection (negotiate, POSTs, polls), so they get more room.
+ */
+const FILE_BUDGET_MS = { WebSockets: 50000, ServerSentEvents: 60000, LongPolling: 75000 }[TRANSPORT];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -51,9 +77,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Wall-clock budget for the whole file: once it is spent, every remaining bounded step fails at
- * once, so even a server that never answers cannot keep this file running much past a minute.
+ * once, so even a server that never answers cannot keep this file running much past the budget.
  */
-const FILE_DEADLINE = Date.now() + 50000;
+const FILE_DEADLINE = Date.now() + FILE_BUDGET_MS;
 
 /**
  * Rejects with a descriptive error if `promise` does not settle within `ms` (or before the file's
@@ -91,11 +117,11 @@ const openConnections = new Set();
 const closeInfo = new WeakMap();
 
 /**
- * Builds a HubConnection to the TestHub over WebSockets with `protocol` and starts it.
- * Options: `skipNegotiation`, `serverTimeoutMs`.
+ * Builds a HubConnection to the TestHub over TRANSPORT with `protocol` and starts it.
+ * Options: `skipNegotiation` (WebSockets only), `serverTimeoutMs`.
  */
 async function connect(protocol, { skipNegotiation = false, serverTimeoutMs } = {}) {
-    const httpOptions = { transport: signalR.HttpTransportType.WebSockets };
+    const httpOptions = { transport: signalR.HttpTransportType[TRANSPORT] };
     if (skipNegotiation) {
         httpOptions.skipNegotiation = true;
     }
@@ -115,7 +141,7 @@ async function connect(protocol, { skipNegotiation = false, serverTimeoutMs } = 
     });
     openConnections.add(connection);
     await withTimeout(connection.start(), STEP_MS,
-        `start() of a ${protocol.name} connection${skipNegotiation ? " (skipNegotiation)" : ""}`);
+        `start() of a ${TRANSPORT} ${protocol.name} connection${skipNegotiation ? " (skipNegotiation)" : ""}`);
     assert.equal(connection.state, signalR.HubConnectionState.Connected);
     return connection;
 }
@@ -194,8 +220,13 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 
 for (const protocol of PROTOCOLS) {
-    describe(`WebSockets + ${protocol.name}`, () => {
+    describe(`${TRANSPORT} + ${protocol.name}`, { skip: protocolSkip(protocol) }, () => {
         afterEach(stopAll);
+
+        it(`GetActiveTransportName is "${TRANSPORT}"`, TEST_OPTS, async () => {
+            const connection = await connect(protocol);
+            assert.equal(await invoke(connection, "GetActiveTransportName"), TRANSPORT);
+        });
 
         describe("Echo", () => {
             const cases = [
@@ -345,7 +376,8 @@ for (const protocol of PROTOCOLS) {
             });
         });
 
-        it("skipNegotiation connects straight over WebSockets", TEST_OPTS, async () => {
+        const skipNegotiationSkip = TRANSPORT === "WebSockets" ? false : "skipNegotiation is WebSockets-only";
+        it("skipNegotiation connects straight over WebSockets", { ...TEST_OPTS, skip: skipNegotiationSkip }, async () => {
             const connection = await connect(protocol, { skipNegotiation: true });
             assert.equal(connection.connectionId, null, "the client has no connection id without negotiate");
             assert.equal(await invoke(connection, "Echo", "skipped"), "skipped");
@@ -354,7 +386,9 @@ for (const protocol of PROTOCOLS) {
             assert.ok(id.length > 0, "the hub must still assign a connection id");
         });
 
-        it("keep-alive pings hold an idle connection open past a 4 s server timeout", { timeout: 20000 }, async () => {
+        // Long polling has no pings and the client arms no server timeout there (protocol.md §3.4, §9).
+        const keepAliveSkip = TRANSPORT === "LongPolling" ? "long polling has no pings and no server timeout" : false;
+        it("keep-alive pings hold an idle connection open past a 4 s server timeout", { timeout: 20000, skip: keepAliveSkip }, async () => {
             const connection = await connect(protocol, { serverTimeoutMs: 4000 });
             await sleep(6000);
             await assertStillWorks(connection);
@@ -412,19 +446,20 @@ const COMPLEX = {
     },
 };
 
-describe("ComplexObject", () => {
+describe(`ComplexObject (${TRANSPORT})`, () => {
     afterEach(stopAll);
 
     for (const protocol of PROTOCOLS) {
         const expected = COMPLEX[protocol.name];
+        const opts = { ...TEST_OPTS, skip: protocolSkip(protocol) };
 
-        it(`EchoComplexObject round-trips (${protocol.name})`, TEST_OPTS, async () => {
+        it(`EchoComplexObject round-trips (${protocol.name})`, opts, async () => {
             const connection = await connect(protocol);
             const result = await invoke(connection, "EchoComplexObject", expected.echo);
             assert.deepEqual(tagged(result), tagged(expected.echo));
         });
 
-        it(`SendComplexObject returns the fixed value (${protocol.name})`, TEST_OPTS, async () => {
+        it(`SendComplexObject returns the fixed value (${protocol.name})`, opts, async () => {
             const connection = await connect(protocol);
             const result = await invoke(connection, "SendComplexObject");
             assert.deepEqual(tagged(result), tagged(expected.fixed));
@@ -436,7 +471,8 @@ describe("ComplexObject", () => {
 // Mixed protocols on one hub
 // ---------------------------------------------------------------------------------------------
 
-describe("mixed protocols", () => {
+// On SSE a MessagePack connection is impossible; transports.test.mjs mixes transports instead.
+describe(`mixed protocols (${TRANSPORT})`, { skip: protocolSkip(PROTOCOLS[1]) }, () => {
     afterEach(stopAll);
 
     it("a JSON and a MessagePack connection both receive the same SendToAll", TEST_OPTS, async () => {

@@ -1,0 +1,43 @@
+//! The chat server with its browser page, on the in-memory default.
+//!
+//! ```text
+//! bash scripts/chat            # installs the browser client, then runs this
+//! cargo run --release -p hubs-examples --bin chat -- --port 5000
+//! ```
+
+use hubs_examples::chat::{app, default_client_script};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let mut port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5000);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().and_then(|p| p.parse().ok())) {
+            ("--port", Some(p)) => port = p,
+            _ => {
+                eprintln!("usage: chat [--port PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let script = default_client_script();
+    if !script.is_file() {
+        eprintln!(
+            "warning: {} is missing; run `npm ci --prefix examples/chat` (scripts/chat does)",
+            script.display()
+        );
+    }
+    let app = app(script)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("chat: open http://{}/ in a browser", listener.local_addr()?);
+    axum::serve(listener, app).await
+}

@@ -1,0 +1,318 @@
+//! The two HTTP transports: Server-Sent Events and long polling. Both carry the client's
+//! messages in POST bodies; they differ in how the server's messages go out.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hubs_core::{Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{self, Body};
+use crate::registry::DISCONNECT_TIMEOUT;
+
+/// The most bytes one poll response carries (more waits for the next poll).
+const POLL_BATCH: usize = 1 << 20;
+
+/// One SSE or long-polling connection: the queues between HTTP requests and the
+/// connection's task.
+#[derive(Debug)]
+pub(crate) struct HttpConnection {
+    transport: TransportKind,
+    incoming: mpsc::Sender<Bytes>,
+    outgoing: tokio::sync::Mutex<mpsc::Receiver<Frame>>,
+    closed: CancellationToken,
+    abort: CancellationToken,
+    polls: Mutex<Polls>,
+    posts: tokio::sync::Mutex<()>,
+    max_post: usize,
+}
+
+#[derive(Debug)]
+struct Polls {
+    current: Option<CancellationToken>,
+    last_end: Instant,
+}
+
+impl HttpConnection {
+    /// Starts the hub connection behind an SSE stream or a long-polling session.
+    /// `on_end` runs when the connection's task has finished.
+    pub(crate) fn start(
+        endpoint: Arc<dyn HubEndpoint>,
+        connection_id: ConnectionId,
+        request: hubs_core::Request,
+        transport: TransportKind,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
+        let incoming =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+            );
+        let max_post = endpoint
+            .options()
+            .max_message_size_limit()
+            .map_or(usize::MAX, |max| max.saturating_mul(4).max(1 << 20));
+        let Connected {
+            outgoing,
+            closed,
+            abort,
+            task,
+        } = endpoint.connect(TransportConnection {
+            connection_id,
+            request,
+            transport,
+            incoming: Box::pin(incoming),
+        });
+        let connection = Arc::new(Self {
+            transport,
+            incoming: tx,
+            outgoing: tokio::sync::Mutex::new(outgoing),
+            closed,
+            abort,
+            polls: Mutex::new(Polls {
+                current: None,
+                last_end: Instant::now(),
+            }),
+            posts: tokio::sync::Mutex::new(()),
+            max_post,
+        });
+        tokio::spawn(async move {
+            task.await;
+            on_end();
+        });
+        if transport == TransportKind::LongPolling {
+            tokio::spawn(reap_when_not_polled(Arc::downgrade(&connection)));
+        }
+        connection
+    }
+
+    pub(crate) fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    fn polls(&self) -> std::sync::MutexGuard<'_, Polls> {
+        self.polls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `POST`: the body is one or more of the client's messages.
+    pub(crate) async fn post<B>(&self, body: B) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let bytes = match Limited::new(body, self.max_post).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                return if error.is::<http_body_util::LengthLimitError>() {
+                    body::text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
+                } else {
+                    body::text(StatusCode::BAD_REQUEST, "")
+                };
+            }
+        };
+        // One POST at a time per connection, in order.
+        let _turn = self.posts.lock().await;
+        if self.closed.is_cancelled() || self.incoming.send(bytes).await.is_err() {
+            return body::text(StatusCode::NOT_FOUND, "No Connection with that ID");
+        }
+        body::empty_ok()
+    }
+
+    /// `DELETE` on a long-polling connection: ends it; the pending poll gets 204.
+    pub(crate) fn delete(&self) -> Response<Body> {
+        if let Some(poll) = self.polls().current.take() {
+            poll.cancel();
+        }
+        self.abort.cancel();
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::ACCEPTED;
+        response
+    }
+
+    /// A long poll: returns queued messages at once, or waits for some (up to
+    /// `timeout`). A newer poll supersedes this one (204); so does the end of the
+    /// connection once its last messages are out.
+    pub(crate) async fn poll(&self, timeout: Duration) -> Response<Body> {
+        let token = CancellationToken::new();
+        if let Some(previous) = self.polls().current.replace(token.clone()) {
+            previous.cancel();
+        }
+        let result = tokio::select! {
+            biased;
+            () = token.cancelled() => None,
+            mut outgoing = self.outgoing.lock() => {
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => None,
+                    frame = outgoing.recv() => frame.map(|first| batch(first, &mut outgoing)),
+                    () = self.closed.cancelled() => outgoing.try_recv().ok().map(|first| batch(first, &mut outgoing)),
+                    () = tokio::time::sleep(timeout) => Some(Bytes::new()),
+                }
+            }
+        };
+        {
+            let mut polls = self.polls();
+            polls.last_end = Instant::now();
+            if polls
+                .current
+                .as_ref()
+                .is_some_and(|current| current == &token)
+            {
+                polls.current = None;
+            }
+        }
+        match result {
+            Some(bytes) => poll_response(StatusCode::OK, bytes),
+            None => poll_response(StatusCode::NO_CONTENT, Bytes::new()),
+        }
+    }
+
+    /// The SSE response: a `:` comment, then one event per frame, until the connection
+    /// ends. Dropping the response (the client went away) ends the connection.
+    pub(crate) fn event_stream(self: Arc<Self>) -> Response<Body> {
+        struct AbortOnDrop(CancellationToken);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let guard = AbortOnDrop(self.abort.clone());
+        let first = futures_util::stream::once(async {
+            Ok(hyper::body::Frame::data(Bytes::from_static(b":\r\n")))
+        });
+        let events =
+            futures_util::stream::unfold((self, guard), |(connection, guard)| async move {
+                let frame = {
+                    let mut outgoing = connection.outgoing.lock().await;
+                    tokio::select! {
+                        biased;
+                        frame = outgoing.recv() => frame,
+                        () = connection.closed.cancelled() => outgoing.try_recv().ok(),
+                    }
+                }?;
+                Some((
+                    Ok(hyper::body::Frame::data(sse_event(&frame.bytes))),
+                    (connection, guard),
+                ))
+            });
+        let mut response = Response::new(BodyExt::boxed(StreamBody::new(first.chain(events))));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache,no-store"),
+        );
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        response
+    }
+}
+
+/// The first frame and whatever else is queued, up to [`POLL_BATCH`] bytes.
+fn batch(first: Frame, outgoing: &mut mpsc::Receiver<Frame>) -> Bytes {
+    if outgoing.is_empty() {
+        return first.bytes;
+    }
+    let mut out = BytesMut::from(&first.bytes[..]);
+    while out.len() < POLL_BATCH {
+        match outgoing.try_recv() {
+            Ok(frame) => out.extend_from_slice(&frame.bytes),
+            Err(_) => break,
+        }
+    }
+    out.freeze()
+}
+
+fn poll_response(status: StatusCode, bytes: Bytes) -> Response<Body> {
+    let mut response = Response::new(body::full(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status == StatusCode::OK {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+    response
+}
+
+/// The first long poll activates the connection and returns at once.
+pub(crate) fn first_poll() -> Response<Body> {
+    poll_response(StatusCode::OK, Bytes::new())
+}
+
+/// `data: ` + each line + CRLF, then an empty line.
+fn sse_event(bytes: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(bytes.len() + 16);
+    for line in bytes.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.freeze()
+}
+
+/// Ends a long-polling connection that nobody polls for [`DISCONNECT_TIMEOUT`].
+async fn reap_when_not_polled(connection: std::sync::Weak<HttpConnection>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(connection) = connection.upgrade() else {
+            return;
+        };
+        if connection.closed.is_cancelled() {
+            return;
+        }
+        let idle = {
+            let polls = connection.polls();
+            polls.current.is_none() && polls.last_end.elapsed() >= DISCONNECT_TIMEOUT
+        };
+        if idle {
+            tracing::debug!("long-polling connection not polled in time; closing it");
+            connection.abort.cancel();
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sse_event;
+
+    #[test]
+    fn events_split_lines() {
+        assert_eq!(
+            &sse_event(b"{\"type\":6}\x1e")[..],
+            b"data: {\"type\":6}\x1e\r\n\r\n"
+        );
+        assert_eq!(
+            &sse_event(b"a\r\nb\nc")[..],
+            b"data: a\r\ndata: b\r\ndata: c\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+// The chat page in a real browser: headless Chromium (Debian's package) driven by
+// playwright-core opens the page twice, sends a message from one and sees it on the
+// other, on each transport the official browser client has.
+//
+// Run: CHAT_URL=http://127.0.0.1:5000 CHROMIUM=/usr/bin/chromium node --test tests/interop/browser/
+// Set SCREENSHOT=/path.png to keep a screenshot of the page.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const CHAT_URL = (process.env.CHAT_URL ?? "").replace(/\/+$/, "");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+if (!CHAT_URL) {
+    console.error("CHAT_URL is not set (expected e.g. CHAT_URL=http://127.0.0.1:5000)");
+    process.exit(2);
+}
+const STEP_MS = 10000;
+
+let browser;
+
+before(async () => {
+    browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+        timeout: 30000,
+    });
+});
+
+after(async () => {
+    await browser?.close();
+});
+
+async function openChat(context, transport, name) {
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_MS);
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(String(error)));
+    await page.goto(`${CHAT_URL}/?transport=${transport}&name=${name}`);
+    await page.waitForSelector("body[data-state=connected]");
+    return { page, errors };
+}
+
+for (const transport of ["webSockets", "serverSentEvents", "longPolling"]) {
+    describe(`chat page over ${transport}`, () => {
+        it("a message sent on one page appears on the other", { timeout: 60000 }, async () => {
+            const context = await browser.newContext();
+            try {
+                const ann = await openChat(context, transport, "ann");
+                const bob = await openChat(context, transport, "bob");
+                const text = `hello from ann over ${transport} ${Math.random().toString(36).slice(2, 8)}`;
+                await ann.page.fill("#message", text);
+                await ann.page.click("#send");
+                for (const { page } of [ann, bob]) {
+                    await page.waitForFunction(
+                        (expected) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.includes(expected)),
+                        text,
+                    );
+                }
+                const line = await bob.page.locator("#messages li", { hasText: text }).first().textContent();
+                assert.ok(line.startsWith("ann"), `the line names the sender: ${line}`);
+
+                // Rooms: bob joins "rust"; ann's room message reaches only members.
+                await bob.page.fill("#room", "rust");
+                await bob.page.click("#join");
+                await bob.page.waitForFunction(() => document.querySelector("#messages").textContent.includes("bob joined #rust"));
+                await ann.page.fill("#room", "rust");
+                await ann.page.click("#join");
+                const roomText = `room message ${transport}`;
+                await ann.page.fill("#message", roomText);
+                await ann.page.click("#send");
+                await bob.page.waitForFunction(
+                    (expected) => document.querySelector("#messages").textContent.includes(expected),
+                    roomText,
+                );
+                if (process.env.SCREENSHOT && transport === "webSockets") {
+                    await bob.page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+                }
+                assert.deepEqual([...ann.errors, ...bob.errors], []);
+            } finally {
+                await context.close();
+            }
+        });
+    });
+}

@@ -1,0 +1,215 @@
+//! Long polling and CORS at the HTTP level: the status codes of the official server for
+//! the first poll, held polls, superseded polls, DELETE, ended connections, unknown ids and
+//! oversize bodies. (The official client drives SSE and long polling end to end in
+//! `interop.rs`.)
+
+use std::net::SocketAddr;
+
+use hubs_tests::{http, http_with_body, interop_server};
+
+async fn negotiate(addr: SocketAddr) -> String {
+    let (status, _, body) = http(addr, "POST", "/testhub/negotiate?negotiateVersion=1", &[]).await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    json["connectionToken"].as_str().expect("token").to_owned()
+}
+
+async fn post(addr: SocketAddr, token: &str, body: &[u8]) -> u16 {
+    http_with_body(addr, "POST", &format!("/testhub?id={token}"), &[], body)
+        .await
+        .0
+}
+
+async fn poll(addr: SocketAddr, token: &str) -> (u16, String) {
+    let (status, _, body) = http(addr, "GET", &format!("/testhub?id={token}&_=1"), &[]).await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_polling_session_from_first_poll_to_delete() {
+    let addr = interop_server().await;
+    let token = negotiate(addr).await;
+
+    // The first poll returns at once, empty, and activates the connection.
+    let (status, head, body) = http(addr, "GET", &format!("/testhub?id={token}"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/octet-stream")
+    );
+
+    assert_eq!(
+        post(addr, &token, b"{\"protocol\":\"json\",\"version\":1}\x1e").await,
+        200
+    );
+    assert_eq!(poll(addr, &token).await, (200, "{}\x1e".to_owned()));
+    assert_eq!(
+        post(
+            addr,
+            &token,
+            b"{\"type\":1,\"invocationId\":\"0\",\"target\":\"Echo\",\"arguments\":[\"lp\"]}\x1e"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        poll(addr, &token).await,
+        (
+            200,
+            "{\"type\":3,\"invocationId\":\"0\",\"result\":\"lp\"}\x1e".to_owned()
+        )
+    );
+
+    // A newer poll supersedes a pending one, which gets 204.
+    let older = tokio::spawn({
+        let token = token.clone();
+        async move { poll(addr, &token).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let newer = tokio::spawn({
+        let token = token.clone();
+        async move { poll(addr, &token).await }
+    });
+    assert_eq!(older.await.expect("task").0, 204);
+    assert_eq!(
+        post(addr, &token, b"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"again\"]}\x1e").await,
+        200
+    );
+    assert_eq!(
+        newer.await.expect("task"),
+        (
+            200,
+            "{\"type\":3,\"invocationId\":\"1\",\"result\":\"again\"}\x1e".to_owned()
+        )
+    );
+
+    // DELETE ends it: 202, then polls get 204 and posts 404.
+    let (status, _, _) = http(addr, "DELETE", &format!("/testhub?id={token}"), &[]).await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = poll(addr, &token).await;
+    assert!(status == 204 || status == 200, "{status}");
+    let (status, _) = poll(addr, &token).await;
+    assert_eq!(status, 204);
+    assert_eq!(post(addr, &token, b"{\"type\":6}\x1e").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_poll_returns_empty_after_the_poll_timeout() {
+    let addr = interop_server().await;
+    let token = negotiate(addr).await;
+    assert_eq!(poll(addr, &token).await.0, 200);
+    assert_eq!(
+        post(addr, &token, b"{\"protocol\":\"json\",\"version\":1}\x1e").await,
+        200
+    );
+    assert_eq!(poll(addr, &token).await, (200, "{}\x1e".to_owned()));
+    // The interop test server holds polls for 5 s; long polling has no pings.
+    assert_eq!(poll(addr, &token).await, (200, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_official_answers() {
+    let addr = interop_server().await;
+    assert_eq!(poll(addr, "unknown").await.0, 404);
+    assert_eq!(post(addr, "unknown", b"x").await, 404);
+
+    let token = negotiate(addr).await;
+    assert_eq!(poll(addr, &token).await.0, 200);
+    // An oversize POST is refused; the connection stays.
+    let big = vec![b'x'; 2 << 20];
+    assert_eq!(post(addr, &token, &big).await, 413);
+    assert_eq!(
+        post(addr, &token, b"{\"protocol\":\"json\",\"version\":1}\x1e").await,
+        200
+    );
+    assert_eq!(poll(addr, &token).await, (200, "{}\x1e".to_owned()));
+    // Switching transports mid-connection is refused.
+    let (status, _, body) = http(
+        addr,
+        "GET",
+        &format!("/testhub?id={token}"),
+        &[("Accept", "text/event-stream")],
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Cannot change transports mid-connection")
+    );
+
+    // The no-WebSockets hub offers the other two, and refuses WebSockets.
+    let (_, _, body) = http(
+        addr,
+        "POST",
+        "/testhub-nowebsockets/negotiate?negotiateVersion=1",
+        &[],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let offered: Vec<_> = json["availableTransports"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["transport"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(offered, ["ServerSentEvents", "LongPolling"]);
+    let (status, _, body) = http(
+        addr,
+        "GET",
+        "/testhub-nowebsockets",
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            404,
+            "WebSockets transport not supported by this end point type"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_responses_echo_the_origin() {
+    let addr = interop_server().await;
+    let (status, head, _) = http(
+        addr,
+        "OPTIONS",
+        "/testhub/negotiate?negotiateVersion=1",
+        &[
+            ("Origin", "http://page.example:8080"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "x-requested-with, x-signalr-user-agent",
+            ),
+        ],
+    )
+    .await;
+    let head = head.to_ascii_lowercase();
+    assert_eq!(status, 204);
+    assert!(
+        head.contains("access-control-allow-origin: http://page.example:8080"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-allow-credentials: true"));
+    assert!(head.contains("access-control-allow-methods: get, post, delete"));
+    assert!(head.contains("x-signalr-user-agent"));
+
+    let (status, head, _) = http(
+        addr,
+        "POST",
+        "/testhub/negotiate?negotiateVersion=1",
+        &[("Origin", "http://page.example:8080")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("access-control-allow-origin: http://page.example:8080"));
+    assert!(head.contains("set-cookie: testcookie=testvalue"));
+}
