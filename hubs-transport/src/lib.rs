@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
+pub mod client;
 mod cors;
 mod http_transport;
 mod negotiate;

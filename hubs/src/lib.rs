@@ -176,6 +176,46 @@
 //! not compile (the JavaScript client matches targets without regard to case).
 //! `#[client(crate = "path")]` names the `hubs` crate.
 //!
+//! # The Rust client
+//!
+//! [`client::HubConnection`] calls hubs on any SignalR server over WebSockets, Server-Sent
+//! Events or long polling, with either protocol, and reconnects automatically when asked
+//! to. The macros give it types too:
+//!
+//! * `#[hub]` generates `{Hub}Proxy` (for `impl ChatHub`: `ChatHubProxy`):
+//!   `ChatHubProxy::new(&connection).send_message(user, text).await` returns the method's
+//!   result, checked by the compiler. Each method takes the hub method's payload
+//!   parameters (and a [`client::Upload`] per upload stream); streaming methods return a
+//!   [`client::ClientStream`]. A proxy method whose types cannot travel (not `Serialize`
+//!   or not `Deserialize`) fails to compile where it is called, not where the hub is.
+//! * `#[client]` generates `{Trait}Receiver` (for `ChatClient`: `ChatClientReceiver`):
+//!   `ChatClientReceiver::register(&connection, Arc::new(my_client))` routes the hub's
+//!   calls to a type implementing the trait, and answers client results with what its
+//!   methods return. The trait's `async fn`s are declared `Send`, so implementations
+//!   write plain `async fn`.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use hubs::{HubError, client};
+//! # #[client] pub trait ChatClient { async fn receive_message(&self, user: String, text: String); }
+//! struct Printer;
+//!
+//! impl ChatClient for Printer {
+//!     async fn receive_message(&self, user: String, text: String) {
+//!         println!("{user}: {text}");
+//!     }
+//! }
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let connection = hubs::client::HubConnection::builder("http://127.0.0.1:5000/chat")
+//!     .with_automatic_reconnect()
+//!     .build();
+//! ChatClientReceiver::register(&connection, Arc::new(Printer));
+//! connection.start().await?;
+//! connection.send("SendMessage", ("ann", "hello")).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
@@ -187,7 +227,7 @@ pub use hubs_core::{
     InvokeError, Items, LifetimeManager, Many, One, Recipients, Request, Responses, Selection,
     SendError, SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream,
 };
-pub use hubs_transport::{Body, BuildError, Cors, HubService, Server};
+pub use hubs_transport::{Body, BuildError, Cors, HubService, Server, client};
 
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};
@@ -201,5 +241,12 @@ pub mod runtime {
     };
 }
 
+/// What generated code names. Not a public API: no semver promise.
 #[doc(hidden)]
-pub use hubs_core::__private;
+pub mod __private {
+    pub use hubs_core::__private::*;
+    pub use hubs_transport::client::{
+        ClientStream, HubConnection, InvokeError as ClientInvokeError, ProxyInvoke, ProxyStream,
+        ReceiverHost, Upload,
+    };
+}

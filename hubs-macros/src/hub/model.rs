@@ -7,6 +7,8 @@ use crate::naming::pascal_case;
 
 pub(crate) struct Model {
     pub(crate) self_ty: Type,
+    /// `{Hub}Proxy`, when the hub type is a plain path.
+    pub(crate) proxy: Option<Ident>,
     pub(crate) krate: Path,
     /// The proxy family of `#[hub(client = Trait)]`: the path of `TraitProxy`.
     pub(crate) client: Option<Path>,
@@ -33,7 +35,7 @@ pub(crate) enum Param {
         by_ref: bool,
     },
     /// A wire argument.
-    Payload { ty: Type },
+    Payload { ty: Type, name: Option<Ident> },
     /// A client-to-server stream: `UploadStream<T>`.
     Upload { item: Option<Type> },
     /// The call's cancellation token.
@@ -255,6 +257,7 @@ pub(crate) fn lower(input: &Input) -> Model {
                 } else {
                     Param::Payload {
                         ty: (*p.ty).clone(),
+                        name: p.name.clone(),
                     }
                 }
             })
@@ -278,6 +281,7 @@ pub(crate) fn lower(input: &Input) -> Model {
         path
     });
     Model {
+        proxy: last_segment(&input.item.self_ty).map(|s| quote::format_ident!("{}Proxy", s.ident)),
         self_ty: (*input.item.self_ty).clone(),
         krate,
         client,

@@ -23,6 +23,8 @@ pub(crate) struct FnInput {
 }
 
 pub(crate) struct ParamInput {
+    /// The parameter's name, when its pattern is a plain identifier.
+    pub(crate) name: Option<syn::Ident>,
     pub(crate) ty: Box<Type>,
     /// `#[hub(service)]` or `#[hub(service = "key")]`.
     pub(crate) service: Option<(Span, Option<LitStr>)>,
@@ -110,6 +112,10 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
                 }
             }
             params.push(ParamInput {
+                name: match &*typed.pat {
+                    syn::Pat::Ident(pat) => Some(pat.ident.clone()),
+                    _ => None,
+                },
                 ty: typed.ty.clone(),
                 service,
             });
