@@ -980,6 +980,9 @@ impl Inner {
                 }
             }
             tokio::select! {
+                // Data first: a Close that arrived just before the transport ended must be
+                // read, or its error and reconnect flag would be lost.
+                biased;
                 chunk = link.incoming.recv() => match chunk {
                     Some(chunk) => {
                         last_received = Instant::now();
@@ -987,7 +990,16 @@ impl Inner {
                     }
                     None => break Ended { error: None, allow_reconnect: true },
                 },
-                () = link.stop.cancelled() => break Ended { error: None, allow_reconnect: true },
+                () = link.stop.cancelled() => {
+                    let mut drained = false;
+                    while let Ok(chunk) = link.incoming.try_recv() {
+                        decoder.push(&chunk);
+                        drained = true;
+                    }
+                    if !drained {
+                        break Ended { error: None, allow_reconnect: true };
+                    }
+                }
                 _ = heartbeat.tick(), if pings => {
                     if last_received.elapsed() > self.config.server_timeout {
                         break Ended {
