@@ -89,7 +89,35 @@ pub fn default_client_script() -> PathBuf {
 ///
 /// When the hub cannot be built.
 pub fn app(client_script: PathBuf) -> Result<axum::Router, BuildError> {
-    let hubs = Server::new().hub("/chat", ChatHub).build()?;
+    Ok(router(
+        Server::new().hub("/chat", ChatHub).build()?,
+        client_script,
+    ))
+}
+
+/// The chat application with its hub on a Redis backplane at `url`, so that several chat
+/// servers share their rooms.
+///
+/// # Errors
+///
+/// When Redis cannot be reached or the hub cannot be built.
+pub async fn app_with_redis(
+    client_script: PathBuf,
+    url: &str,
+) -> Result<axum::Router, Box<dyn std::error::Error>> {
+    let backplane = hubs_redis::RedisLifetimeManager::connect(
+        hubs_redis::RedisOptions::new(url).prefix("chat"),
+        "chat",
+    )
+    .await?;
+    let options = hubs::HubOptions::default().lifetime_manager(backplane);
+    Ok(router(
+        Server::new().hub_with("/chat", ChatHub, options).build()?,
+        client_script,
+    ))
+}
+
+fn router(hubs: hubs::HubService, client_script: PathBuf) -> axum::Router {
     let script = move || {
         let path = client_script.clone();
         async move {
@@ -111,11 +139,11 @@ pub fn app(client_script: PathBuf) -> Result<axum::Router, BuildError> {
             }
         }
     };
-    Ok(axum::Router::new()
+    axum::Router::new()
         .route(
             "/",
             axum::routing::get(|| async { axum::response::Html(PAGE) }),
         )
         .route("/signalr.js", axum::routing::get(script))
-        .fallback_service(hubs))
+        .fallback_service(hubs)
 }

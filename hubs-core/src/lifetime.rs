@@ -283,6 +283,9 @@ pub enum ClientResultError {
     /// The invocation could not be sent.
     #[error("cannot invoke the client: {0}")]
     Send(#[source] SendError),
+    /// The server the connection is on reported this failure (a backplane).
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// An invocation for clients, encoded lazily: at most once per protocol, shared by every
@@ -441,6 +444,15 @@ impl InMemoryLifetimeManager {
         self.state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The groups a local connection is in.
+    pub fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {
+        self.read()
+            .memberships
+            .get(connection)
+            .map(|groups| groups.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The local connections a selection names.

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! bash scripts/chat            # installs the browser client, then runs this
-//! cargo run --release -p hubs-examples --bin chat -- --port 5000
+//! cargo run --release -p hubs-examples --bin chat -- --port 5000 [--redis redis://127.0.0.1:6379/]
 //! ```
 
-use hubs_examples::chat::{app, default_client_script};
+use hubs_examples::chat::{app, app_with_redis, default_client_script};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -19,12 +19,14 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|p| p.parse().ok())) {
-            ("--port", Some(p)) => port = p,
+        match (arg.as_str(), args.next()) {
+            ("--port", Some(p)) if p.parse::<u16>().is_ok() => port = p.parse().unwrap_or(port),
+            ("--redis", Some(url)) => redis = Some(url),
             _ => {
-                eprintln!("usage: chat [--port PORT]");
+                eprintln!("usage: chat [--port PORT] [--redis URL]");
                 std::process::exit(2);
             }
         }
@@ -36,7 +38,12 @@ async fn main() -> std::io::Result<()> {
             script.display()
         );
     }
-    let app = app(script)?;
+    let app = match &redis {
+        Some(url) => app_with_redis(script, url)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        None => app(script)?,
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat: open http://{}/ in a browser", listener.local_addr()?);
     axum::serve(listener, app).await

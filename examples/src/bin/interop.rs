@@ -1,7 +1,7 @@
 //! The interop test server.
 //!
 //! ```text
-//! cargo run --release -p hubs-examples --bin interop -- --port 5000 [--keep-alive SECONDS]
+//! cargo run --release -p hubs-examples --bin interop -- --port 5000 [--keep-alive SECONDS] [--redis redis://127.0.0.1:6379/]
 //! ```
 //!
 //! `PORT` in the environment works too. It prints `listening on http://127.0.0.1:<port>`
@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use hubs_examples::interop::{Settings, app};
+use hubs_examples::interop::{Settings, router, server, server_with_redis};
 
 fn usage() -> ! {
-    eprintln!("usage: interop [--port PORT] [--keep-alive SECONDS]");
+    eprintln!("usage: interop [--port PORT] [--keep-alive SECONDS] [--redis URL]");
     std::process::exit(2)
 }
 
@@ -29,6 +29,7 @@ async fn main() -> std::io::Result<()> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
     let mut settings = Settings::default();
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -45,14 +46,17 @@ async fn main() -> std::io::Result<()> {
                     .unwrap_or_else(|| usage());
                 settings.keep_alive = Duration::from_secs_f64(seconds);
             }
-            "--redis" => {
-                eprintln!("--redis: the Redis backplane is not available yet");
-                std::process::exit(2);
-            }
+            "--redis" => redis = Some(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
     }
-    let app = app(&settings)?;
+    let hubs = match &redis {
+        Some(url) => server_with_redis(&settings, url)
+            .await
+            .map_err(std::io::Error::other)?,
+        None => server(&settings),
+    };
+    let app = router(hubs.build()?)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await

@@ -223,6 +223,38 @@ impl Default for Settings {
 /// `/testhub-nowebsockets` (Server-Sent Events and long polling only), with detailed
 /// errors on, and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
+    let (options, no_websockets) = hub_options(settings);
+    Server::new()
+        .cors(Cors::any())
+        .hub_with("/testhub", TestHub, options)
+        .hub_with("/testhub-nowebsockets", TestHub, no_websockets)
+}
+
+/// [`server`], with both hubs on a Redis backplane at `url`, so that several interop
+/// servers share their clients.
+///
+/// # Errors
+///
+/// When Redis cannot be reached.
+pub async fn server_with_redis(
+    settings: &Settings,
+    url: &str,
+) -> Result<Server, hubs_redis::ConnectError> {
+    let (options, no_websockets) = hub_options(settings);
+    let redis = hubs_redis::RedisOptions::new(url).prefix("interop");
+    let testhub = hubs_redis::RedisLifetimeManager::connect(redis.clone(), "testhub").await?;
+    let other = hubs_redis::RedisLifetimeManager::connect(redis, "testhub-nowebsockets").await?;
+    Ok(Server::new()
+        .cors(Cors::any())
+        .hub_with("/testhub", TestHub, options.lifetime_manager(testhub))
+        .hub_with(
+            "/testhub-nowebsockets",
+            TestHub,
+            no_websockets.lifetime_manager(other),
+        ))
+}
+
+fn hub_options(settings: &Settings) -> (HubOptions, HubOptions) {
     let options = HubOptions::default()
         .enable_detailed_errors(true)
         .keep_alive_interval(settings.keep_alive)
@@ -230,10 +262,7 @@ pub fn server(settings: &Settings) -> Server {
     let no_websockets = options
         .clone()
         .transports([TransportKind::ServerSentEvents, TransportKind::LongPolling]);
-    Server::new()
-        .cors(Cors::any())
-        .hub_with("/testhub", TestHub, options)
-        .hub_with("/testhub-nowebsockets", TestHub, no_websockets)
+    (options, no_websockets)
 }
 
 /// Sets the cookies the official test server sets on every negotiate response.
@@ -312,7 +341,15 @@ fn percent_decode(text: &str) -> String {
 ///
 /// When the hubs cannot be built.
 pub fn app(settings: &Settings) -> Result<axum::Router, BuildError> {
-    let hubs = server(settings).build()?;
+    router(server(settings).build()?)
+}
+
+/// The interop application around built hubs (see [`app`]).
+///
+/// # Errors
+///
+/// When the hubs lack `TestHub`.
+pub fn router(hubs: hubs::HubService) -> Result<axum::Router, BuildError> {
     let context = hubs
         .hub_context::<TestHub>()
         .ok_or_else(|| BuildError::DuplicatePath("/testhub".to_owned()))?;

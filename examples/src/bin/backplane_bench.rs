@@ -1,0 +1,157 @@
+//! Cross-server broadcast throughput over the Redis backplane, against the same scenario
+//! on one server, in one run.
+//!
+//! ```text
+//! cargo run --release -p hubs-examples --bin backplane_bench -- [--clients 200] [--messages 2000]
+//! ```
+//!
+//! It starts `redis-server` (Debian's package) on a free 127.0.0.1 port, then for each
+//! scenario: `clients` listeners connect (WebSockets, JSON), one sender invokes
+//! `Broadcast(text)` `messages` times in a closed loop, and the listeners count the
+//! `Receive` deliveries. One server: everyone on one in-memory server. Two servers:
+//! listeners split over two servers sharing Redis, the sender on the first. It prints
+//! deliveries per second for each and the ratio.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hubs::client::HubConnection;
+use hubs::{Context, HubOptions, Server, hub};
+use hubs_redis::{RedisLifetimeManager, RedisOptions};
+
+struct Fanout;
+
+#[hub]
+impl Fanout {
+    pub(crate) async fn broadcast(&self, cx: &Context<Self>, text: String) {
+        let _ = cx.clients().all().send("Receive", (text,)).await;
+    }
+}
+
+async fn server(options: HubOptions) -> std::net::SocketAddr {
+    let service = Server::new()
+        .hub_with("/fanout", Fanout, options)
+        .build()
+        .expect("builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(service.serve(listener));
+    addr
+}
+
+async fn listeners(
+    addrs: &[std::net::SocketAddr],
+    count: usize,
+    received: &Arc<AtomicU64>,
+) -> Vec<HubConnection> {
+    let mut connections = Vec::with_capacity(count);
+    for i in 0..count {
+        let addr = addrs[i % addrs.len()];
+        let connection = HubConnection::builder(format!("http://{addr}/fanout"))
+            .transports([hubs::TransportKind::WebSockets])
+            .build();
+        let received = received.clone();
+        connection.on("Receive", move |(_text,): (String,)| {
+            received.fetch_add(1, Ordering::Relaxed);
+            async {}
+        });
+        connection.start().await.expect("listener starts");
+        connections.push(connection);
+    }
+    connections
+}
+
+/// Deliveries per second of `messages` broadcasts to `clients` listeners spread over
+/// `addrs`, sent from a client of `addrs[0]`.
+async fn run(addrs: &[std::net::SocketAddr], clients: usize, messages: u64) -> f64 {
+    let received = Arc::new(AtomicU64::new(0));
+    let connections = listeners(addrs, clients, &received).await;
+    let sender = HubConnection::builder(format!("http://{}/fanout", addrs[0]))
+        .transports([hubs::TransportKind::WebSockets])
+        .build();
+    sender.start().await.expect("sender starts");
+    let expected = clients as u64 * messages;
+    let started = Instant::now();
+    for i in 0..messages {
+        let () = sender
+            .invoke("Broadcast", (format!("message {i}"),))
+            .await
+            .expect("broadcast");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = received.load(Ordering::Relaxed);
+    if delivered < expected {
+        eprintln!("warning: {delivered} of {expected} deliveries arrived");
+    }
+    sender.stop().await;
+    for connection in connections {
+        connection.stop().await;
+    }
+    delivered as f64 / elapsed
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut clients = 200usize;
+    let mut messages = 2000u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or("every option takes a value")?;
+        match arg.as_str() {
+            "--clients" => clients = value.parse()?,
+            "--messages" => messages = value.parse()?,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start redis-server ({e}); install Debian's redis-server"))?;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("redis://127.0.0.1:{port}/");
+
+    let single = server(HubOptions::default()).await;
+    let one = run(&[single], clients, messages).await;
+
+    let backplane = |name: &'static str| {
+        let url = url.clone();
+        async move { RedisLifetimeManager::connect(RedisOptions::new(url).prefix(name), "fanout").await }
+    };
+    let a = server(HubOptions::default().lifetime_manager(backplane("bench").await?)).await;
+    let b = server(HubOptions::default().lifetime_manager(backplane("bench").await?)).await;
+    let two = run(&[a, b], clients, messages).await;
+
+    println!(
+        "{{\"clients\":{clients},\"messages\":{messages},\"one_server_deliveries_per_s\":{one:.0},\"two_servers_redis_deliveries_per_s\":{two:.0},\"ratio\":{:.2}}}",
+        two / one
+    );
+    let _ = redis.kill().await;
+    Ok(())
+}

@@ -1,0 +1,505 @@
+//! Scale-out over a real Redis: three hubs servers share a backplane; Rust clients on
+//! different servers reach each other through every Clients target, group membership and
+//! client results cross servers, and a Redis restart in the middle of traffic is survived.
+//! The test starts `redis-server` (Debian's package; `scripts/test` installs it) on a free
+//! 127.0.0.1 port and stops it.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubs::client::HubConnection;
+use hubs::{ConnectionId, Context, HubError, HubOptions, Server, client, hub};
+use hubs_redis::{RedisLifetimeManager, RedisOptions};
+use hubs_tests::{STEP, serve};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+#[client]
+pub(crate) trait Member {
+    async fn note(&self, text: String);
+    async fn answer(&self, question: String) -> Result<String, HubError>;
+}
+
+struct Cluster;
+
+fn routed(result: Result<(), hubs::SendError>) -> Result<(), HubError> {
+    result.map_err(|e| HubError::new(e.to_string()))
+}
+
+#[hub(client = Member)]
+impl Cluster {
+    pub(crate) fn my_id(&self, cx: &Context<Self>) -> String {
+        cx.connection_id().to_string()
+    }
+    pub(crate) async fn all(&self, cx: &Context<Self>, text: String) -> Result<(), HubError> {
+        routed(cx.clients().all().note(text).await)
+    }
+    pub(crate) async fn others(&self, cx: &Context<Self>, text: String) -> Result<(), HubError> {
+        routed(cx.clients().others().note(text).await)
+    }
+    pub(crate) async fn all_except(
+        &self,
+        cx: &Context<Self>,
+        id: ConnectionId,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().all_except([id]).note(text).await)
+    }
+    pub(crate) async fn to_client(
+        &self,
+        cx: &Context<Self>,
+        id: ConnectionId,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().client(id).note(text).await)
+    }
+    pub(crate) async fn to_clients(
+        &self,
+        cx: &Context<Self>,
+        ids: Vec<ConnectionId>,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().clients(ids).note(text).await)
+    }
+    pub(crate) async fn join(&self, cx: &Context<Self>, group: String) -> Result<(), HubError> {
+        routed(cx.groups().add(cx.connection_id(), &group).await)
+    }
+    pub(crate) async fn leave(&self, cx: &Context<Self>, group: String) -> Result<(), HubError> {
+        routed(cx.groups().remove(cx.connection_id(), &group).await)
+    }
+    pub(crate) async fn add_to_group(
+        &self,
+        cx: &Context<Self>,
+        id: ConnectionId,
+        group: String,
+    ) -> Result<(), HubError> {
+        routed(cx.groups().add(&id, &group).await)
+    }
+    pub(crate) async fn to_group(
+        &self,
+        cx: &Context<Self>,
+        group: String,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().group(group).note(text).await)
+    }
+    pub(crate) async fn to_groups(
+        &self,
+        cx: &Context<Self>,
+        groups: Vec<String>,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().groups(groups).note(text).await)
+    }
+    pub(crate) async fn group_except(
+        &self,
+        cx: &Context<Self>,
+        group: String,
+        id: ConnectionId,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().group_except(group, [id]).note(text).await)
+    }
+    pub(crate) async fn others_in_group(
+        &self,
+        cx: &Context<Self>,
+        group: String,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().others_in_group(group).note(text).await)
+    }
+    pub(crate) async fn to_user(
+        &self,
+        cx: &Context<Self>,
+        user: String,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().user(user).note(text).await)
+    }
+    pub(crate) async fn to_users(
+        &self,
+        cx: &Context<Self>,
+        users: Vec<String>,
+        text: String,
+    ) -> Result<(), HubError> {
+        routed(cx.clients().users(users).note(text).await)
+    }
+    pub(crate) async fn ask(
+        &self,
+        cx: &Context<Self>,
+        id: ConnectionId,
+        question: String,
+    ) -> Result<String, HubError> {
+        cx.clients().client(id).answer(question).await
+    }
+}
+
+/// A Redis server on a free loopback port, stopped when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    async fn start(port: u16) -> Self {
+        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("redis-server is not installed: run `bash scripts/test` (it installs Debian's redis-server)");
+        let child = Command::new(binary)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starts redis-server");
+        let redis = Self {
+            child: Some(child),
+            port,
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("redis-server accepts connections");
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn cluster_server(redis: &str) -> std::net::SocketAddr {
+    let backplane =
+        RedisLifetimeManager::connect(RedisOptions::new(redis).prefix("test"), "cluster")
+            .await
+            .expect("connects to Redis");
+    let options = HubOptions::default()
+        .user_id(|request| request.query("user").map(str::to_owned))
+        .lifetime_manager(backplane);
+    serve(
+        Server::new()
+            .hub_with("/cluster", Cluster, options)
+            .build()
+            .expect("builds"),
+    )
+    .await
+}
+
+/// A member client: what it was told arrives on the returned channel.
+struct Answerer(String);
+
+impl Member for Answerer {
+    async fn note(&self, _text: String) {}
+    async fn answer(&self, question: String) -> Result<String, HubError> {
+        Ok(format!("{} answers {question}", self.0))
+    }
+}
+
+struct Client {
+    connection: HubConnection,
+    notes: mpsc::UnboundedReceiver<String>,
+    id: String,
+}
+
+async fn member(addr: std::net::SocketAddr, name: &str) -> Client {
+    let connection = HubConnection::builder(format!("http://{addr}/cluster?user={name}")).build();
+    let (tx, notes) = mpsc::unbounded_channel();
+    connection.on("Note", move |(text,): (String,)| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(text);
+        }
+    });
+    let answerer = Arc::new(Answerer(name.to_owned()));
+    connection.on("Answer", move |(question,): (String,)| {
+        let answerer = answerer.clone();
+        async move { answerer.answer(question).await }
+    });
+    connection.start().await.expect("starts");
+    let id: String = connection.invoke("MyId", ()).await.expect("id");
+    Client {
+        connection,
+        notes,
+        id,
+    }
+}
+
+impl Client {
+    async fn call(&self, method: &str, arguments: impl hubs::Arguments) {
+        let () = tokio::time::timeout(STEP, self.connection.invoke(method, arguments))
+            .await
+            .expect("in time")
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+    }
+
+    /// Every note that arrives within a short while (the deliveries of one send).
+    async fn drain(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        while let Ok(Some(note)) =
+            tokio::time::timeout(Duration::from_millis(300), self.notes.recv()).await
+        {
+            notes.push(note);
+        }
+        notes
+    }
+}
+
+async fn expect(clients: &mut [&mut Client], got: &[bool], text: &str) {
+    for (client, expected) in clients.iter_mut().zip(got) {
+        let notes = client.drain().await;
+        if *expected {
+            assert_eq!(notes, [text], "{} should have received {text:?}", client.id);
+        } else {
+            assert!(
+                notes.is_empty(),
+                "{} should not have received {text:?}, got {notes:?}",
+                client.id
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_target_across_three_servers_and_a_redis_restart() {
+    let port = free_port();
+    let mut redis = Redis::start(port).await;
+    let a = cluster_server(&redis.url()).await;
+    let b = cluster_server(&redis.url()).await;
+    let c = cluster_server(&redis.url()).await;
+
+    let mut ann = member(a, "ann").await; // on A
+    let mut bob = member(b, "bob").await; // on B
+    let mut cy = member(c, "cy").await; // on C
+    let mut ann2 = member(b, "ann").await; // ann's second connection, on B
+
+    ann.call("All", ("all",)).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, true, true, true],
+        "all",
+    )
+    .await;
+    bob.call("Others", ("others",)).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, true, true],
+        "others",
+    )
+    .await;
+    cy.call("AllExcept", (&bob.id, "except bob")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, true, true],
+        "except bob",
+    )
+    .await;
+    ann.call("ToClient", (&cy.id, "to cy")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[false, false, true, false],
+        "to cy",
+    )
+    .await;
+    ann.call("ToClients", (vec![&bob.id, &cy.id], "to two"))
+        .await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[false, true, true, false],
+        "to two",
+    )
+    .await;
+    cy.call("ToUser", ("ann", "to user ann")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, false, true],
+        "to user ann",
+    )
+    .await;
+    cy.call("ToUsers", (vec!["bob", "cy"], "to users")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[false, true, true, false],
+        "to users",
+    )
+    .await;
+
+    // Groups: ann joins on A; cy is added by bob's server (cy lives on C).
+    ann.call("Join", ("g",)).await;
+    bob.call("AddToGroup", (&cy.id, "g")).await;
+    bob.call("ToGroup", ("g", "group")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, true, false],
+        "group",
+    )
+    .await;
+    ann.call("OthersInGroup", ("g", "others in g")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[false, false, true, false],
+        "others in g",
+    )
+    .await;
+    bob.call("GroupExcept", ("g", &ann.id, "g but ann")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[false, false, true, false],
+        "g but ann",
+    )
+    .await;
+    bob.call("Join", ("h",)).await;
+    cy.call("ToGroups", (vec!["g", "h"], "g or h")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, true, true, false],
+        "g or h",
+    )
+    .await;
+    cy.call("Leave", ("g",)).await;
+    ann.call("ToGroup", ("g", "after leave")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, false, false],
+        "after leave",
+    )
+    .await;
+
+    // A client result across servers: asked on A, answered by cy on C.
+    let answer: String = ann
+        .connection
+        .invoke("Ask", (&cy.id, "why"))
+        .await
+        .expect("client result");
+    assert_eq!(answer, "cy answers why");
+    let missing = ann
+        .connection
+        .invoke::<String>("Ask", ("nobody", "why"))
+        .await
+        .expect_err("unknown");
+    assert!(
+        missing
+            .to_string()
+            .contains("Connection 'nobody' does not exist."),
+        "{missing}"
+    );
+
+    // Redis goes away in the middle of traffic.
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lost = ann
+        .connection
+        .invoke::<()>("All", ("during outage",))
+        .await
+        .expect_err("remote delivery fails");
+    assert!(
+        lost.to_string()
+            .contains("delivered to this server's connections only"),
+        "{lost}"
+    );
+    // Local delivery kept working; nothing reached the other servers.
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, false, false],
+        "during outage",
+    )
+    .await;
+
+    // Redis comes back on the same port: the backplane reconnects and resubscribes, and
+    // the group membership from before the outage still routes.
+    let _redis = Redis::start(port).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Each attempt reaches ann (local) even while it fails for the other servers.
+        if ann
+            .connection
+            .invoke::<()>("ToGroup", ("g", "probe"))
+            .await
+            .is_ok()
+        {
+            let notes = ann.drain().await;
+            assert!(
+                !notes.is_empty() && notes.iter().all(|n| n == "probe"),
+                "{notes:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backplane did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Subscriptions come back asynchronously; retry until bob (on B, in group h) hears.
+    let mut recovered = false;
+    for attempt in 0..50 {
+        let text = format!("after restart {attempt}");
+        if ann
+            .connection
+            .invoke::<()>("ToGroups", (vec!["h"], &text))
+            .await
+            .is_ok()
+            && bob.drain().await.contains(&text)
+        {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "cross-server delivery resumed after the restart");
+    bob.call("ToGroup", ("g", "g still routes")).await;
+    expect(
+        &mut [&mut ann, &mut bob, &mut cy, &mut ann2],
+        &[true, false, false, false],
+        "g still routes",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_up_is_a_clear_error() {
+    let port = free_port();
+    let error = match RedisLifetimeManager::connect(
+        RedisOptions::new(format!("redis://127.0.0.1:{port}/")),
+        "hub",
+    )
+    .await
+    {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("connected to nothing"),
+    };
+    assert!(
+        error.starts_with(&format!(
+            "cannot connect to Redis at redis://127.0.0.1:{port}/"
+        )),
+        "{error}"
+    );
+}
