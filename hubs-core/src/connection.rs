@@ -319,6 +319,12 @@ impl<H: Hub> Reader<'_, H> {
         let mut last_keep_alive = Instant::now();
         let mut last_received = Instant::now();
         let abort = self.abort.clone();
+        // One waiter each for the whole connection: registering one per message on the
+        // server-wide shutdown token would serialise every connection on its lock.
+        let runtime = self.runtime.clone();
+        let aborted = abort.cancelled();
+        let shutdown = runtime.shutdown.cancelled();
+        tokio::pin!(aborted, shutdown);
 
         // Messages that arrived with the handshake.
         if let Some(ending) = self.drain(&mut decoder).await {
@@ -327,8 +333,8 @@ impl<H: Hub> Reader<'_, H> {
         loop {
             tokio::select! {
                 biased;
-                () = abort.cancelled() => return Ending::Aborted,
-                () = self.runtime.shutdown.cancelled() => return Ending::Shutdown,
+                () = &mut aborted => return Ending::Aborted,
+                () = &mut shutdown => return Ending::Shutdown,
                 permit = self.semaphore.clone().acquire_owned(), if !self.pending.is_empty() => {
                     if let (Ok(permit), Some(call)) = (permit, self.pending.pop_front()) {
                         self.spawn(call, permit);

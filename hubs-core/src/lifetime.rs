@@ -75,6 +75,27 @@ impl ConnectionHandle {
         }
     }
 
+    /// A handle not attached to any transport, with its outbound queue: for benchmarks and
+    /// tests of routing.
+    #[doc(hidden)]
+    pub fn standalone(
+        id: ConnectionId,
+        user: Option<String>,
+        protocol: Protocol,
+        capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let handle = Self::new(
+            id,
+            user,
+            protocol,
+            tx,
+            CancellationToken::new(),
+            Duration::from_secs(10),
+        );
+        (Arc::new(handle), rx)
+    }
+
     /// The connection's id.
     pub fn id(&self) -> &ConnectionId {
         &self.id

@@ -51,7 +51,7 @@ pub(crate) fn upgrade<B: Send + 'static>(
             }
         };
         let mut config = WebSocketConfig::default();
-        config.read_buffer_size = 8 * 1024;
+        config.read_buffer_size = 4 * 1024;
         config.write_buffer_size = 0;
         config.max_message_size = max_message;
         config.max_frame_size = max_message;
@@ -111,11 +111,14 @@ async fn run<S>(
 
     let writer = async move {
         let mut finishing = false;
+        // One waiter for the whole connection (registering one per frame is costly).
+        let ended = closed.cancelled();
+        tokio::pin!(ended);
         loop {
             let first = tokio::select! {
                 biased;
                 frame = outgoing.recv() => frame,
-                () = closed.cancelled(), if !finishing => {
+                () = &mut ended, if !finishing => {
                     finishing = true;
                     outgoing.try_recv().ok()
                 }
@@ -126,20 +129,29 @@ async fn run<S>(
                 }
                 continue;
             };
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match outgoing.try_recv() {
-                    Ok(frame) => batch.push(frame),
-                    Err(_) => break,
+            let written = {
+                let queue = &mut outgoing;
+                let sink = &mut sink;
+                let write = async move {
+                    sink.feed(message(first)).await?;
+                    for _ in 1..BATCH {
+                        match queue.try_recv() {
+                            Ok(frame) => sink.feed(message(frame)).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    sink.flush().await
+                };
+                // Writes almost always complete at once; a timer is armed only for one
+                // that does not (one per message per connection would dominate a
+                // broadcast).
+                let mut write = std::pin::pin!(write);
+                match futures_util::poll!(&mut write) {
+                    std::task::Poll::Ready(result) => Ok(result),
+                    std::task::Poll::Pending => tokio::time::timeout(send_timeout, write).await,
                 }
-            }
-            let write = async {
-                for frame in batch {
-                    sink.feed(message(frame)).await?;
-                }
-                sink.flush().await
             };
-            match tokio::time::timeout(send_timeout, write).await {
+            match written {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     tracing::debug!(%error, "websocket write failed");

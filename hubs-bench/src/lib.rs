@@ -1,0 +1,36 @@
+//! Benchmarks of hubs against the practical ceiling of the machine.
+//!
+//! * `bench-server`: the hubs bench hub (`Echo`, `Broadcast`) at `/bench`.
+//! * `baseline-server`: the least work that speaks enough SignalR for the same scenarios,
+//!   on the same stack (tokio + tungstenite, and the hubs protocol codec), with none of
+//!   the hub runtime.
+//! * `hubs-bench`: the load generator: echo, broadcast and connect scenarios against any
+//!   server URL, one JSON line of results per run.
+//!
+//! `scripts/bench` runs them side by side; `BENCHMARKS.md` has the method and figures.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// The WebSocket buffers both servers and the load generator use: tungstenite's default
+/// read buffer is 128 KiB, zero-filled, per connection; idle connections need far less.
+pub fn websocket_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    config
+}
+
+/// Parses `--name value` options.
+pub fn option<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.windows(2)
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].parse().ok())
+        .unwrap_or(default)
+}
+
+/// Seconds as a duration, from an option.
+pub fn seconds(args: &[String], name: &str, default: f64) -> Duration {
+    Duration::from_secs_f64(option(args, name, default))
+}
