@@ -35,7 +35,9 @@ pub(crate) fn start<H: Hub>(
 ) -> Connected {
     let (tx, rx) = mpsc::channel(runtime.options.outbound_capacity);
     let closed = CancellationToken::new();
-    let abort = CancellationToken::new();
+    // A child of the hub's shutdown token: shutting down ends every connection, and each
+    // connection waits on its own token only.
+    let abort = runtime.shutdown.child_token();
     let span = tracing::debug_span!(
         "connection",
         id = %connection.connection_id,
@@ -319,12 +321,9 @@ impl<H: Hub> Reader<'_, H> {
         let mut last_keep_alive = Instant::now();
         let mut last_received = Instant::now();
         let abort = self.abort.clone();
-        // One waiter each for the whole connection: registering one per message on the
-        // server-wide shutdown token would serialise every connection on its lock.
-        let runtime = self.runtime.clone();
+        // One waiter for the whole connection (registering one per message is costly).
         let aborted = abort.cancelled();
-        let shutdown = runtime.shutdown.cancelled();
-        tokio::pin!(aborted, shutdown);
+        tokio::pin!(aborted);
 
         // Messages that arrived with the handshake.
         if let Some(ending) = self.drain(&mut decoder).await {
@@ -333,8 +332,9 @@ impl<H: Hub> Reader<'_, H> {
         loop {
             tokio::select! {
                 biased;
-                () = &mut aborted => return Ending::Aborted,
-                () = &mut shutdown => return Ending::Shutdown,
+                () = &mut aborted => {
+                    return if self.runtime.shutdown.is_cancelled() { Ending::Shutdown } else { Ending::Aborted };
+                }
                 permit = self.semaphore.clone().acquire_owned(), if !self.pending.is_empty() => {
                     if let (Ok(permit), Some(call)) = (permit, self.pending.pop_front()) {
                         self.spawn(call, permit);

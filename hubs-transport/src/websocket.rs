@@ -178,7 +178,11 @@ async fn run<S>(
         })
         .await;
     };
-    tokio::join!(task, writer);
+    // The writer is a task of its own: a frame queued for this connection wakes only it,
+    // not the connection's read loop.
+    let writer = tokio::spawn(writer);
+    task.await;
+    let _ = writer.await;
 }
 
 fn message(frame: Frame) -> Message {

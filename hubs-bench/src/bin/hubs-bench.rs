@@ -166,8 +166,9 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 fn source_address(i: usize) -> Option<Ipv4Addr> {
-    // Loopback only; 20 000 connections per source address stay inside the ephemeral range.
-    Some(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8))
+    // Loopback only; 4 000 connections per source address stay well inside the ephemeral
+    // port range, even with earlier runs' ports in TIME_WAIT.
+    Some(Ipv4Addr::new(127, 0, 0, 1 + (i / 4_000) as u8))
 }
 
 struct Settings {
@@ -303,13 +304,15 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     let listeners = connect_all(&settings, &defects).await;
     let connected = listeners.len() as u64;
     let received = Arc::new(AtomicU64::new(0));
+    let received_total = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::<u32>::new()));
     let epoch = Instant::now();
     let mut tasks = Vec::new();
     for mut peer in listeners {
-        let (received, measuring, latencies, defects) = (
+        let (received, received_total, measuring, latencies, defects) = (
             received.clone(),
+            received_total.clone(),
             measuring.clone(),
             latencies.clone(),
             defects.clone(),
@@ -322,6 +325,7 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                         HubMessage::Invocation(Invocation {
                             target, arguments, ..
                         }) if target == "Receive" => {
+                            received_total.fetch_add(1, Ordering::Relaxed);
                             if measuring.load(Ordering::Relaxed) {
                                 received.fetch_add(1, Ordering::Relaxed);
                                 if rate.is_some()
@@ -334,7 +338,7 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                                     local
                                         .push(now.saturating_sub(sent).min(u64::from(u32::MAX))
                                             as u32);
-                                    if local.len() >= 4096 {
+                                    if local.len() >= 64 {
                                         latencies.lock().await.append(&mut local);
                                     }
                                 }
@@ -362,10 +366,12 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     };
     let text = "y".repeat(settings.size);
     let completed = Arc::new(AtomicU64::new(0));
+    let completed_total = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let sending = {
-        let (completed, stop, measuring, defects) = (
+        let (completed, completed_total, stop, measuring, defects) = (
             completed.clone(),
+            completed_total.clone(),
             stop.clone(),
             measuring.clone(),
             defects.clone(),
@@ -392,6 +398,7 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                         for message in messages {
                             match message {
                                 HubMessage::Completion(_) => {
+                                    completed_total.fetch_add(1, Ordering::Relaxed);
                                     if measuring.load(Ordering::Relaxed) {
                                         completed.fetch_add(1, Ordering::Relaxed);
                                     }
@@ -430,6 +437,7 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                         if sink.send(frame).await.is_err() {
                             break;
                         }
+                        completed_total.fetch_add(1, Ordering::Relaxed);
                         if measuring.load(Ordering::Relaxed) {
                             completed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -448,18 +456,27 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     let cpu = cpu_seconds(settings.server_pid) - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let deliveries = received.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stop sending, then wait until deliveries stop arriving: lost = every broadcast the
+    // server completed, times the listeners, minus every delivery (lag is not loss).
+    tokio::time::sleep(Duration::from_millis(100)).await;
     sending.abort();
+    let mut last = received_total.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = received_total.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     for task in &tasks {
         task.abort();
     }
     let mut latencies = std::mem::take(&mut *latencies.lock().await);
     latencies.sort_unstable();
     let broadcasts = completed.load(Ordering::Relaxed);
-    // Deliveries counted in the window vs broadcasts completed in it, per listener: the
-    // window edges make these differ by at most `inflight` per listener.
-    let expected = broadcasts * connected;
-    let lost = expected.saturating_sub(deliveries + connected * settings.inflight as u64);
+    let lost = (completed_total.load(Ordering::Relaxed) * connected)
+        .saturating_sub(received_total.load(Ordering::Relaxed));
     serde_json::json!({
         "listeners": connected,
         "broadcasts": broadcasts,
