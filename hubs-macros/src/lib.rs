@@ -1,6 +1,7 @@
 //! The procedural macros of hubs: `#[hub]` and `#[client]`. Use them through the
 //! `hubs` facade, whose documentation describes them in full.
 
+mod attr;
 mod client;
 mod diag;
 mod hub;

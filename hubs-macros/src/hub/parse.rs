@@ -1,9 +1,9 @@
 //! Reads the `impl` block and every `#[hub(...)]` option, stripping the helper attributes.
 
 use proc_macro2::{Span, TokenStream};
-use syn::meta::ParseNestedMeta;
-use syn::{Attribute, FnArg, ImplItem, ItemImpl, LitStr, Path, Signature, Type, Visibility};
+use syn::{FnArg, ImplItem, ItemImpl, LitStr, Path, Signature, Type, Visibility};
 
+use crate::attr;
 use crate::diag::Errors;
 
 pub(crate) struct Input {
@@ -47,14 +47,14 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("client") {
-                once(&mut client, &meta, "client", |m| m.value()?.parse::<Path>())
+                attr::once(&mut client, &meta, "client", |m| m.value()?.parse::<Path>())
             } else if meta.path.is_ident("crate") {
-                once(&mut krate, &meta, "crate", |m| {
+                attr::once(&mut krate, &meta, "crate", |m| {
                     let lit: LitStr = m.value()?.parse()?;
                     lit.parse::<Path>()
                 })
             } else {
-                Err(unknown(&meta, &["client", "crate"]))
+                Err(attr::unknown(&meta, "hub", &["client", "crate"]))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
@@ -69,18 +69,18 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         };
         let mut rename = None;
         let mut skip = None;
-        for attr in take_hub_attrs(&mut function.attrs) {
-            let result = attr.parse_nested_meta(|meta| {
+        for attribute in attr::take(&mut function.attrs, "hub") {
+            let result = attribute.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename") {
-                    once(&mut rename, &meta, "rename", |m| {
+                    attr::once(&mut rename, &meta, "rename", |m| {
                         m.value()?.parse::<LitStr>()
                     })
                 } else if meta.path.is_ident("skip") {
-                    once(&mut skip, &meta, "skip", |m| {
+                    attr::once(&mut skip, &meta, "skip", |m| {
                         Ok(m.path.segments[0].ident.span())
                     })
                 } else {
-                    Err(unknown(&meta, &["rename", "skip"]))
+                    Err(attr::unknown(&meta, "hub", &["rename", "skip"]))
                 }
             });
             if let Err(error) = result {
@@ -91,11 +91,11 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         for input in &mut function.sig.inputs {
             let FnArg::Typed(typed) = input else { continue };
             let mut service = None;
-            for attr in take_hub_attrs(&mut typed.attrs) {
-                let result = attr.parse_nested_meta(|meta| {
+            for attribute in attr::take(&mut typed.attrs, "hub") {
+                let result = attribute.parse_nested_meta(|meta| {
                     if meta.path.is_ident("service") {
                         let span = meta.path.segments[0].ident.span();
-                        once(&mut service, &meta, "service", |m| {
+                        attr::once(&mut service, &meta, "service", |m| {
                             let key = if m.input.peek(syn::Token![=]) {
                                 Some(m.value()?.parse::<LitStr>()?)
                             } else {
@@ -104,7 +104,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
                             Ok((span, key))
                         })
                     } else {
-                        Err(unknown(&meta, &["service"]))
+                        Err(attr::unknown(&meta, "hub", &["service"]))
                     }
                 });
                 if let Err(error) = result {
@@ -134,41 +134,4 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         client,
         fns,
     })
-}
-
-/// Removes and returns the `#[hub(...)]` attributes.
-fn take_hub_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
-    let (hub, rest): (Vec<_>, Vec<_>) = std::mem::take(attrs)
-        .into_iter()
-        .partition(|a| a.path().is_ident("hub"));
-    *attrs = rest;
-    hub
-}
-
-/// Sets an option that may be given once; a repeat points at the second use.
-fn once<T>(
-    slot: &mut Option<T>,
-    meta: &ParseNestedMeta<'_>,
-    name: &str,
-    read: impl FnOnce(&ParseNestedMeta<'_>) -> syn::Result<T>,
-) -> syn::Result<()> {
-    let value = read(meta)?;
-    if slot.is_some() {
-        return Err(meta.error(format!("`{name}` is given more than once")));
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
-fn unknown(meta: &ParseNestedMeta<'_>, allowed: &[&str]) -> syn::Error {
-    let name = meta
-        .path
-        .get_ident()
-        .map_or_else(|| "?".to_owned(), ToString::to_string);
-    let allowed = allowed
-        .iter()
-        .map(|a| format!("`{a}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    meta.error(format!("unknown `hub` option `{name}`; expected {allowed}"))
 }
