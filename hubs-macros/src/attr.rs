@@ -1,0 +1,44 @@
+//! Helpers shared by the attribute parsers of `#[hub]` and `#[client]`.
+
+use syn::Attribute;
+use syn::meta::ParseNestedMeta;
+
+/// Removes and returns the helper attributes named `name` (`#[hub(...)]`, `#[client(...)]`).
+pub(crate) fn take(attrs: &mut Vec<Attribute>, name: &str) -> Vec<Attribute> {
+    let (ours, rest): (Vec<_>, Vec<_>) = std::mem::take(attrs)
+        .into_iter()
+        .partition(|a| a.path().is_ident(name));
+    *attrs = rest;
+    ours
+}
+
+/// Sets an option that may be given once; a repeat points at the second use.
+pub(crate) fn once<T>(
+    slot: &mut Option<T>,
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+    read: impl FnOnce(&ParseNestedMeta<'_>) -> syn::Result<T>,
+) -> syn::Result<()> {
+    let value = read(meta)?;
+    if slot.is_some() {
+        return Err(meta.error(format!("`{name}` is given more than once")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// `unknown `{attribute}` option `x`; expected `a`, `b``, at the option.
+pub(crate) fn unknown(meta: &ParseNestedMeta<'_>, attribute: &str, allowed: &[&str]) -> syn::Error {
+    let name = meta
+        .path
+        .get_ident()
+        .map_or_else(|| "?".to_owned(), ToString::to_string);
+    let allowed = allowed
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    meta.error(format!(
+        "unknown `{attribute}` option `{name}`; expected {allowed}"
+    ))
+}
