@@ -318,7 +318,7 @@ impl<H: Hub> Reader<'_, H> {
             .max(Duration::from_millis(10));
         let mut heartbeat = tokio::time::interval(beat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_keep_alive = Instant::now();
+        let mut last_write = Instant::now();
         let mut last_received = Instant::now();
         let abort = self.abort.clone();
         // One waiter for the whole connection (registering one per message is costly).
@@ -350,12 +350,17 @@ impl<H: Hub> Reader<'_, H> {
                 }
                 // Long polling keeps itself alive: no pings, no client timeout.
                 _ = heartbeat.tick(), if self.cx.transport() != TransportKind::LongPolling => {
+                    // A Ping when nothing went out for the keep-alive interval. Writes are
+                    // noticed at the next beat, so the longest silence is the interval plus
+                    // one beat (as the official server, whose heartbeat is 1 s).
                     let now = Instant::now();
-                    if now.duration_since(last_keep_alive) >= options.keep_alive_interval {
-                        last_keep_alive = now;
-                        if !self.handle.take_wrote() {
-                            self.ping();
-                        }
+                    if self.handle.take_wrote() {
+                        last_write = now;
+                    } else if now.duration_since(last_write) + beat / 2 >= options.keep_alive_interval {
+                        last_write = now;
+                        self.ping();
+                        // The Ping is not news at the next beat.
+                        self.handle.take_wrote();
                     }
                     if self.ping_received && now.duration_since(last_received) > options.client_timeout {
                         tracing::debug!("client timeout");
