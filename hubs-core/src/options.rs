@@ -230,6 +230,11 @@ impl HubOptions {
         self.send_timeout
     }
 
+    /// The configured capacity of each connection's outgoing queue.
+    pub fn configured_outbound_capacity(&self) -> usize {
+        self.outbound_capacity
+    }
+
     pub(crate) fn take_lifetime(&mut self) -> Arc<dyn LifetimeManager> {
         self.lifetime
             .take()

@@ -5,6 +5,8 @@
 //! * [`Server`]: mount hubs on paths, register services, then serve or
 //!   [`build`](Server::build) a [`HubService`] to mount inside another hyper or tower
 //!   application (axum included).
+//! * [`RawConnection`]: raw connection endpoints, the transports without the hub
+//!   protocol ([`Server::connection_handler`]).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
@@ -12,10 +14,12 @@ pub mod client;
 mod cors;
 mod http_transport;
 mod negotiate;
+mod raw;
 mod registry;
 mod server;
 mod websocket;
 
 pub use body::Body;
 pub use cors::Cors;
+pub use raw::{RawConnection, RawSender};
 pub use server::{BuildError, HubService, Server};

@@ -21,6 +21,7 @@ use crate::body::{self, Body};
 use crate::cors::Cors;
 use crate::http_transport::{self, HttpConnection};
 use crate::negotiate;
+use crate::raw::{RawConnection, RawEndpoint};
 use crate::registry::{Lookup, Registry};
 use crate::websocket;
 
@@ -110,6 +111,59 @@ impl Server {
             Box::new(move |services| {
                 HubRuntime::new(hub, options, services).map(|rt| rt as Arc<dyn HubEndpoint>)
             }),
+        ));
+        self
+    }
+
+    /// Mounts a raw connection handler at `path` with default options: negotiate and the
+    /// three transports as for a hub, but no handshake and no hub protocol (ASP.NET Core's
+    /// `MapConnectionHandler`). `handler` runs once per connection.
+    ///
+    /// # Examples
+    ///
+    /// An echo endpoint:
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// hubs_transport::Server::new()
+    ///     .connection_handler("/echo", |mut connection| async move {
+    ///         while let Some(message) = connection.recv().await {
+    ///             if connection.send(message).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    ///     .serve("127.0.0.1:5000")
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn connection_handler<F, Fut>(self, path: &str, handler: F) -> Self
+    where
+        F: Fn(RawConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.connection_handler_with(path, handler, HubOptions::default())
+    }
+
+    /// Mounts a raw connection handler at `path` with `options`; of those, the transports,
+    /// the message size limit, the outgoing queue capacity, the send timeout and the
+    /// long-poll timeout apply.
+    #[must_use]
+    pub fn connection_handler_with<F, Fut>(
+        mut self,
+        path: &str,
+        handler: F,
+        options: HubOptions,
+    ) -> Self
+    where
+        F: Fn(RawConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let endpoint = RawEndpoint::new(handler, options);
+        self.mounts.push((
+            normalize(path),
+            Box::new(move |_| Ok(Arc::new(endpoint) as Arc<dyn HubEndpoint>)),
         ));
         self
     }

@@ -227,7 +227,9 @@ pub use hubs_core::{
     InvokeError, Items, LifetimeManager, Many, One, Recipients, Request, Responses, Selection,
     SendError, SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream,
 };
-pub use hubs_transport::{Body, BuildError, Cors, HubService, Server, client};
+pub use hubs_transport::{
+    Body, BuildError, Cors, HubService, RawConnection, RawSender, Server, client,
+};
 
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};

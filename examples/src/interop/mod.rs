@@ -201,6 +201,31 @@ impl TestHub {
     }
 }
 
+/// A hub that cannot be set up for a connection, as the official test server's
+/// `UncreatableHub` (whose constructor needs a service nobody registered). `hubs` checks
+/// injected services when the server starts, so here the per-connection set-up in
+/// `on_connected` is what fails; every client then gets a Close carrying the error.
+#[derive(Debug, Default)]
+pub struct UncreatableHub;
+
+#[hub]
+impl UncreatableHub {
+    async fn on_connected(&self, _cx: &Context<Self>) -> Result<(), HubError> {
+        Err(HubError::new(
+            "Unable to resolve service for type 'Session' while attempting to activate 'UncreatableHub'.",
+        ))
+    }
+}
+
+/// The raw connection endpoint at `/echo`: every message comes back unchanged.
+pub async fn echo(mut connection: hubs::RawConnection) {
+    while let Some(message) = connection.recv().await {
+        if connection.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Settings of the interop server.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -221,13 +246,22 @@ impl Default for Settings {
 
 /// The hubs of the interop server: `TestHub` at `/testhub` (every transport) and at
 /// `/testhub-nowebsockets` (Server-Sent Events and long polling only), with detailed
-/// errors on, and CORS open to any origin (with credentials), as the official test server.
+/// errors on, `UncreatableHub` at `/uncreatable`, the raw [`echo`] endpoint at `/echo`,
+/// and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
     let (options, no_websockets) = hub_options(settings);
-    Server::new()
-        .cors(Cors::any())
+    common(settings)
         .hub_with("/testhub", TestHub, options)
         .hub_with("/testhub-nowebsockets", TestHub, no_websockets)
+}
+
+/// What every interop server has besides `TestHub`.
+fn common(settings: &Settings) -> Server {
+    let (options, _) = hub_options(settings);
+    Server::new()
+        .cors(Cors::any())
+        .hub_with("/uncreatable", UncreatableHub, options.clone())
+        .connection_handler_with("/echo", echo, options)
 }
 
 /// [`server`], with both hubs on a Redis backplane at `url`, so that several interop
@@ -244,8 +278,7 @@ pub async fn server_with_redis(
     let redis = hubs_redis::RedisOptions::new(url).prefix("interop");
     let testhub = hubs_redis::RedisLifetimeManager::connect(redis.clone(), "testhub").await?;
     let other = hubs_redis::RedisLifetimeManager::connect(redis, "testhub-nowebsockets").await?;
-    Ok(Server::new()
-        .cors(Cors::any())
+    Ok(common(settings)
         .hub_with("/testhub", TestHub, options.lifetime_manager(testhub))
         .hub_with(
             "/testhub-nowebsockets",
@@ -309,6 +342,23 @@ async fn redirect(
     )
 }
 
+/// `/echoredirect…`: `302` to the same URL on `/echo…`.
+async fn echo_redirect(uri: axum::http::Uri) -> impl axum::response::IntoResponse {
+    let target = uri.to_string().replacen("echoredirect", "echo", 1);
+    (
+        axum::http::StatusCode::FOUND,
+        [(axum::http::header::LOCATION, target)],
+    )
+}
+
+/// `/bad-negotiate…`: a negotiate that fails with `400`.
+async fn bad_negotiate() -> impl axum::response::IntoResponse {
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        "Some response from server",
+    )
+}
+
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -369,6 +419,10 @@ pub fn router(hubs: hubs::HubService) -> Result<axum::Router, BuildError> {
     };
     let redirects = Arc::new(AtomicU64::new(0));
     Ok(axum::Router::new()
+        .route("/echoredirect", axum::routing::any(echo_redirect))
+        .route("/echoredirect/{*rest}", axum::routing::any(echo_redirect))
+        .route("/bad-negotiate", axum::routing::any(bad_negotiate))
+        .route("/bad-negotiate/{*rest}", axum::routing::any(bad_negotiate))
         .route("/redirect", axum::routing::any(redirect))
         .route("/redirect/{*rest}", axum::routing::any(redirect))
         .with_state(redirects)

@@ -1,0 +1,199 @@
+// The raw connection endpoint `/echo` and the endpoints around it (CONTRACT.md §2), with the
+// official client's `HttpConnection` (the layer under `HubConnection`: negotiate and transports,
+// no hub protocol), a plain WebSocket, `/echoredirect`, `/bad-negotiate` and `/uncreatable`.
+//
+// Run: HUBS_URL=http://127.0.0.1:5000 HUBS_TRANSPORT=LongPolling node --test tests/interop/js/
+// The echo and `/uncreatable` cases use HUBS_TRANSPORT (default WebSockets); the cases that do not
+// depend on a transport run only in the WebSockets run.
+// Every await is bounded; an overall budget bounds the file even against a server that never answers.
+
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import * as signalR from "@microsoft/signalr";
+
+// `HttpConnection` is not exported by the package's index (the official functional tests import it
+// from the build output the same way).
+const require = createRequire(import.meta.url);
+const { HttpConnection } = require("@microsoft/signalr/dist/cjs/HttpConnection.js");
+const WebSocket = require("ws");
+
+const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
+if (!HUBS_URL) {
+    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
+    process.exit(2);
+}
+const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
+if (!(TRANSPORT in signalR.HttpTransportType)) {
+    console.error(`HUBS_TRANSPORT must name a transport (got "${TRANSPORT}")`);
+    process.exit(2);
+}
+const ONCE = TRANSPORT === "WebSockets" ? false : `runs in the WebSockets run only (this is ${TRANSPORT})`;
+const ECHO_URL = `${HUBS_URL}/echo`;
+
+const STEP_MS = 5000;
+const TEST_OPTS = { timeout: 15000 };
+const FILE_DEADLINE = Date.now() + 60000;
+
+/** Rejects if `promise` does not settle within `ms` (or the file's budget). */
+function withTimeout(promise, ms, what) {
+    let timer;
+    const limit = Math.max(0, Math.min(ms, FILE_DEADLINE - Date.now()));
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${limit} ms: ${what}`)), limit);
+    });
+    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A deferred: a promise with its resolve and reject exposed. */
+function deferred() {
+    let resolve;
+    let reject;
+    const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+    });
+    return { promise, resolve, reject };
+}
+
+const logger = { log: (level, message) => { if (level >= signalR.LogLevel.Error) console.error(message); } };
+
+/**
+ * Starts an `HttpConnection` to `/echo` (forced to `transport` unless it is undefined) and
+ * collects what it receives; `closed` settles with the error `onclose` reports.
+ */
+async function echoConnection(transport) {
+    const options = { logger, ...(transport === undefined ? {} : { transport: signalR.HttpTransportType[transport] }) };
+    const connection = new HttpConnection(ECHO_URL, options);
+    const received = [];
+    let waiter = null;
+    connection.onreceive = (data) => {
+        received.push(data);
+        waiter?.();
+    };
+    const closed = deferred();
+    connection.onclose = (error) => closed.resolve(error);
+    await withTimeout(connection.start(signalR.TransferFormat.Text), STEP_MS, `start() over ${transport ?? "any transport"}`);
+    /** Waits until everything received so far, joined, equals `text`. */
+    const receivedText = async (text) => {
+        const deadline = Date.now() + STEP_MS;
+        while (received.join("") !== text) {
+            assert.ok(Date.now() < deadline, `received ${JSON.stringify(received.join(""))}, expected ${JSON.stringify(text)}`);
+            await new Promise((resolve) => {
+                waiter = resolve;
+                setTimeout(resolve, 50);
+            });
+        }
+    };
+    return { connection, received, receivedText, closed: closed.promise };
+}
+
+const open = new Set();
+after(async () => {
+    await Promise.all([...open].map((c) => withTimeout(c.stop(), STEP_MS, "stop()").catch(() => {})));
+    setTimeout(() => process.exit(), 3000).unref();
+});
+
+describe(`raw connection /echo over ${TRANSPORT}`, () => {
+    it("echoes a message, and stop() closes without an error", TEST_OPTS, async () => {
+        const { connection, receivedText, closed } = await echoConnection(TRANSPORT);
+        open.add(connection);
+        await withTimeout(connection.send("Hello World!"), STEP_MS, "send()");
+        await receivedText("Hello World!");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+        assert.equal(await withTimeout(closed, STEP_MS, "onclose"), undefined);
+    });
+
+    it("echoes many messages in order, unicode and a 20 KB one included", TEST_OPTS, async () => {
+        const { connection, receivedText } = await echoConnection(TRANSPORT);
+        open.add(connection);
+        const messages = ["één", "两个", "🎉", "x".repeat(20000)];
+        for (let i = 0; i < 30; i += 1) {
+            messages.push(`message ${i};`);
+        }
+        for (const message of messages) {
+            await withTimeout(connection.send(message), STEP_MS, "send()");
+        }
+        // Long polling may deliver several echoes in one response, so compare the concatenation.
+        await receivedText(messages.join(""));
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+    });
+});
+
+describe("raw connection endpoints (transport-independent)", { skip: ONCE }, () => {
+    it("an HttpConnection without a transport option picks one and echoes", TEST_OPTS, async () => {
+        const { connection, receivedText, closed } = await echoConnection(undefined);
+        open.add(connection);
+        await withTimeout(connection.send("picked"), STEP_MS, "send()");
+        await receivedText("picked");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+        assert.equal(await withTimeout(closed, STEP_MS, "onclose"), undefined);
+    });
+
+    it("a plain WebSocket without negotiate echoes text frames and closes cleanly with 1000", TEST_OPTS, async () => {
+        const socket = new WebSocket(ECHO_URL.replace(/^http/, "ws"));
+        const messages = [];
+        const message = deferred();
+        const closed = deferred();
+        socket.on("message", (data, isBinary) => {
+            // ws 7 (what the official client depends on) gives text frames as strings; ws 8 says isBinary.
+            messages.push({ text: data.toString(), isBinary: isBinary ?? typeof data !== "string" });
+            message.resolve();
+        });
+        socket.on("close", (code, reason) => closed.resolve({ code, reason: reason.toString() }));
+        await withTimeout(new Promise((resolve, reject) => {
+            socket.once("open", resolve);
+            socket.once("error", reject);
+        }), STEP_MS, "WebSocket open");
+        socket.send("plain hello");
+        await withTimeout(message.promise, STEP_MS, "the echo");
+        assert.deepEqual(messages, [{ text: "plain hello", isBinary: false }]);
+        socket.close(1000);
+        const { code } = await withTimeout(closed.promise, STEP_MS, "the close handshake");
+        assert.equal(code, 1000);
+    });
+
+    it("/echoredirect answers 302 to the same URL on /echo", TEST_OPTS, async () => {
+        const response = await withTimeout(fetch(`${HUBS_URL}/echoredirect/negotiate?negotiateVersion=1`, { method: "POST", redirect: "manual" }), STEP_MS, "fetch");
+        assert.equal(response.status, 302);
+        assert.equal(response.headers.get("location"), "/echo/negotiate?negotiateVersion=1");
+    });
+
+    it("a failing negotiate (/bad-negotiate) fails start() with the server's text", TEST_OPTS, async () => {
+        const connection = new signalR.HubConnectionBuilder()
+            .withUrl(`${HUBS_URL}/bad-negotiate`)
+            .configureLogging(signalR.LogLevel.None)
+            .build();
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), (error) => {
+            assert.equal(error.message, "Failed to complete negotiation with the server: Error: Some response from server: Status code '400'");
+            return true;
+        });
+    });
+});
+
+describe(`/uncreatable over ${TRANSPORT}`, () => {
+    it("the server closes the connection with an error the client reports", TEST_OPTS, async () => {
+        const connection = new signalR.HubConnectionBuilder()
+            .withUrl(`${HUBS_URL}/uncreatable`, { transport: signalR.HttpTransportType[TRANSPORT] })
+            .configureLogging(signalR.LogLevel.None)
+            .build();
+        const closed = deferred();
+        connection.onclose((error) => closed.resolve(error));
+        // Officially either start() fails or onclose reports the error, depending on timing.
+        let error;
+        try {
+            await withTimeout(connection.start(), STEP_MS, "start()");
+            error = await withTimeout(closed.promise, STEP_MS, "onclose");
+        } catch (e) {
+            error = e;
+        }
+        assert.ok(error, "the connection closed without an error");
+        const prefix = "Server returned an error on close: Connection closed with an error.";
+        assert.ok(error.message.startsWith(prefix), `unexpected error: ${error.message}`);
+        assert.match(error.message, /Unable to resolve service/);
+        assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
+    });
+});
