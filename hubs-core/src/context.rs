@@ -56,6 +56,34 @@ impl Request {
         })
     }
 
+    /// The bearer token the client sent: the `Authorization: Bearer <token>` header
+    /// (Node, .NET, Java clients, long polling) or, where a client cannot set headers
+    /// (browsers' WebSockets and Server-Sent Events), the `access_token` query parameter,
+    /// percent-decoded.
+    ///
+    /// ```
+    /// # use hubs_core::Request;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("authorization", "Bearer abc.def".parse().unwrap());
+    /// let request = Request::new("/chat".parse().unwrap(), headers);
+    /// assert_eq!(request.access_token().as_deref(), Some("abc.def"));
+    ///
+    /// let request = Request::new("/chat?id=1&access_token=a%2Bb".parse().unwrap(), Default::default());
+    /// assert_eq!(request.access_token().as_deref(), Some("a+b"));
+    /// ```
+    pub fn access_token(&self) -> Option<std::borrow::Cow<'_, str>> {
+        let header = self.header("authorization").and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+        match header {
+            Some(token) if !token.is_empty() => Some(token.into()),
+            _ => self
+                .query("access_token")
+                .map(|raw| percent_encoding::percent_decode_str(raw).decode_utf8_lossy()),
+        }
+    }
+
     /// A cookie's value.
     ///
     /// ```

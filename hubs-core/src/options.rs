@@ -36,6 +36,7 @@ impl TransportKind {
 }
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
+type Authorizer = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 
 /// How one hub behaves. Every setting has the official server's default.
 ///
@@ -66,6 +67,7 @@ pub struct HubOptions {
     pub(crate) protocols: Vec<Protocol>,
     pub(crate) transports: Vec<TransportKind>,
     pub(crate) user_id: Option<UserIdProvider>,
+    pub(crate) authorize: Option<Authorizer>,
     pub(crate) lifetime: Option<Arc<dyn LifetimeManager>>,
 }
 
@@ -89,6 +91,7 @@ impl Default for HubOptions {
                 TransportKind::LongPolling,
             ],
             user_id: None,
+            authorize: None,
             lifetime: None,
         }
     }
@@ -202,6 +205,34 @@ impl HubOptions {
         self
     }
 
+    /// Lets only requests that pass `check` in: negotiate and every transport request
+    /// (WebSocket upgrade, event stream, poll, POST, DELETE) of this hub. Others get
+    /// `401 Unauthorized` with an empty body, which the official clients report as
+    /// `Unauthorized: Status code '401'`. [`Request::access_token`] finds the bearer
+    /// token wherever the client put it.
+    ///
+    /// ```
+    /// # use hubs_core::HubOptions;
+    /// let options = HubOptions::default()
+    ///     .authorize(|request| request.access_token().as_deref() == Some("let-me-in"));
+    /// ```
+    #[must_use]
+    pub fn authorize(mut self, check: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
+        self.authorize = Some(Arc::new(check));
+        self
+    }
+
+    /// Whether requests are checked (see [`authorize`](Self::authorize)).
+    pub fn requires_authorization(&self) -> bool {
+        self.authorize.is_some()
+    }
+
+    /// Whether `request` may reach the hub (always, unless [`authorize`](Self::authorize)
+    /// is set).
+    pub fn authorizes(&self, request: &Request) -> bool {
+        self.authorize.as_ref().is_none_or(|check| check(request))
+    }
+
     /// Routes messages through `lifetime` (for instance a backplane) instead of the
     /// in-memory default.
     #[must_use]
@@ -256,6 +287,7 @@ impl fmt::Debug for HubOptions {
             .field("client_result_timeout", &self.client_result_timeout)
             .field("protocols", &self.protocols)
             .field("transports", &self.transports)
+            .field("authorize", &self.authorize.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -346,11 +346,17 @@ impl HubService {
             if request.method() != Method::POST {
                 return body::text(StatusCode::METHOD_NOT_ALLOWED, "");
             }
+            if let Some(refused) = unauthorized(endpoint.options(), &request) {
+                return refused;
+            }
             return self.negotiate(index, endpoint, request.uri().query());
         }
         let Some((index, endpoint)) = self.find(&path) else {
             return body::text(StatusCode::NOT_FOUND, "");
         };
+        if let Some(refused) = unauthorized(endpoint.options(), &request) {
+            return refused;
+        }
         let endpoint = endpoint.clone();
         let enabled = |kind: TransportKind| endpoint.options().enabled_transports().contains(&kind);
         let method = request.method().clone();
@@ -488,6 +494,15 @@ impl HubService {
         self.inner.registry.negotiated(token, connection_id, index);
         body::json(response)
     }
+}
+
+/// `401` with an empty body when the hub checks requests and this one fails.
+fn unauthorized<B>(options: &HubOptions, request: &Request<B>) -> Option<Response<Body>> {
+    if !options.requires_authorization() {
+        return None;
+    }
+    let checked = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+    (!options.authorizes(&checked)).then(|| body::text(StatusCode::UNAUTHORIZED, ""))
 }
 
 fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {

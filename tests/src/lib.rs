@@ -30,6 +30,7 @@ pub async fn interop_server() -> SocketAddr {
     let settings = hubs_examples::interop::Settings {
         keep_alive: Duration::from_secs(1),
         long_poll_timeout: Duration::from_secs(5),
+        ..Default::default()
     };
     let app = hubs_examples::interop::app(&settings).expect("builds");
     let listener = TcpListener::bind("127.0.0.1:0")

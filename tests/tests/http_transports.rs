@@ -213,3 +213,70 @@ async fn cors_preflight_and_responses_echo_the_origin() {
     assert!(head.contains("access-control-allow-origin: http://page.example:8080"));
     assert!(head.contains("set-cookie: testcookie=testvalue"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorized_hub_checks_every_request_for_a_token() {
+    let addr = interop_server().await;
+    let negotiate = "/authorizedhub/negotiate?negotiateVersion=1";
+
+    // No token, a token never issued, a malformed header: 401 with an empty body, whose
+    // reason phrase the official client quotes.
+    for headers in [
+        &[][..],
+        &[("Authorization", "Bearer hubs.forged")][..],
+        &[("Authorization", "Basic dXNlcjpwYXNz")][..],
+    ] {
+        let (status, head, body) = http(addr, "POST", negotiate, headers).await;
+        assert_eq!((status, body.as_str()), (401, ""), "{headers:?}");
+        assert!(head.starts_with("HTTP/1.1 401 Unauthorized"), "{head}");
+    }
+
+    let (status, _, token) = http(addr, "GET", "/generateJwtToken", &[]).await;
+    assert_eq!(status, 200);
+    let bearer = format!("Bearer {token}");
+
+    // In the header (Node, long polling) or the query (browsers' WebSockets and SSE).
+    let (status, _, body) = http(addr, "POST", negotiate, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+    let connection: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = connection["connectionToken"].as_str().expect("token");
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        &format!("{negotiate}&access_token={token}"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Transport requests are checked too, not only negotiate.
+    let poll = format!("/authorizedhub?id={id}");
+    assert_eq!(http(addr, "GET", &poll, &[]).await.0, 401);
+    assert_eq!(
+        http(addr, "GET", &poll, &[("Authorization", &bearer)])
+            .await
+            .0,
+        200,
+        "the first poll with the token"
+    );
+    assert_eq!(
+        http_with_body(
+            addr,
+            "POST",
+            &poll,
+            &[],
+            b"{\"protocol\":\"json\",\"version\":1}\x1e"
+        )
+        .await
+        .0,
+        401
+    );
+
+    // Other hubs stay open.
+    assert_eq!(
+        http(addr, "POST", "/testhub/negotiate?negotiateVersion=1", &[])
+            .await
+            .0,
+        200
+    );
+}

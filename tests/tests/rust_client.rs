@@ -175,6 +175,7 @@ async fn reconnects_after_the_server_restarts() {
     let settings = hubs_examples::interop::Settings {
         keep_alive: Duration::from_secs(1),
         long_poll_timeout: Duration::from_secs(5),
+        ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -288,4 +289,39 @@ async fn a_close_with_an_error_ends_the_connection_for_good() {
         .expect("task")
         .expect_err("fails");
     assert!(matches!(error, InvokeError::Closed(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_provider_opens_an_authorized_hub_on_every_transport() {
+    let addr = interop_server().await;
+    let url = format!("http://{addr}/authorizedhub");
+    for (transport, protocol) in COMBINATIONS {
+        let what = format!("{} + {protocol}", transport.name());
+        let connection = HubConnection::builder(url.clone())
+            .transports([transport])
+            .protocol(protocol)
+            .access_token(move || async move {
+                let (status, _, token) =
+                    hubs_tests::http(addr, "GET", "/generateJwtToken", &[]).await;
+                (status == 200).then_some(token)
+            })
+            .build();
+        within(&what, connection.start())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let echoed: String = within(&what, connection.invoke("Echo", ("let in",)))
+            .await
+            .expect("echo");
+        assert_eq!(echoed, "let in", "{what}");
+        within(&what, connection.stop()).await;
+    }
+
+    let refused = HubConnection::builder(url).build();
+    let error = within("no token", refused.start())
+        .await
+        .expect_err("no token, no connection");
+    assert!(
+        error.to_string().contains("401"),
+        "the error names the status: {error}"
+    );
 }

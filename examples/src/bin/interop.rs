@@ -56,7 +56,7 @@ async fn main() -> std::io::Result<()> {
             .map_err(std::io::Error::other)?,
         None => server(&settings),
     };
-    let app = router(hubs.build()?)?;
+    let app = router(&settings, hubs.build()?)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await

@@ -217,6 +217,50 @@ impl UncreatableHub {
     }
 }
 
+/// The hub at `/authorizedhub`: every request needs a bearer token from
+/// `/generateJwtToken` (see [`Tokens`]).
+#[derive(Debug, Default)]
+pub struct HubWithAuthorization;
+
+#[hub]
+impl HubWithAuthorization {
+    /// Returns the argument unchanged.
+    pub fn echo(&self, message: Option<String>) -> Option<String> {
+        message
+    }
+}
+
+/// The bearer tokens `/generateJwtToken` hands out and `/authorizedhub` accepts. The
+/// official test server signs a short-lived JWT; clients treat the token as opaque, so
+/// this one is a random string the server remembers for [`Tokens::LIFETIME`].
+#[derive(Clone, Debug, Default)]
+pub struct Tokens(Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>);
+
+impl Tokens {
+    /// How long a token is accepted after it is issued.
+    pub const LIFETIME: Duration = Duration::from_secs(60);
+
+    /// A new token (and forgets expired ones).
+    pub fn issue(&self) -> String {
+        let token = format!("hubs.{}", hubs::ConnectionId::generate());
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, issued| issued.elapsed() < Self::LIFETIME);
+        tokens.insert(token.clone(), std::time::Instant::now());
+        token
+    }
+
+    /// Whether `request` carries a live token (header or `access_token` query).
+    pub fn accepts(&self, request: &hubs::Request) -> bool {
+        let Some(token) = request.access_token() else {
+            return false;
+        };
+        let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(token.as_ref())
+            .is_some_and(|issued| issued.elapsed() < Self::LIFETIME)
+    }
+}
+
 /// The raw connection endpoint at `/echo`: every message comes back unchanged.
 pub async fn echo(mut connection: hubs::RawConnection) {
     while let Some(message) = connection.recv().await {
@@ -233,6 +277,8 @@ pub struct Settings {
     pub keep_alive: Duration,
     /// How long a long poll is held without messages.
     pub long_poll_timeout: Duration,
+    /// The tokens `/generateJwtToken` issues and `/authorizedhub` accepts.
+    pub tokens: Tokens,
 }
 
 impl Default for Settings {
@@ -240,13 +286,15 @@ impl Default for Settings {
         Self {
             keep_alive: Duration::from_secs(15),
             long_poll_timeout: Duration::from_secs(90),
+            tokens: Tokens::default(),
         }
     }
 }
 
 /// The hubs of the interop server: `TestHub` at `/testhub` (every transport) and at
 /// `/testhub-nowebsockets` (Server-Sent Events and long polling only), with detailed
-/// errors on, `UncreatableHub` at `/uncreatable`, the raw [`echo`] endpoint at `/echo`,
+/// errors on, `HubWithAuthorization` at `/authorizedhub`, `UncreatableHub` at
+/// `/uncreatable`, the raw [`echo`] endpoint at `/echo`,
 /// and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
     let (options, no_websockets) = hub_options(settings);
@@ -258,8 +306,16 @@ pub fn server(settings: &Settings) -> Server {
 /// What every interop server has besides `TestHub`.
 fn common(settings: &Settings) -> Server {
     let (options, _) = hub_options(settings);
+    let tokens = settings.tokens.clone();
     Server::new()
         .cors(Cors::any())
+        .hub_with(
+            "/authorizedhub",
+            HubWithAuthorization,
+            options
+                .clone()
+                .authorize(move |request| tokens.accepts(request)),
+        )
         .hub_with("/uncreatable", UncreatableHub, options.clone())
         .connection_handler_with("/echo", echo, options)
 }
@@ -328,12 +384,9 @@ async fn redirect(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> impl axum::response::IntoResponse {
     let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-    let base = query
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("baseUrl="))
-        .map(percent_decode)
+    let base = form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "baseUrl")
+        .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     let body = serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
     (
@@ -359,39 +412,16 @@ async fn bad_negotiate() -> impl axum::response::IntoResponse {
     )
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => {
-                match u8::from_str_radix(std::str::from_utf8(hex).unwrap_or(""), 16) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            (b'+', _) => out.push(b' '),
-            (byte, _) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The whole interop application: the hubs, and `GET /clientresult/{connectionId}`,
-/// which asks that connection for a client result through the hub context. The hubs are
-/// mounted in an axum router, as an application would.
+/// The whole interop application: the hubs; `GET /clientresult/{connectionId}`, which
+/// asks that connection for a client result through the hub context; `/generateJwtToken`;
+/// `/redirect…`, `/echoredirect…` and `/bad-negotiate…`; the negotiate cookies. The hubs
+/// are mounted in an axum router, as an application would.
 ///
 /// # Errors
 ///
 /// When the hubs cannot be built.
 pub fn app(settings: &Settings) -> Result<axum::Router, BuildError> {
-    router(server(settings).build()?)
+    router(settings, server(settings).build()?)
 }
 
 /// The interop application around built hubs (see [`app`]).
@@ -399,7 +429,7 @@ pub fn app(settings: &Settings) -> Result<axum::Router, BuildError> {
 /// # Errors
 ///
 /// When the hubs lack `TestHub`.
-pub fn router(hubs: hubs::HubService) -> Result<axum::Router, BuildError> {
+pub fn router(settings: &Settings, hubs: hubs::HubService) -> Result<axum::Router, BuildError> {
     let context = hubs
         .hub_context::<TestHub>()
         .ok_or_else(|| BuildError::DuplicatePath("/testhub".to_owned()))?;
@@ -418,7 +448,13 @@ pub fn router(hubs: hubs::HubService) -> Result<axum::Router, BuildError> {
         }
     };
     let redirects = Arc::new(AtomicU64::new(0));
+    let tokens = settings.tokens.clone();
+    let generate_token = move || {
+        let token = tokens.issue();
+        async move { token }
+    };
     Ok(axum::Router::new()
+        .route("/generateJwtToken", axum::routing::get(generate_token))
         .route("/echoredirect", axum::routing::any(echo_redirect))
         .route("/echoredirect/{*rest}", axum::routing::any(echo_redirect))
         .route("/bad-negotiate", axum::routing::any(bad_negotiate))

@@ -1,9 +1,10 @@
 // The raw connection endpoint `/echo` and the endpoints around it (CONTRACT.md §2), with the
 // official client's `HttpConnection` (the layer under `HubConnection`: negotiate and transports,
-// no hub protocol), a plain WebSocket, `/echoredirect`, `/bad-negotiate` and `/uncreatable`.
+// no hub protocol), a plain WebSocket, `/echoredirect`, `/bad-negotiate`, `/uncreatable`, and
+// `/authorizedhub` with tokens from `/generateJwtToken`.
 //
 // Run: HUBS_URL=http://127.0.0.1:5000 HUBS_TRANSPORT=LongPolling node --test tests/interop/js/
-// The echo and `/uncreatable` cases use HUBS_TRANSPORT (default WebSockets); the cases that do not
+// The echo, `/uncreatable` and `/authorizedhub` cases use HUBS_TRANSPORT (default WebSockets); the cases that do not
 // depend on a transport run only in the WebSockets run.
 // Every await is bounded; an overall budget bounds the file even against a server that never answers.
 
@@ -195,5 +196,50 @@ describe(`/uncreatable over ${TRANSPORT}`, () => {
         assert.ok(error.message.startsWith(prefix), `unexpected error: ${error.message}`);
         assert.match(error.message, /Unable to resolve service/);
         assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
+    });
+});
+
+describe(`/authorizedhub over ${TRANSPORT}`, () => {
+    const getToken = async () => {
+        const response = await withTimeout(fetch(`${HUBS_URL}/generateJwtToken`), STEP_MS, "GET /generateJwtToken");
+        assert.equal(response.status, 200);
+        return response.text();
+    };
+    const build = (options) => new signalR.HubConnectionBuilder()
+        .withUrl(`${HUBS_URL}/authorizedhub`, { transport: signalR.HttpTransportType[TRANSPORT], ...options })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+
+    it("with a token from /generateJwtToken, Echo works", TEST_OPTS, async () => {
+        let calls = 0;
+        const connection = build({ accessTokenFactory: () => { calls += 1; return getToken(); } });
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        assert.equal(await withTimeout(connection.invoke("Echo", "Hello, World!"), STEP_MS, "invoke"), "Hello, World!");
+        assert.ok(calls >= 1, "the token factory was asked");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+    });
+
+    it("without a token, start() fails with the official 401 text", TEST_OPTS, async () => {
+        const connection = build({});
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), (error) => {
+            assert.equal(error.message, "Failed to complete negotiation with the server: Error: Unauthorized: Status code '401'");
+            return true;
+        });
+    });
+
+    it("a token the server never issued is refused too", TEST_OPTS, async () => {
+        const connection = build({ accessTokenFactory: () => "hubs.forged" });
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+    });
+
+    it("skipNegotiation with a token connects (WebSockets)", { ...TEST_OPTS, skip: ONCE }, async () => {
+        const connection = build({ skipNegotiation: true, accessTokenFactory: getToken });
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        assert.equal(await withTimeout(connection.invoke("Echo", "skipped"), STEP_MS, "invoke"), "skipped");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
     });
 });
