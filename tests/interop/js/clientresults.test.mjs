@@ -9,50 +9,11 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
-import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip } from "./common.mjs";
 
-const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
-if (!HUBS_URL) {
-    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
-    process.exit(2);
-}
-
-const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
-/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
-const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
-if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
-    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
-    process.exit(2);
-}
-
-const PROTOCOLS = [
-    { name: "json", create: () => new signalR.JsonHubProtocol() },
-    { name: "messagepack", create: () => new MessagePackHubProtocol() },
-];
-
-/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
-function protocolSkip(protocol) {
-    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
-        ? "Server-Sent Events carry text only; MessagePack is binary"
-        : false;
-}
-const STEP_MS = 5000;
-const TEST_OPTS = { timeout: 15000 };
-/**
- * Wall-clock budget for the whole file (a few seconds against a healthy server): once it is spent,
- * every remaining bounded step fails at once. SSE and long polling get more room.
- */
-const FILE_DEADLINE = Date.now() + { WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 }[TRANSPORT];
-
-function bounded(promise, what) {
-    let timer;
-    const limit = Math.min(STEP_MS, Math.max(0, FILE_DEADLINE - Date.now()));
-    const reason = limit < STEP_MS ? `the file's overall time budget ran out: ${what}` : `timed out after ${STEP_MS} ms: ${what}`;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(reason)), limit);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+/** The file's budget (a few seconds against a healthy server); SSE and long polling get more room. */
+const { withTimeout } = fileBudget({ WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 });
+const bounded = (promise, what) => withTimeout(promise, STEP_MS, what);
 
 const open = new Set();
 

@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import * as signalR from "@microsoft/signalr";
+import { HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget } from "./common.mjs";
 
 // `HttpConnection` is not exported by the package's index (the official functional tests import it
 // from the build output the same way).
@@ -19,43 +20,9 @@ const require = createRequire(import.meta.url);
 const { HttpConnection } = require("@microsoft/signalr/dist/cjs/HttpConnection.js");
 const WebSocket = require("ws");
 
-const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
-if (!HUBS_URL) {
-    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
-    process.exit(2);
-}
-const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
-if (!(TRANSPORT in signalR.HttpTransportType)) {
-    console.error(`HUBS_TRANSPORT must name a transport (got "${TRANSPORT}")`);
-    process.exit(2);
-}
 const ONCE = TRANSPORT === "WebSockets" ? false : `runs in the WebSockets run only (this is ${TRANSPORT})`;
 const ECHO_URL = `${HUBS_URL}/echo`;
-
-const STEP_MS = 5000;
-const TEST_OPTS = { timeout: 15000 };
-const FILE_DEADLINE = Date.now() + 60000;
-
-/** Rejects if `promise` does not settle within `ms` (or the file's budget). */
-function withTimeout(promise, ms, what) {
-    let timer;
-    const limit = Math.max(0, Math.min(ms, FILE_DEADLINE - Date.now()));
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${limit} ms: ${what}`)), limit);
-    });
-    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A deferred: a promise with its resolve and reject exposed. */
-function deferred() {
-    let resolve;
-    let reject;
-    const promise = new Promise((res, rej) => {
-        resolve = res;
-        reject = rej;
-    });
-    return { promise, resolve, reject };
-}
+const { withTimeout } = fileBudget(60000);
 
 const logger = { log: (level, message) => { if (level >= signalR.LogLevel.Error) console.error(message); } };
 

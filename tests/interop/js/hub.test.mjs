@@ -20,96 +20,13 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
-import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import {
+    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, sleep, unique,
+} from "./common.mjs";
 
-const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
-if (!HUBS_URL) {
-    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
-    process.exit(2);
-}
 const HUB_URL = `${HUBS_URL}/testhub`;
-
-const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
-/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
-const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
-if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
-    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
-    process.exit(2);
-}
-
-const PROTOCOLS = [
-    { name: "json", create: () => new signalR.JsonHubProtocol() },
-    { name: "messagepack", create: () => new MessagePackHubProtocol() },
-];
-
-/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
-function protocolSkip(protocol) {
-    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
-        ? "Server-Sent Events carry text only; MessagePack is binary"
-        : false;
-}
-
-/** Default bound for a single await (connect, invoke, a handler call). */
-const STEP_MS = 5000;
-/** How long to wait before concluding that a message did NOT arrive. */
-const ABSENCE_MS = 300;
-/** Per-test bound; the runner fails the test if it takes longer. */
-const TEST_OPTS = { timeout: 15000 };
-/**
- * Wall-clock budget for the whole file, per transport: SSE and long polling make more HTTP
- * requests per connection (negotiate, POSTs, polls), so they get more room.
- */
-const FILE_BUDGET_MS = { WebSockets: 50000, ServerSentEvents: 60000, LongPolling: 75000 }[TRANSPORT];
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-let uniqueCounter = 0;
-const RUN_ID = Math.random().toString(36).slice(2, 8);
-/** A value unique to this run and call, so concurrent runs against the same server can't mix. */
-function unique(prefix) {
-    uniqueCounter += 1;
-    return `${prefix}-${RUN_ID}-${uniqueCounter}`;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Wall-clock budget for the whole file: once it is spent, every remaining bounded step fails at
- * once, so even a server that never answers cannot keep this file running much past the budget.
- */
-const FILE_DEADLINE = Date.now() + FILE_BUDGET_MS;
-
-/**
- * Rejects with a descriptive error if `promise` does not settle within `ms` (or before the file's
- * overall budget runs out).
- */
-function withTimeout(promise, ms, what, { useBudget = true } = {}) {
-    let timer;
-    const budget = useBudget ? Math.max(0, FILE_DEADLINE - Date.now()) : ms;
-    const limit = Math.min(ms, budget);
-    const reason = limit < ms ? `the file's overall time budget ran out: ${what}` : `timed out after ${ms} ms: ${what}`;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(reason)), limit);
-    });
-    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `predicate` until it returns a truthy value (which is returned) or `ms` elapse. */
-async function waitFor(predicate, ms, what) {
-    const deadline = Math.min(Date.now() + ms, FILE_DEADLINE);
-    for (;;) {
-        const value = predicate();
-        if (value) {
-            return value;
-        }
-        if (Date.now() >= deadline) {
-            throw new Error(`timed out after ${ms} ms (or the file's time budget ran out) waiting for: ${what}`);
-        }
-        await sleep(10);
-    }
-}
+/** The file's budget: SSE and long polling make more HTTP requests per connection, so more room. */
+const { withTimeout, waitFor } = fileBudget({ WebSockets: 50000, ServerSentEvents: 60000, LongPolling: 75000 });
 
 /** Connections opened by the current test; stopped by the afterEach hooks. */
 const openConnections = new Set();

@@ -26,43 +26,13 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
-import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import {
+    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, StepTimeout, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, sleep,
+} from "./common.mjs";
 
-const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
-if (!HUBS_URL) {
-    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
-    process.exit(2);
-}
 const HUB_URL = `${HUBS_URL}/testhub`;
-
-const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
-/** The transport every connection of this file is forced to (HUBS_TRANSPORT, default WebSockets). */
-const TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
-if (!TRANSPORT_NAMES.includes(TRANSPORT)) {
-    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${TRANSPORT}")`);
-    process.exit(2);
-}
-
-const PROTOCOLS = [
-    { name: "json", create: () => new signalR.JsonHubProtocol() },
-    { name: "messagepack", create: () => new MessagePackHubProtocol() },
-];
-
-/** Why `protocol` cannot run over TRANSPORT (a `skip` reason), or false if it can. */
-function protocolSkip(protocol) {
-    return TRANSPORT === "ServerSentEvents" && protocol.name === "messagepack"
-        ? "Server-Sent Events carry text only; MessagePack is binary"
-        : false;
-}
-
-/** Default bound for a single await (connect, invoke, a whole finite stream, a handler call). */
-const STEP_MS = 5000;
-/** How long to wait before concluding that a message did NOT arrive (a second StreamCanceled). */
-const ABSENCE_MS = 300;
-/** Per-test bound; the runner fails the test if it takes longer. */
-const TEST_OPTS = { timeout: 15000 };
-/** Wall-clock budget for the whole file (see withTimeout); SSE and long polling get more room. */
-const FILE_DEADLINE = Date.now() + { WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 }[TRANSPORT];
+/** The file's budget; SSE and long polling get more room. */
+const { withTimeout, waitFor } = fileBudget({ WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 });
 
 const STREAM_THROW_ERROR =
     "An unexpected error occurred invoking 'StreamThrowException' on the server. InvalidOperationException: An error occurred.";
@@ -76,39 +46,6 @@ const nonStreamingWithStreamError = (method) =>
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-class StepTimeout extends Error {}
-
-/**
- * Rejects with a StepTimeout if `promise` does not settle within `ms` (or before the file's
- * overall budget runs out).
- */
-function withTimeout(promise, ms, what) {
-    let timer;
-    const limit = Math.min(ms, Math.max(0, FILE_DEADLINE - Date.now()));
-    const reason = limit < ms ? `the file's overall time budget ran out: ${what}` : `timed out after ${ms} ms: ${what}`;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new StepTimeout(reason)), limit);
-    });
-    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `predicate` until it returns a truthy value (which is returned) or `ms` elapse. */
-async function waitFor(predicate, ms, what) {
-    const deadline = Math.min(Date.now() + ms, FILE_DEADLINE);
-    for (;;) {
-        const value = predicate();
-        if (value) {
-            return value;
-        }
-        if (Date.now() >= deadline) {
-            throw new Error(`timed out after ${ms} ms (or the file's time budget ran out) waiting for: ${what}`);
-        }
-        await sleep(10);
-    }
-}
 
 /** Connections opened by the current test; stopped by the afterEach hooks. */
 const openConnections = new Set();

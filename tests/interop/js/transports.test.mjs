@@ -20,30 +20,18 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as signalR from "@microsoft/signalr";
-import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import {
+    ABSENCE_MS, HUBS_URL, JSON_PROTOCOL, MSGPACK_PROTOCOL, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, sleep, unique,
+} from "./common.mjs";
 
-const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");
-if (!HUBS_URL) {
-    console.error("HUBS_URL is not set (expected e.g. HUBS_URL=http://127.0.0.1:5000)");
-    process.exit(2);
-}
 const HUB_URL = `${HUBS_URL}/testhub`;
 /** The same TestHub, but negotiate offers only ServerSentEvents and LongPolling. */
 const NO_WEBSOCKETS_URL = `${HUBS_URL}/testhub-nowebsockets`;
 
-const TRANSPORT_NAMES = ["WebSockets", "ServerSentEvents", "LongPolling"];
-const HUBS_TRANSPORT = process.env.HUBS_TRANSPORT || "WebSockets";
-if (!TRANSPORT_NAMES.includes(HUBS_TRANSPORT)) {
-    console.error(`HUBS_TRANSPORT must be one of ${TRANSPORT_NAMES.join(", ")} (got "${HUBS_TRANSPORT}")`);
-    process.exit(2);
-}
 /** Skip reason for the whole file when the run is for another transport (it needs to run once). */
-const FILE_SKIP = HUBS_TRANSPORT === "WebSockets"
+const FILE_SKIP = TRANSPORT === "WebSockets"
     ? false
-    : `runs only once, with HUBS_TRANSPORT unset or WebSockets (it is ${HUBS_TRANSPORT})`;
-
-const JSON_PROTOCOL = { name: "json", create: () => new signalR.JsonHubProtocol() };
-const MSGPACK_PROTOCOL = { name: "messagepack", create: () => new MessagePackHubProtocol() };
+    : `runs only once, with HUBS_TRANSPORT unset or WebSockets (it is ${TRANSPORT})`;
 
 /** Every transport × protocol pair the official client can use (SSE is text-only). */
 const COMBINATIONS = [
@@ -54,58 +42,12 @@ const COMBINATIONS = [
     ["LongPolling", MSGPACK_PROTOCOL],
 ];
 
-/** Default bound for a single await (connect, invoke, a handler call). */
-const STEP_MS = 5000;
-/** How long to wait before concluding that a message did NOT arrive. */
-const ABSENCE_MS = 300;
-/** Per-test bound; the runner fails the test if it takes longer. */
-const TEST_OPTS = { timeout: 15000 };
-/** Wall-clock budget for the whole file (see withTimeout). */
-const FILE_DEADLINE = Date.now() + 60000;
+/** The file's budget (see fileBudget in common.mjs). */
+const { withTimeout, waitFor } = fileBudget(60000);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-let uniqueCounter = 0;
-const RUN_ID = Math.random().toString(36).slice(2, 8);
-/** A value unique to this run and call, so concurrent runs against the same server can't mix. */
-function unique(prefix) {
-    uniqueCounter += 1;
-    return `${prefix}-${RUN_ID}-${uniqueCounter}`;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Rejects with a descriptive error if `promise` does not settle within `ms` (or before the file's
- * overall budget runs out).
- */
-function withTimeout(promise, ms, what, { useBudget = true } = {}) {
-    let timer;
-    const budget = useBudget ? Math.max(0, FILE_DEADLINE - Date.now()) : ms;
-    const limit = Math.min(ms, budget);
-    const reason = limit < ms ? `the file's overall time budget ran out: ${what}` : `timed out after ${ms} ms: ${what}`;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(reason)), limit);
-    });
-    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `predicate` until it returns a truthy value (which is returned) or `ms` elapse. */
-async function waitFor(predicate, ms, what) {
-    const deadline = Math.min(Date.now() + ms, FILE_DEADLINE);
-    for (;;) {
-        const value = predicate();
-        if (value) {
-            return value;
-        }
-        if (Date.now() >= deadline) {
-            throw new Error(`timed out after ${ms} ms (or the file's time budget ran out) waiting for: ${what}`);
-        }
-        await sleep(10);
-    }
-}
 
 /** Connections opened by the current test; stopped by the afterEach hooks. */
 const openConnections = new Set();
