@@ -157,7 +157,6 @@ impl HubEndpoint for RawEndpoint {
         let (queue, outgoing) = mpsc::channel(self.options.configured_outbound_capacity());
         let closed = CancellationToken::new();
         let abort = CancellationToken::new();
-        let ended = CancellationToken::new();
         let raw = RawConnection {
             id: connection.connection_id,
             request: connection.request,
@@ -165,7 +164,7 @@ impl HubEndpoint for RawEndpoint {
             incoming: connection.incoming,
             outgoing: RawSender {
                 queue,
-                ended: ended.clone(),
+                ended: closed.clone(),
             },
         };
         let handler = (self.handler)(raw);
@@ -179,7 +178,6 @@ impl HubEndpoint for RawEndpoint {
                     () = abort.cancelled() => {}
                     () = shutdown.cancelled() => {}
                 }
-                ended.cancel();
                 closed.cancel();
             })
         };
