@@ -5,13 +5,13 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Clients, Groups};
+use crate::clients::{Clients, Groups};
+use crate::connection::{ConnectionHandle, Streams};
 use crate::connection_id::ConnectionId;
 use crate::hub::Hub;
-use crate::lifetime::ConnectionHandle;
-use crate::options::TransportKind;
 use crate::protocol::Protocol;
 use crate::runtime::HubRuntime;
+use crate::transport::TransportKind;
 
 /// The HTTP request that opened a connection: its URI (with the query string) and
 /// headers (cookies included).
@@ -161,8 +161,7 @@ pub(crate) struct ConnectionState {
     pub(crate) request: Request,
     pub(crate) transport: TransportKind,
     pub(crate) items: Items,
-    pub(crate) closed: CancellationToken,
-    pub(crate) streams: crate::stream::StreamRegistry,
+    pub(crate) streams: Arc<Streams>,
 }
 
 /// The calling connection, given to hub methods and hooks: its id, user, request and
@@ -193,8 +192,12 @@ impl<H: Hub> Context<H> {
         &self.runtime
     }
 
-    pub(crate) fn streams(&self) -> &crate::stream::StreamRegistry {
+    pub(crate) fn streams(&self) -> &Arc<Streams> {
         &self.connection.streams
+    }
+
+    pub(crate) fn handle(&self) -> &Arc<ConnectionHandle> {
+        &self.connection.handle
     }
 
     /// The connection's id (what `clients().client(id)` takes).
@@ -227,9 +230,9 @@ impl<H: Hub> Context<H> {
         &self.connection.items
     }
 
-    /// Cancelled when the connection ends.
+    /// Cancelled when the connection ends (`Context.ConnectionAborted`).
     pub fn connection_closed(&self) -> CancellationToken {
-        self.connection.closed.clone()
+        self.connection.handle.end_handle().token().clone()
     }
 
     /// Closes the connection (`Context.Abort()`); the client is told not to reconnect.

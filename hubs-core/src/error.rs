@@ -67,13 +67,14 @@ pub enum SendError {
     Routing(String),
 }
 
-/// Why an invocation failed, before the wire text is chosen.
+/// Why a hub method call failed, before the wire text is chosen.
 ///
-/// Generated dispatchers produce it; the runtime turns it into the caller's error text,
-/// hiding details unless the hub enables detailed errors.
+/// Generated dispatchers produce it; the runtime turns it into the caller's error text
+/// (in one place, `wire::invocation_error`), hiding details unless the hub enables
+/// detailed errors.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum InvokeError {
+pub enum DispatchError {
     /// The arguments did not match the method's parameters.
     Bind {
         /// What went wrong, shown only with detailed errors.
@@ -97,7 +98,7 @@ pub enum InvokeError {
     Encode(EncodeError),
 }
 
-impl InvokeError {
+impl DispatchError {
     /// An error returned by a hub method.
     pub fn failed<E: fmt::Display + 'static>(error: E) -> Self {
         let any: &dyn std::any::Any = &error;
@@ -128,54 +129,6 @@ impl InvokeError {
             ),
         }
     }
-
-    /// The text sent to the caller of `method`.
-    pub(crate) fn wire_text(&self, method: &str, detailed: bool) -> String {
-        match self {
-            Self::Bind { detail } => {
-                let base = format!("Failed to invoke '{method}' due to an error on the server.");
-                with_detail(base, detailed.then_some(("InvalidDataException", detail)))
-            }
-            Self::Failed {
-                type_name,
-                message,
-                hub_error,
-            } => unexpected(
-                method,
-                (detailed || *hub_error).then_some((type_name, message)),
-            ),
-            Self::MissingService { service } => {
-                let message = format!("No service for type '{service}' has been registered.");
-                unexpected(
-                    method,
-                    detailed.then_some(("InvalidOperationException", &message)),
-                )
-            }
-            Self::Encode(error) => unexpected(
-                method,
-                detailed.then_some(("EncodeError", &error.to_string())),
-            ),
-        }
-    }
-}
-
-/// `An unexpected error occurred invoking '{method}' on the server.` and the detail.
-fn unexpected(method: &str, detail: Option<(&str, &str)>) -> String {
-    with_detail(
-        format!("An unexpected error occurred invoking '{method}' on the server."),
-        detail,
-    )
-}
-
-/// Appends ` {type}: {message}` when there is a detail to show.
-pub(crate) fn with_detail(mut text: String, detail: Option<(&str, &str)>) -> String {
-    if let Some((type_name, message)) = detail {
-        text.push(' ');
-        text.push_str(type_name);
-        text.push_str(": ");
-        text.push_str(message);
-    }
-    text
 }
 
 /// `a::b::Foo<c::D>` → `Foo`.
@@ -197,21 +150,24 @@ mod tests {
     }
 
     #[test]
-    fn texts_follow_the_official_server() {
-        let e = InvokeError::failed(InvalidOperationException("An error occurred."));
-        assert_eq!(
-            e.wire_text("ThrowException", true),
-            "An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred."
-        );
-        assert_eq!(
-            e.wire_text("ThrowException", false),
-            "An unexpected error occurred invoking 'ThrowException' on the server."
-        );
-        let e = InvokeError::failed(HubError::new("Nope"));
-        assert_eq!(
-            e.wire_text("Add", false),
-            "An unexpected error occurred invoking 'Add' on the server. HubException: Nope"
-        );
+    fn failures_keep_their_type_name() {
+        let DispatchError::Failed {
+            type_name,
+            hub_error,
+            ..
+        } = DispatchError::failed(InvalidOperationException("An error occurred."))
+        else {
+            panic!("a failure");
+        };
+        assert_eq!(type_name, "InvalidOperationException");
+        assert!(!hub_error);
+        assert!(matches!(
+            DispatchError::failed(HubError::new("Nope")),
+            DispatchError::Failed {
+                hub_error: true,
+                ..
+            }
+        ));
         assert_eq!(
             short_type_name("alloc::boxed::Box<dyn core::error::Error>"),
             "Box"

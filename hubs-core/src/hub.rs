@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::ClientFamily;
+use crate::clients::ClientFamily;
 use crate::context::Context;
-use crate::error::{HubError, InvokeError};
+use crate::error::{DispatchError, HubError};
 use crate::protocol::{Protocol, Value};
-use crate::stream::{ReplyStream, UploadItem, UploadStream};
+use crate::stream::{ReplyStream, UploadReceiver, UploadStream};
 
 /// A boxed future that can move between threads, as generated dispatchers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -31,7 +30,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 )]
 pub trait Hub: Send + Sync + Sized + 'static {
     /// The typed proxy family for calls to clients (see `#[client]`), or
-    /// [`Untyped`](crate::client::Untyped).
+    /// [`Untyped`](crate::Untyped).
     type Client: ClientFamily;
 
     /// The methods clients can call, in the order [`Hub::invoke`] numbers them.
@@ -47,7 +46,7 @@ pub trait Hub: Send + Sync + Sized + 'static {
         self: Arc<Self>,
         method: usize,
         call: Call<Self>,
-    ) -> BoxFuture<Result<Reply, InvokeError>>;
+    ) -> BoxFuture<Result<Reply, DispatchError>>;
 
     /// Runs when a connection has completed its handshake. An error closes the connection.
     fn on_connected(self: Arc<Self>, cx: Context<Self>) -> BoxFuture<Result<(), HubError>> {
@@ -115,7 +114,7 @@ impl std::fmt::Display for ServiceKey {
 pub struct Call<H: Hub> {
     cx: Context<H>,
     arguments: Vec<Value>,
-    uploads: Mutex<Vec<Option<mpsc::Receiver<UploadItem>>>>,
+    uploads: Mutex<Vec<Option<UploadReceiver>>>,
     cancel: CancellationToken,
 }
 
@@ -123,7 +122,7 @@ impl<H: Hub> Call<H> {
     pub(crate) fn new(
         cx: Context<H>,
         arguments: Vec<Value>,
-        uploads: Vec<mpsc::Receiver<UploadItem>>,
+        uploads: Vec<UploadReceiver>,
         cancel: CancellationToken,
     ) -> Self {
         Self {
@@ -144,8 +143,8 @@ impl<H: Hub> Call<H> {
     ///
     /// # Errors
     ///
-    /// [`InvokeError::Bind`] when the client sent fewer streams (or it was taken).
-    pub fn upload<T>(&self, index: usize) -> Result<UploadStream<T>, InvokeError> {
+    /// [`DispatchError::Bind`] when the client sent fewer streams (or it was taken).
+    pub fn upload<T>(&self, index: usize) -> Result<UploadStream<T>, DispatchError> {
         let mut uploads = self
             .uploads
             .lock()
@@ -154,7 +153,7 @@ impl<H: Hub> Call<H> {
             .get_mut(index)
             .and_then(Option::take)
             .map(UploadStream::new)
-            .ok_or_else(|| InvokeError::Bind {
+            .ok_or_else(|| DispatchError::Bind {
                 detail: format!("the call has no stream number {index}"),
             })
     }
@@ -173,11 +172,11 @@ impl<H: Hub> Call<H> {
     ///
     /// # Errors
     ///
-    /// [`InvokeError::Bind`] when the argument is absent or has another shape.
-    pub fn argument<T: DeserializeOwned>(&self, index: usize) -> Result<T, InvokeError> {
+    /// [`DispatchError::Bind`] when the argument is absent or has another shape.
+    pub fn argument<T: DeserializeOwned>(&self, index: usize) -> Result<T, DispatchError> {
         match self.arguments.get(index) {
-            Some(value) => value.deserialize().map_err(InvokeError::bind),
-            None => Err(InvokeError::Bind {
+            Some(value) => value.deserialize().map_err(DispatchError::bind),
+            None => Err(DispatchError::Bind {
                 detail: format!(
                     "Invocation provides {} argument(s) but target expects more.",
                     self.arguments.len()
@@ -190,16 +189,16 @@ impl<H: Hub> Call<H> {
     ///
     /// # Errors
     ///
-    /// [`InvokeError::MissingService`] when no such service is registered.
+    /// [`DispatchError::MissingService`] when no such service is registered.
     pub fn service<T: Send + Sync + 'static>(
         &self,
         key: Option<&'static str>,
-    ) -> Result<Arc<T>, InvokeError> {
+    ) -> Result<Arc<T>, DispatchError> {
         self.cx
             .runtime()
             .services()
             .get::<T>(key)
-            .ok_or_else(|| InvokeError::MissingService {
+            .ok_or_else(|| DispatchError::MissingService {
                 service: ServiceKey::of::<T>(key).to_string(),
             })
     }
@@ -208,11 +207,11 @@ impl<H: Hub> Call<H> {
     ///
     /// # Errors
     ///
-    /// [`InvokeError::Encode`] when `value` cannot be serialized.
-    pub fn reply<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reply, InvokeError> {
+    /// [`DispatchError::Encode`] when `value` cannot be serialized.
+    pub fn reply<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reply, DispatchError> {
         Value::serialize(self.protocol(), value)
             .map(Reply::Value)
-            .map_err(InvokeError::Encode)
+            .map_err(DispatchError::Encode)
     }
 }
 

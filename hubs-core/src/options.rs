@@ -5,38 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::Request;
-use crate::lifetime::{InMemoryLifetimeManager, LifetimeManager};
 use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
-
-/// A transport a hub can be reached by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// WebSockets (full duplex).
-    WebSockets,
-    /// Server-Sent Events for server-to-client, POST for client-to-server.
-    ServerSentEvents,
-    /// Long polling for server-to-client, POST for client-to-server.
-    LongPolling,
-}
-
-impl TransportKind {
-    /// The name used in negotiate responses and by `GetActiveTransportName`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::WebSockets => "WebSockets",
-            Self::ServerSentEvents => "ServerSentEvents",
-            Self::LongPolling => "LongPolling",
-        }
-    }
-
-    /// Whether the transport carries binary data (MessagePack).
-    pub fn supports_binary(self) -> bool {
-        self != Self::ServerSentEvents
-    }
-}
+use crate::routing::{InMemoryLifetimeManager, LifetimeManager};
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
-type Authorizer = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 
 /// How one hub behaves. Every setting has the official server's default.
 ///
@@ -63,11 +35,10 @@ pub struct HubOptions {
     pub(crate) outbound_capacity: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) client_result_timeout: Duration,
-    pub(crate) long_poll_timeout: Duration,
+    pub(crate) stream_buffer_capacity: usize,
+    pub(crate) max_upload_buffer: usize,
     pub(crate) protocols: Vec<Protocol>,
-    pub(crate) transports: Vec<TransportKind>,
     pub(crate) user_id: Option<UserIdProvider>,
-    pub(crate) authorize: Option<Authorizer>,
     pub(crate) lifetime: Option<Arc<dyn LifetimeManager>>,
 }
 
@@ -83,15 +54,10 @@ impl Default for HubOptions {
             outbound_capacity: 256,
             send_timeout: Duration::from_secs(10),
             client_result_timeout: Duration::from_secs(30),
-            long_poll_timeout: Duration::from_secs(90),
+            stream_buffer_capacity: 10,
+            max_upload_buffer: 1 << 20,
             protocols: Protocol::ALL.to_vec(),
-            transports: vec![
-                TransportKind::WebSockets,
-                TransportKind::ServerSentEvents,
-                TransportKind::LongPolling,
-            ],
             user_id: None,
-            authorize: None,
             lifetime: None,
         }
     }
@@ -168,29 +134,37 @@ impl HubOptions {
         self
     }
 
-    /// How long a long poll waits for messages before returning empty (default 90 s).
+    /// How many items of one upload stream wait for the hub method before the server
+    /// holds back from reading that connection (default 10, ASP.NET Core's
+    /// `StreamBufferCapacity`).
+    ///
+    /// Holding back is brief: only while the method is taking items, and for at most a
+    /// second without progress, so Pings, Completions, cancellations and the start of
+    /// queued invocations are never stuck behind an upload. An upload its method does
+    /// not drain (its invocation still waits for a slot, or the method awaits something
+    /// else) keeps buffering within [`max_upload_buffer`](Self::max_upload_buffer).
     #[must_use]
-    pub fn long_poll_timeout(mut self, timeout: Duration) -> Self {
-        self.long_poll_timeout = timeout;
+    pub fn stream_buffer_capacity(mut self, items: usize) -> Self {
+        self.stream_buffer_capacity = items.max(1);
         self
     }
 
-    /// The configured long-poll timeout.
-    pub fn configured_long_poll_timeout(&self) -> Duration {
-        self.long_poll_timeout
+    /// How many bytes the uploads of one connection may buffer together (default
+    /// 1 MiB). An item that would go over fails its upload: the buffered items are
+    /// dropped and the method's [`UploadStream`](crate::UploadStream) yields the error
+    /// `Client stream '{id}' exceeded the {n}-byte upload buffer of its connection and was
+    /// dropped.`, which `?` turns into the invocation's error. The connection and its
+    /// other streams carry on.
+    #[must_use]
+    pub fn max_upload_buffer(mut self, bytes: usize) -> Self {
+        self.max_upload_buffer = bytes;
+        self
     }
 
     /// The hub protocols clients may choose (default both).
     #[must_use]
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.protocols = protocols.into_iter().collect();
-        self
-    }
-
-    /// The transports clients may use (default all three), in order of preference.
-    #[must_use]
-    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
-        self.transports = transports.into_iter().collect();
         self
     }
 
@@ -205,34 +179,6 @@ impl HubOptions {
         self
     }
 
-    /// Lets only requests that pass `check` in: negotiate and every transport request
-    /// (WebSocket upgrade, event stream, poll, POST, DELETE) of this hub. Others get
-    /// `401 Unauthorized` with an empty body, which the official clients report as
-    /// `Unauthorized: Status code '401'`. [`Request::access_token`] finds the bearer
-    /// token wherever the client put it.
-    ///
-    /// ```
-    /// # use hubs_core::HubOptions;
-    /// let options = HubOptions::default()
-    ///     .authorize(|request| request.access_token().as_deref() == Some("let-me-in"));
-    /// ```
-    #[must_use]
-    pub fn authorize(mut self, check: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
-        self.authorize = Some(Arc::new(check));
-        self
-    }
-
-    /// Whether requests are checked (see [`authorize`](Self::authorize)).
-    pub fn requires_authorization(&self) -> bool {
-        self.authorize.is_some()
-    }
-
-    /// Whether `request` may reach the hub (always, unless [`authorize`](Self::authorize)
-    /// is set).
-    pub fn authorizes(&self, request: &Request) -> bool {
-        self.authorize.as_ref().is_none_or(|check| check(request))
-    }
-
     /// Routes messages through `lifetime` (for instance a backplane) instead of the
     /// in-memory default.
     #[must_use]
@@ -244,11 +190,6 @@ impl HubOptions {
     /// Whether detailed errors are on.
     pub fn detailed_errors(&self) -> bool {
         self.detailed_errors
-    }
-
-    /// The transports enabled, in order of preference.
-    pub fn enabled_transports(&self) -> &[TransportKind] {
-        &self.transports
     }
 
     /// The configured limit on one incoming message.
@@ -285,9 +226,9 @@ impl fmt::Debug for HubOptions {
             .field("outbound_capacity", &self.outbound_capacity)
             .field("send_timeout", &self.send_timeout)
             .field("client_result_timeout", &self.client_result_timeout)
+            .field("stream_buffer_capacity", &self.stream_buffer_capacity)
+            .field("max_upload_buffer", &self.max_upload_buffer)
             .field("protocols", &self.protocols)
-            .field("transports", &self.transports)
-            .field("authorize", &self.authorize.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -1,22 +1,16 @@
-//! One mounted hub: its value, options, routing and services; and the handle transports
-//! use to hand it connections.
+//! One mounted hub: its value, options, routing and services, and the hub context for
+//! code outside hub methods.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::Stream;
-use tokio::sync::mpsc;
-
-use crate::client::{Groups, HubClients};
-use crate::connection_id::ConnectionId;
-use crate::context::Request;
-use crate::hub::{BoxFuture, Hub, ServiceKey};
-use crate::lifetime::{Frame, LifetimeManager};
-use crate::options::{HubOptions, TransportKind};
+use crate::clients::{Groups, HubClients};
+use crate::hub::{Hub, ServiceKey};
+use crate::options::HubOptions;
+use crate::routing::LifetimeManager;
 use crate::services::Services;
+use crate::transport::{Connected, HubEndpoint, TransportConnection};
 
 /// A hub with everything it runs with. Created by the server when a hub is mounted.
 pub struct HubRuntime<H: Hub> {
@@ -161,55 +155,6 @@ impl<H: Hub> HubContext<H> {
     }
 }
 
-/// Incoming bytes from a transport: each item is whatever arrived (a WebSocket frame, a
-/// POST body); message boundaries are found by the hub protocol.
-pub type Incoming = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
-
-/// A transport's new connection, handed to [`HubEndpoint::connect`].
-pub struct TransportConnection {
-    /// The public connection id.
-    pub connection_id: ConnectionId,
-    /// The HTTP request that opened the transport.
-    pub request: Request,
-    /// Which transport.
-    pub transport: TransportKind,
-    /// The bytes the client sends, handshake first; the stream ends when the client goes.
-    pub incoming: Incoming,
-}
-
-/// What the transport runs for a connection.
-pub struct Connected {
-    /// Frames to write to the client, in order.
-    pub outgoing: mpsc::Receiver<Frame>,
-    /// Cancelled when the connection ends; the transport then writes what is still
-    /// queued in `outgoing` and closes.
-    pub closed: tokio_util::sync::CancellationToken,
-    /// Cancel it to end the connection from the transport's side (for instance when a
-    /// write failed or timed out).
-    pub abort: tokio_util::sync::CancellationToken,
-    /// The connection's task: handshake, dispatch, keep-alive. Run it to completion.
-    pub task: BoxFuture<()>,
-}
-
-/// A mounted hub as transports see it: type-erased, so one server holds many hubs.
-pub trait HubEndpoint: Send + Sync + 'static {
-    /// The hub's options (transports, protocols, limits).
-    fn options(&self) -> &HubOptions;
-
-    /// Starts a connection.
-    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected;
-
-    /// The hub's type.
-    fn hub_type(&self) -> TypeId;
-
-    /// The runtime, for downcasting to `HubRuntime<H>`.
-    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
-
-    /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
-    /// another server), and pending client results fail.
-    fn shutdown(&self);
-}
-
 impl<H: Hub> HubEndpoint for HubRuntime<H> {
     fn options(&self) -> &HubOptions {
         &self.options
@@ -217,10 +162,6 @@ impl<H: Hub> HubEndpoint for HubRuntime<H> {
 
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
         crate::connection::start(self, connection)
-    }
-
-    fn hub_type(&self) -> TypeId {
-        TypeId::of::<H>()
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -1,39 +1,34 @@
 //! Streams in both directions: what a streaming hub method returns, and what a client
 //! uploads to one.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, mpsc};
 
-use crate::error::{HubError, InvokeError};
+use crate::error::{DispatchError, HubError};
 use crate::protocol::{Protocol, Value};
 
 /// The items of a server-to-client stream, encoded for the caller's protocol.
-pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<Value, InvokeError>> + Send>>;
-
-/// One uploaded item as it arrived, or the error the client ended the upload with.
-pub(crate) type UploadItem = Result<Value, String>;
-
-/// How many uploaded items wait for the hub method before the connection stops reading
-/// (`StreamBufferCapacity`).
-pub(crate) const UPLOAD_CAPACITY: usize = 10;
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<Value, DispatchError>> + Send>>;
 
 /// Items a client streams to a hub method: a parameter of this type receives one of the
 /// invocation's `streamIds`.
 ///
 /// Each item is bound to `T`. If the client ends the upload with an error, the stream
 /// yields it as a [`HubError`] carrying the client's text, so `?` fails the method with
-/// `… HubException: {text}`, as the official server does. The stream also ends when the
-/// connection does.
+/// `… HubException: {text}`, as the official server does. If the connection ends first,
+/// or the client sends more than the server buffers for it (see
+/// [`HubOptions::max_upload_buffer`](crate::HubOptions::max_upload_buffer)), the stream
+/// yields an error too, then ends: it never looks complete when it is not.
 ///
 /// ```
 /// use futures_util::StreamExt;
@@ -48,12 +43,13 @@ pub(crate) const UPLOAD_CAPACITY: usize = 10;
 /// }
 /// ```
 pub struct UploadStream<T> {
-    rx: mpsc::Receiver<UploadItem>,
+    rx: UploadReceiver,
     _item: PhantomData<fn() -> T>,
 }
 
 impl<T> UploadStream<T> {
-    pub(crate) fn new(rx: mpsc::Receiver<UploadItem>) -> Self {
+    pub(crate) fn new(rx: UploadReceiver) -> Self {
+        rx.shared.lock().consumer_started = true;
         Self {
             rx,
             _item: PhantomData,
@@ -71,7 +67,7 @@ impl<T: DeserializeOwned> Stream for UploadStream<T> {
     type Item = Result<T, HubError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|item| {
+        self.rx.poll_next(cx).map(|item| {
             item.map(|item| match item {
                 Ok(value) => value
                     .deserialize()
@@ -88,7 +84,9 @@ where
     T: Serialize,
     S: Stream<Item = T> + Send + 'static,
 {
-    Box::pin(stream.map(move |item| Value::serialize(protocol, &item).map_err(InvokeError::Encode)))
+    Box::pin(
+        stream.map(move |item| Value::serialize(protocol, &item).map_err(DispatchError::Encode)),
+    )
 }
 
 /// A streaming method's items that may fail; an `Err` ends the stream with
@@ -100,8 +98,8 @@ where
     S: Stream<Item = Result<T, E>> + Send + 'static,
 {
     Box::pin(stream.map(move |item| match item {
-        Ok(item) => Value::serialize(protocol, &item).map_err(InvokeError::Encode),
-        Err(error) => Err(InvokeError::failed(error)),
+        Ok(item) => Value::serialize(protocol, &item).map_err(DispatchError::Encode),
+        Err(error) => Err(DispatchError::failed(error)),
     }))
 }
 
@@ -114,86 +112,350 @@ pub fn receiver_stream<T: Send + 'static>(
     })
 }
 
-/// The streams of one connection: downloads by invocation id (to cancel them) and
-/// uploads by stream id (to feed them).
-#[derive(Debug, Default)]
-pub(crate) struct StreamRegistry {
-    downloads: Mutex<HashMap<String, CancellationToken>>,
-    uploads: Mutex<HashMap<String, mpsc::Sender<UploadItem>>>,
+/// The limits on what uploads may buffer: per upload before the reader defers to a
+/// draining method, and per connection before an upload is dropped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UploadLimits {
+    /// Items of one upload beyond which the reader waits (briefly) for its method.
+    pub(crate) soft_items: usize,
+    /// Bytes all uploads of one connection may buffer.
+    pub(crate) max_bytes: usize,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// What one buffered item costs beyond its bytes.
+const ITEM_OVERHEAD: usize = 32;
+
+/// The bytes all uploads of one connection buffer, against their limit.
+#[derive(Debug)]
+pub(crate) struct UploadBudget {
+    used: AtomicUsize,
+    limits: UploadLimits,
 }
 
-impl StreamRegistry {
-    /// Registers a download; `false` if the id is in use.
-    pub(crate) fn start_download(&self, id: &str, token: CancellationToken) -> bool {
-        let mut downloads = lock(&self.downloads);
-        if downloads.contains_key(id) {
-            return false;
-        }
-        downloads.insert(id.to_owned(), token);
-        true
+impl UploadBudget {
+    pub(crate) fn new(limits: UploadLimits) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            limits,
+        })
     }
 
-    /// Cancels a download; `false` if there is none with that id.
-    pub(crate) fn cancel_download(&self, id: &str) -> bool {
-        match lock(&self.downloads).get(id) {
-            Some(token) => {
-                token.cancel();
-                true
+    fn take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes)
+                    .filter(|&total| total <= self.limits.max_bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// How an upload ended, as its method will see it.
+#[derive(Debug)]
+enum UploadEnd {
+    /// The client completed it.
+    Completed,
+    /// It failed with this text (the client's error, an overflow, the connection's end);
+    /// `None` once the method has seen it.
+    Failed(Option<String>),
+}
+
+#[derive(Debug)]
+struct UploadState {
+    items: VecDeque<Value>,
+    bytes: usize,
+    end: Option<UploadEnd>,
+    consumer_started: bool,
+    consumer_gone: bool,
+    /// The reader waited for the method to drain this upload and it did not; set back
+    /// when the method takes an item.
+    stalled: bool,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug)]
+struct UploadShared {
+    state: Mutex<UploadState>,
+    drained: Notify,
+    budget: Arc<UploadBudget>,
+}
+
+impl UploadShared {
+    fn lock(&self) -> MutexGuard<'_, UploadState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl UploadState {
+    /// Drops what is buffered and returns its cost.
+    fn clear(&mut self) -> usize {
+        self.items.clear();
+        std::mem::take(&mut self.bytes)
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// What became of an item the client sent.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Buffered for the method.
+    Buffered,
+    /// Over the connection's budget: the upload failed and its buffer was dropped.
+    Overflowed,
+    /// The upload had ended or its method is gone: ignored.
+    Ignored,
+}
+
+/// The connection's end of one upload: the reader pushes what the client sends.
+#[derive(Clone, Debug)]
+pub(crate) struct UploadSender {
+    shared: Arc<UploadShared>,
+}
+
+/// The method's end of one upload.
+#[derive(Debug)]
+pub(crate) struct UploadReceiver {
+    shared: Arc<UploadShared>,
+}
+
+/// A new upload buffer drawing on `budget`.
+pub(crate) fn upload(budget: Arc<UploadBudget>) -> (UploadSender, UploadReceiver) {
+    let shared = Arc::new(UploadShared {
+        state: Mutex::new(UploadState {
+            items: VecDeque::new(),
+            bytes: 0,
+            end: None,
+            consumer_started: false,
+            consumer_gone: false,
+            stalled: false,
+            waker: None,
+        }),
+        drained: Notify::new(),
+        budget,
+    });
+    (
+        UploadSender {
+            shared: shared.clone(),
+        },
+        UploadReceiver { shared },
+    )
+}
+
+impl UploadSender {
+    /// Buffers an item for the method, within the connection's budget. Never waits.
+    pub(crate) fn push(&self, stream_id: &str, value: Value) -> Pushed {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if state.end.is_some() || state.consumer_gone {
+            return Pushed::Ignored;
+        }
+        let cost = value.as_bytes().len() + ITEM_OVERHEAD;
+        if !shared.budget.take(cost) {
+            let freed = state.clear();
+            shared.budget.give_back(freed);
+            state.end = Some(UploadEnd::Failed(Some(crate::wire::upload_overflow(
+                stream_id,
+                shared.budget.limits.max_bytes,
+            ))));
+            state.wake();
+            drop(state);
+            shared.drained.notify_waiters();
+            return Pushed::Overflowed;
+        }
+        state.items.push_back(value);
+        state.bytes += cost;
+        state.wake();
+        Pushed::Buffered
+    }
+
+    /// Ends the upload: completed by the client (`None`) or failed with `error`.
+    pub(crate) fn finish(&self, error: Option<String>) {
+        let mut state = self.shared.lock();
+        if state.end.is_none() {
+            state.end = Some(match error {
+                None => UploadEnd::Completed,
+                Some(text) => UploadEnd::Failed(Some(text)),
+            });
+            state.wake();
+        }
+        drop(state);
+        self.shared.drained.notify_waiters();
+    }
+
+    /// Whether both are the same upload.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Whether the reader should wait for the method to drain this upload: it holds more
+    /// than `soft_items`, its method is consuming it, and it has not stalled.
+    pub(crate) fn congested(&self) -> bool {
+        let state = self.shared.lock();
+        state.end.is_none()
+            && !state.consumer_gone
+            && state.consumer_started
+            && !state.stalled
+            && state.items.len() > self.shared.budget.limits.soft_items
+    }
+
+    /// Waits until the upload holds `soft_items` or fewer, or has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is lost if it is dropped.
+    pub(crate) async fn drained(&self) {
+        loop {
+            let notified = self.shared.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.shared.lock();
+                if state.end.is_some()
+                    || state.consumer_gone
+                    || state.items.len() <= self.shared.budget.limits.soft_items
+                {
+                    return;
+                }
             }
-            None => false,
+            notified.await;
         }
     }
 
-    pub(crate) fn end_download(&self, id: &str) {
-        lock(&self.downloads).remove(id);
+    /// The method did not drain the upload in time: the reader reads on, and the upload
+    /// buffers within the connection's budget until the method takes an item again.
+    pub(crate) fn mark_stalled(&self) {
+        self.shared.lock().stalled = true;
     }
+}
 
-    /// Opens uploads for `ids`; `None` if one of them is in use.
-    pub(crate) fn open_uploads(&self, ids: &[String]) -> Option<Vec<mpsc::Receiver<UploadItem>>> {
-        let mut uploads = lock(&self.uploads);
-        if ids.iter().any(|id| uploads.contains_key(id)) {
-            return None;
+impl UploadReceiver {
+    fn poll_next(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Value, String>>> {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if let Some(value) = state.items.pop_front() {
+            let cost = value.as_bytes().len() + ITEM_OVERHEAD;
+            state.bytes -= cost;
+            state.stalled = false;
+            let drained = state.items.len() == shared.budget.limits.soft_items;
+            drop(state);
+            shared.budget.give_back(cost);
+            if drained {
+                shared.drained.notify_waiters();
+            }
+            return Poll::Ready(Some(Ok(value)));
         }
-        Some(
-            ids.iter()
-                .map(|id| {
-                    let (tx, rx) = mpsc::channel(UPLOAD_CAPACITY);
-                    uploads.insert(id.clone(), tx);
-                    rx
-                })
-                .collect(),
-        )
-    }
-
-    /// Where the items of upload `id` go.
-    pub(crate) fn upload(&self, id: &str) -> Option<mpsc::Sender<UploadItem>> {
-        lock(&self.uploads).get(id).cloned()
-    }
-
-    /// Ends upload `id`; returns its sender so an error can still be delivered.
-    pub(crate) fn end_upload(&self, id: &str) -> Option<mpsc::Sender<UploadItem>> {
-        lock(&self.uploads).remove(id)
-    }
-
-    /// Ends uploads whose method has returned; later items are ignored.
-    pub(crate) fn end_uploads(&self, ids: &[String]) {
-        let mut uploads = lock(&self.uploads);
-        for id in ids {
-            uploads.remove(id);
+        match &mut state.end {
+            Some(UploadEnd::Completed) => Poll::Ready(None),
+            Some(UploadEnd::Failed(text)) => Poll::Ready(text.take().map(Err)),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
+}
 
-    /// The connection ended: stop everything.
-    pub(crate) fn close(&self) {
-        for (_, token) in lock(&self.downloads).drain() {
-            token.cancel();
+impl Drop for UploadReceiver {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        state.consumer_gone = true;
+        let freed = state.clear();
+        drop(state);
+        shared.budget.give_back(freed);
+        shared.drained.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(n: u32) -> Value {
+        Value::serialize(Protocol::Json, &n).expect("encodes")
+    }
+
+    fn budget(soft_items: usize, max_bytes: usize) -> Arc<UploadBudget> {
+        UploadBudget::new(UploadLimits {
+            soft_items,
+            max_bytes,
+        })
+    }
+
+    #[tokio::test]
+    async fn items_then_completion_reach_the_method() {
+        let (tx, rx) = upload(budget(2, 1 << 20));
+        assert_eq!(tx.push("s", value(1)), Pushed::Buffered);
+        assert_eq!(tx.push("s", value(2)), Pushed::Buffered);
+        tx.finish(None);
+        let items: Vec<u32> = UploadStream::<u32>::new(rx)
+            .map(|item| item.expect("an item"))
+            .collect()
+            .await;
+        assert_eq!(items, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_error_is_yielded_once_then_the_stream_ends() {
+        let (tx, rx) = upload(budget(2, 1 << 20));
+        tx.push("s", value(1));
+        tx.finish(Some("Something bad".to_owned()));
+        let mut stream = UploadStream::<u32>::new(rx);
+        assert_eq!(stream.next().await, Some(Ok(1)));
+        assert_eq!(
+            stream.next().await,
+            Some(Err(HubError::new("Something bad")))
+        );
+        assert_eq!(stream.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn over_the_budget_the_upload_fails_and_frees_its_buffer() {
+        let budget = budget(1, 4 * (ITEM_OVERHEAD + 1));
+        let (tx, rx) = upload(budget.clone());
+        for n in 0..4 {
+            assert_eq!(tx.push("s", value(n)), Pushed::Buffered);
         }
-        lock(&self.uploads).clear();
+        assert_eq!(tx.push("s", value(4)), Pushed::Overflowed);
+        assert_eq!(
+            budget.used.load(Ordering::Acquire),
+            0,
+            "the buffer was freed"
+        );
+        assert_eq!(tx.push("s", value(5)), Pushed::Ignored);
+        let mut stream = UploadStream::<u32>::new(rx);
+        let error = stream.next().await.expect("an error").expect_err("failed");
+        assert!(error.message().contains("exceeded"), "{error}");
+        assert_eq!(stream.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn congestion_needs_a_consumer_and_clears_when_drained() {
+        let (tx, rx) = upload(budget(1, 1 << 20));
+        tx.push("s", value(1));
+        tx.push("s", value(2));
+        assert!(!tx.congested(), "no method consumes it yet");
+        let mut stream = UploadStream::<u32>::new(rx);
+        assert!(tx.congested());
+        tx.mark_stalled();
+        assert!(!tx.congested(), "stalled uploads are not waited for");
+        assert_eq!(stream.next().await, Some(Ok(1)));
+        tx.drained().await;
+        tx.push("s", value(3));
+        assert!(tx.congested(), "taking an item clears the stall");
+        drop(stream);
+        assert!(!tx.congested());
+        assert_eq!(tx.push("s", value(4)), Pushed::Ignored);
     }
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use hubs_core::protocol::{Outcome, Protocol, Value};
 use hubs_core::{
     Arguments, ClientResultError, ConnectionHandle, ConnectionId, InMemoryLifetimeManager,
-    LifetimeManager, Selection, SendError, SerializedMessage, deliver,
+    LifetimeManager, PerProtocol, Selection, SendError, SerializedMessage, deliver,
 };
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
@@ -334,16 +334,15 @@ impl RedisLifetimeManager {
             } => {
                 let manager = self.clone();
                 tokio::spawn(async move {
-                    let arguments = RemoteArguments {
-                        json: json
-                            .into_iter()
+                    let arguments = PerProtocol::new(
+                        json.into_iter()
                             .map(|b| Value::from_raw(Protocol::Json, b.into_vec()))
-                            .collect(),
-                        messagepack: messagepack
+                            .collect::<Vec<_>>(),
+                        messagepack
                             .into_iter()
                             .map(|b| Value::from_raw(Protocol::MessagePack, b.into_vec()))
                             .collect(),
-                    };
+                    );
                     let id = ConnectionId::from(connection);
                     let outcome = manager
                         .local
@@ -434,24 +433,6 @@ impl RedisLifetimeManager {
         .await
         .map(|_| ())
         .map_err(SendError::Routing)
-    }
-}
-
-/// Arguments already encoded for both protocols.
-struct RemoteArguments {
-    json: Vec<Value>,
-    messagepack: Vec<Value>,
-}
-
-impl Arguments for RemoteArguments {
-    fn to_values(
-        &self,
-        protocol: Protocol,
-    ) -> Result<Vec<Value>, hubs_core::protocol::EncodeError> {
-        Ok(match protocol {
-            Protocol::Json => self.json.clone(),
-            Protocol::MessagePack => self.messagepack.clone(),
-        })
     }
 }
 

@@ -23,8 +23,9 @@ pub(crate) fn empty_ok() -> Response<Body> {
 }
 
 /// A `text/plain` response.
-pub(crate) fn text(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(text));
+pub(crate) fn text(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let text: Bytes = text.into();
+    let mut response = Response::new(full(text.clone()));
     *response.status_mut() = status;
     if !text.is_empty() {
         response

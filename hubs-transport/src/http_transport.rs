@@ -8,7 +8,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
-use hubs_core::{Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind};
+use hubs_core::{
+    Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint, TransportConnection,
+    TransportKind, wire,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,10 +26,12 @@ const POLL_BATCH: usize = 1 << 20;
 #[derive(Debug)]
 pub(crate) struct HttpConnection {
     transport: TransportKind,
-    incoming: mpsc::Sender<Bytes>,
+    /// Where POST bodies go; taken by a long-polling `DELETE`, which ends the client's
+    /// side cleanly.
+    incoming: Mutex<Option<mpsc::Sender<Bytes>>>,
     outgoing: tokio::sync::Mutex<mpsc::Receiver<Frame>>,
-    closed: CancellationToken,
-    abort: CancellationToken,
+    finished: CancellationToken,
+    end: EndHandle,
     polls: Mutex<Polls>,
     posts: tokio::sync::Mutex<()>,
     max_post: usize,
@@ -49,32 +54,33 @@ impl HttpConnection {
         on_end: impl FnOnce() + Send + 'static,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
-        let incoming =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
-            );
+        let incoming = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok(b), rx))
+        });
         let max_post = endpoint
             .options()
             .max_message_size_limit()
             .map_or(usize::MAX, |max| max.saturating_mul(4).max(1 << 20));
+        let long_polling = transport == TransportKind::LongPolling;
         let Connected {
             outgoing,
-            closed,
-            abort,
+            finished,
+            end,
             task,
         } = endpoint.connect(TransportConnection {
             connection_id,
             request,
             transport,
+            // Server-Sent Events carry text only; long polling keeps itself alive.
+            capabilities: Capabilities::new(transport.supports_binary(), !long_polling),
             incoming: Box::pin(incoming),
         });
         let connection = Arc::new(Self {
             transport,
-            incoming: tx,
+            incoming: Mutex::new(Some(tx)),
             outgoing: tokio::sync::Mutex::new(outgoing),
-            closed,
-            abort,
+            finished,
+            end,
             polls: Mutex::new(Polls {
                 current: None,
                 last_end: Instant::now(),
@@ -86,7 +92,7 @@ impl HttpConnection {
             task.await;
             on_end();
         });
-        if transport == TransportKind::LongPolling {
+        if long_polling {
             tokio::spawn(reap_when_not_polled(Arc::downgrade(&connection)));
         }
         connection
@@ -97,9 +103,7 @@ impl HttpConnection {
     }
 
     fn polls(&self) -> std::sync::MutexGuard<'_, Polls> {
-        self.polls
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.polls)
     }
 
     /// `POST`: the body is one or more of the client's messages.
@@ -121,18 +125,27 @@ impl HttpConnection {
         };
         // One POST at a time per connection, in order.
         let _turn = self.posts.lock().await;
-        if self.closed.is_cancelled() || self.incoming.send(bytes).await.is_err() {
-            return body::text(StatusCode::NOT_FOUND, "No Connection with that ID");
+        let incoming = lock(&self.incoming).clone();
+        let delivered = match incoming {
+            Some(incoming) if !self.end.is_ended() => tokio::select! {
+                sent = incoming.send(bytes) => sent.is_ok(),
+                () = self.end.ended() => false,
+            },
+            _ => false,
+        };
+        if !delivered {
+            return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
         }
         body::empty_ok()
     }
 
-    /// `DELETE` on a long-polling connection: ends it; the pending poll gets 204.
+    /// `DELETE` on a long-polling connection: the client's side ends cleanly; the pending
+    /// poll gets 204.
     pub(crate) fn delete(&self) -> Response<Body> {
         if let Some(poll) = self.polls().current.take() {
             poll.cancel();
         }
-        self.abort.cancel();
+        lock(&self.incoming).take();
         let mut response = Response::new(body::empty());
         *response.status_mut() = StatusCode::ACCEPTED;
         response
@@ -154,7 +167,7 @@ impl HttpConnection {
                     biased;
                     () = token.cancelled() => None,
                     frame = outgoing.recv() => frame.map(|first| batch(first, &mut outgoing)),
-                    () = self.closed.cancelled() => outgoing.try_recv().ok().map(|first| batch(first, &mut outgoing)),
+                    () = self.finished.cancelled() => outgoing.try_recv().ok().map(|first| batch(first, &mut outgoing)),
                     () = tokio::time::sleep(timeout) => Some(Bytes::new()),
                 }
             }
@@ -179,13 +192,17 @@ impl HttpConnection {
     /// The SSE response: a `:` comment, then one event per frame, until the connection
     /// ends. Dropping the response (the client went away) ends the connection.
     pub(crate) fn event_stream(self: Arc<Self>) -> Response<Body> {
-        struct AbortOnDrop(CancellationToken);
-        impl Drop for AbortOnDrop {
+        /// The client closed the event stream (or it failed): the transport is gone.
+        struct LostOnDrop(EndHandle);
+        impl Drop for LostOnDrop {
             fn drop(&mut self) {
-                self.0.cancel();
+                if !self.0.is_ended() {
+                    self.0
+                        .transport_lost("The event stream was closed by the client.");
+                }
             }
         }
-        let guard = AbortOnDrop(self.abort.clone());
+        let guard = LostOnDrop(self.end.clone());
         let first = futures_util::stream::once(async {
             Ok(hyper::body::Frame::data(Bytes::from_static(b":\r\n")))
         });
@@ -196,7 +213,7 @@ impl HttpConnection {
                     tokio::select! {
                         biased;
                         frame = outgoing.recv() => frame,
-                        () = connection.closed.cancelled() => outgoing.try_recv().ok(),
+                        () = connection.finished.cancelled() => outgoing.try_recv().ok(),
                     }
                 }?;
                 Some((
@@ -221,6 +238,12 @@ impl HttpConnection {
         );
         response
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The first frame and whatever else is queued, up to [`POLL_BATCH`] bytes.
@@ -285,7 +308,7 @@ async fn reap_when_not_polled(connection: std::sync::Weak<HttpConnection>) {
         let Some(connection) = connection.upgrade() else {
             return;
         };
-        if connection.closed.is_cancelled() {
+        if connection.end.is_ended() {
             return;
         }
         let idle = {
@@ -294,7 +317,10 @@ async fn reap_when_not_polled(connection: std::sync::Weak<HttpConnection>) {
         };
         if idle {
             tracing::debug!("long-polling connection not polled in time; closing it");
-            connection.abort.cancel();
+            connection.end.transport_lost(format!(
+                "The client did not poll for {} s.",
+                DISCONNECT_TIMEOUT.as_secs()
+            ));
             return;
         }
     }

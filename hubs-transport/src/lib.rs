@@ -14,12 +14,17 @@ pub mod client;
 mod cors;
 mod http_transport;
 mod negotiate;
+mod options;
 mod raw;
 mod registry;
+mod router;
 mod server;
+mod service;
 mod websocket;
 
 pub use body::Body;
 pub use cors::Cors;
+pub use options::EndpointOptions;
 pub use raw::{RawConnection, RawSender};
-pub use server::{BuildError, HubService, Server};
+pub use server::{BuildError, Server};
+pub use service::HubService;

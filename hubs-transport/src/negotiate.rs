@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use hubs_core::{HubOptions, TransportKind};
+use hubs_core::{TransportKind, wire};
+
+use crate::options::EndpointOptions;
 
 /// The transports this server implements, in the order clients should try them.
 pub(crate) const IMPLEMENTED: [TransportKind; 3] = [
@@ -40,11 +42,9 @@ pub(crate) fn requested_version(query: Option<&str>) -> Result<u32, String> {
     match value {
         None => Ok(0),
         Some(value) => match value.parse::<i32>() {
-            Ok(v) if v < 0 => Err(format!(
-                "The client requested version '{v}', but the server does not support this version."
-            )),
+            Ok(v) if v < 0 => Err(wire::negotiate_version_not_supported(&v.to_string())),
             Ok(v) => Ok(v.min(1) as u32),
-            Err(_) => Err("The client requested a non-integer protocol version.".to_owned()),
+            Err(_) => Err(wire::NEGOTIATE_VERSION_NOT_INTEGER.to_owned()),
         },
     }
 }
@@ -54,10 +54,10 @@ pub(crate) fn response(
     version: u32,
     connection_id: &str,
     token: &str,
-    options: &HubOptions,
+    options: &EndpointOptions,
 ) -> Vec<u8> {
     let available_transports = options
-        .enabled_transports()
+        .offered_transports()
         .iter()
         .filter(|t| IMPLEMENTED.contains(t))
         .map(|&t| Transport {
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn v0_has_no_token() {
-        let body = response(0, "id", "id", &HubOptions::default());
+        let body = response(0, "id", "id", &EndpointOptions::default());
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#

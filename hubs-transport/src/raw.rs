@@ -2,15 +2,15 @@
 //! three transports, but no handshake and no hub protocol. The handler sees the bytes the
 //! client sends and writes bytes back.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hubs_core::{
-    BoxFuture, CancellationToken, Connected, ConnectionClosed, ConnectionId, Frame, HubEndpoint,
-    HubOptions, Incoming, Request, TransportConnection, TransportKind,
+    BoxFuture, CancellationToken, Connected, ConnectionClosed, ConnectionId, EndHandle, Frame,
+    HubEndpoint, HubOptions, Incoming, Request, TransportConnection, TransportKind,
 };
 use tokio::sync::mpsc;
 
@@ -23,9 +23,10 @@ type Handler = dyn Fn(RawConnection) -> BoxFuture<()> + Send + Sync;
 /// WebSocket message, an HTTP POST body); [`send`](Self::send) and
 /// [`send_binary`](Self::send_binary) queue data for it. The connection ends when the
 /// handler's future returns: what is queued is written, then the transport closes (a
-/// WebSocket close with code 1000). When the client closes, `recv` yields `None`; when
-/// the transport ends the connection (a long-polling `DELETE`, a failed write, the
-/// server shutting down) the handler's future is dropped.
+/// WebSocket close with code 1000). When the client closes (a WebSocket close, a
+/// long-polling `DELETE`), `recv` yields `None`; when the transport fails (a failed
+/// write, a dropped event stream, a long poll that never came) or the server shuts down,
+/// the handler's future is dropped.
 pub struct RawConnection {
     id: ConnectionId,
     request: Request,
@@ -38,7 +39,8 @@ pub struct RawConnection {
 #[derive(Clone, Debug)]
 pub struct RawSender {
     queue: mpsc::Sender<Frame>,
-    ended: CancellationToken,
+    /// Cancelled once the connection has finished (its handler returned or it failed).
+    finished: CancellationToken,
 }
 
 impl RawSender {
@@ -71,12 +73,12 @@ impl RawSender {
     }
 
     async fn push(&self, frame: Frame) -> Result<(), ConnectionClosed> {
-        if self.ended.is_cancelled() {
+        if self.finished.is_cancelled() {
             return Err(ConnectionClosed);
         }
         tokio::select! {
             sent = self.queue.send(frame) => sent.map_err(|_| ConnectionClosed),
-            () = self.ended.cancelled() => Err(ConnectionClosed),
+            () = self.finished.cancelled() => Err(ConnectionClosed),
         }
     }
 }
@@ -97,9 +99,16 @@ impl RawConnection {
         self.transport
     }
 
-    /// The next message from the client, or `None` once the client has gone.
+    /// The next message from the client, or `None` once the client has gone (or its
+    /// transport failed).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.incoming.next().await
+        match self.incoming.next().await? {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                tracing::debug!(%error, "raw connection transport failed");
+                None
+            }
+        }
     }
 
     /// Queues a text message; see [`RawSender::send`]. (It takes `&mut self` so that the
@@ -155,8 +164,8 @@ impl HubEndpoint for RawEndpoint {
 
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
         let (queue, outgoing) = mpsc::channel(self.options.configured_outbound_capacity());
-        let closed = CancellationToken::new();
-        let abort = CancellationToken::new();
+        let finished = CancellationToken::new();
+        let end = EndHandle::new();
         let raw = RawConnection {
             id: connection.connection_id,
             request: connection.request,
@@ -164,33 +173,29 @@ impl HubEndpoint for RawEndpoint {
             incoming: connection.incoming,
             outgoing: RawSender {
                 queue,
-                ended: closed.clone(),
+                finished: finished.clone(),
             },
         };
         let handler = (self.handler)(raw);
         let task = {
-            let closed = closed.clone();
-            let abort = abort.clone();
+            let finished = finished.clone();
+            let end = end.clone();
             let shutdown = self.shutdown.clone();
             Box::pin(async move {
                 tokio::select! {
                     () = handler => {}
-                    () = abort.cancelled() => {}
+                    () = end.ended() => {}
                     () = shutdown.cancelled() => {}
                 }
-                closed.cancel();
+                finished.cancel();
             })
         };
         Connected {
             outgoing,
-            closed,
-            abort,
+            finished,
+            end,
             task,
         }
-    }
-
-    fn hub_type(&self) -> TypeId {
-        TypeId::of::<Self>()
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

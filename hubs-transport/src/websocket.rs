@@ -6,7 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hubs_core::{Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind};
+use hubs_core::{
+    Capabilities, Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind,
+};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -83,36 +85,40 @@ async fn run<S>(
 {
     let send_timeout = endpoint.options().configured_send_timeout();
     let (mut sink, stream) = socket.split();
-    let incoming = futures_util::stream::unfold(stream, |mut stream| async move {
+    // A close frame ends the stream cleanly; a read error (a reset without the closing
+    // handshake) ends it with that error.
+    let incoming = futures_util::stream::unfold(Some(stream), |stream| async move {
+        let mut stream = stream?;
         loop {
             match stream.next().await? {
-                Ok(Message::Text(text)) => return Some((Bytes::from(text), stream)),
-                Ok(Message::Binary(bytes)) => return Some((bytes, stream)),
+                Ok(Message::Text(text)) => return Some((Ok(Bytes::from(text)), Some(stream))),
+                Ok(Message::Binary(bytes)) => return Some((Ok(bytes), Some(stream))),
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => {}
                 Err(error) => {
                     tracing::debug!(%error, "websocket read failed");
-                    return None;
+                    return Some((Err(std::io::Error::other(error)), None));
                 }
             }
         }
     });
     let Connected {
         mut outgoing,
-        closed,
-        abort,
+        finished,
+        end,
         task,
     } = endpoint.connect(TransportConnection {
         connection_id,
         request,
         transport: TransportKind::WebSockets,
+        capabilities: Capabilities::new(true, true),
         incoming: Box::pin(incoming),
     });
 
     let writer = async move {
         let mut finishing = false;
         // One waiter for the whole connection (registering one per frame is costly).
-        let ended = closed.cancelled();
+        let ended = finished.cancelled();
         tokio::pin!(ended);
         loop {
             let first = tokio::select! {
@@ -124,7 +130,7 @@ async fn run<S>(
                 }
             };
             let Some(first) = first else {
-                if finishing || closed.is_cancelled() {
+                if finishing || finished.is_cancelled() {
                     break;
                 }
                 continue;
@@ -155,12 +161,12 @@ async fn run<S>(
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     tracing::debug!(%error, "websocket write failed");
-                    abort.cancel();
+                    end.transport_lost(format!("The WebSocket write failed: {error}"));
                     return;
                 }
                 Err(_) => {
                     tracing::debug!("websocket write timed out");
-                    abort.cancel();
+                    end.transport_lost("The WebSocket write timed out.");
                     return;
                 }
             }

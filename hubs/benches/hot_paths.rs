@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hubs::protocol::{HandshakeRequest, Protocol};
-use hubs::runtime::{ConnectionHandle, HubEndpoint, HubRuntime, TransportConnection};
+use hubs::runtime::{Capabilities, ConnectionHandle, HubEndpoint, HubRuntime, TransportConnection};
 use hubs::{
     ConnectionId, HubOptions, InMemoryLifetimeManager, LifetimeManager, Selection,
     SerializedMessage, Services, TransportKind, hub,
@@ -36,11 +36,15 @@ fn dispatch(c: &mut Criterion) {
         HubRuntime::new(Bench, HubOptions::default(), Arc::new(Services::new())).expect("hub");
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let incoming =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
+        );
     let mut connected = (hub as Arc<dyn HubEndpoint>).connect(TransportConnection {
         connection_id: ConnectionId::generate(),
         request: hubs::Request::default(),
         transport: TransportKind::WebSockets,
+        capabilities: Capabilities::new(true, true),
         incoming: Box::pin(incoming),
     });
     let task = runtime.spawn(connected.task);

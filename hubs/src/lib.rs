@@ -223,12 +223,12 @@
 pub use hubs_core::protocol;
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
-    Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager,
-    InvokeError, Items, LifetimeManager, Many, One, Recipients, Request, Responses, Selection,
-    SendError, SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream,
+    Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,
+    LifetimeManager, Many, One, PerProtocol, Recipients, Request, Responses, Selection, SendError,
+    SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream, wire,
 };
 pub use hubs_transport::{
-    Body, BuildError, Cors, HubService, RawConnection, RawSender, Server, client,
+    Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, Server, client,
 };
 
 #[cfg(feature = "macros")]
@@ -237,9 +237,9 @@ pub use hubs_macros::{client, hub};
 /// Advanced: the runtime pieces a transport or a backplane builds on.
 pub mod runtime {
     pub use hubs_core::{
-        Call, ClientResultError, Connected, ConnectionClosed, ConnectionHandle, Frame, HubEndpoint,
-        HubRuntime, Incoming, Method, MissingServiceError, Reply, ServiceKey, TransportConnection,
-        deliver,
+        Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
+        DispatchError, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method,
+        MissingServiceError, Reply, ServiceKey, TransportConnection, TrySendError, deliver,
     };
 }
 

@@ -138,7 +138,11 @@ async fn invocation_errors_keep_the_connection_open() {
     for protocol in Protocol::ALL {
         let mut client = RawClient::connect(addr, "/testhub", protocol).await;
         let cases = [
-            ("NoSuchMethodXyz", vec![], "Unknown hub method 'NoSuchMethodXyz'".to_owned()),
+            (
+                "NoSuchMethodXyz",
+                vec![],
+                "Failed to invoke 'NoSuchMethodXyz' due to an error on the server. HubException: Method does not exist.".to_owned(),
+            ),
             (
                 "Echo",
                 vec![],

@@ -213,12 +213,16 @@ struct Pipes {
 #[hub]
 impl Pipes {
     pub(crate) async fn sum(&self, mut numbers: UploadStream<u64>) -> Result<u64, HubError> {
-        let mut total = 0;
-        while let Some(n) = numbers.next().await {
-            total += n?;
+        let sum = async {
+            let mut total = 0;
+            while let Some(n) = numbers.next().await {
+                total += n?;
+            }
+            Ok(total)
         }
+        .await;
         self.finished.fetch_add(1, Ordering::SeqCst);
-        Ok(total)
+        sum
     }
 
     pub(crate) fn count(&self, to: u64) -> impl Stream<Item = u64> + use<> {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::{
-    BuildError, CancellationToken, Context, Cors, HubError, HubOptions, Server, Stream,
-    TransportKind, UploadStream, hub,
+    BuildError, CancellationToken, Context, Cors, EndpointOptions, HubError, HubOptions, Server,
+    Stream, TransportKind, UploadStream, hub,
 };
 use serde::{Deserialize, Serialize};
 
@@ -297,26 +297,35 @@ impl Default for Settings {
 /// `/uncreatable`, the raw [`echo`] endpoint at `/echo`,
 /// and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
-    let (options, no_websockets) = hub_options(settings);
+    let options = hub_options(settings);
     common(settings)
-        .hub_with("/testhub", TestHub, options)
-        .hub_with("/testhub-nowebsockets", TestHub, no_websockets)
+        .hub_with_endpoint("/testhub", TestHub, options.clone(), endpoint(settings))
+        .hub_with_endpoint(
+            "/testhub-nowebsockets",
+            TestHub,
+            options,
+            no_websockets(settings),
+        )
 }
 
 /// What every interop server has besides `TestHub`.
 fn common(settings: &Settings) -> Server {
-    let (options, _) = hub_options(settings);
+    let options = hub_options(settings);
     let tokens = settings.tokens.clone();
     Server::new()
         .cors(Cors::any())
-        .hub_with(
+        .hub_with_endpoint(
             "/authorizedhub",
             HubWithAuthorization,
-            options
-                .clone()
-                .authorize(move |request| tokens.accepts(request)),
+            options.clone(),
+            endpoint(settings).authorize(move |request| tokens.accepts(request)),
         )
-        .hub_with("/uncreatable", UncreatableHub, options.clone())
+        .hub_with_endpoint(
+            "/uncreatable",
+            UncreatableHub,
+            options.clone(),
+            endpoint(settings),
+        )
         .connection_handler_with("/echo", echo, options)
 }
 
@@ -330,28 +339,37 @@ pub async fn server_with_redis(
     settings: &Settings,
     url: &str,
 ) -> Result<Server, hubs_redis::ConnectError> {
-    let (options, no_websockets) = hub_options(settings);
+    let options = hub_options(settings);
     let redis = hubs_redis::RedisOptions::new(url).prefix("interop");
     let testhub = hubs_redis::RedisLifetimeManager::connect(redis.clone(), "testhub").await?;
     let other = hubs_redis::RedisLifetimeManager::connect(redis, "testhub-nowebsockets").await?;
     Ok(common(settings)
-        .hub_with("/testhub", TestHub, options.lifetime_manager(testhub))
-        .hub_with(
+        .hub_with_endpoint(
+            "/testhub",
+            TestHub,
+            options.clone().lifetime_manager(testhub),
+            endpoint(settings),
+        )
+        .hub_with_endpoint(
             "/testhub-nowebsockets",
             TestHub,
-            no_websockets.lifetime_manager(other),
+            options.lifetime_manager(other),
+            no_websockets(settings),
         ))
 }
 
-fn hub_options(settings: &Settings) -> (HubOptions, HubOptions) {
-    let options = HubOptions::default()
+fn hub_options(settings: &Settings) -> HubOptions {
+    HubOptions::default()
         .enable_detailed_errors(true)
         .keep_alive_interval(settings.keep_alive)
-        .long_poll_timeout(settings.long_poll_timeout);
-    let no_websockets = options
-        .clone()
-        .transports([TransportKind::ServerSentEvents, TransportKind::LongPolling]);
-    (options, no_websockets)
+}
+
+fn endpoint(settings: &Settings) -> EndpointOptions {
+    EndpointOptions::default().long_poll_timeout(settings.long_poll_timeout)
+}
+
+fn no_websockets(settings: &Settings) -> EndpointOptions {
+    endpoint(settings).transports([TransportKind::ServerSentEvents, TransportKind::LongPolling])
 }
 
 /// Sets the cookies the official test server sets on every negotiate response.

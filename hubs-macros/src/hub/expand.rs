@@ -71,11 +71,11 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                     self: #p::Arc<Self>,
                     __hubs_method: usize,
                     __hubs_call: #p::Call<Self>,
-                ) -> #p::BoxFuture<::core::result::Result<#p::Reply, #p::InvokeError>> {
+                ) -> #p::BoxFuture<::core::result::Result<#p::Reply, #p::DispatchError>> {
                     match __hubs_method {
                         #(#arms)*
                         _ => ::std::boxed::Box::pin(async {
-                            ::core::result::Result::Err(#p::InvokeError::hub("Method does not exist."))
+                            ::core::result::Result::Err(#p::DispatchError::hub("Method does not exist."))
                         }),
                     }
                 }
@@ -295,7 +295,7 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
                             ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
                         }
                         ::core::result::Result::Err(__hubs_error) => {
-                            ::core::result::Result::Err(#p::InvokeError::failed(__hubs_error))
+                            ::core::result::Result::Err(#p::DispatchError::failed(__hubs_error))
                         }
                     }
                 }
@@ -311,7 +311,7 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
             match __hubs_out {
                 ::core::result::Result::Ok(__hubs_value) => __hubs_call.reply::<#ok>(&__hubs_value),
                 ::core::result::Result::Err(__hubs_error) => {
-                    ::core::result::Result::Err(#p::InvokeError::failed(__hubs_error))
+                    ::core::result::Result::Err(#p::DispatchError::failed(__hubs_error))
                 }
             }
         },
@@ -406,9 +406,9 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
                     self: #p::Arc<Self>,
                     _: usize,
                     _: #p::Call<Self>,
-                ) -> #p::BoxFuture<::core::result::Result<#p::Reply, #p::InvokeError>> {
+                ) -> #p::BoxFuture<::core::result::Result<#p::Reply, #p::DispatchError>> {
                     ::std::boxed::Box::pin(async {
-                        ::core::result::Result::Err(#p::InvokeError::hub("Method does not exist."))
+                        ::core::result::Result::Err(#p::DispatchError::hub("Method does not exist."))
                     })
                 }
             }

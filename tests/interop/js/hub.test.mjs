@@ -120,7 +120,9 @@ function bigEscapedString() {
     return s;
 }
 
-const UNKNOWN_METHOD_ERROR = "Unknown hub method 'NoSuchMethodXyz'";
+// What the official server sends with its built-in protocols (protocol.md §10.2).
+const UNKNOWN_METHOD_ERROR =
+    "Failed to invoke 'NoSuchMethodXyz' due to an error on the server. HubException: Method does not exist.";
 const THROW_ERROR =
     "An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred.";
 const ECHO_BINDING_PREFIX = "Failed to invoke 'Echo' due to an error on the server.";
@@ -202,7 +204,7 @@ for (const protocol of PROTOCOLS) {
             await assertStillWorks(connection);
         });
 
-        it("invoke of an unknown method rejects with 'Unknown hub method'", TEST_OPTS, async () => {
+        it("invoke of an unknown method rejects with 'Method does not exist.'", TEST_OPTS, async () => {
             const connection = await connect(protocol);
             await assert.rejects(invoke(connection, "NoSuchMethodXyz"), { message: UNKNOWN_METHOD_ERROR });
             await assertStillWorks(connection);

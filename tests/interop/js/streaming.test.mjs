@@ -251,6 +251,60 @@ for (const protocol of PROTOCOLS) {
             });
         });
 
+        // The server's read loop never waits on one invocation's upload: with the default single
+        // invocation slot, an upload behind a busy slot (or behind another upload) is buffered, and
+        // the Completion that frees the slot is still read.
+        describe("uploads never wedge the connection", () => {
+            const ITEMS = 30;
+
+            it(`a ${ITEMS}-item upload behind a slot busy with a client result completes`, TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                let release;
+                const released = new Promise((resolve) => { release = resolve; });
+                // InvokeCaller holds the only slot until the client answers `Result`; the answer
+                // waits until every item of the upload behind it has been sent.
+                connection.on("Result", async (value) => {
+                    await released;
+                    return value;
+                });
+                const busy = invoke(connection, "InvokeCaller", 42);
+                busy.catch(() => {});
+                const subject = new signalR.Subject();
+                const upload = invoke(connection, "StreamingConcat", subject);
+                upload.catch(() => {});
+                for (let i = 0; i < ITEMS; i++) {
+                    subject.next("x");
+                }
+                subject.complete();
+                await sleep(100);
+                release();
+                assert.equal(await busy, 42);
+                assert.equal(await upload, "x".repeat(ITEMS));
+                await assertStillWorks(connection);
+            });
+
+            it(`two concurrent ${ITEMS}-item uploads on one connection both complete`, TEST_OPTS, async () => {
+                const connection = await connect(protocol);
+                const first = new signalR.Subject();
+                const second = new signalR.Subject();
+                const one = invoke(connection, "StreamingConcat", first);
+                const two = invoke(connection, "StreamingConcat", second);
+                one.catch(() => {});
+                two.catch(() => {});
+                // Interleaved: the second upload's items arrive while its invocation still waits
+                // for the slot the first one holds.
+                for (let i = 0; i < ITEMS; i++) {
+                    first.next("a");
+                    second.next("b");
+                }
+                second.complete();
+                first.complete();
+                assert.equal(await one, "a".repeat(ITEMS));
+                assert.equal(await two, "b".repeat(ITEMS));
+                await assertStillWorks(connection);
+            });
+        });
+
         describe("streaming / non-streaming mismatches", () => {
             for (const method of ["EmptyStream", "Stream"]) {
                 it(`invoke("${method}") rejects and the connection survives`, TEST_OPTS, async () => {

@@ -10,11 +10,12 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::arguments::Arguments;
+use crate::connection::ClientResultError;
 use crate::connection_id::ConnectionId;
 use crate::error::{HubError, SendError};
 use crate::hub::Hub;
-use crate::lifetime::{ClientResultError, LifetimeManager, Selection, SerializedMessage};
-use crate::protocol::{EncodeError, Outcome, Protocol, Value};
+use crate::protocol::{Outcome, Protocol, Value};
+use crate::routing::{LifetimeManager, PerProtocol, Selection, SerializedMessage};
 
 /// Marks a target that is exactly one connection (caller, client): client results are
 /// offered only there.
@@ -168,7 +169,10 @@ impl Recipients<Many> {
         target: &str,
         arguments: A,
     ) -> Result<Responses<T>, SendError> {
-        let encoded = Arc::new(EncodedArguments::new(&arguments).map_err(SendError::Encode)?);
+        let encoded = Arc::new(
+            PerProtocol::try_from_fn(|protocol| arguments.to_values(protocol))
+                .map_err(SendError::Encode)?,
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let lifetime = self.lifetime.clone();
         let selection = self.selection.clone();
@@ -196,30 +200,6 @@ impl Recipients<Many> {
     }
 }
 
-/// Arguments encoded for both protocols up front, so they can outlive the caller.
-struct EncodedArguments {
-    json: Vec<Value>,
-    messagepack: Vec<Value>,
-}
-
-impl EncodedArguments {
-    fn new(arguments: &dyn Arguments) -> Result<Self, EncodeError> {
-        Ok(Self {
-            json: arguments.to_values(Protocol::Json)?,
-            messagepack: arguments.to_values(Protocol::MessagePack)?,
-        })
-    }
-}
-
-impl Arguments for EncodedArguments {
-    fn to_values(&self, protocol: Protocol) -> Result<Vec<Value>, EncodeError> {
-        Ok(match protocol {
-            Protocol::Json => self.json.clone(),
-            Protocol::MessagePack => self.messagepack.clone(),
-        })
-    }
-}
-
 /// Binds a client's answer to `T`.
 fn bind_outcome<T: DeserializeOwned>(
     outcome: Result<Outcome, ClientResultError>,
@@ -231,9 +211,9 @@ fn bind_outcome<T: DeserializeOwned>(
         Outcome::Void => Value::null(Protocol::Json),
     };
     value.deserialize().map_err(|error| {
-        HubError::new(format!(
-            "Error trying to deserialize result to {}. {error}",
-            std::any::type_name::<T>()
+        HubError::new(crate::wire::result_not_bound(
+            std::any::type_name::<T>(),
+            &error.to_string(),
         ))
     })
 }

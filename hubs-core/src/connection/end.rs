@@ -1,0 +1,103 @@
+//! How a connection ends: the one event every part of it watches, with the reason given
+//! by whoever ended it first.
+
+use std::sync::{Arc, OnceLock};
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a connection is ending, when something other than its read loop ended it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    /// Hub code called `abort`.
+    Aborted,
+    /// The transport is gone (a failed write or read, a dropped event stream, a long
+    /// poll that never came).
+    TransportLost(String),
+    /// A send found the outbound queue full for the whole send timeout.
+    SendTimedOut,
+}
+
+#[derive(Debug)]
+struct Signal {
+    /// Cancelled once the connection is ending: no more writes, invocations cancelled.
+    ending: CancellationToken,
+    reason: OnceLock<EndReason>,
+}
+
+/// The "connection is ending" event of one connection, shared by its handle, its read
+/// loop and its transport. Cheap to clone.
+///
+/// Transports get one in [`Connected`](crate::Connected) and call
+/// [`transport_lost`](Self::transport_lost) when their side fails; raw connection
+/// endpoints make their own with [`EndHandle::new`].
+#[derive(Clone, Debug)]
+pub struct EndHandle {
+    signal: Arc<Signal>,
+}
+
+impl Default for EndHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EndHandle {
+    /// A connection that has not ended.
+    pub fn new() -> Self {
+        Self::with_token(CancellationToken::new())
+    }
+
+    /// Ends with `parent` too (the hub's shutdown).
+    pub(crate) fn child_of(parent: &CancellationToken) -> Self {
+        Self::with_token(parent.child_token())
+    }
+
+    fn with_token(ending: CancellationToken) -> Self {
+        Self {
+            signal: Arc::new(Signal {
+                ending,
+                reason: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The transport failed or went away: the connection ends at once (groups left,
+    /// `on_disconnected` run with an error carrying `reason`).
+    pub fn transport_lost(&self, reason: impl Into<String>) {
+        self.end(EndReason::TransportLost(reason.into()));
+    }
+
+    /// Whether the connection is ending or has ended.
+    pub fn is_ended(&self) -> bool {
+        self.signal.ending.is_cancelled()
+    }
+
+    /// Completes once the connection is ending.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn ended(&self) {
+        self.signal.ending.cancelled().await;
+    }
+
+    pub(crate) fn end(&self, reason: EndReason) {
+        let _ = self.signal.reason.set(reason);
+        self.signal.ending.cancel();
+    }
+
+    /// Ends without a reason of its own (the read loop has one).
+    pub(crate) fn finish(&self) {
+        self.signal.ending.cancel();
+    }
+
+    pub(crate) fn reason(&self) -> Option<&EndReason> {
+        self.signal.reason.get()
+    }
+
+    /// The token cancelled when the connection is ending (hub code sees it as
+    /// `Context::connection_closed`).
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.signal.ending
+    }
+}

@@ -1,0 +1,310 @@
+//! Invocations of one connection: checked when read, queued for a free slot
+//! (`max_parallel_invocations`), then run on a task of their own. One type,
+//! [`InvocationGuard`], owns what a running invocation holds (its download, its uploads,
+//! its slot, its cancellation) and releases all of it when dropped.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::handle::ConnectionHandle;
+use super::streams::Streams;
+use crate::context::Context;
+use crate::error::DispatchError;
+use crate::hub::{Call, Hub, Reply};
+use crate::protocol::{Completion, HubMessage, StreamItem, Value};
+use crate::stream::{ReplyStream, UploadReceiver, UploadSender};
+use crate::wire;
+
+/// Invocations that may wait for a slot; more are refused with an error Completion.
+pub(super) const MAX_QUEUED: usize = 1024;
+
+/// What the client asked for, as read.
+pub(super) struct Request {
+    pub(super) invocation_id: Option<String>,
+    pub(super) target: String,
+    pub(super) arguments: Vec<Value>,
+    pub(super) stream_ids: Vec<String>,
+    /// Whether the client used a StreamInvocation.
+    pub(super) streaming: bool,
+}
+
+/// Everything one invocation holds on its connection, from the moment it is read until
+/// its last message is queued. Dropping it (when the invocation ends, when the connection
+/// ends while it waits, or when its task unwinds) releases it all.
+pub(super) struct InvocationGuard {
+    streams: Arc<Streams>,
+    download: Option<String>,
+    uploads: Vec<(String, UploadSender)>,
+    permit: Option<OwnedSemaphorePermit>,
+    cancel: CancellationToken,
+}
+
+impl InvocationGuard {
+    /// Gives the slot back early: a streaming method runs in the background once it has
+    /// returned its stream.
+    fn release_slot(&mut self) {
+        self.permit = None;
+    }
+}
+
+impl Drop for InvocationGuard {
+    fn drop(&mut self) {
+        if let Some(id) = &self.download {
+            self.streams.end_download(id);
+        }
+        self.streams.end_uploads(&self.uploads);
+    }
+}
+
+/// An invocation waiting for a slot.
+struct Queued {
+    guard: InvocationGuard,
+    method: usize,
+    request: Request,
+    uploads: Vec<UploadReceiver>,
+}
+
+/// The invocations of one connection that wait for a slot, and the slots.
+pub(super) struct Invocations {
+    queue: VecDeque<Queued>,
+    slots: Arc<Semaphore>,
+}
+
+impl Invocations {
+    pub(super) fn new(max_parallel: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            slots: Arc::new(Semaphore::new(max_parallel)),
+        }
+    }
+
+    /// Whether an invocation waits for a slot.
+    pub(super) fn waiting(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// The next free slot.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the reader is the only one acquiring slots.
+    pub(super) async fn slot(&self) -> OwnedSemaphorePermit {
+        match self.slots.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Checks an invocation the client sent and queues it, or answers it with an error.
+    /// Its download and uploads are registered now, so a CancelInvocation or items sent
+    /// right behind it are not lost.
+    pub(super) fn accept<H: Hub>(&mut self, cx: &Context<H>, request: Request) {
+        match self.check(cx, request) {
+            Ok(queued) => self.queue.push_back(queued),
+            Err((Some(id), text)) => complete_with_error(cx.handle(), id, text),
+            Err((None, text)) => tracing::debug!(error = %text, "non-blocking call refused"),
+        }
+    }
+
+    fn check<H: Hub>(
+        &self,
+        cx: &Context<H>,
+        request: Request,
+    ) -> Result<Queued, (Option<String>, String)> {
+        let target = &request.target;
+        let refuse = |text: String| (request.invocation_id.clone(), text);
+        let Some(method) = cx.runtime().method(target) else {
+            return Err(refuse(wire::unknown_method(target)));
+        };
+        let descriptor = H::methods()[method];
+        let detailed = cx.runtime().options.detailed_errors;
+        if descriptor.streaming && !request.streaming {
+            return Err(refuse(wire::streaming_method_invoked(target)));
+        }
+        if !descriptor.streaming && request.streaming {
+            return Err(refuse(wire::non_streaming_method_streamed(target)));
+        }
+        if request.stream_ids.len() != descriptor.uploads {
+            return Err(refuse(wire::stream_count_mismatch(
+                target,
+                request.stream_ids.len(),
+                descriptor.uploads,
+            )));
+        }
+        if request.arguments.len() != descriptor.params {
+            let error = DispatchError::Bind {
+                detail: wire::argument_count_mismatch(request.arguments.len(), descriptor.params),
+            };
+            return Err(refuse(wire::invocation_error(&error, target, detailed)));
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            return Err(refuse(wire::too_many_queued(target, MAX_QUEUED)));
+        }
+        let streams = cx.streams().clone();
+        let cancel = cx.handle().end_handle().token().child_token();
+        let mut guard = InvocationGuard {
+            streams: streams.clone(),
+            download: None,
+            uploads: Vec::new(),
+            permit: None,
+            cancel: cancel.clone(),
+        };
+        if request.streaming {
+            let id = request.invocation_id.clone().unwrap_or_default();
+            if !streams.start_download(&id, cancel) {
+                return Err(refuse(wire::invocation_id_in_use(&id)));
+            }
+            guard.download = Some(id);
+        }
+        let Some(opened) = streams.open_uploads(&request.stream_ids) else {
+            return Err(refuse(wire::invocation_id_in_use(
+                request.stream_ids.first().map_or("", String::as_str),
+            )));
+        };
+        let mut uploads = Vec::with_capacity(opened.len());
+        for (id, (sender, receiver)) in request.stream_ids.iter().zip(opened) {
+            guard.uploads.push((id.clone(), sender));
+            uploads.push(receiver);
+        }
+        Ok(Queued {
+            guard,
+            method,
+            request,
+            uploads,
+        })
+    }
+
+    /// Starts the invocation at the head of the queue in `slot`.
+    pub(super) fn start_next<H: Hub>(&mut self, cx: &Context<H>, slot: OwnedSemaphorePermit) {
+        let Some(mut queued) = self.queue.pop_front() else {
+            return;
+        };
+        queued.guard.permit = Some(slot);
+        let span = tracing::debug_span!(
+            "invocation",
+            target = %queued.request.target,
+            id = queued.request.invocation_id.as_deref(),
+        );
+        tokio::spawn(run(cx.clone(), queued).instrument(span));
+    }
+}
+
+/// Runs one invocation to its last message.
+async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
+    let Queued {
+        mut guard,
+        method,
+        request,
+        uploads,
+    } = queued;
+    let Request {
+        invocation_id,
+        target,
+        arguments,
+        streaming,
+        ..
+    } = request;
+    let runtime = cx.runtime().clone();
+    let detailed = runtime.options.detailed_errors;
+    let handle = cx.handle().clone();
+    let protocol = cx.protocol();
+    let call = Call::new(cx, arguments, uploads, guard.cancel.clone());
+    let outcome = AssertUnwindSafe(runtime.hub.clone().invoke(method, call))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("hub method panicked");
+            Err(DispatchError::Failed {
+                type_name: "Panic".to_owned(),
+                message: "the hub method panicked".to_owned(),
+                hub_error: false,
+            })
+        });
+    if let Err(error) = &outcome {
+        tracing::debug!(?error, "invocation failed");
+    }
+    let Some(id) = invocation_id else {
+        return;
+    };
+    let completion = match outcome {
+        Ok(Reply::Stream(stream)) if streaming => {
+            guard.release_slot();
+            match pump(stream, &id, &handle, &guard.cancel, &target, detailed).await {
+                Some(completion) => completion,
+                None => return,
+            }
+        }
+        Ok(Reply::Unit | Reply::Stream(_)) => Completion::result(id, Value::null(protocol)),
+        Ok(Reply::Value(value)) => Completion::result(id, value),
+        Err(error) => Completion::error(id, wire::invocation_error(&error, &target, detailed)),
+    };
+    // The slot is kept until the Completion is queued, so with one slot the completions
+    // go out in order.
+    let _ = handle
+        .send_message(&HubMessage::Completion(completion))
+        .await;
+    drop(guard);
+}
+
+/// Sends a stream's items, each waiting for room in the connection's queue (so a slow
+/// client slows only its own streams), until it ends, fails or is cancelled. Returns the
+/// final Completion, or `None` when the connection is gone.
+async fn pump(
+    mut stream: ReplyStream,
+    id: &str,
+    handle: &ConnectionHandle,
+    cancel: &CancellationToken,
+    target: &str,
+    detailed: bool,
+) -> Option<Completion> {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                tracing::debug!("stream cancelled");
+                return (!handle.is_closed()).then(|| Completion::void(id));
+            }
+            item = stream.next() => item,
+        };
+        match item {
+            None => return Some(Completion::void(id)),
+            Some(Ok(item)) => {
+                let message = HubMessage::StreamItem(StreamItem {
+                    headers: Default::default(),
+                    invocation_id: id.to_owned(),
+                    item,
+                });
+                if handle.send_message(&message).await.is_err() {
+                    return None;
+                }
+            }
+            Some(Err(error)) => {
+                tracing::debug!(?error, %target, "stream failed");
+                return Some(Completion::error(
+                    id,
+                    wire::streaming_error(&error, target, detailed),
+                ));
+            }
+        }
+    }
+}
+
+/// Answers an invocation with an error without holding up the reader: queued at once
+/// when there is room, otherwise by a task that waits for it.
+pub(super) fn complete_with_error(handle: &Arc<ConnectionHandle>, id: String, text: String) {
+    let message = HubMessage::Completion(Completion::error(id, text));
+    if handle.try_send_message(&message) || handle.is_closed() {
+        return;
+    }
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        let _ = handle.send_message(&message).await;
+    });
+}

@@ -1,0 +1,171 @@
+//! One connection, from handshake to teardown. Transport-agnostic: bytes come in as a
+//! stream and frames go out through the connection's queue.
+//!
+//! * [`handshake`]: the protocol the client asks for.
+//! * [`reader`]: the read loop, which never waits on one invocation.
+//! * [`invocation`]: each invocation's one owner, from read to last message.
+//! * [`keep_alive`]: Pings and the client timeout.
+//! * [`teardown`]: why it ended and what is released, in order.
+//! * [`handle`] and [`results`]: the sending end routing uses, and client results.
+
+mod end;
+mod handle;
+mod handshake;
+mod invocation;
+mod keep_alive;
+mod reader;
+mod results;
+mod streams;
+mod teardown;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use end::EndHandle;
+pub use handle::{ConnectionClosed, ConnectionHandle, Frame, TrySendError};
+pub use results::ClientResultError;
+pub(crate) use streams::Streams;
+
+use crate::context::{ConnectionState, Context, Items};
+use crate::hub::Hub;
+use crate::protocol::{HandshakeResponse, Protocol, TransferFormat};
+use crate::runtime::HubRuntime;
+use crate::stream::{UploadBudget, UploadLimits};
+use crate::transport::{Connected, TransportConnection};
+use crate::wire;
+use handshake::Refusal;
+use reader::Reader;
+use teardown::{Ending, tear_down};
+
+pub(crate) fn start<H: Hub>(
+    runtime: Arc<HubRuntime<H>>,
+    connection: TransportConnection,
+) -> Connected {
+    let (tx, rx) = mpsc::channel(runtime.options.outbound_capacity);
+    let finished = CancellationToken::new();
+    // Shutting the hub down ends every connection.
+    let end = EndHandle::child_of(&runtime.shutdown);
+    let span = tracing::debug_span!(
+        "connection",
+        id = %connection.connection_id,
+        transport = connection.transport.name(),
+        protocol = tracing::field::Empty,
+    );
+    let task = run(runtime, connection, tx, end.clone(), finished.clone()).instrument(span);
+    Connected {
+        outgoing: rx,
+        finished,
+        end,
+        task: Box::pin(task),
+    }
+}
+
+/// The handshake's answer, in a frame of the protocol's kind (a MessagePack connection
+/// gets its JSON handshake answer in a binary frame).
+fn handshake_frame(response: &HandshakeResponse, protocol: Option<Protocol>) -> Frame {
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    Frame {
+        bytes: out.into(),
+        binary: protocol.is_some_and(|p| p.transfer_format() == TransferFormat::Binary),
+    }
+}
+
+async fn run<H: Hub>(
+    runtime: Arc<HubRuntime<H>>,
+    connection: TransportConnection,
+    tx: mpsc::Sender<Frame>,
+    end: EndHandle,
+    finished: CancellationToken,
+) {
+    let TransportConnection {
+        connection_id,
+        request,
+        transport,
+        capabilities,
+        mut incoming,
+    } = connection;
+    let options = &runtime.options;
+
+    let handshake = tokio::select! {
+        read = handshake::read(options, &mut incoming, capabilities) => read,
+        () = end.ended() => Err(Refusal::Gone),
+    };
+    let (protocol, leftover) = match handshake {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            if let Refusal::Answer(text) = refusal {
+                tracing::debug!(error = %text, "handshake failed");
+                let _ = tx.try_send(handshake_frame(&HandshakeResponse::error(text), None));
+            }
+            end.finish();
+            finished.cancel();
+            return;
+        }
+    };
+    tracing::Span::current().record("protocol", protocol.name());
+    let _ = tx.try_send(handshake_frame(&HandshakeResponse::ok(), Some(protocol)));
+
+    let user = options
+        .user_id
+        .as_ref()
+        .and_then(|provider| provider(&request));
+    let handle = Arc::new(ConnectionHandle::new(
+        connection_id,
+        user,
+        protocol,
+        tx,
+        end,
+        options.send_timeout,
+    ));
+    let budget = UploadBudget::new(UploadLimits {
+        soft_items: options.stream_buffer_capacity,
+        max_bytes: options.max_upload_buffer,
+    });
+    let state = Arc::new(ConnectionState {
+        handle: handle.clone(),
+        request,
+        transport,
+        items: Items::default(),
+        streams: Arc::new(Streams::new(budget)),
+    });
+    let cx = Context::new(state, runtime.clone());
+    runtime.lifetime.on_connected(handle).await;
+    tracing::debug!("connected");
+
+    let ending = match AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => {
+            let mut decoder = protocol
+                .decoder()
+                .with_max_message_size(options.max_message_size);
+            decoder.push(&leftover);
+            Reader::new(&cx, capabilities, decoder)
+                .run(&mut incoming)
+                .await
+        }
+        Ok(Err(error)) => Ending::Error {
+            text: wire::closed_with_error(Some(("HubException", error.message()))),
+            allow_reconnect: false,
+        },
+        Err(_) => {
+            tracing::error!("on_connected panicked");
+            Ending::Error {
+                text: wire::closed_with_error(
+                    options
+                        .detailed_errors
+                        .then_some(("Panic", "on_connected panicked")),
+                ),
+                allow_reconnect: false,
+            }
+        }
+    };
+    tear_down(&runtime, cx, ending, &finished).await;
+}

@@ -1,0 +1,281 @@
+//! The read loop of an established connection. It never waits on one invocation: it
+//! reads and decodes what the client sends, hands invocations to the queue, starts them
+//! as slots free up, routes Completions and cancellations, and keeps the connection
+//! alive, all from one `select!` over named events.
+//!
+//! Uploads are fed without waiting. The only time the loop holds back from reading is
+//! while a method is draining an upload that holds more than `stream_buffer_capacity`
+//! items (back-pressure on a client that uploads faster than the method consumes), and
+//! then for at most [`UPLOAD_STALL`] without progress: an upload its method does not
+//! drain never holds up the messages behind it.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::invocation::{Invocations, Request};
+use super::keep_alive::{Beat, KeepAlive};
+use super::teardown::Ending;
+use crate::context::Context;
+use crate::hub::Hub;
+use crate::protocol::{
+    DecodeError, HubMessage, MessageDecoder, Outcome, StreamInvocation, StreamItem,
+};
+use crate::stream::{Pushed, UploadSender};
+use crate::transport::{Capabilities, Incoming};
+use crate::wire;
+
+/// How long the reader waits for a method to take an item from a full upload before it
+/// reads on.
+pub(super) const UPLOAD_STALL: Duration = Duration::from_secs(1);
+
+/// What woke the loop.
+enum Event {
+    /// The connection is ending (hub code, the transport, a slow client, shutdown).
+    Ended,
+    /// A slot is free for the next queued invocation.
+    Slot(OwnedSemaphorePermit),
+    /// Time for keep-alive.
+    Beat,
+    /// The upload the loop waited for drained, or did not in time.
+    Upload { drained: bool },
+    /// The transport delivered bytes, ended cleanly (`None`) or failed.
+    Chunk(Option<io::Result<Bytes>>),
+}
+
+pub(super) struct Reader<'a, H: Hub> {
+    cx: &'a Context<H>,
+    capabilities: Capabilities,
+    decoder: MessageDecoder,
+    invocations: Invocations,
+    keep_alive: KeepAlive,
+    /// The upload the loop waits for, and until when.
+    congestion: Option<(UploadSender, Instant)>,
+}
+
+impl<'a, H: Hub> Reader<'a, H> {
+    pub(super) fn new(
+        cx: &'a Context<H>,
+        capabilities: Capabilities,
+        decoder: MessageDecoder,
+    ) -> Self {
+        let options = &cx.runtime().options;
+        Self {
+            cx,
+            capabilities,
+            decoder,
+            invocations: Invocations::new(options.max_parallel_invocations),
+            keep_alive: KeepAlive::new(options, Instant::now()),
+            congestion: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, incoming: &mut Incoming) -> Ending {
+        // Messages that arrived with the handshake.
+        if let Some(ending) = self.drain() {
+            return ending;
+        }
+        let end = self.cx.handle().end_handle().clone();
+        // One waiter for the whole connection (registering one per message is costly).
+        let ended = end.ended();
+        tokio::pin!(ended);
+        let mut heartbeat = tokio::time::interval(self.keep_alive.period());
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.congestion.is_none() {
+                self.congestion = self
+                    .cx
+                    .streams()
+                    .congested()
+                    .map(|upload| (upload, Instant::now() + UPLOAD_STALL));
+            }
+            let event = {
+                let reading = self.congestion.is_none();
+                let upload = async {
+                    match &self.congestion {
+                        Some((upload, deadline)) => tokio::select! {
+                            () = upload.drained() => true,
+                            () = tokio::time::sleep_until(*deadline) => false,
+                        },
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = &mut ended => Event::Ended,
+                    slot = self.invocations.slot(), if self.invocations.waiting() => Event::Slot(slot),
+                    _ = heartbeat.tick(), if self.capabilities.keep_alive => Event::Beat,
+                    drained = upload, if !reading => Event::Upload { drained },
+                    chunk = incoming.next(), if reading => Event::Chunk(chunk),
+                }
+            };
+            if let Some(ending) = self.handle(event) {
+                return ending;
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Option<Ending> {
+        match event {
+            Event::Ended => {
+                let end = self.cx.handle().end_handle();
+                let shutting_down = self.cx.runtime().shutdown.is_cancelled();
+                Some(Ending::signalled(end.reason(), shutting_down))
+            }
+            Event::Slot(slot) => {
+                self.invocations.start_next(self.cx, slot);
+                None
+            }
+            Event::Beat => self.beat(),
+            Event::Upload { drained } => {
+                if let Some((upload, _)) = self.congestion.take()
+                    && !drained
+                {
+                    tracing::debug!("an upload is not drained by its method; reading on");
+                    upload.mark_stalled();
+                }
+                None
+            }
+            Event::Chunk(None) => Some(Ending::TransportClosed),
+            Event::Chunk(Some(Err(error))) => Some(Ending::TransportLost(error.to_string())),
+            Event::Chunk(Some(Ok(bytes))) => {
+                self.keep_alive.received(Instant::now());
+                self.decoder.push(&bytes);
+                self.drain()
+            }
+        }
+    }
+
+    fn beat(&mut self) -> Option<Ending> {
+        let handle = self.cx.handle();
+        let reading = self.congestion.is_none();
+        match self
+            .keep_alive
+            .on_beat(Instant::now(), handle.take_wrote(), reading)
+        {
+            Beat::Quiet => None,
+            Beat::Ping => {
+                // A full queue means data is on its way, which keeps the client alive too.
+                handle.try_send_message(&HubMessage::Ping);
+                // The Ping is not news at the next beat.
+                handle.take_wrote();
+                None
+            }
+            Beat::ClientTimedOut => {
+                tracing::debug!("client timeout");
+                let detailed = self.cx.runtime().options.detailed_errors;
+                Some(Ending::Error {
+                    text: wire::closed_with_error(
+                        detailed.then_some(("TimeoutException", wire::CLIENT_TIMEOUT)),
+                    ),
+                    allow_reconnect: true,
+                })
+            }
+        }
+    }
+
+    /// Handles every complete message; `Some` ends the connection.
+    fn drain(&mut self) -> Option<Ending> {
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(message)) => {
+                    if let Some(ending) = self.dispatch(message) {
+                        return Some(ending);
+                    }
+                }
+                Ok(None) => return None,
+                Err(DecodeError::UnknownMessageType(kind)) => {
+                    tracing::debug!(kind, "ignoring a message of unknown type");
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "protocol error");
+                    let detail = match &error {
+                        DecodeError::TooLarge { max } => wire::message_too_large(*max),
+                        other => other.to_string(),
+                    };
+                    let detailed = self.cx.runtime().options.detailed_errors;
+                    return Some(Ending::Error {
+                        text: wire::closed_with_error(
+                            detailed.then_some(("InvalidDataException", detail.as_str())),
+                        ),
+                        allow_reconnect: true,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One message from the client. Never waits.
+    fn dispatch(&mut self, message: HubMessage) -> Option<Ending> {
+        let streams = self.cx.streams();
+        match message {
+            HubMessage::Invocation(invocation) => self.invocations.accept(
+                self.cx,
+                Request {
+                    invocation_id: invocation.invocation_id,
+                    target: invocation.target,
+                    arguments: invocation.arguments,
+                    stream_ids: invocation.stream_ids,
+                    streaming: false,
+                },
+            ),
+            HubMessage::StreamInvocation(StreamInvocation {
+                invocation_id,
+                target,
+                arguments,
+                stream_ids,
+                ..
+            }) => self.invocations.accept(
+                self.cx,
+                Request {
+                    invocation_id: Some(invocation_id),
+                    target,
+                    arguments,
+                    stream_ids,
+                    streaming: true,
+                },
+            ),
+            HubMessage::StreamItem(StreamItem {
+                invocation_id,
+                item,
+                ..
+            }) => match streams.push(&invocation_id, item) {
+                None | Some((Pushed::Ignored, _)) => {
+                    tracing::debug!(id = %invocation_id, "item for an unknown or finished upload; ignored");
+                }
+                Some((Pushed::Overflowed, _)) => {
+                    tracing::debug!(id = %invocation_id, "upload over the connection's buffer; failed");
+                }
+                Some((Pushed::Buffered, _)) => {}
+            },
+            HubMessage::Completion(completion) => {
+                // Uploads first, then client results, as the official server does.
+                let error = match &completion.outcome {
+                    Outcome::Error(error) => Some(error.clone()),
+                    _ => None,
+                };
+                if !streams.complete_upload(&completion.invocation_id, error) {
+                    let id = completion.invocation_id.clone();
+                    if !self.cx.handle().complete(completion) {
+                        tracing::debug!(%id, "completion for an unknown invocation; ignored");
+                    }
+                }
+            }
+            HubMessage::CancelInvocation(cancel) => {
+                if !streams.cancel_download(&cancel.invocation_id) {
+                    tracing::debug!(id = %cancel.invocation_id, "cancel for an unknown stream; ignored");
+                }
+            }
+            HubMessage::Ping => self.keep_alive.client_pinged(),
+            HubMessage::Close(close) => return Some(Ending::ClientClosed(close.error)),
+            HubMessage::Ack(_) | HubMessage::Sequence(_) => {
+                tracing::debug!("stateful reconnect message on a connection without it; ignored");
+            }
+        }
+        None
+    }
+}

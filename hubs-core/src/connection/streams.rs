@@ -1,0 +1,127 @@
+//! The streams of one connection, by id: downloads (to cancel them) and uploads (to feed
+//! them). Entries are added when an invocation is read and removed by the invocation's
+//! owner ([`super::invocation::InvocationGuard`]) when it ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::Value;
+use crate::stream::{Pushed, UploadBudget, UploadReceiver, UploadSender, upload};
+
+#[derive(Debug)]
+pub(crate) struct Streams {
+    downloads: Mutex<HashMap<String, CancellationToken>>,
+    uploads: Mutex<HashMap<String, UploadSender>>,
+    budget: Arc<UploadBudget>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Streams {
+    pub(crate) fn new(budget: Arc<UploadBudget>) -> Self {
+        Self {
+            downloads: Mutex::default(),
+            uploads: Mutex::default(),
+            budget,
+        }
+    }
+
+    /// Registers a download; `false` if the id is in use.
+    pub(crate) fn start_download(&self, id: &str, token: CancellationToken) -> bool {
+        let mut downloads = lock(&self.downloads);
+        if downloads.contains_key(id) {
+            return false;
+        }
+        downloads.insert(id.to_owned(), token);
+        true
+    }
+
+    /// Cancels a download; `false` if there is none with that id.
+    pub(crate) fn cancel_download(&self, id: &str) -> bool {
+        match lock(&self.downloads).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn end_download(&self, id: &str) {
+        lock(&self.downloads).remove(id);
+    }
+
+    /// Opens uploads for `ids`; `None` if one of them is in use (or repeated).
+    pub(crate) fn open_uploads(
+        &self,
+        ids: &[String],
+    ) -> Option<Vec<(UploadSender, UploadReceiver)>> {
+        let mut uploads = lock(&self.uploads);
+        let distinct = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
+        if !distinct || ids.iter().any(|id| uploads.contains_key(id)) {
+            return None;
+        }
+        Some(
+            ids.iter()
+                .map(|id| {
+                    let (tx, rx) = upload(self.budget.clone());
+                    uploads.insert(id.clone(), tx.clone());
+                    (tx, rx)
+                })
+                .collect(),
+        )
+    }
+
+    /// Feeds upload `id`; never waits. `None` when no such upload is open.
+    pub(crate) fn push(&self, id: &str, value: Value) -> Option<(Pushed, UploadSender)> {
+        let upload = lock(&self.uploads).get(id).cloned()?;
+        Some((upload.push(id, value), upload))
+    }
+
+    /// The client completed upload `id` (with an error, or not); `false` when no such
+    /// upload is open.
+    pub(crate) fn complete_upload(&self, id: &str, error: Option<String>) -> bool {
+        match lock(&self.uploads).remove(id) {
+            Some(upload) => {
+                upload.finish(error);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets uploads whose method has ended (unless the client completed one and
+    /// reused its id since); later items are ignored.
+    pub(crate) fn end_uploads(&self, ended: &[(String, UploadSender)]) {
+        let mut uploads = lock(&self.uploads);
+        for (id, upload) in ended {
+            if uploads.get(id).is_some_and(|current| current.same(upload)) {
+                uploads.remove(id);
+            }
+        }
+    }
+
+    /// The first upload the reader should wait for (see [`UploadSender::congested`]).
+    pub(crate) fn congested(&self) -> Option<UploadSender> {
+        lock(&self.uploads)
+            .values()
+            .find(|upload| upload.congested())
+            .cloned()
+    }
+
+    /// The connection ended: cancel every download and fail every open upload.
+    pub(crate) fn close(&self) {
+        for (_, token) in lock(&self.downloads).drain() {
+            token.cancel();
+        }
+        for (_, upload) in lock(&self.uploads).drain() {
+            upload.finish(Some(crate::wire::UPLOAD_CONNECTION_ENDED.to_owned()));
+        }
+    }
+}

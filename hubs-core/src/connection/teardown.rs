@@ -1,0 +1,113 @@
+//! The end of a connection: why it ended, the Close the client gets, and the order in
+//! which everything it held is released.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::end::EndReason;
+use crate::context::Context;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::protocol::{Close, HubMessage};
+use crate::runtime::HubRuntime;
+use crate::wire;
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The client closed the transport cleanly without a Close message.
+    TransportClosed,
+    /// The transport failed or went away.
+    TransportLost(String),
+    /// The client sent Close (with its error, if any).
+    ClientClosed(Option<String>),
+    /// Hub code called `abort`.
+    Aborted,
+    /// A send found the outbound queue full for the whole send timeout.
+    SendTimedOut,
+    /// The server is shutting down.
+    Shutdown,
+    /// A protocol error, a timeout or a failed hook: Close with this error.
+    Error { text: String, allow_reconnect: bool },
+}
+
+impl Ending {
+    /// The ending something other than the read loop chose.
+    pub(super) fn signalled(reason: Option<&EndReason>, shutting_down: bool) -> Self {
+        match reason {
+            Some(EndReason::Aborted) => Self::Aborted,
+            Some(EndReason::TransportLost(reason)) => Self::TransportLost(reason.clone()),
+            Some(EndReason::SendTimedOut) => Self::SendTimedOut,
+            None if shutting_down => Self::Shutdown,
+            None => Self::Aborted,
+        }
+    }
+
+    /// The Close the client gets, if it can still get one.
+    fn close(&self) -> Option<Close> {
+        match self {
+            Self::TransportClosed | Self::TransportLost(_) => None,
+            Self::ClientClosed(_) | Self::Aborted => Some(Close::default()),
+            Self::Shutdown => Some(Close {
+                error: None,
+                allow_reconnect: true,
+            }),
+            Self::SendTimedOut => Some(Close {
+                error: Some(wire::closed_with_error(None)),
+                allow_reconnect: true,
+            }),
+            Self::Error {
+                text,
+                allow_reconnect,
+            } => Some(Close {
+                error: Some(text.clone()),
+                allow_reconnect: *allow_reconnect,
+            }),
+        }
+    }
+
+    /// What `on_disconnected` is told.
+    fn error(self) -> Option<HubError> {
+        match self {
+            Self::TransportClosed | Self::Aborted | Self::Shutdown => None,
+            Self::TransportLost(reason) => Some(HubError::new(reason)),
+            Self::ClientClosed(error) => error.map(HubError::new),
+            Self::SendTimedOut => Some(HubError::new(
+                "the client did not read its messages within the send timeout",
+            )),
+            Self::Error { text, .. } => Some(HubError::new(text)),
+        }
+    }
+}
+
+/// Releases everything the connection held, in order: no more writes (pending client
+/// results fail, invocations are cancelled, uploads fail), the final Close, the transport
+/// told to finish, routing forgets the connection (and its groups), then
+/// `on_disconnected`.
+pub(super) async fn tear_down<H: Hub>(
+    runtime: &Arc<HubRuntime<H>>,
+    cx: Context<H>,
+    ending: Ending,
+    finished: &CancellationToken,
+) {
+    let handle = cx.handle().clone();
+    handle.end_handle().finish();
+    handle.results.fail_all();
+    cx.streams().close();
+    if let Some(close) = ending.close() {
+        handle.push_final(&HubMessage::Close(close));
+    }
+    finished.cancel();
+    runtime.lifetime.on_disconnected(&handle).await;
+    tracing::debug!(?ending, "disconnected");
+    if AssertUnwindSafe(runtime.hub.clone().on_disconnected(cx, ending.error()))
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        tracing::error!("on_disconnected panicked");
+    }
+}

@@ -1,0 +1,118 @@
+//! Routing: which connections a message goes to. One trait, [`LifetimeManager`], with the
+//! in-memory default ([`InMemoryLifetimeManager`]); a backplane (Redis) implements the
+//! same trait. Messages for many recipients are [`SerializedMessage`]s, encoded once per
+//! protocol ([`PerProtocol`]).
+
+mod memory;
+mod message;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::arguments::Arguments;
+use crate::connection::{ClientResultError, ConnectionHandle, TrySendError};
+use crate::connection_id::ConnectionId;
+use crate::error::SendError;
+use crate::protocol::Outcome;
+
+pub use memory::InMemoryLifetimeManager;
+pub use message::{PerProtocol, SerializedMessage};
+
+/// Which connections a message is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Selection {
+    /// Every connection of the hub.
+    All,
+    /// Every connection but these.
+    AllExcept(Vec<ConnectionId>),
+    /// One connection.
+    Connection(ConnectionId),
+    /// These connections.
+    Connections(Vec<ConnectionId>),
+    /// The members of a group.
+    Group(String),
+    /// The members of any of these groups (each connection once).
+    Groups(Vec<String>),
+    /// The members of a group but these connections.
+    GroupExcept(String, Vec<ConnectionId>),
+    /// The connections of a user.
+    User(String),
+    /// The connections of any of these users.
+    Users(Vec<String>),
+}
+
+/// Routes messages to connections and keeps groups; one per hub.
+///
+/// The in-memory [`InMemoryLifetimeManager`] is the default. A backplane implements the
+/// same trait to reach connections on other servers.
+#[async_trait]
+pub trait LifetimeManager: Send + Sync + 'static {
+    /// A connection completed its handshake.
+    async fn on_connected(&self, connection: Arc<ConnectionHandle>);
+
+    /// A connection ended; forget it and its group memberships.
+    async fn on_disconnected(&self, connection: &ConnectionHandle);
+
+    /// Sends `message` to the selected connections.
+    async fn send(
+        &self,
+        selection: &Selection,
+        message: &SerializedMessage<'_>,
+    ) -> Result<(), SendError>;
+
+    /// Adds a connection to a group.
+    async fn add_to_group(&self, connection: &ConnectionId, group: &str) -> Result<(), SendError>;
+
+    /// Removes a connection from a group.
+    async fn remove_from_group(
+        &self,
+        connection: &ConnectionId,
+        group: &str,
+    ) -> Result<(), SendError>;
+
+    /// The local connection with this id, if it is connected to this server.
+    fn connection(&self, id: &ConnectionId) -> Option<Arc<ConnectionHandle>>;
+
+    /// The ids of the selected connections (on every server, for a backplane).
+    async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId>;
+
+    /// Invokes `target` on one connection and waits for its result (a client result).
+    async fn invoke(
+        &self,
+        connection: &ConnectionId,
+        target: &str,
+        arguments: &(dyn Arguments + Send),
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError>;
+}
+
+/// Queues `message` on every connection in `targets`, waiting concurrently on those whose
+/// queues are full. Used by [`InMemoryLifetimeManager`] and available to backplanes for
+/// their local delivery.
+///
+/// # Errors
+///
+/// [`SendError::Encode`] when the message cannot be encoded for a recipient's protocol.
+pub async fn deliver(
+    targets: &[Arc<ConnectionHandle>],
+    message: &SerializedMessage<'_>,
+) -> Result<(), SendError> {
+    let mut waiting = FuturesUnordered::new();
+    for connection in targets {
+        let bytes = message
+            .bytes(connection.protocol())
+            .map_err(SendError::Encode)?;
+        if let Err(TrySendError::Full(bytes)) = connection.try_send(bytes) {
+            waiting.push(async move {
+                let _ = connection.send(bytes).await;
+            });
+        }
+    }
+    while waiting.next().await.is_some() {}
+    Ok(())
+}

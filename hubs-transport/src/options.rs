@@ -1,0 +1,110 @@
+//! HTTP settings of one endpoint (a hub or a raw connection handler on a path): which
+//! transports it offers, how long a long poll is held, and who may connect. ASP.NET
+//! Core's `HttpConnectionDispatcherOptions`; the hub's own settings are
+//! [`HubOptions`](hubs_core::HubOptions).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubs_core::{Request, TransportKind};
+
+type Authorizer = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
+
+/// How one endpoint is reached over HTTP. Every setting has the official server's
+/// default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hubs_transport::EndpointOptions;
+/// use hubs_core::TransportKind;
+///
+/// let options = EndpointOptions::default()
+///     .transports([TransportKind::ServerSentEvents, TransportKind::LongPolling])
+///     .long_poll_timeout(Duration::from_secs(30))
+///     .authorize(|request| request.access_token().as_deref() == Some("let-me-in"));
+/// assert!(!options.offers(TransportKind::WebSockets));
+/// ```
+#[derive(Clone)]
+pub struct EndpointOptions {
+    transports: Vec<TransportKind>,
+    long_poll_timeout: Duration,
+    authorize: Option<Authorizer>,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            transports: vec![
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling,
+            ],
+            long_poll_timeout: Duration::from_secs(90),
+            authorize: None,
+        }
+    }
+}
+
+impl EndpointOptions {
+    /// The transports clients may use (default all three), in order of preference.
+    #[must_use]
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        self.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// How long a long poll waits for messages before returning empty (default 90 s).
+    #[must_use]
+    pub fn long_poll_timeout(mut self, timeout: Duration) -> Self {
+        self.long_poll_timeout = timeout;
+        self
+    }
+
+    /// Lets only requests that pass `check` in: negotiate and every transport request
+    /// (WebSocket upgrade, event stream, poll, POST, DELETE) of this endpoint. Others get
+    /// `401 Unauthorized` with an empty body, which the official clients report as
+    /// `Unauthorized: Status code '401'`. [`Request::access_token`] finds the bearer
+    /// token wherever the client put it.
+    #[must_use]
+    pub fn authorize(mut self, check: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
+        self.authorize = Some(Arc::new(check));
+        self
+    }
+
+    /// Whether clients may use `transport`.
+    pub fn offers(&self, transport: TransportKind) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// The transports offered, in order of preference.
+    pub fn offered_transports(&self) -> &[TransportKind] {
+        &self.transports
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Duration {
+        self.long_poll_timeout
+    }
+
+    pub(crate) fn checks_requests(&self) -> bool {
+        self.authorize.is_some()
+    }
+
+    /// Whether `request` may reach the endpoint (always, unless
+    /// [`authorize`](Self::authorize) is set).
+    pub fn authorizes(&self, request: &Request) -> bool {
+        self.authorize.as_ref().is_none_or(|check| check(request))
+    }
+}
+
+impl fmt::Debug for EndpointOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointOptions")
+            .field("transports", &self.transports)
+            .field("long_poll_timeout", &self.long_poll_timeout)
+            .field("authorize", &self.authorize.is_some())
+            .finish()
+    }
+}

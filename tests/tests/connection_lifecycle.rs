@@ -1,0 +1,336 @@
+//! The connection core under the conditions that used to wedge it: uploads behind a busy
+//! invocation slot, several uploads on one connection, a client that vanishes mid-upload,
+//! an upload over the connection's buffer; and what `on_disconnected` is told.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol, StreamItem, Value};
+use hubs::{Context, HubError, HubOptions, Server, UploadStream, hub};
+use hubs_tests::{RawClient, STEP, interop_server, serve};
+use tokio::sync::mpsc;
+
+fn item(id: &str, value: Value) -> HubMessage {
+    HubMessage::StreamItem(StreamItem {
+        headers: Default::default(),
+        invocation_id: id.to_owned(),
+        item: value,
+    })
+}
+
+fn upload_invocation(id: &str, target: &str, stream_id: &str) -> HubMessage {
+    HubMessage::Invocation(Invocation {
+        invocation_id: Some(id.to_owned()),
+        target: target.to_owned(),
+        stream_ids: vec![stream_id.to_owned()],
+        ..Default::default()
+    })
+}
+
+/// The Completions of the given invocation ids, in arrival order (other messages are
+/// skipped; client-result Invocations are returned to `on_invocation`).
+async fn completions(
+    client: &mut RawClient,
+    ids: &[&str],
+    mut on_invocation: impl FnMut(Invocation) -> Option<HubMessage>,
+) -> Vec<Completion> {
+    let mut done = Vec::new();
+    while done.len() < ids.len() {
+        match client.next_message().await {
+            Some(HubMessage::Completion(c)) if ids.contains(&c.invocation_id.as_str()) => {
+                done.push(c);
+            }
+            Some(HubMessage::Invocation(invocation)) => {
+                if let Some(reply) = on_invocation(invocation) {
+                    client.send(&reply).await;
+                }
+            }
+            Some(_) => {}
+            None => panic!("closed with {} of {} completions", done.len(), ids.len()),
+        }
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_behind_a_slot_busy_with_a_client_result_completes() {
+    let addr = interop_server().await;
+    for protocol in Protocol::ALL {
+        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        // InvokeCaller holds the only slot (max_parallel_invocations = 1) until this client
+        // answers its `Result` invocation.
+        let value = client.value(42);
+        let busy = client.invoke("InvokeCaller", vec![value]).await;
+        let asked = match client.next_message().await {
+            Some(HubMessage::Invocation(invocation)) if invocation.target == "Result" => {
+                invocation.invocation_id.expect("a client result has an id")
+            }
+            other => panic!("expected the Result invocation, got {other:?}"),
+        };
+        // StreamingConcat waits for the slot; its 30 items must not stop the server from
+        // reading the Completion that frees it.
+        client
+            .send(&upload_invocation("concat", "StreamingConcat", "u"))
+            .await;
+        for _ in 0..30 {
+            let value = client.value("x");
+            client.send(&item("u", value)).await;
+        }
+        client
+            .send(&HubMessage::Completion(Completion::void("u")))
+            .await;
+        let answer = client.value(42);
+        client
+            .send(&HubMessage::Completion(Completion::result(asked, answer)))
+            .await;
+        let done = completions(&mut client, &[&busy, "concat"], |_| None).await;
+        assert_eq!(done[0].invocation_id, busy);
+        assert_eq!(done[0].outcome, Outcome::Result(client.value(42)));
+        assert_eq!(
+            done[1].outcome,
+            Outcome::Result(client.value("x".repeat(30)))
+        );
+        client.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_uploads_on_one_connection_complete() {
+    let addr = interop_server().await;
+    for protocol in Protocol::ALL {
+        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        client
+            .send(&upload_invocation("one", "StreamingConcat", "a"))
+            .await;
+        client
+            .send(&upload_invocation("two", "StreamingConcat", "b"))
+            .await;
+        for _ in 0..30 {
+            let a = client.value("a");
+            client.send(&item("a", a)).await;
+            let b = client.value("b");
+            client.send(&item("b", b)).await;
+        }
+        client
+            .send(&HubMessage::Completion(Completion::void("b")))
+            .await;
+        client
+            .send(&HubMessage::Completion(Completion::void("a")))
+            .await;
+        let done = completions(&mut client, &["one", "two"], |_| None).await;
+        for completion in done {
+            let expected = match completion.invocation_id.as_str() {
+                "one" => "a".repeat(30),
+                _ => "b".repeat(30),
+            };
+            assert_eq!(completion.outcome, Outcome::Result(client.value(expected)));
+        }
+        client.close().await;
+    }
+}
+
+/// What a [`Watched`] hub reports to its test.
+#[derive(Debug)]
+enum Seen {
+    Disconnected(Option<String>),
+    UploadEnded(Result<usize, String>),
+}
+
+struct Watched {
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+#[hub]
+impl Watched {
+    /// Counts the items of an upload, reporting how the upload ended.
+    pub(crate) async fn count(&self, mut items: UploadStream<String>) -> Result<usize, HubError> {
+        let mut count = 0;
+        let ended = loop {
+            match items.next().await {
+                Some(Ok(_)) => count += 1,
+                Some(Err(error)) => break Err(error),
+                None => break Ok(count),
+            }
+        };
+        let _ = self.seen.send(Seen::UploadEnded(
+            ended.clone().map_err(|e| e.message().to_owned()),
+        ));
+        ended
+    }
+
+    /// Holds the slot until the client answers.
+    pub(crate) async fn hold(&self, cx: &Context<Self>) -> Result<String, HubError> {
+        cx.clients().caller().invoke("Release", ()).await
+    }
+
+    pub(crate) async fn on_disconnected(&self, error: Option<HubError>) {
+        let _ = self
+            .seen
+            .send(Seen::Disconnected(error.map(|e| e.message().to_owned())));
+    }
+}
+
+async fn watched(options: HubOptions) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
+    let (seen, rx) = mpsc::unbounded_channel();
+    let service = Server::new()
+        .hub_with("/watched", Watched { seen }, options)
+        .build()
+        .expect("builds");
+    (serve(service).await, rx)
+}
+
+async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>, within: Duration) -> Seen {
+    tokio::time::timeout(within, seen.recv())
+        .await
+        .expect("the hub reported in time")
+        .expect("the hub is alive")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_mid_upload_is_released_within_the_client_timeout() {
+    let client_timeout = Duration::from_secs(2);
+    let (addr, mut seen) = watched(
+        HubOptions::default()
+            .keep_alive_interval(Duration::from_millis(500))
+            .client_timeout(client_timeout),
+    )
+    .await;
+    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    // A first Ping arms the client timeout, as every official client sends one.
+    client.send(&HubMessage::Ping).await;
+    client.send(&upload_invocation("1", "Count", "u")).await;
+    for _ in 0..25 {
+        let value = client.value("x");
+        client.send(&item("u", value)).await;
+    }
+    // The client goes silent without closing anything: the socket stays open.
+    let Seen::UploadEnded(ended) = next(&mut seen, client_timeout + STEP).await else {
+        panic!("the upload should end first");
+    };
+    assert_eq!(
+        ended,
+        Err(hubs::wire::UPLOAD_CONNECTION_ENDED.to_owned()),
+        "an unfinished upload never looks complete"
+    );
+    let Seen::Disconnected(error) = next(&mut seen, STEP).await else {
+        panic!("expected on_disconnected");
+    };
+    let error = error.expect("a timeout is an error");
+    assert!(
+        error.starts_with("Connection closed with an error."),
+        "{error}"
+    );
+    // The client got the Close (reconnect allowed) before the socket closed.
+    let mut closed_with = None;
+    while let Some(message) = client.next_message().await {
+        if let HubMessage::Close(close) = message {
+            closed_with = Some(close);
+        }
+    }
+    let close = closed_with.expect("a Close message");
+    assert!(close.allow_reconnect);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_disconnected_gets_an_error_when_the_transport_is_lost() {
+    let (addr, mut seen) = watched(HubOptions::default()).await;
+
+    // The socket goes away without a WebSocket close frame or a hub Close.
+    let client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    drop(client);
+    let Seen::Disconnected(error) = next(&mut seen, STEP).await else {
+        panic!("expected on_disconnected");
+    };
+    assert!(error.is_some(), "a lost transport is an error");
+
+    // A clean close of the transport (a close frame) is not an error.
+    let client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    client.close().await;
+    let Seen::Disconnected(error) = next(&mut seen, STEP).await else {
+        panic!("expected on_disconnected");
+    };
+    assert_eq!(error, None);
+
+    // Neither is a hub Close from the client; its error is passed on.
+    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    client
+        .send(&HubMessage::Close(hubs::protocol::Close {
+            error: Some("bye".into()),
+            allow_reconnect: false,
+        }))
+        .await;
+    let Seen::Disconnected(error) = next(&mut seen, STEP).await else {
+        panic!("expected on_disconnected");
+    };
+    assert_eq!(error.as_deref(), Some("bye"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_lost_mid_invocation_tears_the_connection_down_at_once() {
+    let (addr, mut seen) = watched(HubOptions::default()).await;
+    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    // Hold waits for a client result (30 s by default) and an upload waits behind it.
+    client.invoke("Hold", vec![]).await;
+    client.send(&upload_invocation("2", "Count", "u")).await;
+    match client.next_message().await {
+        Some(HubMessage::Invocation(invocation)) => assert_eq!(invocation.target, "Release"),
+        other => panic!("expected the Release invocation, got {other:?}"),
+    }
+    drop(client);
+    // Torn down at once, whatever the invocations were doing: the queued upload fails
+    // (its method never ran) and on_disconnected runs well within the client timeout.
+    let Seen::Disconnected(error) = next(&mut seen, Duration::from_secs(5)).await else {
+        panic!("expected on_disconnected");
+    };
+    assert!(error.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_connection_buffer_fails_alone() {
+    let (addr, mut seen) = watched(HubOptions::default().max_upload_buffer(4096)).await;
+    let mut client = RawClient::connect(addr, "/watched", Protocol::MessagePack).await;
+    // The upload waits behind Hold, so nothing drains it.
+    let hold = client.invoke("Hold", vec![]).await;
+    let asked = match client.next_message().await {
+        Some(HubMessage::Invocation(invocation)) => invocation.invocation_id.expect("an id"),
+        other => panic!("expected the Release invocation, got {other:?}"),
+    };
+    client.send(&upload_invocation("big", "Count", "u")).await;
+    let chunk = "y".repeat(1000);
+    for _ in 0..10 {
+        let value = client.value(&chunk);
+        client.send(&item("u", value)).await;
+    }
+    client
+        .send(&HubMessage::Completion(Completion::void("u")))
+        .await;
+    // The connection still reads: the client result arrives and frees the slot.
+    let released = client.value("released");
+    client
+        .send(&HubMessage::Completion(Completion::result(asked, released)))
+        .await;
+    let done = completions(&mut client, &[&hold, "big"], |_| None).await;
+    assert_eq!(done[0].outcome, Outcome::Result(client.value("released")));
+    let Outcome::Error(text) = &done[1].outcome else {
+        panic!("the overflowing upload fails: {:?}", done[1].outcome);
+    };
+    assert!(
+        text.starts_with("An unexpected error occurred invoking 'Count' on the server. HubException: Client stream 'u' exceeded the 4096-byte upload buffer"),
+        "{text}"
+    );
+    assert!(matches!(
+        next(&mut seen, STEP).await,
+        Seen::UploadEnded(Err(_))
+    ));
+    // And the connection carries on.
+    client.send(&upload_invocation("small", "Count", "v")).await;
+    let value = client.value("z");
+    client.send(&item("v", value)).await;
+    client
+        .send(&HubMessage::Completion(Completion::void("v")))
+        .await;
+    let done = completions(&mut client, &["small"], |_| None).await;
+    assert_eq!(done[0].outcome, Outcome::Result(client.value(1)));
+    client.close().await;
+}
