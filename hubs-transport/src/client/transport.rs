@@ -165,8 +165,7 @@ pub(crate) async fn negotiate(
             .map_err(|e| StartError::Negotiate(format!("invalid response: {e}")))?;
         if wire.protocol_version.is_some() {
             return Err(StartError::Negotiate(
-                "Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server."
-                    .to_owned(),
+                hubs_core::wire::LEGACY_SERVER.to_owned(),
             ));
         }
         if let Some(error) = wire.error {

@@ -1,0 +1,51 @@
+//! What can fail: starting a connection, and calls to the server.
+
+use super::*;
+
+/// A connection could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The URL is not an `http://` or `ws://` URL the client can use.
+    #[error("invalid URL `{0}`")]
+    Url(String),
+    /// Negotiate failed (the text is the server's error, or the HTTP status).
+    #[error("Failed to complete negotiation with the server: {0}")]
+    Negotiate(String),
+    /// No transport could be opened.
+    #[error("Unable to connect to the server with any of the available transports. {0}")]
+    Transport(String),
+    /// The server refused the handshake.
+    #[error("Server returned handshake error: {0}")]
+    Handshake(String),
+    /// The connection is not in the state the call needs.
+    #[error("{}", wire::NOT_DISCONNECTED)]
+    State,
+}
+
+/// A call to the server failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// The server's error text, as it sent it.
+    #[error("{0}")]
+    Server(String),
+    /// The connection is not connected.
+    #[error("{}", wire::NOT_CONNECTED)]
+    NotConnected,
+    /// The connection closed before the result arrived.
+    #[error("{0}")]
+    Closed(String),
+    /// The arguments could not be encoded.
+    #[error("cannot encode the arguments: {0}")]
+    Encode(String),
+    /// The result did not have the expected shape.
+    #[error("cannot bind the result: {0}")]
+    Bind(#[source] DecodeError),
+}
+
+impl From<InvokeError> for HubError {
+    fn from(error: InvokeError) -> Self {
+        HubError::new(error.to_string())
+    }
+}
