@@ -235,6 +235,12 @@ impl<H: Hub> Context<H> {
         self.connection.handle.end_handle().token().clone()
     }
 
+    /// Overrides the hub's slow-consumer policy for this connection (for example in
+    /// `on_connected`, for a client known to be on a slow link).
+    pub fn set_slow_consumer_policy(&self, policy: crate::SlowConsumerPolicy) {
+        self.connection.handle.set_slow_consumer_policy(policy);
+    }
+
     /// Closes the connection (`Context.Abort()`); the client is told not to reconnect.
     pub fn abort(&self) {
         self.connection.handle.abort();

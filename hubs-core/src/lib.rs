@@ -24,6 +24,7 @@ pub mod protocol;
 mod routing;
 mod runtime;
 mod services;
+mod slow_consumer;
 mod stream;
 mod transport;
 pub mod wire;
@@ -47,6 +48,7 @@ pub use routing::{
 };
 pub use runtime::{HubContext, HubRuntime, MissingServiceError};
 pub use services::Services;
+pub use slow_consumer::{Delivery, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats};
 pub use stream::{ReplyStream, UploadStream, receiver_stream, reply_fallible_stream, reply_stream};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::context::Request;
 use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
 use crate::routing::{InMemoryLifetimeManager, LifetimeManager};
+use crate::slow_consumer::SlowConsumerPolicy;
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
 
@@ -34,6 +35,7 @@ pub struct HubOptions {
     pub(crate) max_parallel_invocations: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) send_timeout: Duration,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) client_result_timeout: Duration,
     pub(crate) stream_buffer_capacity: usize,
     pub(crate) max_upload_buffer: usize,
@@ -53,6 +55,7 @@ impl Default for HubOptions {
             max_parallel_invocations: 1,
             outbound_capacity: 256,
             send_timeout: Duration::from_secs(10),
+            slow_consumer: SlowConsumerPolicy::default(),
             client_result_timeout: Duration::from_secs(30),
             stream_buffer_capacity: 10,
             max_upload_buffer: 1 << 20,
@@ -117,11 +120,23 @@ impl HubOptions {
         self
     }
 
-    /// How long a send waits for room in a full outbound queue, or a transport write
-    /// may block, before the connection is closed (default 10 s).
+    /// How long one transport write may block before the connection is closed (default
+    /// 10 s, ASP.NET Core's `TransportSendTimeout`). What a send does when the outbound
+    /// queue is full is the [`slow_consumer`](Self::slow_consumer) policy.
     #[must_use]
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
+        self
+    }
+
+    /// What a send does when a connection's outbound queue is full (default: a message to
+    /// many connections closes that one at once, so a fan-out never waits on one
+    /// recipient; a message to it alone waits up to 10 s for room first). Hub code can
+    /// override it per connection with
+    /// [`Context::set_slow_consumer_policy`](crate::Context::set_slow_consumer_policy).
+    #[must_use]
+    pub fn slow_consumer(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.slow_consumer = policy;
         self
     }
 
@@ -225,6 +240,7 @@ impl fmt::Debug for HubOptions {
             .field("max_parallel_invocations", &self.max_parallel_invocations)
             .field("outbound_capacity", &self.outbound_capacity)
             .field("send_timeout", &self.send_timeout)
+            .field("slow_consumer", &self.slow_consumer)
             .field("client_result_timeout", &self.client_result_timeout)
             .field("stream_buffer_capacity", &self.stream_buffer_capacity)
             .field("max_upload_buffer", &self.max_upload_buffer)

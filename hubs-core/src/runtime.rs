@@ -10,6 +10,7 @@ use crate::hub::{Hub, ServiceKey};
 use crate::options::HubOptions;
 use crate::routing::LifetimeManager;
 use crate::services::Services;
+use crate::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
 use crate::transport::{Connected, HubEndpoint, TransportConnection};
 
 /// A hub with everything it runs with. Created by the server when a hub is mounted.
@@ -19,6 +20,7 @@ pub struct HubRuntime<H: Hub> {
     pub(crate) lifetime: Arc<dyn LifetimeManager>,
     pub(crate) services: Arc<Services>,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) slow_consumers: Arc<SlowConsumerCounters>,
     method_index: HashMap<String, usize>,
 }
 
@@ -63,6 +65,7 @@ impl<H: Hub> HubRuntime<H> {
             options,
             services,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            slow_consumers: Arc::default(),
             method_index,
         }))
     }
@@ -85,6 +88,11 @@ impl<H: Hub> HubRuntime<H> {
     /// The lifetime manager routing this hub's messages.
     pub fn lifetime_manager(&self) -> &Arc<dyn LifetimeManager> {
         &self.lifetime
+    }
+
+    /// What the hub's slow-consumer policy has cost so far.
+    pub fn slow_consumer_stats(&self) -> SlowConsumerStats {
+        self.slow_consumers.stats()
     }
 
     /// The Clients targets, for use outside hub methods.
@@ -147,6 +155,11 @@ impl<H: Hub> HubContext<H> {
     /// The hub value.
     pub fn hub(&self) -> &Arc<H> {
         &self.runtime.hub
+    }
+
+    /// What the hub's slow-consumer policy has cost so far.
+    pub fn slow_consumer_stats(&self) -> crate::SlowConsumerStats {
+        self.runtime.slow_consumer_stats()
     }
 
     /// The runtime behind this context.

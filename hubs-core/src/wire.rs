@@ -267,6 +267,15 @@ pub fn transport_not_supported(transport: &str) -> String {
     format!("{transport} transport not supported by this end point type")
 }
 
+/// `503` when the server or the endpoint has as many connections as it takes (not an
+/// official text: the official server has no such limit).
+pub const SERVER_FULL: &str = "The server has reached its connection limit; try again later.";
+
+/// `503` when too many negotiated connections wait for their transport (not an official
+/// text).
+pub const TOO_MANY_PENDING: &str =
+    "Too many negotiated connections are waiting for their transport; try again later.";
+
 // ---------------------------------------------------------------------------------------
 // What the official clients report (the Rust client uses the same words)
 

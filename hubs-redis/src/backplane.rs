@@ -302,7 +302,7 @@ impl RedisLifetimeManager {
                     Some(Bytes::from(messagepack)),
                 );
                 let targets = self.local.select(&selection);
-                if let Err(error) = deliver(&targets, &message).await {
+                if let Err(error) = deliver(&targets, &message, selection.delivery()).await {
                     tracing::warn!(%error, "cannot deliver a message from the backplane");
                 }
             }
@@ -511,7 +511,7 @@ impl LifetimeManager for RedisLifetimeManager {
     ) -> Result<(), SendError> {
         // Local connections first, directly: that does not depend on Redis.
         let targets = self.local.select(selection);
-        deliver(&targets, message).await?;
+        deliver(&targets, message, selection.delivery()).await?;
         let remote = |id: &ConnectionId| self.local.connection(id).is_none();
         match selection {
             Selection::All => self.publish_send(self.channels.all(), &[], message).await,

@@ -13,8 +13,8 @@ pub(crate) enum EndReason {
     /// The transport is gone (a failed write or read, a dropped event stream, a long
     /// poll that never came).
     TransportLost(String),
-    /// A send found the outbound queue full for the whole send timeout.
-    SendTimedOut,
+    /// Its outbound queue stayed full: the slow-consumer policy closed it.
+    SlowConsumer,
 }
 
 #[derive(Debug)]

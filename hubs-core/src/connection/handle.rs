@@ -1,9 +1,8 @@
 //! The sending end of one connection: its bounded outbound queue, as routing and hub code
 //! see it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -12,6 +11,11 @@ use super::end::{EndHandle, EndReason};
 use super::results::PendingResults;
 use crate::connection_id::ConnectionId;
 use crate::protocol::{HubMessage, Protocol};
+use crate::slow_consumer::{Delivery, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy};
+
+/// Queue slots kept for the connection's final Close, so a client closed for not reading
+/// still gets told why.
+const RESERVED: usize = 1;
 
 /// One write for the transport: whole hub messages, in a text or a binary frame.
 #[derive(Clone, Debug)]
@@ -42,10 +46,11 @@ pub enum TrySendError {
 /// The sending end of one connection, as routing sees it.
 ///
 /// Every sender (hub methods of any connection, the hub context, a backplane) goes through
-/// the connection's bounded queue; one task per connection owns the socket. When the
-/// queue is full, [`send`](Self::send) waits up to the send timeout for room, and if there
-/// is still none the connection is closed: a client that stops reading slows only itself,
-/// and a message that was queued is never silently dropped.
+/// the connection's bounded queue; one task per connection owns the socket. What a send
+/// does when the queue is full is the connection's [`SlowConsumerPolicy`]: by default a
+/// message to many connections disconnects it at once, and a message to it alone waits up
+/// to 10 s for room first. A client that stops reading so slows only itself, and nothing
+/// is dropped without being counted and logged.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     id: ConnectionId,
@@ -53,9 +58,16 @@ pub struct ConnectionHandle {
     protocol: Protocol,
     outbound: mpsc::Sender<Frame>,
     end: EndHandle,
-    send_timeout: Duration,
+    policy: Mutex<SlowConsumerPolicy>,
+    counters: Arc<SlowConsumerCounters>,
     wrote: AtomicBool,
     pub(super) results: PendingResults,
+}
+
+/// A new connection's outbound queue: `capacity` frames for messages, plus the slot
+/// kept for its final Close.
+pub(crate) fn outbound_queue(capacity: usize) -> (mpsc::Sender<Frame>, mpsc::Receiver<Frame>) {
+    mpsc::channel(capacity.max(1) + RESERVED)
 }
 
 impl ConnectionHandle {
@@ -65,7 +77,8 @@ impl ConnectionHandle {
         protocol: Protocol,
         outbound: mpsc::Sender<Frame>,
         end: EndHandle,
-        send_timeout: Duration,
+        policy: SlowConsumerPolicy,
+        counters: Arc<SlowConsumerCounters>,
     ) -> Self {
         Self {
             id,
@@ -73,7 +86,8 @@ impl ConnectionHandle {
             protocol,
             outbound,
             end,
-            send_timeout,
+            policy: Mutex::new(policy),
+            counters,
             wrote: AtomicBool::new(false),
             results: PendingResults::default(),
         }
@@ -88,14 +102,15 @@ impl ConnectionHandle {
         protocol: Protocol,
         capacity: usize,
     ) -> (Arc<Self>, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = outbound_queue(capacity);
         let handle = Self::new(
             id,
             user,
             protocol,
             tx,
             EndHandle::new(),
-            Duration::from_secs(10),
+            SlowConsumerPolicy::default(),
+            Arc::default(),
         );
         (Arc::new(handle), rx)
     }
@@ -130,6 +145,22 @@ impl ConnectionHandle {
         &self.end
     }
 
+    /// The connection's slow-consumer policy.
+    pub fn slow_consumer_policy(&self) -> SlowConsumerPolicy {
+        *self
+            .policy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Overrides the hub's slow-consumer policy for this connection.
+    pub fn set_slow_consumer_policy(&self, policy: SlowConsumerPolicy) {
+        *self
+            .policy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
+    }
+
     fn frame(&self, bytes: Bytes) -> Frame {
         Frame {
             bytes,
@@ -147,6 +178,9 @@ impl ConnectionHandle {
         if self.end.is_ended() {
             return Err(TrySendError::Closed);
         }
+        if self.outbound.capacity() <= RESERVED {
+            return Err(TrySendError::Full(bytes));
+        }
         match self.outbound.try_send(self.frame(bytes)) {
             Ok(()) => {
                 self.wrote.store(true, Ordering::Relaxed);
@@ -157,8 +191,9 @@ impl ConnectionHandle {
         }
     }
 
-    /// Queues encoded messages, waiting for room up to the send timeout; a connection
-    /// that makes no room in time is closed.
+    /// Queues encoded messages for this connection alone: when the queue is full, the
+    /// policy's `direct` rule applies (by default, wait up to 10 s for room, then close
+    /// the connection).
     ///
     /// # Errors
     ///
@@ -168,26 +203,71 @@ impl ConnectionHandle {
     ///
     /// Dropping the future before it completes drops the message unsent.
     pub async fn send(&self, bytes: Bytes) -> Result<(), ConnectionClosed> {
+        self.deliver(bytes, Delivery::Direct).await
+    }
+
+    /// Queues encoded messages; when the queue is full, the policy's rule for `delivery`
+    /// applies.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectionClosed`] when the connection is (or gets) closed, including by its
+    /// policy.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes drops the message unsent.
+    pub async fn deliver(&self, bytes: Bytes, delivery: Delivery) -> Result<(), ConnectionClosed> {
         let bytes = match self.try_send(bytes) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Closed) => return Err(ConnectionClosed),
             Err(TrySendError::Full(bytes)) => bytes,
         };
-        let frame = self.frame(bytes);
-        tokio::select! {
-            sent = tokio::time::timeout(self.send_timeout, self.outbound.send(frame)) => match sent {
-                Ok(Ok(())) => {
+        match self.slow_consumer_policy().rule(delivery) {
+            SlowConsumer::Disconnect => {
+                self.disconnect_slow_consumer();
+                Err(ConnectionClosed)
+            }
+            SlowConsumer::Skip => {
+                self.counters.skipped(self.id.as_str());
+                Ok(())
+            }
+            SlowConsumer::Wait(timeout) => self.wait_for_room(bytes, timeout).await,
+        }
+    }
+
+    async fn wait_for_room(
+        &self,
+        bytes: Bytes,
+        timeout: std::time::Duration,
+    ) -> Result<(), ConnectionClosed> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Room for the message beyond the slot kept for the Close.
+        let room = tokio::select! {
+            room = tokio::time::timeout_at(deadline, self.outbound.reserve_many(RESERVED + 1)) => room,
+            () = self.end.ended() => return Err(ConnectionClosed),
+        };
+        match room {
+            Ok(Ok(mut permits)) if !self.end.is_ended() => match permits.next() {
+                Some(permit) => {
+                    permit.send(self.frame(bytes));
                     self.wrote.store(true, Ordering::Relaxed);
                     Ok(())
                 }
-                Ok(Err(_)) => Err(ConnectionClosed),
-                Err(_) => {
-                    tracing::debug!(connection = %self.id, "send timed out; closing the connection");
-                    self.end.end(EndReason::SendTimedOut);
-                    Err(ConnectionClosed)
-                }
+                None => Err(ConnectionClosed),
             },
-            () = self.end.ended() => Err(ConnectionClosed),
+            Ok(_) => Err(ConnectionClosed),
+            Err(_) => {
+                self.disconnect_slow_consumer();
+                Err(ConnectionClosed)
+            }
+        }
+    }
+
+    fn disconnect_slow_consumer(&self) {
+        if !self.end.is_ended() {
+            self.counters.disconnected(self.id.as_str());
+            self.end.end(EndReason::SlowConsumer);
         }
     }
 

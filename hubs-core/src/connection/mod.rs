@@ -46,7 +46,7 @@ pub(crate) fn start<H: Hub>(
     runtime: Arc<HubRuntime<H>>,
     connection: TransportConnection,
 ) -> Connected {
-    let (tx, rx) = mpsc::channel(runtime.options.outbound_capacity);
+    let (tx, rx) = handle::outbound_queue(runtime.options.outbound_capacity);
     let finished = CancellationToken::new();
     // Shutting the hub down ends every connection.
     let end = EndHandle::child_of(&runtime.shutdown);
@@ -121,7 +121,8 @@ async fn run<H: Hub>(
         protocol,
         tx,
         end,
-        options.send_timeout,
+        options.slow_consumer,
+        runtime.slow_consumers.clone(),
     ));
     let budget = UploadBudget::new(UploadLimits {
         soft_items: options.stream_buffer_capacity,

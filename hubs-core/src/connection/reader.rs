@@ -141,6 +141,18 @@ impl<'a, H: Hub> Reader<'a, H> {
                 None
             }
             Event::Chunk(None) => Some(Ending::TransportClosed),
+            Event::Chunk(Some(Err(error))) if error.kind() == io::ErrorKind::InvalidData => {
+                // The transport's own framing was broken (a WebSocket frame too large or
+                // not UTF-8): a protocol error, told to the client.
+                let detailed = self.cx.runtime().options.detailed_errors;
+                let detail = error.to_string();
+                Some(Ending::Error {
+                    text: wire::closed_with_error(
+                        detailed.then_some(("InvalidDataException", detail.as_str())),
+                    ),
+                    allow_reconnect: true,
+                })
+            }
             Event::Chunk(Some(Err(error))) => Some(Ending::TransportLost(error.to_string())),
             Event::Chunk(Some(Ok(bytes))) => {
                 self.keep_alive.received(Instant::now());

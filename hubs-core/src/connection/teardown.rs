@@ -26,8 +26,8 @@ pub(super) enum Ending {
     ClientClosed(Option<String>),
     /// Hub code called `abort`.
     Aborted,
-    /// A send found the outbound queue full for the whole send timeout.
-    SendTimedOut,
+    /// Its outbound queue stayed full: the slow-consumer policy closed it.
+    SlowConsumer,
     /// The server is shutting down.
     Shutdown,
     /// A protocol error, a timeout or a failed hook: Close with this error.
@@ -40,7 +40,7 @@ impl Ending {
         match reason {
             Some(EndReason::Aborted) => Self::Aborted,
             Some(EndReason::TransportLost(reason)) => Self::TransportLost(reason.clone()),
-            Some(EndReason::SendTimedOut) => Self::SendTimedOut,
+            Some(EndReason::SlowConsumer) => Self::SlowConsumer,
             None if shutting_down => Self::Shutdown,
             None => Self::Aborted,
         }
@@ -55,7 +55,7 @@ impl Ending {
                 error: None,
                 allow_reconnect: true,
             }),
-            Self::SendTimedOut => Some(Close {
+            Self::SlowConsumer => Some(Close {
                 error: Some(wire::closed_with_error(None)),
                 allow_reconnect: true,
             }),
@@ -75,8 +75,8 @@ impl Ending {
             Self::TransportClosed | Self::Aborted | Self::Shutdown => None,
             Self::TransportLost(reason) => Some(HubError::new(reason)),
             Self::ClientClosed(error) => error.map(HubError::new),
-            Self::SendTimedOut => Some(HubError::new(
-                "the client did not read its messages within the send timeout",
+            Self::SlowConsumer => Some(HubError::new(
+                "the client did not read its messages: its outbound queue stayed full",
             )),
             Self::Error { text, .. } => Some(HubError::new(text)),
         }

@@ -45,6 +45,16 @@ impl InMemoryLifetimeManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// How many connections are connected.
+    pub fn connection_count(&self) -> usize {
+        self.read().connections.len()
+    }
+
+    /// How many groups have members.
+    pub fn group_count(&self) -> usize {
+        self.read().groups.len()
+    }
+
     /// The groups a local connection is in.
     pub fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {
         self.read()
@@ -83,6 +93,13 @@ impl InMemoryLifetimeManager {
                 .filter_map(by_id)
                 .collect(),
         }
+    }
+}
+
+/// Shrinks a map that is mostly empty.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to_fit();
     }
 }
 
@@ -129,6 +146,11 @@ impl LifetimeManager for InMemoryLifetimeManager {
                 }
             }
         }
+        // Give memory back after a wave of connections has gone.
+        shrink(&mut state.connections);
+        shrink(&mut state.groups);
+        shrink(&mut state.users);
+        shrink(&mut state.memberships);
     }
 
     async fn send(
@@ -137,7 +159,7 @@ impl LifetimeManager for InMemoryLifetimeManager {
         message: &SerializedMessage<'_>,
     ) -> Result<(), SendError> {
         let targets = self.select(selection);
-        deliver(&targets, message).await
+        deliver(&targets, message, selection.delivery()).await
     }
 
     async fn add_to_group(&self, connection: &ConnectionId, group: &str) -> Result<(), SendError> {

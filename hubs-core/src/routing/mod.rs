@@ -18,6 +18,7 @@ use crate::connection::{ClientResultError, ConnectionHandle, TrySendError};
 use crate::connection_id::ConnectionId;
 use crate::error::SendError;
 use crate::protocol::Outcome;
+use crate::slow_consumer::Delivery;
 
 pub use memory::InMemoryLifetimeManager;
 pub use message::{PerProtocol, SerializedMessage};
@@ -44,6 +45,17 @@ pub enum Selection {
     User(String),
     /// The connections of any of these users.
     Users(Vec<String>),
+}
+
+impl Selection {
+    /// Whether the selection is one connection ([`Delivery::Direct`]) or may be several
+    /// ([`Delivery::FanOut`]), for the slow-consumer policy.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Self::Connection(_) => Delivery::Direct,
+            _ => Delivery::FanOut,
+        }
+    }
 }
 
 /// Routes messages to connections and keeps groups; one per hub.
@@ -91,9 +103,11 @@ pub trait LifetimeManager: Send + Sync + 'static {
     ) -> Result<Outcome, ClientResultError>;
 }
 
-/// Queues `message` on every connection in `targets`, waiting concurrently on those whose
-/// queues are full. Used by [`InMemoryLifetimeManager`] and available to backplanes for
-/// their local delivery.
+/// Queues `message` on every connection in `targets`. A full queue is handled by that
+/// connection's slow-consumer policy for `delivery`: with the default fan-out policy the
+/// connection is closed at once and nobody waits; connections whose policy says
+/// [`Wait`](crate::SlowConsumer::Wait) are waited on concurrently. Used by
+/// [`InMemoryLifetimeManager`] and available to backplanes for their local delivery.
 ///
 /// # Errors
 ///
@@ -101,6 +115,7 @@ pub trait LifetimeManager: Send + Sync + 'static {
 pub async fn deliver(
     targets: &[Arc<ConnectionHandle>],
     message: &SerializedMessage<'_>,
+    delivery: Delivery,
 ) -> Result<(), SendError> {
     let mut waiting = FuturesUnordered::new();
     for connection in targets {
@@ -109,7 +124,7 @@ pub async fn deliver(
             .map_err(SendError::Encode)?;
         if let Err(TrySendError::Full(bytes)) = connection.try_send(bytes) {
             waiting.push(async move {
-                let _ = connection.send(bytes).await;
+                let _ = connection.deliver(bytes, delivery).await;
             });
         }
     }
