@@ -44,23 +44,24 @@ struct Polls {
 }
 
 impl HttpConnection {
-    /// Starts the hub connection behind an SSE stream or a long-polling session.
-    /// `on_end` runs when the connection's task has finished.
+    /// Starts the hub connection behind an SSE stream or a long-polling session, with
+    /// `early`, what the client POSTed before. `on_end` runs when the connection's task
+    /// has finished.
     pub(crate) fn start(
         endpoint: Arc<dyn HubEndpoint>,
         connection_id: ConnectionId,
         request: hubs_core::Request,
         transport: TransportKind,
+        early: Vec<Bytes>,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
-        let incoming = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok(b), rx))
-        });
-        let max_post = endpoint
-            .options()
-            .max_message_size_limit()
-            .map_or(usize::MAX, |max| max.saturating_mul(4).max(1 << 20));
+        let incoming = futures_util::stream::iter(early.into_iter().map(Ok)).chain(
+            futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok(b), rx))
+            }),
+        );
+        let max_post = max_post(endpoint.options());
         let long_polling = transport == TransportKind::LongPolling;
         let Connected {
             outgoing,
@@ -113,15 +114,9 @@ impl HttpConnection {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let bytes = match Limited::new(body, self.max_post).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                return if error.is::<http_body_util::LengthLimitError>() {
-                    body::text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
-                } else {
-                    body::text(StatusCode::BAD_REQUEST, "")
-                };
-            }
+        let bytes = match read_body(body, self.max_post).await {
+            Ok(bytes) => bytes,
+            Err(refused) => return refused,
         };
         // One POST at a time per connection, in order.
         let _turn = self.posts.lock().await;
@@ -244,6 +239,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The largest POST body a connection takes: a body may carry several messages, so the
+/// limit is looser than the hub's; the hub protocol enforces the real one.
+pub(crate) fn max_post(options: &hubs_core::HubOptions) -> usize {
+    options
+        .max_message_size_limit()
+        .map_or(usize::MAX, |max| max.saturating_mul(4).max(1 << 20))
+}
+
+/// `413` for a body over the limit.
+pub(crate) fn payload_too_large() -> Response<Body> {
+    body::text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
+}
+
+/// A request body, up to `max` bytes.
+pub(crate) async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Response<Body>>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(payload_too_large()),
+        Err(_) => Err(body::text(StatusCode::BAD_REQUEST, "")),
+    }
 }
 
 /// The first frame and whatever else is queued, up to [`POLL_BATCH`] bytes.

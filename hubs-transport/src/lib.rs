@@ -13,6 +13,8 @@ mod body;
 pub mod client;
 mod cors;
 mod http_transport;
+mod limits;
+mod listener;
 mod negotiate;
 mod options;
 mod raw;
@@ -24,6 +26,7 @@ mod websocket;
 
 pub use body::Body;
 pub use cors::Cors;
+pub use listener::{ServeOptions, serve};
 pub use options::EndpointOptions;
 pub use raw::{RawConnection, RawSender};
 pub use server::{BuildError, Server};

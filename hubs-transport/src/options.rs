@@ -32,6 +32,7 @@ pub struct EndpointOptions {
     transports: Vec<TransportKind>,
     long_poll_timeout: Duration,
     authorize: Option<Authorizer>,
+    max_connections: Option<usize>,
 }
 
 impl Default for EndpointOptions {
@@ -44,6 +45,7 @@ impl Default for EndpointOptions {
             ],
             long_poll_timeout: Duration::from_secs(90),
             authorize: None,
+            max_connections: None,
         }
     }
 }
@@ -72,6 +74,21 @@ impl EndpointOptions {
     pub fn authorize(mut self, check: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
         self.authorize = Some(Arc::new(check));
         self
+    }
+
+    /// The most connections the endpoint runs at once (default: no limit but the
+    /// server's, [`Server::max_connections`](crate::Server::max_connections)). Past it,
+    /// negotiate and new transports get `503 Service Unavailable`, which the official
+    /// clients report as `Service Unavailable: Status code '503'`; running connections are
+    /// not affected.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    pub(crate) fn connection_limit(&self) -> Option<usize> {
+        self.max_connections
     }
 
     /// Whether clients may use `transport`.
@@ -105,6 +122,7 @@ impl fmt::Debug for EndpointOptions {
             .field("transports", &self.transports)
             .field("long_poll_timeout", &self.long_poll_timeout)
             .field("authorize", &self.authorize.is_some())
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }

@@ -6,10 +6,11 @@ use hubs_core::{ConnectionId, TransportKind, wire};
 
 use crate::body::{self, Body};
 use crate::http_transport::{self, HttpConnection};
+use crate::limits::admit;
 use crate::negotiate;
 use crate::options::EndpointOptions;
-use crate::registry::Lookup;
-use crate::service::HubService;
+use crate::registry::{Lookup, Posted, TooManyPending};
+use crate::service::{HubService, Mounted};
 use crate::websocket;
 
 impl HubService {
@@ -31,7 +32,7 @@ impl HubService {
             if let Some(refused) = unauthorized(&mounted.options, &request) {
                 return refused;
             }
-            return self.negotiate(index, &mounted.options, request.uri().query());
+            return self.negotiate(index, mounted, request.uri().query());
         }
         let Some((index, mounted)) = self.find(&path) else {
             return body::text(StatusCode::NOT_FOUND, "");
@@ -70,7 +71,17 @@ impl HubService {
                 if !enabled(TransportKind::WebSockets) {
                     return not_enabled(TransportKind::WebSockets);
                 }
-                return websocket::upgrade(&mut request, endpoint, ConnectionId::generate(), || {});
+                let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
+                    return server_full();
+                };
+                let on_end = move || drop(admission);
+                return websocket::upgrade(
+                    &mut request,
+                    endpoint,
+                    ConnectionId::generate(),
+                    Vec::new(),
+                    on_end,
+                );
             }
             return body::text(StatusCode::BAD_REQUEST, wire::CONNECTION_ID_REQUIRED);
         };
@@ -87,28 +98,62 @@ impl HubService {
                 if method == Method::DELETE {
                     return body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED);
                 }
+                if method == Method::POST {
+                    // Before the transport: kept for it, as the official server does.
+                    let max = http_transport::max_post(endpoint.options());
+                    let bytes = match http_transport::read_body(request.into_body(), max).await {
+                        Ok(bytes) => bytes,
+                        Err(refused) => return refused,
+                    };
+                    return match self.inner.registry.post_early(&token, bytes, max) {
+                        Posted::Kept => body::empty_ok(),
+                        Posted::TooLarge => http_transport::payload_too_large(),
+                        Posted::NotWaiting => {
+                            body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID)
+                        }
+                    };
+                }
                 if method != Method::GET {
                     return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
                 }
                 if !enabled(requested) {
                     return not_enabled(requested);
                 }
+                let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
+                    return server_full();
+                };
                 let service = self.clone();
                 let ended_token = token.clone();
-                let on_end = move || service.inner.registry.ended(&ended_token);
+                let on_end = move || {
+                    drop(admission);
+                    service.inner.registry.ended(&ended_token);
+                };
                 if is_upgrade {
-                    if !self.inner.registry.attach_websocket(&token) {
+                    let Some(early) = self.inner.registry.attach_websocket(&token) else {
                         return body::text(StatusCode::CONFLICT, "");
-                    }
-                    return websocket::upgrade(&mut request, endpoint, connection_id, on_end);
+                    };
+                    return websocket::upgrade(
+                        &mut request,
+                        endpoint,
+                        connection_id,
+                        early,
+                        on_end,
+                    );
                 }
                 let hub_request =
                     hubs_core::Request::new(request.uri().clone(), request.headers().clone());
-                let connection =
-                    HttpConnection::start(endpoint, connection_id, hub_request, requested, on_end);
-                if !self.inner.registry.attach_http(&token, connection.clone()) {
+                let Some(connection) = self.inner.registry.attach_http(&token, |early| {
+                    HttpConnection::start(
+                        endpoint,
+                        connection_id,
+                        hub_request,
+                        requested,
+                        early,
+                        on_end,
+                    )
+                }) else {
                     return body::text(StatusCode::CONFLICT, "");
-                }
+                };
                 if wants_events {
                     connection.event_stream()
                 } else {
@@ -148,12 +193,10 @@ impl HubService {
         }
     }
 
-    fn negotiate(
-        &self,
-        index: usize,
-        options: &EndpointOptions,
-        query: Option<&str>,
-    ) -> Response<Body> {
+    fn negotiate(&self, index: usize, mounted: &Mounted, query: Option<&str>) -> Response<Body> {
+        if self.inner.limit.is_full() || mounted.limit.is_full() {
+            return server_full();
+        }
         let version = match negotiate::requested_version(query) {
             Ok(version) => version,
             Err(text) => return body::json(negotiate::error(&text)),
@@ -164,9 +207,17 @@ impl HubService {
         } else {
             connection_id.to_string()
         };
-        let response = negotiate::response(version, connection_id.as_str(), &token, options);
-        self.inner.registry.negotiated(token, connection_id, index);
-        body::json(response)
+        let response =
+            negotiate::response(version, connection_id.as_str(), &token, &mounted.options);
+        match self.inner.registry.negotiated(token, connection_id, index) {
+            Ok(()) => body::json(response),
+            Err(TooManyPending) => {
+                tracing::warn!(
+                    "negotiate refused: too many negotiated connections wait for their transport"
+                );
+                body::text(StatusCode::SERVICE_UNAVAILABLE, wire::TOO_MANY_PENDING)
+            }
+        }
     }
 }
 
@@ -184,6 +235,11 @@ fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)
     })
+}
+
+/// `503`: the server or the endpoint has as many connections as it takes.
+fn server_full() -> Response<Body> {
+    body::text(StatusCode::SERVICE_UNAVAILABLE, wire::SERVER_FULL)
 }
 
 fn not_enabled(kind: TransportKind) -> Response<Body> {

@@ -8,6 +8,8 @@ use hubs_core::{Hub, HubEndpoint, HubOptions, HubRuntime, MissingServiceError, S
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::cors::Cors;
+use crate::limits::ConnectionLimit;
+use crate::listener::ServeOptions;
 use crate::options::EndpointOptions;
 use crate::raw::{RawConnection, RawEndpoint};
 use crate::registry::Registry;
@@ -34,7 +36,13 @@ pub struct Server {
     services: Services,
     mounts: Vec<(String, Mounter, EndpointOptions)>,
     cors: Option<Cors>,
+    max_connections: Option<usize>,
+    max_pending: Option<usize>,
+    serve: ServeOptions,
 }
+
+/// Negotiated connections that may wait for their transport at once, by default.
+const MAX_PENDING: usize = 10_000;
 
 /// The server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +83,34 @@ impl Server {
         value: T,
     ) -> Self {
         self.services.insert_keyed(key, value);
+        self
+    }
+
+    /// The most connections the server runs at once, over all its hubs and raw endpoints
+    /// (default: no limit). Past it, negotiate and new transports get `503 Service
+    /// Unavailable`; running connections are not affected.
+    /// [`EndpointOptions::max_connections`] limits one endpoint.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// The most negotiated connections that may wait for their transport at once
+    /// (default 10,000; each is forgotten 15 s after its negotiate if no transport came).
+    /// Past it, negotiate gets `503 Service Unavailable`: a flood of negotiates holds a
+    /// bounded amount of memory.
+    #[must_use]
+    pub fn max_pending_negotiations(mut self, max: usize) -> Self {
+        self.max_pending = Some(max);
+        self
+    }
+
+    /// How the server accepts and serves HTTP connections (the header deadline); see
+    /// [`ServeOptions`].
+    #[must_use]
+    pub fn serve_options(mut self, options: ServeOptions) -> Self {
+        self.serve = options;
         self
     }
 
@@ -200,14 +236,17 @@ impl Server {
             hubs.push(Mounted {
                 endpoint: mount(services.clone())?,
                 path,
+                limit: ConnectionLimit::new(options.connection_limit()),
                 options,
             });
         }
         Ok(HubService {
             inner: Arc::new(Inner {
                 hubs,
-                registry: Registry::default(),
+                registry: Registry::new(self.max_pending.unwrap_or(MAX_PENDING)),
                 cors: self.cors,
+                limit: ConnectionLimit::new(self.max_connections),
+                serve: self.serve,
             }),
         })
     }

@@ -4,18 +4,18 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use hubs_core::{Hub, HubContext, HubEndpoint, HubRuntime};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::body::Body;
 use crate::cors::Cors;
+use crate::limits::ConnectionLimit;
+use crate::listener::ServeOptions;
 use crate::options::EndpointOptions;
 use crate::registry::Registry;
 use crate::server::normalize;
@@ -25,12 +25,15 @@ pub(crate) struct Mounted {
     pub(crate) path: String,
     pub(crate) endpoint: Arc<dyn HubEndpoint>,
     pub(crate) options: EndpointOptions,
+    pub(crate) limit: Arc<ConnectionLimit>,
 }
 
 pub(crate) struct Inner {
     pub(crate) hubs: Vec<Mounted>,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) cors: Option<Cors>,
+    pub(crate) limit: Arc<ConnectionLimit>,
+    pub(crate) serve: ServeOptions,
 }
 
 /// The built server as an HTTP service: serve it with [`HubService::serve`], or mount it
@@ -87,40 +90,20 @@ impl HubService {
         }
     }
 
-    /// Accepts connections on `listener` and serves them until accepting fails for good.
+    /// Accepts connections on `listener` and serves them until accepting fails for good,
+    /// with the server's [`ServeOptions`] (see [`serve`](crate::serve)).
     ///
     /// # Errors
     ///
     /// An error from `accept` that is not about one connection.
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) if is_per_connection(&error) => {
-                    tracing::debug!(%error, "accept failed");
-                    // Out of file descriptors and the like: give connections time to end.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let _ = stream.set_nodelay(true);
-            let service = self.clone();
-            tokio::spawn(async move { service.serve_connection(stream, peer).await });
-        }
+        let options = self.inner.serve.clone();
+        crate::listener::serve(listener, self, options).await
     }
 
-    async fn serve_connection(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let service = hyper::service::service_fn(move |request| {
-            let service = self.clone();
-            async move { Ok::<_, Infallible>(service.handle(request).await) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        if let Err(error) = connection.await {
-            tracing::debug!(%peer, %error, "http connection ended with an error");
-        }
+    /// How many connections of this server run now (hubs and raw endpoints).
+    pub fn active_connections(&self) -> usize {
+        self.inner.limit.active()
     }
 
     pub(crate) fn find(&self, path: &str) -> Option<(usize, &Mounted)> {
@@ -150,15 +133,6 @@ impl HubService {
         cors.decorate(&headers, &mut response);
         response
     }
-}
-
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    ) || matches!(error.raw_os_error(), Some(23 | 24))
 }
 
 impl<B> tower_service::Service<Request<B>> for HubService

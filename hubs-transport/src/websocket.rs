@@ -1,6 +1,7 @@
 //! The WebSockets transport.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,10 +12,11 @@ use hubs_core::{
 };
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::body::{self, Body};
 
@@ -26,6 +28,7 @@ pub(crate) fn upgrade<B: Send + 'static>(
     request: &mut Request<B>,
     endpoint: Arc<dyn HubEndpoint>,
     connection_id: ConnectionId,
+    early: Vec<Bytes>,
     on_end: impl FnOnce() + Send + 'static,
 ) -> Response<Body> {
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY) else {
@@ -60,7 +63,7 @@ pub(crate) fn upgrade<B: Send + 'static>(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        run(socket, endpoint, connection_id, hub_request).await;
+        run(socket, endpoint, connection_id, hub_request, early).await;
         on_end();
     });
 
@@ -80,24 +83,39 @@ async fn run<S>(
     endpoint: Arc<dyn HubEndpoint>,
     connection_id: ConnectionId,
     request: hubs_core::Request,
+    early: Vec<Bytes>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let send_timeout = endpoint.options().configured_send_timeout();
     let (mut sink, stream) = socket.split();
     // A close frame ends the stream cleanly; a read error (a reset without the closing
-    // handshake) ends it with that error.
-    let incoming = futures_util::stream::unfold(Some(stream), |stream| async move {
-        let mut stream = stream?;
-        loop {
-            match stream.next().await? {
-                Ok(Message::Text(text)) => return Some((Ok(Bytes::from(text)), Some(stream))),
-                Ok(Message::Binary(bytes)) => return Some((Ok(bytes), Some(stream))),
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::debug!(%error, "websocket read failed");
-                    return Some((Err(std::io::Error::other(error)), None));
+    // handshake) ends it with that error. A frame that breaks the WebSocket rules ends it
+    // with an `InvalidData` error (the hub answers with a Close message) and picks the
+    // close code the writer sends.
+    let close_code = Arc::new(AtomicU16::new(u16::from(CloseCode::Normal)));
+    let violation = close_code.clone();
+    let incoming = futures_util::stream::unfold(Some(stream), move |stream| {
+        let violation = violation.clone();
+        async move {
+            let mut stream = stream?;
+            loop {
+                match stream.next().await? {
+                    Ok(Message::Text(text)) => return Some((Ok(Bytes::from(text)), Some(stream))),
+                    Ok(Message::Binary(bytes)) => return Some((Ok(bytes), Some(stream))),
+                    Ok(Message::Close(_)) => return None,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "websocket read failed");
+                        let error = match violation_code(&error) {
+                            Some(code) => {
+                                violation.store(u16::from(code), Ordering::Relaxed);
+                                std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+                            }
+                            None => std::io::Error::other(error),
+                        };
+                        return Some((Err(error), None));
+                    }
                 }
             }
         }
@@ -112,7 +130,7 @@ async fn run<S>(
         request,
         transport: TransportKind::WebSockets,
         capabilities: Capabilities::new(true, true),
-        incoming: Box::pin(incoming),
+        incoming: Box::pin(futures_util::stream::iter(early.into_iter().map(Ok)).chain(incoming)),
     });
 
     let writer = async move {
@@ -175,7 +193,7 @@ async fn run<S>(
             }
         }
         let close = Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
+            code: CloseCode::from(close_code.load(Ordering::Relaxed)),
             reason: "".into(),
         }));
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -189,6 +207,19 @@ async fn run<S>(
     let writer = tokio::spawn(writer);
     task.await;
     let _ = writer.await;
+}
+
+/// The close code for a frame that breaks the WebSocket rules: 1007 for text that is not
+/// UTF-8, 1009 for a message over the limit, 1002 for other protocol errors. `None` for
+/// a transport that just failed.
+fn violation_code(error: &WsError) -> Option<CloseCode> {
+    match error {
+        WsError::Utf8(_) => Some(CloseCode::Invalid),
+        WsError::Capacity(_) => Some(CloseCode::Size),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some(CloseCode::Protocol),
+        _ => None,
+    }
 }
 
 fn message(frame: Frame) -> Message {

@@ -225,10 +225,12 @@ pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
     Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,
     LifetimeManager, Many, One, PerProtocol, Recipients, Request, Responses, Selection, SendError,
-    SerializedMessage, Services, Stream, TransportKind, Untyped, UploadStream, wire,
+    SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats, Stream,
+    TransportKind, Untyped, UploadStream, wire,
 };
 pub use hubs_transport::{
-    Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, Server, client,
+    Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, ServeOptions,
+    Server, client, serve,
 };
 
 #[cfg(feature = "macros")]
@@ -238,7 +240,7 @@ pub use hubs_macros::{client, hub};
 pub mod runtime {
     pub use hubs_core::{
         Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
-        DispatchError, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method,
+        Delivery, DispatchError, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method,
         MissingServiceError, Reply, ServiceKey, TransportConnection, TrySendError, deliver,
     };
 }

@@ -37,7 +37,7 @@ pub async fn interop_server() -> SocketAddr {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(hubs::serve(listener, app, hubs::ServeOptions::default()));
     addr
 }
 
@@ -157,10 +157,32 @@ impl RawClient {
         true
     }
 
+    /// Drops the connection with a TCP reset: no WebSocket close, no FIN.
+    pub fn reset(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.socket.get_ref() {
+            // A zero linger makes the close a reset and does not block.
+            #[allow(deprecated)]
+            let _ = tcp.set_linger(Some(Duration::ZERO));
+        }
+    }
+
     /// Closes the socket.
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }
+}
+
+/// This process's resident memory now, in KiB (`VmRSS`).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Sends a bare HTTP/1.1 request and returns the status, headers and body as text.

@@ -26,7 +26,7 @@ async fn chat_page_in_chromium_on_every_transport() {
         .await
         .expect("binds");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(hubs::serve(listener, app, hubs::ServeOptions::default()));
 
     let mut command = Command::new("node");
     command

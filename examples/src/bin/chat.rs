@@ -46,5 +46,5 @@ async fn main() -> std::io::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat: open http://{}/ in a browser", listener.local_addr()?);
-    axum::serve(listener, app).await
+    hubs::serve(listener, app, hubs::ServeOptions::default()).await
 }

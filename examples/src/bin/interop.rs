@@ -59,5 +59,5 @@ async fn main() -> std::io::Result<()> {
     let app = router(&settings, hubs.build()?)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    hubs::serve(listener, app, hubs::ServeOptions::default()).await
 }

@@ -1,0 +1,94 @@
+//! Caps on connections: per server and per endpoint, held by each running connection
+//! until it ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many connections run at once, against a maximum.
+#[derive(Debug)]
+pub(crate) struct ConnectionLimit {
+    active: AtomicUsize,
+    max: usize,
+}
+
+impl ConnectionLimit {
+    pub(crate) fn new(max: Option<usize>) -> Arc<Self> {
+        Arc::new(Self {
+            active: AtomicUsize::new(0),
+            max: max.unwrap_or(usize::MAX),
+        })
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.active.load(Ordering::Acquire) >= self.max
+    }
+
+    /// A place for one more connection, if there is room.
+    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < self.max).then_some(active + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    /// How many connections run now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// One connection's place; given back when dropped.
+#[derive(Debug)]
+struct Slot(Arc<ConnectionLimit>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's places on the server and on its endpoint.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    _server: Slot,
+    _endpoint: Slot,
+}
+
+/// Admits one more connection if both the server and the endpoint have room.
+pub(crate) fn admit(
+    server: &Arc<ConnectionLimit>,
+    endpoint: &Arc<ConnectionLimit>,
+) -> Option<Admission> {
+    let server = server.try_acquire()?;
+    let endpoint = endpoint.try_acquire()?;
+    Some(Admission {
+        _server: server,
+        _endpoint: endpoint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_needs_room_on_both_and_is_given_back() {
+        let server = ConnectionLimit::new(Some(2));
+        let a = ConnectionLimit::new(Some(1));
+        let b = ConnectionLimit::new(None);
+        let first = admit(&server, &a).expect("room");
+        assert!(admit(&server, &a).is_none(), "the endpoint is full");
+        assert_eq!(
+            server.active(),
+            1,
+            "a refused admission gives its server place back"
+        );
+        let second = admit(&server, &b).expect("room");
+        assert!(server.is_full());
+        assert!(admit(&server, &b).is_none(), "the server is full");
+        drop((first, second));
+        assert_eq!((server.active(), a.active(), b.active()), (0, 0, 0));
+    }
+}
