@@ -3,6 +3,8 @@
 //! * [`chat`]: the chat server with its browser page (the main example).
 //! * [`interop`]: the `TestHub` of the interop contract, which the official clients' tests
 //!   drive.
+//! * [`metrics`]: the `GET /metrics` endpoint both serve.
 
 pub mod chat;
 pub mod interop;
+pub mod metrics;

@@ -19,6 +19,7 @@ mod connection_id;
 mod context;
 mod error;
 mod hub;
+pub mod meters;
 mod options;
 pub mod protocol;
 mod routing;

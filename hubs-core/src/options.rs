@@ -41,6 +41,7 @@ pub struct HubOptions {
     pub(crate) max_upload_buffer: usize,
     pub(crate) protocols: Vec<Protocol>,
     pub(crate) user_id: Option<UserIdProvider>,
+    pub(crate) name: Option<String>,
     pub(crate) lifetime: Option<Arc<dyn LifetimeManager>>,
 }
 
@@ -61,6 +62,7 @@ impl Default for HubOptions {
             max_upload_buffer: 1 << 20,
             protocols: Protocol::ALL.to_vec(),
             user_id: None,
+            name: None,
             lifetime: None,
         }
     }
@@ -192,6 +194,19 @@ impl HubOptions {
     ) -> Self {
         self.user_id = Some(Arc::new(provider));
         self
+    }
+
+    /// The hub's name in metrics, spans and logs (default: the path the server mounts it
+    /// at, such as `/chat`; the hub's type name for a runtime built by hand).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name set with [`name`](Self::name), if any.
+    pub fn configured_name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Routes messages through `lifetime` (for instance a backplane) instead of the

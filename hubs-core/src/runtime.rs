@@ -9,6 +9,7 @@ use crate::clients::{Groups, HubClients};
 use crate::hub::{Hub, ServiceKey};
 use crate::options::HubOptions;
 use crate::routing::LifetimeManager;
+use crate::meters::HubMeters;
 use crate::services::Services;
 use crate::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
 use crate::transport::{Connected, HubEndpoint, TransportConnection};
@@ -21,6 +22,8 @@ pub struct HubRuntime<H: Hub> {
     pub(crate) services: Arc<Services>,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     pub(crate) slow_consumers: Arc<SlowConsumerCounters>,
+    pub(crate) meters: Arc<HubMeters>,
+    name: String,
     method_index: HashMap<String, usize>,
 }
 
@@ -59,13 +62,20 @@ impl<H: Hub> HubRuntime<H> {
             .enumerate()
             .map(|(i, m)| (m.name.to_ascii_lowercase(), i))
             .collect();
+        let name = options.name.clone().unwrap_or_else(|| {
+            let full = std::any::type_name::<H>();
+            full.rsplit("::").next().unwrap_or(full).to_owned()
+        });
+        let meters = HubMeters::new(&name);
         Ok(Arc::new(Self {
             hub: Arc::new(hub),
             lifetime: options.take_lifetime(),
             options,
             services,
             shutdown: tokio_util::sync::CancellationToken::new(),
-            slow_consumers: Arc::default(),
+            slow_consumers: Arc::new(SlowConsumerCounters::new(meters.clone())),
+            meters,
+            name,
             method_index,
         }))
     }
@@ -73,6 +83,11 @@ impl<H: Hub> HubRuntime<H> {
     /// The hub value.
     pub fn hub(&self) -> &Arc<H> {
         &self.hub
+    }
+
+    /// The hub's name in metrics, spans and logs.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The hub's options.

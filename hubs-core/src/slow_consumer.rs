@@ -1,8 +1,11 @@
 //! What a send does when its recipient's outbound queue is full: the slow-consumer
 //! policy of a hub (overridable per connection), and the count of what it cost.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::meters::HubMeters;
 
 /// What happens to a message for a connection whose outbound queue is full.
 ///
@@ -91,28 +94,36 @@ pub(crate) struct SlowConsumerCounters {
     started: Instant,
     /// Milliseconds since `started` of the last warning.
     last_warning: AtomicU64,
+    meters: Arc<HubMeters>,
 }
 
 impl Default for SlowConsumerCounters {
     fn default() -> Self {
+        Self::new(HubMeters::new(""))
+    }
+}
+
+impl SlowConsumerCounters {
+    pub(crate) fn new(meters: Arc<HubMeters>) -> Self {
         Self {
             disconnected: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             started: Instant::now(),
             last_warning: AtomicU64::new(0),
+            meters,
         }
     }
-}
 
-impl SlowConsumerCounters {
     pub(crate) fn disconnected(&self, connection: &str) {
         self.disconnected.fetch_add(1, Ordering::Relaxed);
+        self.meters.slow_consumer("disconnected");
         tracing::debug!(%connection, "outbound queue full: disconnecting a slow consumer");
         self.warn();
     }
 
     pub(crate) fn skipped(&self, connection: &str) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.meters.slow_consumer("skipped");
         tracing::trace!(%connection, "outbound queue full: message skipped");
         self.warn();
     }

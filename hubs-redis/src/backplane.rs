@@ -60,6 +60,11 @@ pub struct ConnectError {
     message: String,
 }
 
+/// Publishes that failed for good (after retries).
+const PUBLISH_FAILURES: &str = "signalr_backplane_publish_failures_total";
+/// From a server's publish to another server's receipt.
+const LAG: &str = "signalr_backplane_lag_seconds";
+
 struct Channels {
     base: String,
 }
@@ -87,6 +92,8 @@ impl Channels {
 pub struct RedisLifetimeManager {
     local: InMemoryLifetimeManager,
     server_id: String,
+    /// The hub's name, as metrics label it.
+    hub: String,
     channels: Channels,
     options: RedisOptions,
     publisher: ConnectionManager,
@@ -135,6 +142,7 @@ impl RedisLifetimeManager {
         let manager = Arc::new(Self {
             local: InMemoryLifetimeManager::new(),
             server_id: ConnectionId::generate().to_string(),
+            hub: hub.to_owned(),
             channels: Channels {
                 base: format!("{}:{hub}", options.prefix),
             },
@@ -212,6 +220,7 @@ impl RedisLifetimeManager {
             match publisher.publish::<_, _, ()>(&channel, &payload).await {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt >= 2 => {
+                    metrics::counter!(PUBLISH_FAILURES, "hub" => self.hub.clone()).increment(1);
                     return Err(SendError::Routing(format!(
                         "Redis: {error}; delivered to this server's connections only"
                     )));
@@ -241,6 +250,7 @@ impl RedisLifetimeManager {
             excluded: excluded.iter().map(ToString::to_string).collect(),
             json: json.to_vec(),
             messagepack: messagepack.to_vec(),
+            sent_at_ms: crate::envelope::now_ms(),
         };
         self.publish(channel, &envelope).await
     }
@@ -277,9 +287,14 @@ impl RedisLifetimeManager {
                 excluded,
                 json,
                 messagepack,
+                sent_at_ms,
             } => {
                 if origin == self.server_id {
                     return;
+                }
+                if sent_at_ms > 0 {
+                    let lag = crate::envelope::now_ms().saturating_sub(sent_at_ms);
+                    metrics::histogram!(LAG, "hub" => self.hub.clone()).record(lag as f64 / 1000.0);
                 }
                 let excluded: Vec<ConnectionId> =
                     excluded.into_iter().map(ConnectionId::from).collect();

@@ -12,6 +12,9 @@ pub(crate) enum Envelope {
         json: Vec<u8>,
         #[serde(with = "serde_bytes")]
         messagepack: Vec<u8>,
+        /// When it was published, in milliseconds since the Unix epoch (for the lag).
+        #[serde(default)]
+        sent_at_ms: u64,
     },
     /// Add (or remove) a connection to (from) a group; acknowledged.
     Group {
@@ -48,6 +51,13 @@ pub(crate) enum WireOutcome {
     Error(String),
     /// The owning server could not obtain a result (disconnect, timeout).
     Failed(String),
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Envelope {

@@ -35,6 +35,13 @@
 //!   that remote clients may have missed it); remote group changes and client results
 //!   fail likewise. The publisher reconnects by itself; the subscriber reconnects with
 //!   backoff and restores every subscription, so group membership survives.
+//!
+//! # Metrics
+//!
+//! Through the `metrics` facade, beside the hub's own (`hubs::meters`), labelled `hub`:
+//! `signalr_backplane_publish_failures_total` (publishes that failed after their retries)
+//! and `signalr_backplane_lag_seconds` (from a server's publish of a broadcast to another
+//! server's receipt, by the two servers' clocks).
 
 mod backplane;
 mod envelope;

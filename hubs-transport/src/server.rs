@@ -158,6 +158,11 @@ impl Server {
         options: HubOptions,
         endpoint: EndpointOptions,
     ) -> Self {
+        // Metrics, spans and logs name the hub by its path unless it has a name.
+        let options = match options.configured_name() {
+            Some(_) => options,
+            None => options.name(path),
+        };
         self.mounts.push((
             normalize(path),
             Box::new(move |services| {

@@ -220,7 +220,7 @@
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
 
-pub use hubs_core::protocol;
+pub use hubs_core::{meters, protocol};
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
     Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,

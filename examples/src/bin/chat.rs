@@ -4,6 +4,8 @@
 //! bash scripts/chat            # installs the browser client, then runs this
 //! cargo run --release -p hubs-examples --bin chat -- --port 5000 [--redis redis://127.0.0.1:6379/]
 //! ```
+//!
+//! Its metrics are at `GET /metrics`, in the Prometheus text format.
 
 use hubs_examples::chat::{app, app_with_redis, default_client_script};
 
@@ -31,6 +33,7 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
+    let metrics = hubs_examples::metrics::install().map_err(std::io::Error::other)?;
     let script = default_client_script();
     if !script.is_file() {
         eprintln!(
@@ -43,7 +46,8 @@ async fn main() -> std::io::Result<()> {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?,
         None => app(script)?,
-    };
+    }
+    .merge(hubs_examples::metrics::router(metrics));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat: open http://{}/ in a browser", listener.local_addr()?);
     hubs::serve(listener, app, hubs::ServeOptions::default()).await

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! `PORT` in the environment works too. It prints `listening on http://127.0.0.1:<port>`
-//! once it accepts connections.
+//! once it accepts connections, and serves its metrics at `GET /metrics`.
 
 use std::time::Duration;
 
@@ -28,7 +28,10 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        metrics: Some(hubs_examples::metrics::install().map_err(std::io::Error::other)?),
+        ..Settings::default()
+    };
     let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

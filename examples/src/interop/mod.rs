@@ -279,6 +279,9 @@ pub struct Settings {
     pub long_poll_timeout: Duration,
     /// The tokens `/generateJwtToken` issues and `/authorizedhub` accepts.
     pub tokens: Tokens,
+    /// Where `GET /metrics` reads from, if the process installed a recorder (see
+    /// [`crate::metrics::install`]).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Default for Settings {
@@ -287,6 +290,7 @@ impl Default for Settings {
             keep_alive: Duration::from_secs(15),
             long_poll_timeout: Duration::from_secs(90),
             tokens: Tokens::default(),
+            metrics: None,
         }
     }
 }
@@ -471,7 +475,12 @@ pub fn router(settings: &Settings, hubs: hubs::HubService) -> Result<axum::Route
         let token = tokens.issue();
         async move { token }
     };
+    let metrics = match &settings.metrics {
+        Some(handle) => crate::metrics::router(handle.clone()),
+        None => axum::Router::new(),
+    };
     Ok(axum::Router::new()
+        .merge(metrics)
         .route("/generateJwtToken", axum::routing::get(generate_token))
         .route("/echoredirect", axum::routing::any(echo_redirect))
         .route("/echoredirect/{*rest}", axum::routing::any(echo_redirect))

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::end::{EndHandle, EndReason};
 use super::results::PendingResults;
 use crate::connection_id::ConnectionId;
+use crate::meters::ConnectionMeters;
 use crate::protocol::{HubMessage, Protocol};
 use crate::slow_consumer::{Delivery, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy};
 
@@ -60,6 +61,7 @@ pub struct ConnectionHandle {
     end: EndHandle,
     policy: Mutex<SlowConsumerPolicy>,
     counters: Arc<SlowConsumerCounters>,
+    pub(super) meters: ConnectionMeters,
     wrote: AtomicBool,
     pub(super) results: PendingResults,
 }
@@ -79,6 +81,7 @@ impl ConnectionHandle {
         end: EndHandle,
         policy: SlowConsumerPolicy,
         counters: Arc<SlowConsumerCounters>,
+        meters: ConnectionMeters,
     ) -> Self {
         Self {
             id,
@@ -88,6 +91,7 @@ impl ConnectionHandle {
             end,
             policy: Mutex::new(policy),
             counters,
+            meters,
             wrote: AtomicBool::new(false),
             results: PendingResults::default(),
         }
@@ -111,6 +115,7 @@ impl ConnectionHandle {
             EndHandle::new(),
             SlowConsumerPolicy::default(),
             Arc::default(),
+            ConnectionMeters::detached(),
         );
         (Arc::new(handle), rx)
     }
@@ -181,9 +186,10 @@ impl ConnectionHandle {
         if self.outbound.capacity() <= RESERVED {
             return Err(TrySendError::Full(bytes));
         }
+        let len = bytes.len();
         match self.outbound.try_send(self.frame(bytes)) {
             Ok(()) => {
-                self.wrote.store(true, Ordering::Relaxed);
+                self.sent(len);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(frame)) => Err(TrySendError::Full(frame.bytes)),
@@ -250,8 +256,9 @@ impl ConnectionHandle {
         match room {
             Ok(Ok(mut permits)) if !self.end.is_ended() => match permits.next() {
                 Some(permit) => {
+                    let len = bytes.len();
                     permit.send(self.frame(bytes));
-                    self.wrote.store(true, Ordering::Relaxed);
+                    self.sent(len);
                     Ok(())
                 }
                 None => Err(ConnectionClosed),
@@ -295,8 +302,35 @@ impl ConnectionHandle {
     /// room.
     pub(crate) fn push_final(&self, message: &HubMessage) {
         if let Some(bytes) = self.encode(message) {
-            let _ = self.outbound.try_send(self.frame(bytes));
+            let len = bytes.len();
+            if self.outbound.try_send(self.frame(bytes)).is_ok() {
+                self.sent(len);
+            }
         }
+    }
+
+    /// Queues a Ping if there is room (keep-alive traffic is not counted as messages).
+    pub(crate) fn send_ping(&self) {
+        if self.end.is_ended() {
+            return;
+        }
+        if let Some(bytes) = self.encode(&HubMessage::Ping)
+            && self.outbound.capacity() > RESERVED
+            && self.outbound.try_send(self.frame(bytes)).is_ok()
+        {
+            self.wrote.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Frames waiting in the outbound queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.outbound.max_capacity() - self.outbound.capacity()
+    }
+
+    fn sent(&self, bytes: usize) {
+        self.wrote.store(true, Ordering::Relaxed);
+        self.meters.sent.increment(1);
+        self.meters.bytes_sent.increment(bytes as u64);
     }
 
     fn encode(&self, message: &HubMessage) -> Option<Bytes> {

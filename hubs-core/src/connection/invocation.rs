@@ -17,7 +17,8 @@ use super::streams::Streams;
 use crate::context::Context;
 use crate::error::DispatchError;
 use crate::hub::{Call, Hub, Reply};
-use crate::protocol::{Completion, HubMessage, StreamItem, Value};
+use crate::protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
+use crate::runtime::HubRuntime;
 use crate::stream::{ReplyStream, UploadReceiver, UploadSender};
 use crate::wire;
 
@@ -187,10 +188,19 @@ impl Invocations {
             return;
         };
         queued.guard.permit = Some(slot);
-        let span = tracing::debug_span!(
-            "invocation",
-            target = %queued.request.target,
-            id = queued.request.invocation_id.as_deref(),
+        let method = H::methods()[queued.method].name;
+        let runtime = cx.runtime();
+        // OpenTelemetry's RPC conventions; a child of the connection's span.
+        let span = tracing::info_span!(
+            "signalr.invocation",
+            otel.name = format!("{}/{method}", runtime.name()),
+            otel.kind = "server",
+            rpc.system = "signalr",
+            rpc.service = runtime.name(),
+            rpc.method = method,
+            signalr.invocation.id = queued.request.invocation_id.as_deref(),
+            signalr.outcome = tracing::field::Empty,
+            error.type = tracing::field::Empty,
         );
         tokio::spawn(run(cx.clone(), queued).instrument(span));
     }
@@ -212,6 +222,8 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         ..
     } = request;
     let runtime = cx.runtime().clone();
+    let started = std::time::Instant::now();
+    let method_name = H::methods()[method].name;
     let detailed = runtime.options.detailed_errors;
     let handle = cx.handle().clone();
     let protocol = cx.protocol();
@@ -231,26 +243,62 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         tracing::debug!(?error, "invocation failed");
     }
     let Some(id) = invocation_id else {
+        finished(&runtime, method_name, started, outcome.is_ok(), error_type(&outcome));
         return;
     };
+    let error = error_type(&outcome);
     let completion = match outcome {
         Ok(Reply::Stream(stream)) if streaming => {
             guard.release_slot();
             match pump(stream, &id, &handle, &guard.cancel, &target, detailed).await {
                 Some(completion) => completion,
-                None => return,
+                None => {
+                    finished(&runtime, method_name, started, false, Some("disconnected"));
+                    return;
+                }
             }
         }
         Ok(Reply::Unit | Reply::Stream(_)) => Completion::result(id, Value::null(protocol)),
         Ok(Reply::Value(value)) => Completion::result(id, value),
         Err(error) => Completion::error(id, wire::invocation_error(&error, &target, detailed)),
     };
+    let ok = !matches!(completion.outcome, Outcome::Error(_));
     // The slot is kept until the Completion is queued, so with one slot the completions
     // go out in order.
     let _ = handle
         .send_message(&HubMessage::Completion(completion))
         .await;
     drop(guard);
+    finished(&runtime, method_name, started, ok, error.or((!ok).then_some("stream")));
+}
+
+/// The kind of a failure, for the span's `error.type`.
+fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
+    match outcome {
+        Ok(_) => None,
+        Err(DispatchError::Bind { .. }) => Some("bind"),
+        Err(DispatchError::Failed { .. }) => Some("failed"),
+        Err(DispatchError::MissingService { .. }) => Some("missing_service"),
+        Err(DispatchError::Encode(_)) => Some("encode"),
+    }
+}
+
+/// Records the end of an invocation: its span's outcome and its duration.
+fn finished<H: Hub>(
+    runtime: &HubRuntime<H>,
+    method: &'static str,
+    started: std::time::Instant,
+    ok: bool,
+    error: Option<&'static str>,
+) {
+    let span = tracing::Span::current();
+    span.record("signalr.outcome", if ok { "ok" } else { "error" });
+    if let Some(error) = error {
+        span.record("error.type", error);
+    }
+    runtime
+        .meters
+        .invocation(method, ok, started.elapsed().as_secs_f64());
 }
 
 /// Sends a stream's items, each waiting for room in the connection's queue (so a slow

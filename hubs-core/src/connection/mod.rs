@@ -50,11 +50,15 @@ pub(crate) fn start<H: Hub>(
     let finished = CancellationToken::new();
     // Shutting the hub down ends every connection.
     let end = EndHandle::child_of(&runtime.shutdown);
-    let span = tracing::debug_span!(
-        "connection",
-        id = %connection.connection_id,
-        transport = connection.transport.name(),
-        protocol = tracing::field::Empty,
+    // OpenTelemetry's RPC conventions: rpc.system, rpc.service.
+    let span = tracing::info_span!(
+        "signalr.connection",
+        rpc.system = "signalr",
+        rpc.service = runtime.name(),
+        signalr.connection.id = %connection.connection_id,
+        signalr.transport = connection.transport.name(),
+        signalr.protocol = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
     );
     let task = run(runtime, connection, tx, end.clone(), finished.clone()).instrument(span);
     Connected {
@@ -108,7 +112,7 @@ async fn run<H: Hub>(
             return;
         }
     };
-    tracing::Span::current().record("protocol", protocol.name());
+    tracing::Span::current().record("signalr.protocol", protocol.name());
     let _ = tx.try_send(handshake_frame(&HandshakeResponse::ok(), Some(protocol)));
 
     let user = options
@@ -123,6 +127,7 @@ async fn run<H: Hub>(
         end,
         options.slow_consumer,
         runtime.slow_consumers.clone(),
+        runtime.meters.connection(protocol),
     ));
     let budget = UploadBudget::new(UploadLimits {
         soft_items: options.stream_buffer_capacity,
@@ -137,7 +142,11 @@ async fn run<H: Hub>(
     });
     let cx = Context::new(state, runtime.clone());
     runtime.lifetime.on_connected(handle).await;
-    tracing::debug!("connected");
+    tracing::info!(
+        transport = transport.name(),
+        protocol = protocol.name(),
+        "connected"
+    );
 
     let ending = match AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone()))
         .catch_unwind()

@@ -156,6 +156,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             Event::Chunk(Some(Err(error))) => Some(Ending::TransportLost(error.to_string())),
             Event::Chunk(Some(Ok(bytes))) => {
                 self.keep_alive.received(Instant::now());
+                self.cx.handle().meters.bytes_received.increment(bytes.len() as u64);
                 self.decoder.push(&bytes);
                 self.drain()
             }
@@ -164,6 +165,7 @@ impl<'a, H: Hub> Reader<'a, H> {
 
     fn beat(&mut self) -> Option<Ending> {
         let handle = self.cx.handle();
+        handle.meters.queue_depth.record(handle.queued() as f64);
         let reading = self.congestion.is_none();
         match self
             .keep_alive
@@ -172,7 +174,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             Beat::Quiet => None,
             Beat::Ping => {
                 // A full queue means data is on its way, which keeps the client alive too.
-                handle.try_send_message(&HubMessage::Ping);
+                handle.send_ping();
                 // The Ping is not news at the next beat.
                 handle.take_wrote();
                 None
@@ -224,6 +226,9 @@ impl<'a, H: Hub> Reader<'a, H> {
     /// One message from the client. Never waits.
     fn dispatch(&mut self, message: HubMessage) -> Option<Ending> {
         let streams = self.cx.streams();
+        if !matches!(message, HubMessage::Ping) {
+            self.cx.handle().meters.received.increment(1);
+        }
         match message {
             HubMessage::Invocation(invocation) => self.invocations.accept(
                 self.cx,

@@ -121,7 +121,10 @@ impl ConnectionHandle {
             outcome = tokio::time::timeout(timeout, rx) => match outcome {
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(_)) => Err(disconnected()),
-                Err(_) => Err(ClientResultError::Timeout(timeout)),
+                Err(_) => {
+                    self.meters.hub().client_result_timeout();
+                    Err(ClientResultError::Timeout(timeout))
+                }
             },
             () = self.end_handle().ended() => Err(disconnected()),
         };

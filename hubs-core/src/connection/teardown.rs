@@ -69,6 +69,19 @@ impl Ending {
         }
     }
 
+    /// The `reason` label of the connection's duration.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::TransportClosed => "transport_closed",
+            Self::TransportLost(_) => "transport_lost",
+            Self::ClientClosed(_) => "client_closed",
+            Self::Aborted => "aborted",
+            Self::SlowConsumer => "slow_consumer",
+            Self::Shutdown => "shutdown",
+            Self::Error { .. } => "error",
+        }
+    }
+
     /// What `on_disconnected` is told.
     fn error(self) -> Option<HubError> {
         match self {
@@ -102,7 +115,13 @@ pub(super) async fn tear_down<H: Hub>(
     }
     finished.cancel();
     runtime.lifetime.on_disconnected(&handle).await;
-    tracing::debug!(?ending, "disconnected");
+    handle.meters.ended(ending.reason());
+    tracing::info!(
+        reason = ending.reason(),
+        duration_ms = u64::try_from(handle.meters.age().as_millis()).unwrap_or(u64::MAX),
+        detail = ?ending,
+        "disconnected"
+    );
     if AssertUnwindSafe(runtime.hub.clone().on_disconnected(cx, ending.error()))
         .catch_unwind()
         .await

@@ -1,0 +1,88 @@
+//! Metrics through a real Prometheus recorder: after a known sequence (3 connect, 10
+//! echo, 3 disconnect), `GET /metrics` of the interop server says exactly that. This file
+//! is its own process: the recorder is global.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hubs::protocol::{HubMessage, Protocol};
+use hubs_tests::{RawClient, STEP, http};
+use tokio::net::TcpListener;
+
+/// `name{labels} value` lines of the text format, by `name{labels}`.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_messages_and_invocations() {
+    let handle = hubs_examples::metrics::install().expect("the only recorder");
+    let settings = hubs_examples::interop::Settings {
+        metrics: Some(handle),
+        ..Default::default()
+    };
+    let app = hubs_examples::interop::app(&settings).expect("builds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(hubs::serve(listener, app, hubs::ServeOptions::default()));
+
+    let mut clients = vec![
+        RawClient::connect(addr, "/testhub", Protocol::Json).await,
+        RawClient::connect(addr, "/testhub", Protocol::Json).await,
+        RawClient::connect(addr, "/testhub", Protocol::MessagePack).await,
+    ];
+    for n in 0..10 {
+        let client = &mut clients[n % 3];
+        let value = client.value(format!("echo {n}"));
+        let id = client.invoke("Echo", vec![value]).await;
+        match client.next_message().await {
+            Some(HubMessage::Completion(c)) => assert_eq!(c.invocation_id, id),
+            other => panic!("no completion: {other:?}"),
+        }
+    }
+    let (status, head, body) = http(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"));
+    let during = samples(&body);
+    assert_eq!(during["signalr_server_active_connections{hub=\"/testhub\"}"], 3.0);
+
+    for client in clients {
+        client.close().await;
+    }
+    let after = tokio::time::timeout(STEP, async {
+        loop {
+            let body = http(addr, "GET", "/metrics", &[]).await.2;
+            let after = samples(&body);
+            if after["signalr_server_active_connections{hub=\"/testhub\"}"] == 0.0 {
+                return (body, after);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the connections ended");
+    let (body, after) = after;
+    let get = |key: &str| after.get(key).copied().unwrap_or_else(|| panic!("no {key} in\n{body}"));
+    // 7 Echoes on the JSON connections, 3 on the MessagePack one; every invocation is one
+    // message in and one Completion out (no Pings, no handshakes counted).
+    assert_eq!(get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"json\"}"), 7.0);
+    assert_eq!(get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"messagepack\"}"), 3.0);
+    assert_eq!(get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"json\"}"), 7.0);
+    assert_eq!(get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"messagepack\"}"), 3.0);
+    assert_eq!(
+        get("signalr_server_invocation_duration_seconds_count{hub=\"/testhub\",method=\"Echo\",outcome=\"ok\"}"),
+        10.0
+    );
+    assert_eq!(
+        get("signalr_server_connection_duration_seconds_count{hub=\"/testhub\",reason=\"transport_closed\"}"),
+        3.0
+    );
+    assert!(get("signalr_server_bytes_received_total{hub=\"/testhub\",protocol=\"json\"}") > 0.0);
+    assert!(body.contains("# TYPE signalr_server_invocation_duration_seconds histogram"));
+}
