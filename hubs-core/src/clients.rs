@@ -122,6 +122,7 @@ impl<K: Cardinality> Recipients<K> {
     /// # Ok(()) }
     /// ```
     pub async fn send<A: Arguments>(&self, target: &str, arguments: A) -> Result<(), SendError> {
+        tracing::debug!(target, selection = ?self.selection, "send to clients");
         let message = SerializedMessage::invocation(target, &arguments);
         self.lifetime.send(&self.selection, &message).await
     }

@@ -27,6 +27,8 @@ mod runtime;
 mod services;
 mod slow_consumer;
 mod stream;
+mod throttle;
+pub mod trace_context;
 mod transport;
 pub mod wire;
 
@@ -51,6 +53,7 @@ pub use runtime::{HubContext, HubRuntime, MissingServiceError};
 pub use services::Services;
 pub use slow_consumer::{Delivery, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats};
 pub use stream::{ReplyStream, UploadStream, receiver_stream, reply_fallible_stream, reply_stream};
+pub use throttle::Throttle;
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{
     Capabilities, Connected, HubEndpoint, Incoming, TransportConnection, TransportKind,

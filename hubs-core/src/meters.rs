@@ -19,11 +19,15 @@
 //! | `signalr_server_slow_consumer_total` | counter | `hub`, `action` (`disconnected`, `skipped`) |
 //! | `signalr_server_client_result_timeouts_total` | counter | `hub` |
 //!
+//! Install the recorder before building the server: handles are registered when a
+//! connection starts (and per method at its first invocation), so the hot path is an
+//! atomic add.
+//!
 //! Messages are hub messages (not the handshake, not Pings). `hub` is the path the hub is
 //! mounted at (or [`HubOptions::name`](crate::HubOptions::name)); `method` is the wire
 //! name as declared; `outcome` is `ok` or `error`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use metrics::{Counter, Gauge, Histogram, SharedString};
@@ -64,9 +68,16 @@ pub fn describe() {
         Unit::Seconds,
         "How long connections lasted, by close reason."
     );
-    describe_counter!(names::MESSAGES_RECEIVED, "Hub messages received from clients.");
+    describe_counter!(
+        names::MESSAGES_RECEIVED,
+        "Hub messages received from clients."
+    );
     describe_counter!(names::MESSAGES_SENT, "Hub messages sent to clients.");
-    describe_counter!(names::BYTES_RECEIVED, Unit::Bytes, "Bytes received from clients.");
+    describe_counter!(
+        names::BYTES_RECEIVED,
+        Unit::Bytes,
+        "Bytes received from clients."
+    );
     describe_counter!(names::BYTES_SENT, Unit::Bytes, "Bytes queued for clients.");
     describe_histogram!(
         names::INVOCATION_DURATION,
@@ -81,19 +92,30 @@ pub fn describe() {
         names::SLOW_CONSUMER,
         "Connections closed and messages skipped by the slow-consumer policy."
     );
-    describe_counter!(names::CLIENT_RESULT_TIMEOUTS, "Client results that timed out.");
+    describe_counter!(
+        names::CLIENT_RESULT_TIMEOUTS,
+        "Client results that timed out."
+    );
 }
 
 /// One hub's label and what it records outside connections.
 #[derive(Debug)]
 pub(crate) struct HubMeters {
     hub: SharedString,
+    /// Per method, the invocation-duration histograms for `ok` and `error`, registered
+    /// at first use (so the hot path is a lookup-free record).
+    invocations: Vec<OnceLock<[Histogram; 2]>>,
 }
 
 impl HubMeters {
     pub(crate) fn new(hub: &str) -> Arc<Self> {
+        Self::with_methods(hub, 0)
+    }
+
+    pub(crate) fn with_methods(hub: &str, methods: usize) -> Arc<Self> {
         Arc::new(Self {
             hub: SharedString::from(hub.to_owned()),
+            invocations: (0..methods).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -119,18 +141,25 @@ impl HubMeters {
         }
     }
 
-    /// An invocation of `method` ended after `seconds`.
-    pub(crate) fn invocation(&self, method: &'static str, ok: bool, seconds: f64) {
+    /// An invocation of method number `index` (named `method`) ended after `seconds`.
+    pub(crate) fn invocation(&self, index: usize, method: &'static str, ok: bool, seconds: f64) {
         if self.hub.is_empty() {
             return;
         }
-        metrics::histogram!(
-            names::INVOCATION_DURATION,
-            "hub" => self.hub(),
-            "method" => method,
-            "outcome" => if ok { "ok" } else { "error" },
-        )
-        .record(seconds);
+        let Some(slot) = self.invocations.get(index) else {
+            return;
+        };
+        let histograms = slot.get_or_init(|| {
+            ["ok", "error"].map(|outcome| {
+                metrics::histogram!(
+                    names::INVOCATION_DURATION,
+                    "hub" => self.hub(),
+                    "method" => method,
+                    "outcome" => outcome,
+                )
+            })
+        });
+        histograms[usize::from(!ok)].record(seconds);
     }
 
     pub(crate) fn slow_consumer(&self, action: &'static str) {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::clients::{Groups, HubClients};
 use crate::hub::{Hub, ServiceKey};
+use crate::meters::HubMeters;
 use crate::options::HubOptions;
 use crate::routing::LifetimeManager;
-use crate::meters::HubMeters;
 use crate::services::Services;
 use crate::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
 use crate::transport::{Connected, HubEndpoint, TransportConnection};
@@ -66,7 +66,7 @@ impl<H: Hub> HubRuntime<H> {
             let full = std::any::type_name::<H>();
             full.rsplit("::").next().unwrap_or(full).to_owned()
         });
-        let meters = HubMeters::new(&name);
+        let meters = HubMeters::with_methods(&name, H::methods().len());
         Ok(Arc::new(Self {
             hub: Arc::new(hub),
             lifetime: options.take_lifetime(),

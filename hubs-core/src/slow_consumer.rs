@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::meters::HubMeters;
+use crate::throttle::Throttle;
 
 /// What happens to a message for a connection whose outbound queue is full.
 ///
@@ -91,9 +92,7 @@ pub struct SlowConsumerStats {
 pub(crate) struct SlowConsumerCounters {
     disconnected: AtomicU64,
     skipped: AtomicU64,
-    started: Instant,
-    /// Milliseconds since `started` of the last warning.
-    last_warning: AtomicU64,
+    warnings: Throttle,
     meters: Arc<HubMeters>,
 }
 
@@ -108,8 +107,7 @@ impl SlowConsumerCounters {
         Self {
             disconnected: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            started: Instant::now(),
-            last_warning: AtomicU64::new(0),
+            warnings: Throttle::new(),
             meters,
         }
     }
@@ -129,14 +127,7 @@ impl SlowConsumerCounters {
     }
 
     fn warn(&self) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_warning.load(Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= 1000)
-            && self
-                .last_warning
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warnings.allow().is_some() {
             let stats = self.stats();
             tracing::warn!(
                 disconnected = stats.disconnected,

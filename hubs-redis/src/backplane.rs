@@ -94,6 +94,7 @@ pub struct RedisLifetimeManager {
     server_id: String,
     /// The hub's name, as metrics label it.
     hub: String,
+    publish_warnings: hubs_core::Throttle,
     channels: Channels,
     options: RedisOptions,
     publisher: ConnectionManager,
@@ -143,6 +144,7 @@ impl RedisLifetimeManager {
             local: InMemoryLifetimeManager::new(),
             server_id: ConnectionId::generate().to_string(),
             hub: hub.to_owned(),
+            publish_warnings: hubs_core::Throttle::new(),
             channels: Channels {
                 base: format!("{}:{hub}", options.prefix),
             },
@@ -221,6 +223,9 @@ impl RedisLifetimeManager {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt >= 2 => {
                     metrics::counter!(PUBLISH_FAILURES, "hub" => self.hub.clone()).increment(1);
+                    if let Some(count) = self.publish_warnings.allow() {
+                        tracing::warn!(%error, count, hub = %self.hub, "publishing to Redis fails; other servers miss these messages");
+                    }
                     return Err(SendError::Routing(format!(
                         "Redis: {error}; delivered to this server's connections only"
                     )));

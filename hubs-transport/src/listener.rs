@@ -5,10 +5,10 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
+use hubs_core::Throttle;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -132,31 +132,12 @@ fn is_per_connection(error: &io::Error) -> bool {
 }
 
 /// Logs accept errors at most once a second, with how many there were.
-#[derive(Debug)]
-struct AcceptErrors {
-    started: Instant,
-    last_log_ms: AtomicU64,
-    since_log: AtomicU64,
-}
-
-impl Default for AcceptErrors {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            last_log_ms: AtomicU64::new(0),
-            since_log: AtomicU64::new(0),
-        }
-    }
-}
+#[derive(Debug, Default)]
+struct AcceptErrors(Throttle);
 
 impl AcceptErrors {
     fn note(&self, error: &io::Error) {
-        let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_log_ms.load(Ordering::Relaxed);
-        if last == 0 || now.saturating_sub(last) >= 1000 {
-            self.last_log_ms.store(now.max(1), Ordering::Relaxed);
-            self.since_log.store(0, Ordering::Relaxed);
+        if let Some(count) = self.0.allow() {
             tracing::warn!(%error, count, "accepting connections fails (out of file descriptors?); existing connections are still served");
         }
     }

@@ -239,6 +239,10 @@ fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 
 /// `503`: the server or the endpoint has as many connections as it takes.
 fn server_full() -> Response<Body> {
+    static WARNINGS: std::sync::OnceLock<hubs_core::Throttle> = std::sync::OnceLock::new();
+    if let Some(count) = WARNINGS.get_or_init(hubs_core::Throttle::new).allow() {
+        tracing::warn!(count, "connection limit reached: new connections get 503");
+    }
     body::text(StatusCode::SERVICE_UNAVAILABLE, wire::SERVER_FULL)
 }
 

@@ -28,6 +28,16 @@ impl Bench {
 }
 
 fn dispatch(c: &mut Criterion) {
+    echo_through_a_connection(c, "dispatch/echo_through_a_connection_json");
+}
+
+/// The same with a Prometheus recorder installed (the cost of hubs' metrics).
+fn dispatch_with_metrics(c: &mut Criterion) {
+    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
+    echo_through_a_connection(c, "dispatch/echo_through_a_connection_json_with_metrics");
+}
+
+fn echo_through_a_connection(c: &mut Criterion, name: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +66,7 @@ fn dispatch(c: &mut Criterion) {
     let frame = Bytes::from_static(
         b"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"hello\"]}\x1e",
     );
-    c.bench_function("dispatch/echo_through_a_connection_json", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| {
             tx.send(frame.clone()).expect("send");
             let completion = runtime.block_on(async {
@@ -120,5 +130,11 @@ fn group_routing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, dispatch, broadcast_encoding, group_routing);
+criterion_group!(
+    benches,
+    dispatch,
+    broadcast_encoding,
+    group_routing,
+    dispatch_with_metrics
+);
 criterion_main!(benches);

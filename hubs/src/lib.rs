@@ -220,7 +220,6 @@
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
 
-pub use hubs_core::{meters, protocol};
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
     Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,
@@ -228,6 +227,7 @@ pub use hubs_core::{
     SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats, Stream,
     TransportKind, Untyped, UploadStream, wire,
 };
+pub use hubs_core::{meters, protocol};
 pub use hubs_transport::{
     Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, ServeOptions,
     Server, client, serve,

@@ -48,9 +48,15 @@ async fn metrics_count_connections_messages_and_invocations() {
     }
     let (status, head, body) = http(addr, "GET", "/metrics", &[]).await;
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4")
+    );
     let during = samples(&body);
-    assert_eq!(during["signalr_server_active_connections{hub=\"/testhub\"}"], 3.0);
+    assert_eq!(
+        during["signalr_server_active_connections{hub=\"/testhub\"}"],
+        3.0
+    );
 
     for client in clients {
         client.close().await;
@@ -68,19 +74,40 @@ async fn metrics_count_connections_messages_and_invocations() {
     .await
     .expect("the connections ended");
     let (body, after) = after;
-    let get = |key: &str| after.get(key).copied().unwrap_or_else(|| panic!("no {key} in\n{body}"));
+    let get = |key: &str| {
+        after
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key} in\n{body}"))
+    };
     // 7 Echoes on the JSON connections, 3 on the MessagePack one; every invocation is one
     // message in and one Completion out (no Pings, no handshakes counted).
-    assert_eq!(get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"json\"}"), 7.0);
-    assert_eq!(get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"messagepack\"}"), 3.0);
-    assert_eq!(get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"json\"}"), 7.0);
-    assert_eq!(get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"messagepack\"}"), 3.0);
     assert_eq!(
-        get("signalr_server_invocation_duration_seconds_count{hub=\"/testhub\",method=\"Echo\",outcome=\"ok\"}"),
+        get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"json\"}"),
+        7.0
+    );
+    assert_eq!(
+        get("signalr_server_messages_received_total{hub=\"/testhub\",protocol=\"messagepack\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"json\"}"),
+        7.0
+    );
+    assert_eq!(
+        get("signalr_server_messages_sent_total{hub=\"/testhub\",protocol=\"messagepack\"}"),
+        3.0
+    );
+    assert_eq!(
+        get(
+            "signalr_server_invocation_duration_seconds_count{hub=\"/testhub\",method=\"Echo\",outcome=\"ok\"}"
+        ),
         10.0
     );
     assert_eq!(
-        get("signalr_server_connection_duration_seconds_count{hub=\"/testhub\",reason=\"transport_closed\"}"),
+        get(
+            "signalr_server_connection_duration_seconds_count{hub=\"/testhub\",reason=\"transport_closed\"}"
+        ),
         3.0
     );
     assert!(get("signalr_server_bytes_received_total{hub=\"/testhub\",protocol=\"json\"}") > 0.0);

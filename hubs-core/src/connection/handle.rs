@@ -79,8 +79,7 @@ impl ConnectionHandle {
         protocol: Protocol,
         outbound: mpsc::Sender<Frame>,
         end: EndHandle,
-        policy: SlowConsumerPolicy,
-        counters: Arc<SlowConsumerCounters>,
+        (policy, counters): (SlowConsumerPolicy, Arc<SlowConsumerCounters>),
         meters: ConnectionMeters,
     ) -> Self {
         Self {
@@ -113,8 +112,7 @@ impl ConnectionHandle {
             protocol,
             tx,
             EndHandle::new(),
-            SlowConsumerPolicy::default(),
-            Arc::default(),
+            (SlowConsumerPolicy::default(), Arc::default()),
             ConnectionMeters::detached(),
         );
         (Arc::new(handle), rx)

@@ -33,6 +33,8 @@ pub(super) struct Request {
     pub(super) stream_ids: Vec<String>,
     /// Whether the client used a StreamInvocation.
     pub(super) streaming: bool,
+    /// The message's headers (trace context).
+    pub(super) headers: crate::protocol::Headers,
 }
 
 /// Everything one invocation holds on its connection, from the moment it is read until
@@ -202,6 +204,7 @@ impl Invocations {
             signalr.outcome = tracing::field::Empty,
             error.type = tracing::field::Empty,
         );
+        crate::trace_context::continue_trace(&span, &queued.request.headers);
         tokio::spawn(run(cx.clone(), queued).instrument(span));
     }
 }
@@ -243,7 +246,13 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         tracing::debug!(?error, "invocation failed");
     }
     let Some(id) = invocation_id else {
-        finished(&runtime, method_name, started, outcome.is_ok(), error_type(&outcome));
+        finished(
+            &runtime,
+            (method, method_name),
+            started,
+            outcome.is_ok(),
+            error_type(&outcome),
+        );
         return;
     };
     let error = error_type(&outcome);
@@ -253,7 +262,13 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
             match pump(stream, &id, &handle, &guard.cancel, &target, detailed).await {
                 Some(completion) => completion,
                 None => {
-                    finished(&runtime, method_name, started, false, Some("disconnected"));
+                    finished(
+                        &runtime,
+                        (method, method_name),
+                        started,
+                        false,
+                        Some("disconnected"),
+                    );
                     return;
                 }
             }
@@ -269,7 +284,13 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         .send_message(&HubMessage::Completion(completion))
         .await;
     drop(guard);
-    finished(&runtime, method_name, started, ok, error.or((!ok).then_some("stream")));
+    finished(
+        &runtime,
+        (method, method_name),
+        started,
+        ok,
+        error.or((!ok).then_some("stream")),
+    );
 }
 
 /// The kind of a failure, for the span's `error.type`.
@@ -286,7 +307,7 @@ fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
 /// Records the end of an invocation: its span's outcome and its duration.
 fn finished<H: Hub>(
     runtime: &HubRuntime<H>,
-    method: &'static str,
+    (index, method): (usize, &'static str),
     started: std::time::Instant,
     ok: bool,
     error: Option<&'static str>,
@@ -298,7 +319,7 @@ fn finished<H: Hub>(
     }
     runtime
         .meters
-        .invocation(method, ok, started.elapsed().as_secs_f64());
+        .invocation(index, method, ok, started.elapsed().as_secs_f64());
 }
 
 /// Sends a stream's items, each waiting for room in the connection's queue (so a slow
@@ -324,6 +345,7 @@ async fn pump(
         match item {
             None => return Some(Completion::void(id)),
             Some(Ok(item)) => {
+                tracing::trace!("stream item");
                 let message = HubMessage::StreamItem(StreamItem {
                     headers: Default::default(),
                     invocation_id: id.to_owned(),

@@ -125,8 +125,7 @@ async fn run<H: Hub>(
         protocol,
         tx,
         end,
-        options.slow_consumer,
-        runtime.slow_consumers.clone(),
+        (options.slow_consumer, runtime.slow_consumers.clone()),
         runtime.meters.connection(protocol),
     ));
     let budget = UploadBudget::new(UploadLimits {

@@ -156,7 +156,11 @@ impl<'a, H: Hub> Reader<'a, H> {
             Event::Chunk(Some(Err(error))) => Some(Ending::TransportLost(error.to_string())),
             Event::Chunk(Some(Ok(bytes))) => {
                 self.keep_alive.received(Instant::now());
-                self.cx.handle().meters.bytes_received.increment(bytes.len() as u64);
+                self.cx
+                    .handle()
+                    .meters
+                    .bytes_received
+                    .increment(bytes.len() as u64);
                 self.decoder.push(&bytes);
                 self.drain()
             }
@@ -238,14 +242,15 @@ impl<'a, H: Hub> Reader<'a, H> {
                     arguments: invocation.arguments,
                     stream_ids: invocation.stream_ids,
                     streaming: false,
+                    headers: invocation.headers,
                 },
             ),
             HubMessage::StreamInvocation(StreamInvocation {
+                headers,
                 invocation_id,
                 target,
                 arguments,
                 stream_ids,
-                ..
             }) => self.invocations.accept(
                 self.cx,
                 Request {
@@ -254,6 +259,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                     arguments,
                     stream_ids,
                     streaming: true,
+                    headers,
                 },
             ),
             HubMessage::StreamItem(StreamItem {

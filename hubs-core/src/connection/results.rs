@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::handle::ConnectionHandle;
 use crate::arguments::Arguments;
@@ -99,6 +100,26 @@ impl ConnectionHandle {
         arguments: &dyn Arguments,
         timeout: Duration,
     ) -> Result<Outcome, ClientResultError> {
+        // A child of the hub method's span: the server calling a client.
+        let span = tracing::info_span!(
+            "signalr.client_result",
+            otel.name = target,
+            otel.kind = "client",
+            rpc.system = "signalr",
+            rpc.method = target,
+            signalr.connection.id = %self.id(),
+        );
+        self.invoke_in(target, arguments, timeout)
+            .instrument(span)
+            .await
+    }
+
+    async fn invoke_in(
+        &self,
+        target: &str,
+        arguments: &dyn Arguments,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError> {
         let arguments = arguments
             .to_values(self.protocol())
             .map_err(|e| ClientResultError::Send(SendError::Encode(e)))?;
@@ -108,6 +129,7 @@ impl ConnectionHandle {
             id,
         };
         let message = HubMessage::Invocation(Invocation {
+            headers: crate::trace_context::current(),
             invocation_id: Some(registration.id.clone()),
             target: target.to_owned(),
             arguments,

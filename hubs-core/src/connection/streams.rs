@@ -14,6 +14,8 @@ use crate::stream::{Pushed, UploadBudget, UploadReceiver, UploadSender, upload};
 pub(crate) struct Streams {
     downloads: Mutex<HashMap<String, CancellationToken>>,
     uploads: Mutex<HashMap<String, UploadSender>>,
+    /// Whether `uploads` has entries (read without the lock on every turn of the reader).
+    any_uploads: std::sync::atomic::AtomicBool,
     budget: Arc<UploadBudget>,
 }
 
@@ -28,6 +30,7 @@ impl Streams {
         Self {
             downloads: Mutex::default(),
             uploads: Mutex::default(),
+            any_uploads: std::sync::atomic::AtomicBool::new(false),
             budget,
         }
     }
@@ -67,15 +70,16 @@ impl Streams {
         if !distinct || ids.iter().any(|id| uploads.contains_key(id)) {
             return None;
         }
-        Some(
-            ids.iter()
-                .map(|id| {
-                    let (tx, rx) = upload(self.budget.clone());
-                    uploads.insert(id.clone(), tx.clone());
-                    (tx, rx)
-                })
-                .collect(),
-        )
+        let opened = ids
+            .iter()
+            .map(|id| {
+                let (tx, rx) = upload(self.budget.clone());
+                uploads.insert(id.clone(), tx.clone());
+                (tx, rx)
+            })
+            .collect();
+        self.note(&uploads);
+        Some(opened)
     }
 
     /// Feeds upload `id`; never waits. `None` when no such upload is open.
@@ -87,7 +91,11 @@ impl Streams {
     /// The client completed upload `id` (with an error, or not); `false` when no such
     /// upload is open.
     pub(crate) fn complete_upload(&self, id: &str, error: Option<String>) -> bool {
-        match lock(&self.uploads).remove(id) {
+        let mut uploads = lock(&self.uploads);
+        let removed = uploads.remove(id);
+        self.note(&uploads);
+        drop(uploads);
+        match removed {
             Some(upload) => {
                 upload.finish(error);
                 true
@@ -99,16 +107,28 @@ impl Streams {
     /// Forgets uploads whose method has ended (unless the client completed one and
     /// reused its id since); later items are ignored.
     pub(crate) fn end_uploads(&self, ended: &[(String, UploadSender)]) {
+        if ended.is_empty() {
+            return;
+        }
         let mut uploads = lock(&self.uploads);
         for (id, upload) in ended {
             if uploads.get(id).is_some_and(|current| current.same(upload)) {
                 uploads.remove(id);
             }
         }
+        self.note(&uploads);
+    }
+
+    fn note(&self, uploads: &HashMap<String, UploadSender>) {
+        self.any_uploads
+            .store(!uploads.is_empty(), std::sync::atomic::Ordering::Release);
     }
 
     /// The first upload the reader should wait for (see [`UploadSender::congested`]).
     pub(crate) fn congested(&self) -> Option<UploadSender> {
+        if !self.any_uploads.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         lock(&self.uploads)
             .values()
             .find(|upload| upload.congested())
@@ -120,7 +140,13 @@ impl Streams {
         for (_, token) in lock(&self.downloads).drain() {
             token.cancel();
         }
-        for (_, upload) in lock(&self.uploads).drain() {
+        let drained: Vec<UploadSender> = {
+            let mut uploads = lock(&self.uploads);
+            let drained = uploads.drain().map(|(_, upload)| upload).collect();
+            self.note(&uploads);
+            drained
+        };
+        for upload in drained {
             upload.finish(Some(crate::wire::UPLOAD_CONNECTION_ENDED.to_owned()));
         }
     }

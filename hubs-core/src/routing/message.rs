@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::arguments::Arguments;
-use crate::protocol::{EncodeError, HubMessage, Invocation, Protocol, Value};
+use crate::protocol::{EncodeError, Headers, HubMessage, Invocation, Protocol, Value};
 
 /// One `T` for each hub protocol: what is encoded once per protocol and shared by every
 /// recipient that speaks it.
@@ -82,8 +82,12 @@ impl Arguments for PerProtocol<Vec<Value>> {
 
 /// An invocation for clients, encoded lazily: at most once per protocol, shared by every
 /// recipient that speaks it.
+///
+/// It carries the trace context of the span it was made in (with the `opentelemetry`
+/// feature), so clients can continue the trace.
 pub struct SerializedMessage<'a> {
     source: Option<(&'a str, &'a dyn Arguments)>,
+    headers: Headers,
     cache: PerProtocol<OnceLock<Result<Bytes, EncodeError>>>,
 }
 
@@ -96,6 +100,7 @@ impl<'a> SerializedMessage<'a> {
     pub fn invocation(target: &'a str, arguments: &'a dyn Arguments) -> Self {
         Self {
             source: Some((target, arguments)),
+            headers: crate::trace_context::current(),
             cache: PerProtocol::default(),
         }
     }
@@ -108,6 +113,7 @@ impl<'a> SerializedMessage<'a> {
         let _ = cache[Protocol::MessagePack].set(messagepack.ok_or_else(unavailable));
         Self {
             source: None,
+            headers: Headers::new(),
             cache,
         }
     }
@@ -122,6 +128,7 @@ impl<'a> SerializedMessage<'a> {
             .get_or_init(|| {
                 let (target, arguments) = self.source.ok_or_else(unavailable)?;
                 let message = HubMessage::Invocation(Invocation {
+                    headers: self.headers.clone(),
                     target: target.to_owned(),
                     arguments: arguments.to_values(protocol)?,
                     ..Default::default()

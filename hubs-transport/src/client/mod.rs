@@ -49,6 +49,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use arguments::FromArguments;
 pub use builder::HubConnectionBuilder;
@@ -147,6 +148,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The span of one call to the server, named as the server's (OpenTelemetry's RPC
+/// conventions, from the client's side).
+fn call_span(method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "signalr.invocation",
+        otel.name = method,
+        otel.kind = "client",
+        rpc.system = "signalr",
+        rpc.method = method,
+    )
 }
 
 /// A connection to a hub. Cheap to clone; every clone is the same connection.
@@ -341,41 +354,47 @@ impl HubConnection {
         arguments: impl Arguments,
         uploads: Vec<Upload>,
     ) -> Result<T, InvokeError> {
-        let id = self.inner.next_id();
-        let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(id.clone(), tx);
-        let stream_ids = self.inner.upload_ids(&uploads);
-        let sent = self
-            .inner
-            .send_message(|protocol| {
-                Ok(HubMessage::Invocation(Invocation {
-                    invocation_id: Some(id.clone()),
-                    target: method.to_owned(),
-                    arguments: arguments
-                        .to_values(protocol)
-                        .map_err(|e| InvokeError::Encode(e.to_string()))?,
-                    stream_ids: stream_ids.clone(),
-                    ..Default::default()
-                }))
-            })
-            .await;
-        if let Err(error) = sent {
-            lock(&self.inner.pending).remove(&id);
-            return Err(error);
+        let span = call_span(method);
+        let headers = span.in_scope(hubs_core::trace_context::current);
+        async {
+            let id = self.inner.next_id();
+            let (tx, rx) = oneshot::channel();
+            lock(&self.inner.pending).insert(id.clone(), tx);
+            let stream_ids = self.inner.upload_ids(&uploads);
+            let sent = self
+                .inner
+                .send_message(|protocol| {
+                    Ok(HubMessage::Invocation(Invocation {
+                        headers: headers.clone(),
+                        invocation_id: Some(id.clone()),
+                        target: method.to_owned(),
+                        arguments: arguments
+                            .to_values(protocol)
+                            .map_err(|e| InvokeError::Encode(e.to_string()))?,
+                        stream_ids: stream_ids.clone(),
+                    }))
+                })
+                .await;
+            if let Err(error) = sent {
+                lock(&self.inner.pending).remove(&id);
+                return Err(error);
+            }
+            self.inner.clone().start_uploads(stream_ids, uploads);
+            let outcome = rx.await.unwrap_or_else(|_| {
+                Err(InvokeError::Closed(
+                    wire::INVOCATION_CANCELED_CLOSED.to_owned(),
+                ))
+            })?;
+            match outcome {
+                Outcome::Error(error) => Err(InvokeError::Server(error)),
+                Outcome::Result(value) => value.deserialize().map_err(InvokeError::Bind),
+                Outcome::Void => Value::null(Protocol::Json)
+                    .deserialize()
+                    .map_err(InvokeError::Bind),
+            }
         }
-        self.inner.clone().start_uploads(stream_ids, uploads);
-        let outcome = rx.await.unwrap_or_else(|_| {
-            Err(InvokeError::Closed(
-                wire::INVOCATION_CANCELED_CLOSED.to_owned(),
-            ))
-        })?;
-        match outcome {
-            Outcome::Error(error) => Err(InvokeError::Server(error)),
-            Outcome::Result(value) => value.deserialize().map_err(InvokeError::Bind),
-            Outcome::Void => Value::null(Protocol::Json)
-                .deserialize()
-                .map_err(InvokeError::Bind),
-        }
+        .instrument(span)
+        .await
     }
 
     /// Calls a hub method without waiting for it (`SendAsync`).
@@ -384,9 +403,12 @@ impl HubConnection {
     ///
     /// When the connection is not connected or the arguments cannot be encoded.
     pub async fn send(&self, method: &str, arguments: impl Arguments) -> Result<(), InvokeError> {
+        let span = call_span(method);
+        let headers = span.in_scope(hubs_core::trace_context::current);
         self.inner
             .send_message(|protocol| {
                 Ok(HubMessage::Invocation(Invocation {
+                    headers: headers.clone(),
                     target: method.to_owned(),
                     arguments: arguments
                         .to_values(protocol)
@@ -423,6 +445,7 @@ impl HubConnection {
         arguments: impl Arguments,
         uploads: Vec<Upload>,
     ) -> Result<ClientStream<T>, InvokeError> {
+        let headers = call_span(method).in_scope(hubs_core::trace_context::current);
         let id = self.inner.next_id();
         let (tx, rx) = mpsc::channel(16);
         lock(&self.inner.streams).insert(id.clone(), tx);
@@ -431,7 +454,7 @@ impl HubConnection {
             .inner
             .send_message(|protocol| {
                 Ok(HubMessage::StreamInvocation(StreamInvocation {
-                    headers: Default::default(),
+                    headers: headers.clone(),
                     invocation_id: id.clone(),
                     target: method.to_owned(),
                     arguments: arguments

@@ -2,6 +2,7 @@
 //! streams, the transport link, keep-alive, and reconnecting.
 
 use super::*;
+use tracing::Instrument;
 
 impl Inner {
     pub(super) fn next_id(&self) -> String {
@@ -349,7 +350,16 @@ impl Inner {
                     .cloned()
                     .unwrap_or_default();
                 let inner = self.clone();
-                tokio::spawn(async move {
+                // The server's call, handled here: its span continues the server's trace.
+                let span = tracing::info_span!(
+                    "signalr.invocation",
+                    otel.name = invocation.target.as_str(),
+                    otel.kind = "server",
+                    rpc.system = "signalr",
+                    rpc.method = invocation.target.as_str(),
+                );
+                hubs_core::trace_context::continue_trace(&span, &invocation.headers);
+                let handling = async move {
                     let mut replies = Vec::new();
                     for handler in &handlers {
                         replies.push(handler(invocation.arguments.clone(), protocol).await);
@@ -364,7 +374,7 @@ impl Inner {
                         }
                         (Some(Ok(Some(value))), None) => Outcome::Result(value),
                         (Some(Err(error)), None) => Outcome::Error(error),
-                        _ => Outcome::Error("Client didn't provide a result.".to_owned()),
+                        _ => Outcome::Error(wire::NO_CLIENT_RESULT.to_owned()),
                     };
                     let _ = inner
                         .send_message(|_| {
@@ -375,7 +385,8 @@ impl Inner {
                             }))
                         })
                         .await;
-                });
+                };
+                tokio::spawn(handling.instrument(span));
             }
             HubMessage::Close(close) => {
                 return Some(Ended {
