@@ -333,7 +333,8 @@ impl UploadSender {
     }
 
     /// The method did not drain the upload in time: the reader reads on, and the upload
-    /// buffers within the connection's budget until the method takes an item again.
+    /// buffers within the connection's budget until the method has taken it back down to
+    /// `soft_items`.
     pub(crate) fn mark_stalled(&self) {
         self.shared.lock().stalled = true;
     }
@@ -346,8 +347,13 @@ impl UploadReceiver {
         if let Some(value) = state.items.pop_front() {
             let cost = value.as_bytes().len() + ITEM_OVERHEAD;
             state.bytes -= cost;
-            state.stalled = false;
-            let drained = state.items.len() == shared.budget.limits.soft_items;
+            let soft_items = shared.budget.limits.soft_items;
+            // A stalled upload is waited for again only once its method has caught up,
+            // not after every item it takes.
+            if state.items.len() <= soft_items {
+                state.stalled = false;
+            }
+            let drained = state.items.len() == soft_items;
             drop(state);
             shared.budget.give_back(cost);
             if drained {
@@ -453,7 +459,11 @@ mod tests {
         assert_eq!(stream.next().await, Some(Ok(1)));
         tx.drained().await;
         tx.push("s", value(3));
-        assert!(tx.congested(), "taking an item clears the stall");
+        assert!(tx.congested(), "catching up clears the stall");
+        tx.mark_stalled();
+        tx.push("s", value(4));
+        assert_eq!(stream.next().await, Some(Ok(2)));
+        assert!(!tx.congested(), "one item taken is not catching up");
         drop(stream);
         assert!(!tx.congested());
         assert_eq!(tx.push("s", value(4)), Pushed::Ignored);

@@ -147,6 +147,10 @@ pub fn streaming_error(error: &DispatchError, method: &str, detailed: bool) -> S
 /// it (not an official text: the official server ends such a stream silently).
 pub const UPLOAD_CONNECTION_ENDED: &str = "The connection ended before the stream completed.";
 
+/// What an upload stream yields when its invocation ended before the client completed it
+/// and something still reads it (not an official text).
+pub const UPLOAD_INVOCATION_ENDED: &str = "The invocation ended before the stream completed.";
+
 /// What an upload stream yields when the client sent more than the server buffers for
 /// it (not an official text: the official server stops reading instead).
 pub fn upload_overflow(stream_id: &str, max_bytes: usize) -> String {

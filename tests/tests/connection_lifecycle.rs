@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol, StreamItem, Value};
-use hubs::{Context, HubError, HubOptions, Server, UploadStream, hub};
+use hubs::{Context, HubError, HubOptions, Server, Stream, UploadStream, hub};
 use hubs_tests::{RawClient, STEP, interop_server, serve};
 use tokio::sync::mpsc;
 
@@ -157,6 +157,29 @@ impl Watched {
             ended.clone().map_err(|e| e.message().to_owned()),
         ));
         ended
+    }
+
+    /// Asks the caller to acknowledge each item as it takes it.
+    pub(crate) async fn acknowledge(
+        &self,
+        cx: &Context<Self>,
+        mut items: UploadStream<String>,
+    ) -> Result<usize, HubError> {
+        let mut count = 0;
+        while let Some(item) = items.next().await {
+            let item = item?;
+            let _: String = cx.clients().caller().invoke("Ack", (item,)).await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Streams two numbers, then its stream panics.
+    pub(crate) fn fragile(&self) -> impl Stream<Item = u32> + use<> {
+        futures_util::stream::iter(0..3).map(|n| {
+            assert!(n < 2, "the stream broke");
+            n
+        })
     }
 
     /// Holds the slot until the client answers.
@@ -337,4 +360,84 @@ async fn an_upload_over_the_connection_buffer_fails_alone() {
     let done = completions(&mut client, &["small"], |_| None).await;
     assert_eq!(done[0].outcome, Outcome::Result(client.value(1)));
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_that_asks_its_caller_per_upload_item_is_not_held_up() {
+    let (addr, _seen) = watched(HubOptions::default()).await;
+    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    client
+        .send(&upload_invocation("1", "Acknowledge", "u"))
+        .await;
+    // Everything at once: the upload is far over its 10-item buffer while the method
+    // waits for each acknowledgement, which must still be read promptly.
+    // (The upload stays open until the last acknowledgement: a completed upload is never
+    // waited for.)
+    for n in 0..40 {
+        let value = client.value(format!("item {n}"));
+        client.send(&item("u", value)).await;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(8), async {
+        let mut acknowledged = 0;
+        loop {
+            match client.next_message().await {
+                Some(HubMessage::Invocation(invocation)) => {
+                    let id = invocation.invocation_id.expect("a client result");
+                    let ack = client.value("ok");
+                    client
+                        .send(&HubMessage::Completion(Completion::result(id, ack)))
+                        .await;
+                    acknowledged += 1;
+                    if acknowledged == 40 {
+                        client
+                            .send(&HubMessage::Completion(Completion::void("u")))
+                            .await;
+                    }
+                }
+                Some(HubMessage::Completion(c)) if c.invocation_id == "1" => return c,
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+    })
+    .await
+    .expect("40 acknowledged items do not wait a second each");
+    assert_eq!(done.outcome, Outcome::Result(client.value(40)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_panics_ends_with_an_error_and_the_connection_stays() {
+    let (addr, _seen) = watched(HubOptions::default()).await;
+    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    client
+        .send(&HubMessage::StreamInvocation(
+            hubs::protocol::StreamInvocation {
+                headers: Default::default(),
+                invocation_id: "s".into(),
+                target: "Fragile".into(),
+                arguments: vec![],
+                stream_ids: vec![],
+            },
+        ))
+        .await;
+    let mut items = 0;
+    let outcome = loop {
+        match client.next_message().await {
+            Some(HubMessage::StreamItem(_)) => items += 1,
+            Some(HubMessage::Completion(c)) => break c.outcome,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    };
+    assert_eq!(items, 2);
+    assert_eq!(
+        outcome,
+        Outcome::Error("An error occurred on the server while streaming results.".into())
+    );
+    client.send(&upload_invocation("c", "Count", "v")).await;
+    client
+        .send(&HubMessage::Completion(Completion::void("v")))
+        .await;
+    let done = completions(&mut client, &["c"], |_| None).await;
+    assert_eq!(done[0].outcome, Outcome::Result(client.value(0)));
 }

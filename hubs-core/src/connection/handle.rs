@@ -181,17 +181,19 @@ impl ConnectionHandle {
         if self.end.is_ended() {
             return Err(TrySendError::Closed);
         }
-        if self.outbound.capacity() <= RESERVED {
-            return Err(TrySendError::Full(bytes));
-        }
-        let len = bytes.len();
-        match self.outbound.try_send(self.frame(bytes)) {
-            Ok(()) => {
-                self.sent(len);
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(frame)) => Err(TrySendError::Full(frame.bytes)),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed),
+        // Room beyond the slot kept for the Close, taken atomically.
+        match self.outbound.try_reserve_many(RESERVED + 1) {
+            Ok(mut permits) => match permits.next() {
+                Some(permit) => {
+                    let len = bytes.len();
+                    permit.send(self.frame(bytes));
+                    self.sent(len);
+                    Ok(())
+                }
+                None => Err(TrySendError::Full(bytes)),
+            },
+            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(bytes)),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed),
         }
     }
 
@@ -269,7 +271,7 @@ impl ConnectionHandle {
         }
     }
 
-    fn disconnect_slow_consumer(&self) {
+    pub(crate) fn disconnect_slow_consumer(&self) {
         if !self.end.is_ended() {
             self.counters.disconnected(self.id.as_str());
             self.end.end(EndReason::SlowConsumer);
@@ -296,14 +298,22 @@ impl ConnectionHandle {
             .is_some_and(|bytes| self.try_send(bytes).is_ok())
     }
 
-    /// Queues the connection's last message (its Close) after it has ended, if there is
-    /// room.
-    pub(crate) fn push_final(&self, message: &HubMessage) {
-        if let Some(bytes) = self.encode(message) {
+    /// Queues the connection's last message (its Close) after it has ended, in the slot
+    /// kept for it. Senders that were waiting for room saw the end and let go of what they
+    /// held, so this waits for them briefly; a queue that is truly full gets no Close.
+    pub(crate) async fn push_final(&self, message: &HubMessage) {
+        let Some(bytes) = self.encode(message) else {
+            return;
+        };
+        let room = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            self.outbound.reserve(),
+        )
+        .await;
+        if let Ok(Ok(permit)) = room {
             let len = bytes.len();
-            if self.outbound.try_send(self.frame(bytes)).is_ok() {
-                self.sent(len);
-            }
+            permit.send(self.frame(bytes));
+            self.sent(len);
         }
     }
 
@@ -313,9 +323,10 @@ impl ConnectionHandle {
             return;
         }
         if let Some(bytes) = self.encode(&HubMessage::Ping)
-            && self.outbound.capacity() > RESERVED
-            && self.outbound.try_send(self.frame(bytes)).is_ok()
+            && let Ok(mut permits) = self.outbound.try_reserve_many(RESERVED + 1)
+            && let Some(permit) = permits.next()
         {
+            permit.send(self.frame(bytes));
             self.wrote.store(true, Ordering::Relaxed);
         }
     }

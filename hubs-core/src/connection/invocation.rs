@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -54,14 +55,21 @@ impl InvocationGuard {
     fn release_slot(&mut self) {
         self.permit = None;
     }
+
+    /// Frees the invocation's stream ids (before its last message, so a client may reuse
+    /// them as soon as it has it).
+    fn release_streams(&mut self) {
+        if let Some(id) = self.download.take() {
+            self.streams.end_download(&id);
+        }
+        let uploads = std::mem::take(&mut self.uploads);
+        self.streams.end_uploads(&uploads);
+    }
 }
 
 impl Drop for InvocationGuard {
     fn drop(&mut self) {
-        if let Some(id) = &self.download {
-            self.streams.end_download(id);
-        }
-        self.streams.end_uploads(&self.uploads);
+        self.release_streams();
     }
 }
 
@@ -77,13 +85,20 @@ struct Queued {
 pub(super) struct Invocations {
     queue: VecDeque<Queued>,
     slots: Arc<Semaphore>,
+    /// Error Completions waiting for room in a full outbound queue.
+    refusals: Arc<AtomicUsize>,
 }
+
+/// Error Completions that may wait for room at once; past it the client, which sends
+/// calls it does not read the answers to, is disconnected as a slow consumer.
+const MAX_WAITING_REFUSALS: usize = 16;
 
 impl Invocations {
     pub(super) fn new(max_parallel: usize) -> Self {
         Self {
             queue: VecDeque::new(),
             slots: Arc::new(Semaphore::new(max_parallel)),
+            refusals: Arc::default(),
         }
     }
 
@@ -111,7 +126,9 @@ impl Invocations {
     pub(super) fn accept<H: Hub>(&mut self, cx: &Context<H>, request: Request) {
         match self.check(cx, request) {
             Ok(queued) => self.queue.push_back(queued),
-            Err((Some(id), text)) => complete_with_error(cx.handle(), id, text),
+            Err((Some(id), text)) => {
+                complete_with_error(cx.handle(), &self.refusals, id, text);
+            }
             Err((None, text)) => tracing::debug!(error = %text, "non-blocking call refused"),
         }
     }
@@ -166,10 +183,9 @@ impl Invocations {
             }
             guard.download = Some(id);
         }
-        let Some(opened) = streams.open_uploads(&request.stream_ids) else {
-            return Err(refuse(wire::invocation_id_in_use(
-                request.stream_ids.first().map_or("", String::as_str),
-            )));
+        let opened = match streams.open_uploads(&request.stream_ids) {
+            Ok(opened) => opened,
+            Err(in_use) => return Err(refuse(wire::invocation_id_in_use(&in_use))),
         };
         let mut uploads = Vec::with_capacity(opened.len());
         for (id, (sender, receiver)) in request.stream_ids.iter().zip(opened) {
@@ -278,6 +294,7 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         Err(error) => Completion::error(id, wire::invocation_error(&error, &target, detailed)),
     };
     let ok = !matches!(completion.outcome, Outcome::Error(_));
+    guard.release_streams();
     // The slot is kept until the Completion is queued, so with one slot the completions
     // go out in order.
     let _ = handle
@@ -340,7 +357,17 @@ async fn pump(
                 tracing::debug!("stream cancelled");
                 return (!handle.is_closed()).then(|| Completion::void(id));
             }
-            item = stream.next() => item,
+            item = AssertUnwindSafe(stream.next()).catch_unwind() => match item {
+                Ok(item) => item,
+                Err(_) => {
+                    tracing::error!(%target, "a hub method's stream panicked");
+                    Some(Err(DispatchError::Failed {
+                        type_name: "Panic".to_owned(),
+                        message: "the stream panicked".to_owned(),
+                        hub_error: false,
+                    }))
+                }
+            },
         };
         match item {
             None => return Some(Completion::void(id)),
@@ -367,14 +394,26 @@ async fn pump(
 }
 
 /// Answers an invocation with an error without holding up the reader: queued at once
-/// when there is room, otherwise by a task that waits for it.
-pub(super) fn complete_with_error(handle: &Arc<ConnectionHandle>, id: String, text: String) {
+/// when there is room, otherwise by a task that waits for it (a few at most).
+fn complete_with_error(
+    handle: &Arc<ConnectionHandle>,
+    refusals: &Arc<AtomicUsize>,
+    id: String,
+    text: String,
+) {
     let message = HubMessage::Completion(Completion::error(id, text));
     if handle.try_send_message(&message) || handle.is_closed() {
         return;
     }
+    if refusals.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_REFUSALS {
+        refusals.fetch_sub(1, Ordering::AcqRel);
+        handle.disconnect_slow_consumer();
+        return;
+    }
     let handle = handle.clone();
+    let refusals = refusals.clone();
     tokio::spawn(async move {
         let _ = handle.send_message(&message).await;
+        refusals.fetch_sub(1, Ordering::AcqRel);
     });
 }

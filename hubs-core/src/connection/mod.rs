@@ -147,34 +147,42 @@ async fn run<H: Hub>(
         "connected"
     );
 
-    let ending = match AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone()))
-        .catch_unwind()
-        .await
-    {
-        Ok(Ok(())) => {
-            let mut decoder = protocol
-                .decoder()
-                .with_max_message_size(options.max_message_size);
-            decoder.push(&leftover);
-            Reader::new(&cx, capabilities, decoder)
-                .run(&mut incoming)
-                .await
-        }
-        Ok(Err(error)) => Ending::Error {
-            text: wire::closed_with_error(Some(("HubException", error.message()))),
-            allow_reconnect: false,
-        },
-        Err(_) => {
-            tracing::error!("on_connected panicked");
-            Ending::Error {
-                text: wire::closed_with_error(
-                    options
-                        .detailed_errors
-                        .then_some(("Panic", "on_connected panicked")),
-                ),
-                allow_reconnect: false,
+    // The hook runs until it returns or the connection ends (its transport may go).
+    let hook = tokio::select! {
+        hook = AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone())).catch_unwind() => Some(hook),
+        () = cx.handle().end_handle().ended() => None,
+    };
+    let ending = match hook {
+        None => Ending::signalled(
+            cx.handle().end_handle().reason(),
+            runtime.shutdown.is_cancelled(),
+        ),
+        Some(hook) => match hook {
+            Ok(Ok(())) => {
+                let mut decoder = protocol
+                    .decoder()
+                    .with_max_message_size(options.max_message_size);
+                decoder.push(&leftover);
+                Reader::new(&cx, capabilities, decoder)
+                    .run(&mut incoming)
+                    .await
             }
-        }
+            Ok(Err(error)) => Ending::Error {
+                text: wire::closed_with_error(Some(("HubException", error.message()))),
+                allow_reconnect: false,
+            },
+            Err(_) => {
+                tracing::error!("on_connected panicked");
+                Ending::Error {
+                    text: wire::closed_with_error(
+                        options
+                            .detailed_errors
+                            .then_some(("Panic", "on_connected panicked")),
+                    ),
+                    allow_reconnect: false,
+                }
+            }
+        },
     };
     tear_down(&runtime, cx, ending, &finished).await;
 }

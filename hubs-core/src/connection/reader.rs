@@ -267,13 +267,13 @@ impl<'a, H: Hub> Reader<'a, H> {
                 item,
                 ..
             }) => match streams.push(&invocation_id, item) {
-                None | Some((Pushed::Ignored, _)) => {
+                None | Some(Pushed::Ignored) => {
                     tracing::debug!(id = %invocation_id, "item for an unknown or finished upload; ignored");
                 }
-                Some((Pushed::Overflowed, _)) => {
+                Some(Pushed::Overflowed) => {
                     tracing::debug!(id = %invocation_id, "upload over the connection's buffer; failed");
                 }
-                Some((Pushed::Buffered, _)) => {}
+                Some(Pushed::Buffered) => {}
             },
             HubMessage::Completion(completion) => {
                 // Uploads first, then client results, as the official server does.

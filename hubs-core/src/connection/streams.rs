@@ -60,15 +60,21 @@ impl Streams {
         lock(&self.downloads).remove(id);
     }
 
-    /// Opens uploads for `ids`; `None` if one of them is in use (or repeated).
+    /// Opens uploads for `ids`; `Err(id)` with an id that is in use (or repeated).
     pub(crate) fn open_uploads(
         &self,
         ids: &[String],
-    ) -> Option<Vec<(UploadSender, UploadReceiver)>> {
+    ) -> Result<Vec<(UploadSender, UploadReceiver)>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut uploads = lock(&self.uploads);
-        let distinct = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
-        if !distinct || ids.iter().any(|id| uploads.contains_key(id)) {
-            return None;
+        if let Some((_, in_use)) = ids
+            .iter()
+            .enumerate()
+            .find(|(i, id)| ids[..*i].contains(id) || uploads.contains_key(*id))
+        {
+            return Err(in_use.clone());
         }
         let opened = ids
             .iter()
@@ -79,13 +85,13 @@ impl Streams {
             })
             .collect();
         self.note(&uploads);
-        Some(opened)
+        Ok(opened)
     }
 
     /// Feeds upload `id`; never waits. `None` when no such upload is open.
-    pub(crate) fn push(&self, id: &str, value: Value) -> Option<(Pushed, UploadSender)> {
+    pub(crate) fn push(&self, id: &str, value: Value) -> Option<Pushed> {
         let upload = lock(&self.uploads).get(id).cloned()?;
-        Some((upload.push(id, value), upload))
+        Some(upload.push(id, value))
     }
 
     /// The client completed upload `id` (with an error, or not); `false` when no such
@@ -117,6 +123,12 @@ impl Streams {
             }
         }
         self.note(&uploads);
+        drop(uploads);
+        // A consumer that outlives its invocation (moved to a task of its own) learns
+        // that no more items come.
+        for (_, upload) in ended {
+            upload.finish(Some(crate::wire::UPLOAD_INVOCATION_ENDED.to_owned()));
+        }
     }
 
     fn note(&self, uploads: &HashMap<String, UploadSender>) {

@@ -111,7 +111,7 @@ pub(super) async fn tear_down<H: Hub>(
     handle.results.fail_all();
     cx.streams().close();
     if let Some(close) = ending.close() {
-        handle.push_final(&HubMessage::Close(close));
+        handle.push_final(&HubMessage::Close(close)).await;
     }
     finished.cancel();
     runtime.lifetime.on_disconnected(&handle).await;

@@ -118,10 +118,16 @@ pub async fn deliver(
     delivery: Delivery,
 ) -> Result<(), SendError> {
     let mut waiting = FuturesUnordered::new();
+    // A protocol the message cannot be encoded for fails its recipients, not the others.
+    let mut failed = None;
     for connection in targets {
-        let bytes = message
-            .bytes(connection.protocol())
-            .map_err(SendError::Encode)?;
+        let bytes = match message.bytes(connection.protocol()) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                failed.get_or_insert(error);
+                continue;
+            }
+        };
         if let Err(TrySendError::Full(bytes)) = connection.try_send(bytes) {
             waiting.push(async move {
                 let _ = connection.deliver(bytes, delivery).await;
@@ -129,5 +135,5 @@ pub async fn deliver(
         }
     }
     while waiting.next().await.is_some() {}
-    Ok(())
+    failed.map_or(Ok(()), |error| Err(SendError::Encode(error)))
 }
