@@ -58,6 +58,7 @@ pub struct Recipients<K> {
     lifetime: Arc<dyn LifetimeManager>,
     selection: Selection,
     timeout: Duration,
+    confirmed: bool,
     _cardinality: PhantomData<fn() -> K>,
 }
 
@@ -67,6 +68,7 @@ impl<K> Clone for Recipients<K> {
             lifetime: self.lifetime.clone(),
             selection: self.selection.clone(),
             timeout: self.timeout,
+            confirmed: self.confirmed,
             _cardinality: PhantomData,
         }
     }
@@ -81,11 +83,17 @@ impl<K> std::fmt::Debug for Recipients<K> {
 }
 
 impl<K: Cardinality> Recipients<K> {
-    fn new(lifetime: Arc<dyn LifetimeManager>, selection: Selection, timeout: Duration) -> Self {
+    fn new(
+        lifetime: Arc<dyn LifetimeManager>,
+        selection: Selection,
+        timeout: Duration,
+        confirmed: bool,
+    ) -> Self {
         Self {
             lifetime,
             selection,
             timeout,
+            confirmed,
             _cardinality: PhantomData,
         }
     }
@@ -124,7 +132,13 @@ impl<K: Cardinality> Recipients<K> {
     pub async fn send<A: Arguments>(&self, target: &str, arguments: A) -> Result<(), SendError> {
         tracing::debug!(target, selection = ?self.selection, "send to clients");
         let message = SerializedMessage::invocation(target, &arguments);
-        self.lifetime.send(&self.selection, &message).await
+        if self.confirmed {
+            self.lifetime
+                .send_confirmed(&self.selection, &message)
+                .await
+        } else {
+            self.lifetime.send(&self.selection, &message).await
+        }
     }
 }
 
@@ -291,6 +305,7 @@ impl<T> futures_util::Stream for Responses<T> {
 pub struct HubClients<H: Hub> {
     lifetime: Arc<dyn LifetimeManager>,
     timeout: Duration,
+    confirmed: bool,
     _hub: PhantomData<fn() -> H>,
 }
 
@@ -299,6 +314,7 @@ impl<H: Hub> Clone for HubClients<H> {
         Self {
             lifetime: self.lifetime.clone(),
             timeout: self.timeout,
+            confirmed: self.confirmed,
             _hub: PhantomData,
         }
     }
@@ -311,16 +327,48 @@ impl<H: Hub> HubClients<H> {
         Self {
             lifetime,
             timeout,
+            confirmed: false,
             _hub: PhantomData,
         }
     }
 
+    /// The same targets, whose sends return only once the message has been handed over
+    /// for every server (with a backplane: once the broker accepted it), so a routing
+    /// failure comes back as [`SendError::Routing`]. Without it, a backplane delivers to
+    /// this server's connections, queues the rest and returns at once; what it then fails
+    /// to publish is counted and logged.
+    ///
+    /// ```no_run
+    /// # async fn f(cx: hubs_core::HubContext<impl hubs_core::Hub<Client = hubs_core::Untyped>>) -> Result<(), hubs_core::SendError> {
+    /// cx.clients().confirmed().all().send("Notice", ("maintenance at noon",)).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn confirmed(&self) -> Self {
+        Self {
+            confirmed: true,
+            ..self.clone()
+        }
+    }
+
     fn many(&self, selection: Selection) -> Proxy<H, Many> {
-        Recipients::new(self.lifetime.clone(), selection, self.timeout).into()
+        Recipients::new(
+            self.lifetime.clone(),
+            selection,
+            self.timeout,
+            self.confirmed,
+        )
+        .into()
     }
 
     fn one(&self, selection: Selection) -> Proxy<H, One> {
-        Recipients::new(self.lifetime.clone(), selection, self.timeout).into()
+        Recipients::new(
+            self.lifetime.clone(),
+            selection,
+            self.timeout,
+            self.confirmed,
+        )
+        .into()
     }
 
     /// Every connection of the hub.
@@ -411,6 +459,15 @@ pub struct Clients<H: Hub> {
 impl<H: Hub> Clients<H> {
     pub(crate) fn new(base: HubClients<H>, caller: ConnectionId) -> Self {
         Self { base, caller }
+    }
+
+    /// The same targets with confirmed sends (see [`HubClients::confirmed`]).
+    #[must_use]
+    pub fn confirmed(&self) -> Self {
+        Self {
+            base: self.base.confirmed(),
+            caller: self.caller.clone(),
+        }
     }
 
     /// The connection that made the call.

@@ -48,6 +48,7 @@ pub use hub::{BoxFuture, Call, Hub, Method, Reply, ServiceKey};
 pub use options::HubOptions;
 pub use routing::{
     InMemoryLifetimeManager, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
+    deliver_now,
 };
 pub use runtime::{HubContext, HubRuntime, MissingServiceError};
 pub use services::Services;

@@ -11,57 +11,35 @@ use futures_util::StreamExt;
 use hubs_core::protocol::{Outcome, Protocol, Value};
 use hubs_core::{
     Arguments, ClientResultError, ConnectionHandle, ConnectionId, InMemoryLifetimeManager,
-    LifetimeManager, PerProtocol, Selection, SendError, SerializedMessage, deliver,
+    LifetimeManager, PerProtocol, Selection, SendError, SerializedMessage, deliver, deliver_now,
 };
-use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManagerConfig, PubSubSink};
 use tokio::sync::oneshot;
 
-use crate::envelope::{Envelope, WireOutcome};
+use crate::envelope::{Envelope, Packet, Targets, WireOutcome};
+use crate::options::{ConnectError, RedisOptions};
+use crate::outbox::{BackplaneStats, Outbox};
 
-/// Where the backplane's Redis is, and how its channels are named.
-#[derive(Clone, Debug)]
-pub struct RedisOptions {
-    url: String,
-    prefix: String,
-    reply_timeout: Duration,
+/// Why a request to another server got no reply.
+#[derive(Debug)]
+enum RequestError {
+    /// Redis did not take it.
+    Publish(String),
+    /// Nobody answered (no server has the connection).
+    NoAnswer,
 }
 
-impl RedisOptions {
-    /// Redis at `url` (`redis://host:port/db`), channel prefix `hubs`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            prefix: "hubs".to_owned(),
-            reply_timeout: Duration::from_secs(5),
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Publish(error) => f.write_str(error),
+            Self::NoAnswer => {
+                f.write_str("no answer from the connection's server (it may be gone)")
+            }
         }
     }
-
-    /// The channel prefix, so that several applications can share one Redis.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long to wait for another server to acknowledge a group change (default 5 s).
-    #[must_use]
-    pub fn reply_timeout(mut self, timeout: Duration) -> Self {
-        self.reply_timeout = timeout;
-        self
-    }
 }
 
-/// Redis could not be reached at start-up.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot connect to Redis at {url}: {message}")]
-pub struct ConnectError {
-    url: String,
-    message: String,
-}
-
-/// Publishes that failed for good (after retries).
-const PUBLISH_FAILURES: &str = "signalr_backplane_publish_failures_total";
 /// From a server's publish to another server's receipt.
 const LAG: &str = "signalr_backplane_lag_seconds";
 
@@ -94,13 +72,16 @@ pub struct RedisLifetimeManager {
     server_id: String,
     /// The hub's name, as metrics label it.
     hub: String,
-    publish_warnings: hubs_core::Throttle,
+    /// Everything this server publishes, in order.
+    outbox: Outbox,
+    /// The highest packet number seen from each server (to drop duplicates).
+    seen: Mutex<HashMap<String, u64>>,
     channels: Channels,
     options: RedisOptions,
-    publisher: ConnectionManager,
     client: redis::Client,
-    /// Subscribed channels with how many local reasons each has.
-    subscriptions: Mutex<HashMap<String, usize>>,
+    /// Subscribed channels with how many local reasons each has; held across the
+    /// SUBSCRIBE and UNSUBSCRIBE commands, so the count and Redis agree.
+    subscriptions: tokio::sync::Mutex<HashMap<String, usize>>,
     sink: Mutex<Option<PubSubSink>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Envelope>>>,
     next_request: AtomicU64,
@@ -140,18 +121,26 @@ impl RedisLifetimeManager {
         })?
         .map_err(error)?;
         let pubsub = client.get_async_pubsub().await.map_err(error)?;
+        let server_id = ConnectionId::generate().to_string();
+        let outbox = Outbox::start(
+            publisher,
+            server_id.clone(),
+            hub.to_owned(),
+            options.outbox_capacity,
+            options.publish_patience,
+        );
         let manager = Arc::new(Self {
             local: InMemoryLifetimeManager::new(),
-            server_id: ConnectionId::generate().to_string(),
+            server_id,
             hub: hub.to_owned(),
-            publish_warnings: hubs_core::Throttle::new(),
+            outbox,
+            seen: Mutex::new(HashMap::new()),
             channels: Channels {
                 base: format!("{}:{hub}", options.prefix),
             },
             options,
-            publisher,
             client,
-            subscriptions: Mutex::new(HashMap::new()),
+            subscriptions: tokio::sync::Mutex::new(HashMap::new()),
             sink: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
@@ -171,14 +160,16 @@ impl RedisLifetimeManager {
         &self.server_id
     }
 
+    /// What the backplane has published, lost and dropped as duplicates so far.
+    pub fn stats(&self) -> BackplaneStats {
+        self.outbox.counters.stats()
+    }
+
     async fn subscribe(&self, channel: String) {
-        let first = {
-            let mut subscriptions = lock(&self.subscriptions);
-            let count = subscriptions.entry(channel.clone()).or_insert(0);
-            *count += 1;
-            *count == 1
-        };
-        if first {
+        let mut subscriptions = self.subscriptions.lock().await;
+        let count = subscriptions.entry(channel.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
             let sink = lock(&self.sink).clone();
             if let Some(mut sink) = sink
                 && let Err(error) = sink.subscribe(&channel).await
@@ -190,19 +181,17 @@ impl RedisLifetimeManager {
     }
 
     async fn unsubscribe(&self, channel: String) {
-        let last = {
-            let mut subscriptions = lock(&self.subscriptions);
-            match subscriptions.get_mut(&channel) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    false
-                }
-                Some(_) => {
-                    subscriptions.remove(&channel);
-                    true
-                }
-                None => false,
+        let mut subscriptions = self.subscriptions.lock().await;
+        let last = match subscriptions.get_mut(&channel) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
             }
+            Some(_) => {
+                subscriptions.remove(&channel);
+                true
+            }
+            None => false,
         };
         if last {
             let sink = lock(&self.sink).clone();
@@ -212,39 +201,26 @@ impl RedisLifetimeManager {
         }
     }
 
-    /// Publishes, retrying briefly: the first command after Redis came back fails while
-    /// the connection manager reconnects.
-    async fn publish(&self, channel: String, envelope: &Envelope) -> Result<(), SendError> {
-        let payload = envelope.encode();
-        let mut publisher = self.publisher.clone();
-        let mut attempt = 0;
-        loop {
-            match publisher.publish::<_, _, ()>(&channel, &payload).await {
-                Ok(()) => return Ok(()),
-                Err(error) if attempt >= 2 => {
-                    metrics::counter!(PUBLISH_FAILURES, "hub" => self.hub.clone()).increment(1);
-                    if let Some(count) = self.publish_warnings.allow() {
-                        tracing::warn!(%error, count, hub = %self.hub, "publishing to Redis fails; other servers miss these messages");
-                    }
-                    return Err(SendError::Routing(format!(
-                        "Redis: {error}; delivered to this server's connections only"
-                    )));
-                }
-                Err(error) => {
-                    tracing::debug!(%error, attempt, "publish failed; retrying");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-            }
-        }
+    /// Publishes through the outbox and waits until Redis accepted it.
+    async fn publish(&self, channel: String, envelope: Envelope) -> Result<(), SendError> {
+        self.outbox
+            .publish(channel, envelope)
+            .await
+            .map_err(|error| {
+                SendError::Routing(format!(
+                    "Redis: {error}; delivered to this server's connections only"
+                ))
+            })
     }
 
     /// Publishes a broadcast, encoded once per protocol.
     async fn publish_send(
         &self,
         channel: String,
+        targets: Option<Targets>,
         excluded: &[ConnectionId],
         message: &SerializedMessage<'_>,
+        confirm: bool,
     ) -> Result<(), SendError> {
         let json = message.bytes(Protocol::Json).map_err(SendError::Encode)?;
         let messagepack = message
@@ -252,12 +228,17 @@ impl RedisLifetimeManager {
             .map_err(SendError::Encode)?;
         let envelope = Envelope::Send {
             origin: self.server_id.clone(),
+            targets,
             excluded: excluded.iter().map(ToString::to_string).collect(),
             json: json.to_vec(),
             messagepack: messagepack.to_vec(),
             sent_at_ms: crate::envelope::now_ms(),
         };
-        self.publish(channel, &envelope).await
+        if confirm {
+            self.publish(channel, envelope).await
+        } else {
+            self.outbox.post(channel, envelope)
+        }
     }
 
     /// Publishes a request and waits for its reply on this server's channel.
@@ -266,17 +247,17 @@ impl RedisLifetimeManager {
         channel: String,
         make: impl FnOnce(u64) -> Envelope,
         timeout: Duration,
-    ) -> Result<Envelope, String> {
+    ) -> Result<Envelope, RequestError> {
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(request, tx);
         let result = async {
-            self.publish(channel, &make(request))
+            self.publish(channel, make(request))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| RequestError::Publish(e.to_string()))?;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(reply)) => Ok(reply),
-                _ => Err("no answer from the connection's server (it may be gone)".to_owned()),
+                _ => Err(RequestError::NoAnswer),
             }
         }
         .await;
@@ -284,11 +265,79 @@ impl RedisLifetimeManager {
         result
     }
 
+    /// Whether `packet` is new: numbers from one server only grow, so one at or below the
+    /// highest seen is a duplicate (a publish retried after Redis had accepted it).
+    fn first_time(&self, packet: &Packet) -> bool {
+        let mut seen = lock(&self.seen);
+        let highest = seen.entry(packet.origin.clone()).or_insert(0);
+        if packet.seq <= *highest {
+            self.outbox
+                .counters
+                .duplicates_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        *highest = packet.seq;
+        true
+    }
+
+    /// Local connections first, directly (that does not depend on Redis); then one
+    /// envelope for the other servers, queued (or, `confirm`ed, published).
+    async fn send_to(
+        &self,
+        selection: &Selection,
+        message: &SerializedMessage<'_>,
+        confirm: bool,
+    ) -> Result<(), SendError> {
+        let targets = self.local.select(selection);
+        deliver(&targets, message, selection.delivery()).await?;
+        let remote = |id: &ConnectionId| self.local.connection(id).is_none();
+        let everyone = self.channels.all();
+        let (channel, targets, excluded): (String, Option<Targets>, &[ConnectionId]) =
+            match selection {
+                Selection::All => (everyone, None, &[]),
+                Selection::AllExcept(excluded) => (everyone, None, excluded),
+                Selection::Connection(id) if remote(id) => {
+                    (self.channels.connection(id.as_str()), None, &[])
+                }
+                Selection::Connection(_) => return Ok(()),
+                Selection::Group(group) => (self.channels.group(group), None, &[]),
+                Selection::GroupExcept(group, excluded) => {
+                    (self.channels.group(group), None, excluded)
+                }
+                Selection::User(user) => (self.channels.user(user), None, &[]),
+                // Several groups, users or connections: one envelope every server hears,
+                // each choosing among its own connections, so a connection in two of the
+                // groups gets it once.
+                Selection::Groups(groups) => (everyone, Some(Targets::Groups(groups.clone())), &[]),
+                Selection::Users(users) => (everyone, Some(Targets::Users(users.clone())), &[]),
+                Selection::Connections(ids) => {
+                    let ids: Vec<String> = ids
+                        .iter()
+                        .filter(|id| remote(id))
+                        .map(ToString::to_string)
+                        .collect();
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    (everyone, Some(Targets::Connections(ids)), &[])
+                }
+                other => {
+                    return Err(SendError::Routing(format!(
+                        "unsupported selection {other:?}"
+                    )));
+                }
+            };
+        self.publish_send(channel, targets, excluded, message, confirm)
+            .await
+    }
+
     /// Handles what arrived on one of our channels.
     async fn receive(self: Arc<Self>, channel: &str, envelope: Envelope) {
         match envelope {
             Envelope::Send {
                 origin,
+                targets,
                 excluded,
                 json,
                 messagepack,
@@ -306,7 +355,15 @@ impl RedisLifetimeManager {
                 let Some(rest) = channel.strip_prefix(&format!("{}:", self.channels.base)) else {
                     return;
                 };
-                let selection = if rest == "all" {
+                let selection = if let Some(targets) = targets {
+                    match targets {
+                        Targets::Groups(groups) => Selection::Groups(groups),
+                        Targets::Users(users) => Selection::Users(users),
+                        Targets::Connections(ids) => Selection::Connections(
+                            ids.into_iter().map(ConnectionId::from).collect(),
+                        ),
+                    }
+                } else if rest == "all" {
                     Selection::AllExcept(excluded)
                 } else if let Some(group) = rest.strip_prefix("group:") {
                     Selection::GroupExcept(group.to_owned(), excluded)
@@ -321,8 +378,9 @@ impl RedisLifetimeManager {
                     Some(Bytes::from(json)),
                     Some(Bytes::from(messagepack)),
                 );
+                // Never waits on one connection: the listener serves them all.
                 let targets = self.local.select(&selection);
-                if let Err(error) = deliver(&targets, &message, selection.delivery()).await {
+                if let Err(error) = deliver_now(&targets, &message, selection.delivery()) {
                     tracing::warn!(%error, "cannot deliver a message from the backplane");
                 }
             }
@@ -340,8 +398,8 @@ impl RedisLifetimeManager {
                     let _ = self.remove_local(&id, &group).await;
                 }
                 let _ = self
-                    .publish(self.channels.server(&origin), &Envelope::Ack { request })
-                    .await;
+                    .outbox
+                    .post(self.channels.server(&origin), Envelope::Ack { request });
             }
             Envelope::Invoke {
                 origin,
@@ -378,9 +436,7 @@ impl RedisLifetimeManager {
                         Err(error) => WireOutcome::Failed(error.to_string()),
                     };
                     let reply = Envelope::Result { request, outcome };
-                    let _ = manager
-                        .publish(manager.channels.server(&origin), &reply)
-                        .await;
+                    let _ = manager.outbox.post(manager.channels.server(&origin), reply);
                 });
             }
             reply @ (Envelope::Ack { .. } | Envelope::Result { .. }) => {
@@ -452,7 +508,7 @@ impl RedisLifetimeManager {
         )
         .await
         .map(|_| ())
-        .map_err(SendError::Routing)
+        .map_err(|error| SendError::Routing(error.to_string()))
     }
 }
 
@@ -464,8 +520,10 @@ async fn listen(manager: Weak<RedisLifetimeManager>, mut stream: redis::aio::Pub
                 return;
             };
             let channel = message.get_channel_name().to_owned();
-            if let Some(envelope) = Envelope::decode(message.get_payload_bytes()) {
-                manager.receive(&channel, envelope).await;
+            if let Some(packet) = Packet::decode(message.get_payload_bytes())
+                && manager.first_time(&packet)
+            {
+                manager.receive(&channel, packet.envelope).await;
             }
         }
         // Lost: reconnect and resubscribe.
@@ -481,7 +539,8 @@ async fn listen(manager: Weak<RedisLifetimeManager>, mut stream: redis::aio::Pub
                 continue;
             };
             let (mut sink, next) = pubsub.split();
-            let channels: Vec<String> = lock(&current.subscriptions).keys().cloned().collect();
+            let channels: Vec<String> =
+                current.subscriptions.lock().await.keys().cloned().collect();
             let mut ok = true;
             for channel in &channels {
                 if sink.subscribe(channel).await.is_err() {
@@ -529,61 +588,15 @@ impl LifetimeManager for RedisLifetimeManager {
         selection: &Selection,
         message: &SerializedMessage<'_>,
     ) -> Result<(), SendError> {
-        // Local connections first, directly: that does not depend on Redis.
-        let targets = self.local.select(selection);
-        deliver(&targets, message, selection.delivery()).await?;
-        let remote = |id: &ConnectionId| self.local.connection(id).is_none();
-        match selection {
-            Selection::All => self.publish_send(self.channels.all(), &[], message).await,
-            Selection::AllExcept(excluded) => {
-                self.publish_send(self.channels.all(), excluded, message)
-                    .await
-            }
-            Selection::Connection(id) => {
-                if remote(id) {
-                    self.publish_send(self.channels.connection(id.as_str()), &[], message)
-                        .await
-                } else {
-                    Ok(())
-                }
-            }
-            Selection::Connections(ids) => {
-                for id in ids.iter().filter(|id| remote(id)) {
-                    self.publish_send(self.channels.connection(id.as_str()), &[], message)
-                        .await?;
-                }
-                Ok(())
-            }
-            Selection::Group(group) => {
-                self.publish_send(self.channels.group(group), &[], message)
-                    .await
-            }
-            Selection::GroupExcept(group, excluded) => {
-                self.publish_send(self.channels.group(group), excluded, message)
-                    .await
-            }
-            Selection::Groups(groups) => {
-                for group in groups {
-                    self.publish_send(self.channels.group(group), &[], message)
-                        .await?;
-                }
-                Ok(())
-            }
-            Selection::User(user) => {
-                self.publish_send(self.channels.user(user), &[], message)
-                    .await
-            }
-            Selection::Users(users) => {
-                for user in users {
-                    self.publish_send(self.channels.user(user), &[], message)
-                        .await?;
-                }
-                Ok(())
-            }
-            other => Err(SendError::Routing(format!(
-                "unsupported selection {other:?}"
-            ))),
-        }
+        self.send_to(selection, message, false).await
+    }
+
+    async fn send_confirmed(
+        &self,
+        selection: &Selection,
+        message: &SerializedMessage<'_>,
+    ) -> Result<(), SendError> {
+        self.send_to(selection, message, true).await
     }
 
     async fn add_to_group(&self, connection: &ConnectionId, group: &str) -> Result<(), SendError> {
@@ -651,7 +664,10 @@ impl LifetimeManager for RedisLifetimeManager {
                 timeout + self.options.reply_timeout,
             )
             .await
-            .map_err(|_| ClientResultError::NoConnection(connection.clone()))?;
+            .map_err(|error| match error {
+                RequestError::NoAnswer => ClientResultError::NoConnection(connection.clone()),
+                RequestError::Publish(error) => ClientResultError::Remote(error),
+            })?;
         match reply {
             Envelope::Result { outcome, .. } => match outcome {
                 WireOutcome::Void => Ok(Outcome::Void),

@@ -2,11 +2,32 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What travels on a channel: an envelope, numbered by its server. Numbers grow in
+/// publish order, so a receiver drops what it has seen (a publish retried after Redis had
+/// in fact accepted it).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Packet {
+    pub(crate) origin: String,
+    pub(crate) seq: u64,
+    pub(crate) envelope: Envelope,
+}
+
+/// The connections a multi-target send is for, chosen by each server among its own (so
+/// a connection in two of the groups gets the message once).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Targets {
+    Groups(Vec<String>),
+    Users(Vec<String>),
+    Connections(Vec<String>),
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Envelope {
-    /// An invocation for clients, encoded for both protocols.
+    /// An invocation for clients, encoded for both protocols: for the channel's
+    /// connections, or for `targets` (published on the channel every server hears).
     Send {
         origin: String,
+        targets: Option<Targets>,
         excluded: Vec<String>,
         #[serde(with = "serde_bytes")]
         json: Vec<u8>,
@@ -60,9 +81,22 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl Envelope {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).unwrap_or_default()
+/// A [`Packet`] to encode, borrowing its parts.
+#[derive(Serialize)]
+struct PacketRef<'a> {
+    origin: &'a str,
+    seq: u64,
+    envelope: &'a Envelope,
+}
+
+impl Packet {
+    pub(crate) fn encode(origin: &str, seq: u64, envelope: &Envelope) -> Vec<u8> {
+        rmp_serde::to_vec(&PacketRef {
+            origin,
+            seq,
+            envelope,
+        })
+        .unwrap_or_default()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {

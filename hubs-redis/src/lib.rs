@@ -20,8 +20,17 @@
 //! Each broadcast is encoded once per protocol and published once. Every server
 //! subscribes only to what concerns its own connections: a channel for all, one per group
 //! with a local member, one per user with a local connection, one per local connection,
-//! and one for replies to itself (`{prefix}:{hub}:…`). The sending server delivers to its
-//! own connections directly, so local delivery does not depend on Redis.
+//! and one for replies to itself (`{prefix}:{hub}:…`). A send to several groups, users or
+//! connections is one envelope on the channel every server hears; each server picks its
+//! own connections, so a connection in two of the groups gets the message once.
+//!
+//! The sending server delivers to its own connections directly, then hands the envelope
+//! to its **outbox**: one bounded queue and one task that publishes in order, in batches,
+//! so a send never waits on Redis (a hung Redis does not slow local delivery). Every
+//! envelope is numbered by its server; a receiver drops a number it has already seen, so
+//! a publish retried after Redis had in fact accepted it is delivered once. The listener
+//! delivers without ever waiting on one connection (a full queue is handled by the
+//! connection's slow-consumer policy, `Wait` taken as `Disconnect`).
 //!
 //! Group changes for a connection on another server, and client results from a
 //! connection on another server, go to that connection's channel; the reply comes back
@@ -30,20 +39,29 @@
 //! # When Redis fails
 //!
 //! * At start-up: [`RedisLifetimeManager::connect`] fails with [`ConnectError`].
-//! * While running: local delivery keeps working. A send that must reach other servers
-//!   is delivered locally and then fails with `SendError::Routing` (the caller learns
-//!   that remote clients may have missed it); remote group changes and client results
-//!   fail likewise. The publisher reconnects by itself; the subscriber reconnects with
-//!   backoff and restores every subscription, so group membership survives.
+//! * While running: local delivery keeps working. The outbox retries a publish for
+//!   [`RedisOptions::publish_patience`] (10 s); what is still unpublished then is lost for
+//!   the other servers, counted ([`RedisLifetimeManager::stats`], the
+//!   `signalr_backplane_publish_failures_total` metric) and logged. A hub method that
+//!   must know sends with `clients().confirmed()`: its send returns once Redis accepted
+//!   the message, or fails with `SendError::Routing`. A full outbox
+//!   ([`RedisOptions::outbox_capacity`]) fails the send at once. Remote group changes and
+//!   client results fail likewise. The publisher reconnects by itself; the subscriber
+//!   reconnects with backoff and restores every subscription, so group membership
+//!   survives.
 //!
 //! # Metrics
 //!
 //! Through the `metrics` facade, beside the hub's own (`hubs::meters`), labelled `hub`:
-//! `signalr_backplane_publish_failures_total` (publishes that failed after their retries)
-//! and `signalr_backplane_lag_seconds` (from a server's publish of a broadcast to another
+//! `signalr_backplane_publish_failures_total` (envelopes lost: given up on after their
+//! retries, or refused by a full outbox) and `signalr_backplane_lag_seconds` (from a server's publish of a broadcast to another
 //! server's receipt, by the two servers' clocks).
 
 mod backplane;
 mod envelope;
+mod options;
+mod outbox;
 
-pub use backplane::{ConnectError, RedisLifetimeManager, RedisOptions};
+pub use backplane::RedisLifetimeManager;
+pub use options::{ConnectError, RedisOptions};
+pub use outbox::BackplaneStats;

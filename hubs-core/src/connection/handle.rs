@@ -242,6 +242,30 @@ impl ConnectionHandle {
         }
     }
 
+    /// Queues encoded messages without ever waiting: when the queue is full, the policy's
+    /// rule for `delivery` applies with `Wait` taken as `Disconnect` (a backplane's
+    /// listener, which serves many connections, must not wait on one).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectionClosed`] when the connection is (or gets) closed.
+    pub fn offer(&self, bytes: Bytes, delivery: Delivery) -> Result<(), ConnectionClosed> {
+        match self.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed) => Err(ConnectionClosed),
+            Err(TrySendError::Full(_)) => match self.slow_consumer_policy().rule(delivery) {
+                SlowConsumer::Skip => {
+                    self.counters.skipped(self.id.as_str());
+                    Ok(())
+                }
+                SlowConsumer::Disconnect | SlowConsumer::Wait(_) => {
+                    self.disconnect_slow_consumer();
+                    Err(ConnectionClosed)
+                }
+            },
+        }
+    }
+
     async fn wait_for_room(
         &self,
         bytes: Bytes,

@@ -47,6 +47,33 @@ pub enum Selection {
     Users(Vec<String>),
 }
 
+/// Queues `message` on every connection in `targets` without ever waiting (see
+/// [`ConnectionHandle::offer`]): for a backplane's listener, which must not wait on one
+/// slow connection.
+///
+/// # Errors
+///
+/// [`SendError::Encode`] when the message cannot be encoded for a recipient's protocol
+/// (the other recipients are served).
+pub fn deliver_now(
+    targets: &[Arc<ConnectionHandle>],
+    message: &SerializedMessage<'_>,
+    delivery: Delivery,
+) -> Result<(), SendError> {
+    let mut failed = None;
+    for connection in targets {
+        match message.bytes(connection.protocol()) {
+            Ok(bytes) => {
+                let _ = connection.offer(bytes, delivery);
+            }
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
+        }
+    }
+    failed.map_or(Ok(()), |error| Err(SendError::Encode(error)))
+}
+
 impl Selection {
     /// Whether the selection is one connection ([`Delivery::Direct`]) or may be several
     /// ([`Delivery::FanOut`]), for the slow-consumer policy.
@@ -70,12 +97,24 @@ pub trait LifetimeManager: Send + Sync + 'static {
     /// A connection ended; forget it and its group memberships.
     async fn on_disconnected(&self, connection: &ConnectionHandle);
 
-    /// Sends `message` to the selected connections.
+    /// Sends `message` to the selected connections. A backplane delivers to its own
+    /// connections and hands the rest to its transport without waiting for it.
     async fn send(
         &self,
         selection: &Selection,
         message: &SerializedMessage<'_>,
     ) -> Result<(), SendError>;
+
+    /// [`send`](Self::send), returning only once the message has been handed over to
+    /// every server's share (for a backplane: the broker accepted it), so a failure is
+    /// the caller's to see. The in-memory manager has nothing more to wait for.
+    async fn send_confirmed(
+        &self,
+        selection: &Selection,
+        message: &SerializedMessage<'_>,
+    ) -> Result<(), SendError> {
+        self.send(selection, message).await
+    }
 
     /// Adds a connection to a group.
     async fn add_to_group(&self, connection: &ConnectionId, group: &str) -> Result<(), SendError>;
