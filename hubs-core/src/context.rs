@@ -255,4 +255,9 @@ impl<H: Hub> Context<H> {
     pub fn groups(&self) -> Groups {
         self.runtime.groups()
     }
+
+    /// Who is connected, on every server; ending any connection by id.
+    pub fn presence(&self) -> crate::Presence {
+        self.runtime.presence()
+    }
 }

@@ -21,6 +21,7 @@ mod error;
 mod hub;
 pub mod meters;
 mod options;
+mod presence;
 pub mod protocol;
 mod routing;
 mod runtime;
@@ -46,6 +47,7 @@ pub use error::{DispatchError, HubError, SendError};
 pub use futures_util::Stream;
 pub use hub::{BoxFuture, Call, Hub, Method, Reply, ServiceKey};
 pub use options::HubOptions;
+pub use presence::Presence;
 pub use routing::{
     InMemoryLifetimeManager, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
     deliver_now,

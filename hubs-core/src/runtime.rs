@@ -9,6 +9,7 @@ use crate::clients::{Groups, HubClients};
 use crate::hub::{Hub, ServiceKey};
 use crate::meters::HubMeters;
 use crate::options::HubOptions;
+use crate::presence::Presence;
 use crate::routing::LifetimeManager;
 use crate::services::Services;
 use crate::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
@@ -120,6 +121,11 @@ impl<H: Hub> HubRuntime<H> {
         Groups::new(self.lifetime.clone())
     }
 
+    /// Who is connected, on every server.
+    pub fn presence(&self) -> Presence {
+        Presence::new(self.lifetime.clone())
+    }
+
     /// A handle for code outside hub methods.
     pub fn context(self: &Arc<Self>) -> HubContext<H> {
         HubContext {
@@ -165,6 +171,11 @@ impl<H: Hub> HubContext<H> {
     /// Group membership.
     pub fn groups(&self) -> Groups {
         self.runtime.groups()
+    }
+
+    /// Who is connected, on every server; ending any connection by id.
+    pub fn presence(&self) -> Presence {
+        self.runtime.presence()
     }
 
     /// The hub value.

@@ -13,12 +13,13 @@ use hubs_core::{
     Arguments, ClientResultError, ConnectionHandle, ConnectionId, InMemoryLifetimeManager,
     LifetimeManager, PerProtocol, Selection, SendError, SerializedMessage, deliver, deliver_now,
 };
-use redis::aio::{ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Envelope, Packet, Targets, WireOutcome};
 use crate::options::{ConnectError, RedisOptions};
 use crate::outbox::{BackplaneStats, Outbox};
+use crate::presence::{self, HEARTBEAT_EVERY, HEARTBEAT_TTL, Keys};
 
 /// Why a request to another server got no reply.
 #[derive(Debug)]
@@ -79,6 +80,9 @@ pub struct RedisLifetimeManager {
     channels: Channels,
     options: RedisOptions,
     client: redis::Client,
+    /// For presence reads (writes go through the outbox).
+    reader: ConnectionManager,
+    keys: Keys,
     /// Subscribed channels with how many local reasons each has; held across the
     /// SUBSCRIBE and UNSUBSCRIBE commands, so the count and Redis agree.
     subscriptions: tokio::sync::Mutex<HashMap<String, usize>>,
@@ -122,6 +126,7 @@ impl RedisLifetimeManager {
         .map_err(error)?;
         let pubsub = client.get_async_pubsub().await.map_err(error)?;
         let server_id = ConnectionId::generate().to_string();
+        let reader = publisher.clone();
         let outbox = Outbox::start(
             publisher,
             server_id.clone(),
@@ -138,8 +143,10 @@ impl RedisLifetimeManager {
             channels: Channels {
                 base: format!("{}:{hub}", options.prefix),
             },
+            keys: Keys::new(&format!("{}:{hub}", options.prefix)),
             options,
             client,
+            reader,
             subscriptions: tokio::sync::Mutex::new(HashMap::new()),
             sink: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
@@ -152,6 +159,8 @@ impl RedisLifetimeManager {
             .subscribe(manager.channels.server(&manager.server_id))
             .await;
         tokio::spawn(listen(Arc::downgrade(&manager), stream));
+        manager.beat().await;
+        tokio::spawn(heartbeat(Arc::downgrade(&manager)));
         Ok(manager)
     }
 
@@ -263,6 +272,62 @@ impl RedisLifetimeManager {
         .await;
         lock(&self.pending).remove(&request);
         result
+    }
+
+    /// Renews this server's heartbeat (presence entries of servers without one are gone).
+    async fn beat(&self) {
+        let mut redis = self.reader.clone();
+        let result: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(self.keys.alive(&self.server_id))
+            .arg(1)
+            .arg("PX")
+            .arg(u64::try_from(HEARTBEAT_TTL.as_millis()).unwrap_or(u64::MAX))
+            .query_async(&mut redis)
+            .await;
+        if let Err(error) = result {
+            tracing::debug!(%error, "cannot renew the presence heartbeat");
+        }
+    }
+
+    fn me(&self, connection: &str) -> String {
+        presence::member(&self.server_id, connection)
+    }
+
+    /// Those of `ids` connected to a live server.
+    async fn live(&self, ids: &[ConnectionId]) -> Vec<ConnectionId> {
+        let mut live = Vec::new();
+        let mut redis = self.reader.clone();
+        for id in ids {
+            let here = self.local.connection(id).is_some();
+            if here
+                || matches!(
+                    presence::owner(&mut redis, &self.keys, id.as_str()).await,
+                    Ok(Some(_))
+                )
+            {
+                live.push(id.clone());
+            }
+        }
+        live
+    }
+
+    /// Reads presence; on a Redis failure, what this server knows.
+    async fn present(&self, sets: Vec<String>, local: &Selection) -> Vec<ConnectionId> {
+        let mut redis = self.reader.clone();
+        match presence::members(&mut redis, &self.keys, &sets).await {
+            Ok((connections, dead)) => {
+                for (key, entries) in dead {
+                    let mut command = redis::cmd("SREM");
+                    command.arg(key).arg(entries);
+                    self.outbox.command(command);
+                }
+                connections
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot read presence; answering with this server's connections");
+                self.local.connection_ids(local).await
+            }
+        }
     }
 
     /// Whether `packet` is new: numbers from one server only grow, so one at or below the
@@ -439,6 +504,18 @@ impl RedisLifetimeManager {
                     let _ = manager.outbox.post(manager.channels.server(&origin), reply);
                 });
             }
+            Envelope::Kick {
+                origin,
+                request,
+                connection,
+            } => {
+                if let Some(handle) = self.local.connection(&ConnectionId::from(connection)) {
+                    handle.abort();
+                    let _ = self
+                        .outbox
+                        .post(self.channels.server(&origin), Envelope::Ack { request });
+                }
+            }
             reply @ (Envelope::Ack { .. } | Envelope::Result { .. }) => {
                 let request = match &reply {
                     Envelope::Ack { request } | Envelope::Result { request, .. } => *request,
@@ -463,6 +540,13 @@ impl RedisLifetimeManager {
         self.local.add_to_group(connection, group).await?;
         if !before {
             self.subscribe(self.channels.group(group)).await;
+            let mut add = redis::cmd("SADD");
+            add.arg(self.keys.group(group))
+                .arg(self.me(connection.as_str()));
+            self.outbox.command(add);
+            let mut add = redis::cmd("SADD");
+            add.arg(self.keys.groups_of(connection.as_str())).arg(group);
+            self.outbox.command(add);
         }
         Ok(())
     }
@@ -476,6 +560,16 @@ impl RedisLifetimeManager {
         self.local.remove_from_group(connection, group).await?;
         if member {
             self.unsubscribe(self.channels.group(group)).await;
+            let mut remove = redis::cmd("SREM");
+            remove
+                .arg(self.keys.group(group))
+                .arg(self.me(connection.as_str()));
+            self.outbox.command(remove);
+            let mut remove = redis::cmd("SREM");
+            remove
+                .arg(self.keys.groups_of(connection.as_str()))
+                .arg(group);
+            self.outbox.command(remove);
         }
         Ok(())
     }
@@ -509,6 +603,17 @@ impl RedisLifetimeManager {
         .await
         .map(|_| ())
         .map_err(|error| SendError::Routing(error.to_string()))
+    }
+}
+
+/// Renews the server's presence heartbeat until the backplane is gone.
+async fn heartbeat(manager: Weak<RedisLifetimeManager>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        manager.beat().await;
     }
 }
 
@@ -565,8 +670,18 @@ impl LifetimeManager for RedisLifetimeManager {
         let user = connection.user().map(str::to_owned);
         self.local.on_connected(connection).await;
         self.subscribe(self.channels.connection(&id)).await;
+        let me = self.me(&id);
+        let mut add = redis::cmd("SADD");
+        add.arg(self.keys.all()).arg(&me);
+        self.outbox.command(add);
+        let mut owner = redis::cmd("SET");
+        owner.arg(self.keys.owner(&id)).arg(&self.server_id);
+        self.outbox.command(owner);
         if let Some(user) = user {
             self.subscribe(self.channels.user(&user)).await;
+            let mut add = redis::cmd("SADD");
+            add.arg(self.keys.user(&user)).arg(&me);
+            self.outbox.command(add);
         }
     }
 
@@ -575,11 +690,25 @@ impl LifetimeManager for RedisLifetimeManager {
         self.local.on_disconnected(connection).await;
         self.unsubscribe(self.channels.connection(connection.id().as_str()))
             .await;
+        let id = connection.id().as_str();
+        let me = self.me(id);
+        let mut remove = redis::cmd("SREM");
+        remove.arg(self.keys.all()).arg(&me);
+        self.outbox.command(remove);
+        let mut forget = redis::cmd("DEL");
+        forget.arg(self.keys.owner(id)).arg(self.keys.groups_of(id));
+        self.outbox.command(forget);
         if let Some(user) = connection.user() {
             self.unsubscribe(self.channels.user(user)).await;
+            let mut remove = redis::cmd("SREM");
+            remove.arg(self.keys.user(user)).arg(&me);
+            self.outbox.command(remove);
         }
         for group in groups {
             self.unsubscribe(self.channels.group(&group)).await;
+            let mut remove = redis::cmd("SREM");
+            remove.arg(self.keys.group(&group)).arg(&me);
+            self.outbox.command(remove);
         }
     }
 
@@ -615,9 +744,76 @@ impl LifetimeManager for RedisLifetimeManager {
         self.local.connection(id)
     }
 
-    /// Local connections only: fan-out client results reach this server's connections.
+    /// The selected connections on every server (from the presence sets, so fan-out
+    /// client results reach them all).
     async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId> {
-        self.local.connection_ids(selection).await
+        let keys = &self.keys;
+        let except = |ids: Vec<ConnectionId>, excluded: &[ConnectionId]| {
+            ids.into_iter()
+                .filter(|id| !excluded.contains(id))
+                .collect::<Vec<_>>()
+        };
+        match selection {
+            Selection::All => self.present(vec![keys.all()], selection).await,
+            Selection::AllExcept(excluded) => {
+                except(self.present(vec![keys.all()], selection).await, excluded)
+            }
+            Selection::Group(group) => self.present(vec![keys.group(group)], selection).await,
+            Selection::GroupExcept(group, excluded) => except(
+                self.present(vec![keys.group(group)], selection).await,
+                excluded,
+            ),
+            Selection::Groups(groups) => {
+                let sets = groups.iter().map(|g| keys.group(g)).collect();
+                self.present(sets, selection).await
+            }
+            Selection::User(user) => self.present(vec![keys.user(user)], selection).await,
+            Selection::Users(users) => {
+                let sets = users.iter().map(|u| keys.user(u)).collect();
+                self.present(sets, selection).await
+            }
+            Selection::Connection(id) => self.live(std::slice::from_ref(id)).await,
+            Selection::Connections(ids) => self.live(ids).await,
+            other => self.local.connection_ids(other).await,
+        }
+    }
+
+    async fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {
+        if self.local.connection(connection).is_some() {
+            return self.local.groups_of(connection);
+        }
+        let mut redis = self.reader.clone();
+        match presence::owner(&mut redis, &self.keys, connection.as_str()).await {
+            Ok(Some(_)) => redis::cmd("SMEMBERS")
+                .arg(self.keys.groups_of(connection.as_str()))
+                .query_async(&mut redis)
+                .await
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn abort(&self, connection: &ConnectionId) -> bool {
+        if let Some(handle) = self.local.connection(connection) {
+            handle.abort();
+            return true;
+        }
+        if self.live(std::slice::from_ref(connection)).await.is_empty() {
+            return false;
+        }
+        let origin = self.server_id.clone();
+        let id = connection.to_string();
+        self.request(
+            self.channels.connection(&id),
+            |request| Envelope::Kick {
+                origin,
+                request,
+                connection: id.clone(),
+            },
+            self.options.reply_timeout,
+        )
+        .await
+        .is_ok()
     }
 
     async fn invoke(

@@ -55,6 +55,12 @@ pub(crate) enum Envelope {
         messagepack: Vec<serde_bytes::ByteBuf>,
         timeout_ms: u64,
     },
+    /// End a connection (a kick from another server); acknowledged if it was there.
+    Kick {
+        origin: String,
+        request: u64,
+        connection: String,
+    },
     /// A group change was made.
     Ack { request: u64 },
     /// A client result came back.

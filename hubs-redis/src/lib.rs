@@ -36,6 +36,17 @@
 //! connection on another server, go to that connection's channel; the reply comes back
 //! on the asking server's channel.
 //!
+//! # Presence
+//!
+//! Who is connected is kept in Redis sets (`{prefix}:{hub}:presence:…`): the members of
+//! each group and user, the groups of each connection, the server owning each connection.
+//! Each server renews a heartbeat key every 3 s (it expires after 10 s); members of a
+//! server whose heartbeat is gone, one that crashed without cleaning up, are left out of
+//! every answer and removed when read. So `Presence` (group members, a user's
+//! connections, a connection's groups, counts), kicks (`Presence::kick` ends a
+//! connection on whichever server has it) and fan-out client results
+//! (`clients.group(g).invoke_each(..)`) see every server.
+//!
 //! # When Redis fails
 //!
 //! * At start-up: [`RedisLifetimeManager::connect`] fails with [`ConnectError`].
@@ -61,6 +72,7 @@ mod backplane;
 mod envelope;
 mod options;
 mod outbox;
+mod presence;
 
 pub use backplane::RedisLifetimeManager;
 pub use options::{ConnectError, RedisOptions};

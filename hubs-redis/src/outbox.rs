@@ -51,11 +51,19 @@ impl Counters {
     }
 }
 
-/// One envelope to publish, and who waits for the outcome.
+/// One envelope to publish (or a presence command to run), and who waits for the outcome.
 struct Outgoing {
-    channel: String,
-    envelope: Envelope,
+    what: What,
     done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+enum What {
+    Publish {
+        channel: String,
+        envelope: Envelope,
+    },
+    /// A presence write, run in order with the publishes.
+    Command(redis::Cmd),
 }
 
 /// The sending end of the outbox.
@@ -69,9 +77,7 @@ pub(crate) struct Outbox {
 
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outgoing")
-            .field("channel", &self.channel)
-            .finish_non_exhaustive()
+        f.debug_struct("Outgoing").finish_non_exhaustive()
     }
 }
 
@@ -116,10 +122,17 @@ impl Outbox {
     /// [`SendError::Routing`] when the outbox is full (counted and logged).
     pub(crate) fn post(&self, channel: String, envelope: Envelope) -> Result<(), SendError> {
         self.push(Outgoing {
-            channel,
-            envelope,
+            what: What::Publish { channel, envelope },
             done: None,
         })
+    }
+
+    /// Queues a presence write, to run in order with the publishes.
+    pub(crate) fn command(&self, command: redis::Cmd) {
+        let _ = self.push(Outgoing {
+            what: What::Command(command),
+            done: None,
+        });
     }
 
     /// Queues `envelope` for `channel` and waits until Redis accepted it.
@@ -130,8 +143,7 @@ impl Outbox {
     pub(crate) async fn publish(&self, channel: String, envelope: Envelope) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.push(Outgoing {
-            channel,
-            envelope,
+            what: What::Publish { channel, envelope },
             done: Some(tx),
         })
         .map_err(|e| e.to_string())?;
@@ -184,9 +196,16 @@ async fn run(
         }
         let mut pipe = redis::pipe();
         for outgoing in &batch {
-            seq += 1;
-            let packet = Packet::encode(&origin, seq, &outgoing.envelope);
-            pipe.publish(&outgoing.channel, packet).ignore();
+            match &outgoing.what {
+                What::Publish { channel, envelope } => {
+                    seq += 1;
+                    pipe.publish(channel, Packet::encode(&origin, seq, envelope))
+                        .ignore();
+                }
+                What::Command(command) => {
+                    pipe.add_command(command.clone()).ignore();
+                }
+            }
         }
         let started = Instant::now();
         let mut attempt = 0u32;

@@ -223,9 +223,9 @@
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
     Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,
-    LifetimeManager, Many, One, PerProtocol, Recipients, Request, Responses, Selection, SendError,
-    SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats, Stream,
-    TransportKind, Untyped, UploadStream, wire,
+    LifetimeManager, Many, One, PerProtocol, Presence, Recipients, Request, Responses, Selection,
+    SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats,
+    Stream, TransportKind, Untyped, UploadStream, wire,
 };
 pub use hubs_core::{meters, protocol};
 pub use hubs_transport::{

@@ -682,3 +682,144 @@ async fn messages_lost_while_redis_is_down_are_counted_and_confirmed_sends_fail(
     .await
     .unwrap_or_else(|_| panic!("every lost message is counted: {:?}", on_a.stats()));
 }
+
+/// The interop server (`TestHub`) on a Redis backplane, on a free port.
+async fn interop_on(redis: &str) -> std::net::SocketAddr {
+    let settings = hubs_examples::interop::Settings::default();
+    let hubs = hubs_examples::interop::server_with_redis(&settings, redis)
+        .await
+        .expect("connects to Redis")
+        .build()
+        .expect("builds");
+    let app = hubs_examples::interop::router(&settings, hubs).expect("the app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(hubs::serve(listener, app, hubs::ServeOptions::default()));
+    addr
+}
+
+/// A TestHub client that answers `Result` with `answer`; its connection id.
+async fn test_client(
+    addr: std::net::SocketAddr,
+    user: &str,
+    answer: i64,
+) -> (HubConnection, String) {
+    let connection = HubConnection::builder(format!("http://{addr}/testhub?user={user}")).build();
+    connection.on("Result", move |(_group,): (String,)| async move {
+        Ok::<i64, HubError>(answer)
+    });
+    connection.start().await.expect("starts");
+    let id: String = connection
+        .invoke("GetCallerConnectionId", ())
+        .await
+        .expect("its id");
+    (connection, id)
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_kick_and_fan_out_results_across_three_servers() {
+    let port = free_port();
+    let mut redis = Redis::start(port).await;
+    let a = interop_on(&redis.url()).await;
+    let b = interop_on(&redis.url()).await;
+    let c = interop_on(&redis.url()).await;
+    let (on_a, ann_a) = test_client(a, "ann", 1).await;
+    let (on_b, ann_b) = test_client(b, "ann", 2).await;
+    let (on_c, cy) = test_client(c, "cy", 3).await;
+    for connection in [&on_a, &on_b, &on_c] {
+        let () = connection
+            .invoke("JoinGroup", ("room",))
+            .await
+            .expect("joins");
+    }
+    // Presence writes travel through each server's outbox; give them a moment.
+    let everyone = sorted(vec![ann_a.clone(), ann_b.clone(), cy.clone()]);
+    tokio::time::timeout(STEP, async {
+        loop {
+            let members: Vec<String> = on_c
+                .invoke("GroupMembers", ("room",))
+                .await
+                .expect("members");
+            if members == everyone {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every server's member is listed");
+    let anns: Vec<String> = on_c
+        .invoke("UserConnections", ("ann",))
+        .await
+        .expect("ann's");
+    assert_eq!(anns, sorted(vec![ann_a.clone(), ann_b.clone()]));
+
+    // A fan-out client result reaches the members on every server, the caller included.
+    let answers: Vec<i64> = on_a.invoke("AskGroup", ("room",)).await.expect("answers");
+    assert_eq!(answers, [1, 2, 3]);
+
+    // A server that died without cleaning up: its entries are left out, and removed.
+    let ghost_set = "interop:testhub:presence:group:room";
+    let status = Command::new("redis-cli")
+        .args([
+            "-p",
+            &port.to_string(),
+            "SADD",
+            ghost_set,
+            "crashed-server|ghost",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("redis-cli runs");
+    assert!(status.success());
+    let members: Vec<String> = on_c
+        .invoke("GroupMembers", ("room",))
+        .await
+        .expect("members");
+    assert_eq!(
+        members, everyone,
+        "a dead server's connections are not present"
+    );
+
+    // Kick from anywhere: C ends B's connection.
+    let kicked: bool = on_c.invoke("Kick", (ann_b.as_str(),)).await.expect("kick");
+    assert!(kicked);
+    let unknown: bool = on_c
+        .invoke("Kick", ("no-such-connection",))
+        .await
+        .expect("kick");
+    assert!(!unknown);
+    tokio::time::timeout(STEP, async {
+        loop {
+            let members: Vec<String> = on_a
+                .invoke("GroupMembers", ("room",))
+                .await
+                .expect("members");
+            if members == sorted(vec![ann_a.clone(), cy.clone()]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the kicked connection left the group everywhere");
+    assert_eq!(on_b.state(), hubs::client::ConnectionState::Disconnected);
+    let ghost = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SMEMBERS", ghost_set])
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(
+        !String::from_utf8_lossy(&ghost.stdout).contains("ghost"),
+        "the dead entry was removed when read"
+    );
+    redis.stop().await;
+}

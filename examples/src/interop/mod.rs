@@ -199,6 +199,74 @@ impl TestHub {
     ) -> Result<serde_json::Value, HubError> {
         cx.clients().caller().invoke("Result", (value,)).await
     }
+
+    /// EXT: a typed fan-out client result: asks `Result(groupName)` of every member of the
+    /// group, on every server, for up to 5 s; the successful answers, sorted.
+    pub async fn ask_group(
+        &self,
+        cx: &Context<Self>,
+        group_name: String,
+    ) -> Result<Vec<serde_json::Value>, HubError> {
+        let answers = cx
+            .clients()
+            .group(group_name.clone())
+            .invoke_each::<serde_json::Value, _>("Result", (group_name,))
+            .map_err(|e| HubError::new(e.to_string()))?
+            .within(Duration::from_secs(5))
+            .await;
+        let mut values: Vec<serde_json::Value> = answers
+            .into_iter()
+            .filter_map(|(_, answer)| answer.ok())
+            .collect();
+        values.sort_by(compare_json);
+        Ok(values)
+    }
+
+    /// EXT: presence: the connection ids in the group on every server, sorted.
+    pub async fn group_members(&self, cx: &Context<Self>, group_name: String) -> Vec<String> {
+        sorted_ids(cx.presence().group_members(&group_name).await)
+    }
+
+    /// EXT: presence: the connection ids of a user on every server, sorted.
+    pub async fn user_connections(&self, cx: &Context<Self>, user_id: String) -> Vec<String> {
+        sorted_ids(cx.presence().user_connections(&user_id).await)
+    }
+
+    /// EXT: ends a connection of this hub wherever it is; whether it existed.
+    pub async fn kick(&self, cx: &Context<Self>, connection_id: String) -> bool {
+        cx.presence().kick(&connection_id.into()).await
+    }
+
+    /// EXT: `GroupsMessage(message)` once to every connection in any of the groups.
+    pub async fn send_to_groups(
+        &self,
+        cx: &Context<Self>,
+        group_names: Vec<String>,
+        message: String,
+    ) {
+        let _ = cx
+            .clients()
+            .groups(group_names)
+            .send("GroupsMessage", (message,))
+            .await;
+    }
+}
+
+fn sorted_ids(ids: Vec<hubs::ConnectionId>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// Numbers by value, strings by text, anything else by its JSON text.
+fn compare_json(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => a.total_cmp(&b),
+        _ => match (a.as_str(), b.as_str()) {
+            (Some(a), Some(b)) => a.cmp(b),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+    }
 }
 
 /// A hub that cannot be set up for a connection, as the official test server's
@@ -366,6 +434,8 @@ fn hub_options(settings: &Settings) -> HubOptions {
     HubOptions::default()
         .enable_detailed_errors(true)
         .keep_alive_interval(settings.keep_alive)
+        // For the presence methods (UserConnections): `?user=` names the connection's user.
+        .user_id(|request| request.query("user").map(str::to_owned))
 }
 
 fn endpoint(settings: &Settings) -> EndpointOptions {

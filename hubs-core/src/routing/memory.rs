@@ -202,6 +202,10 @@ impl LifetimeManager for InMemoryLifetimeManager {
         self.read().connections.get(id).cloned()
     }
 
+    async fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {
+        InMemoryLifetimeManager::groups_of(self, connection)
+    }
+
     async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId> {
         self.select(selection)
             .iter()

@@ -132,6 +132,21 @@ pub trait LifetimeManager: Send + Sync + 'static {
     /// The ids of the selected connections (on every server, for a backplane).
     async fn connection_ids(&self, selection: &Selection) -> Vec<ConnectionId>;
 
+    /// The groups a connection is in (wherever it is, for a backplane).
+    async fn groups_of(&self, connection: &ConnectionId) -> Vec<String>;
+
+    /// Ends a connection wherever it is (it gets a Close without an error, and is told
+    /// not to reconnect, as with `abort`). `true` if it existed.
+    async fn abort(&self, connection: &ConnectionId) -> bool {
+        match self.connection(connection) {
+            Some(handle) => {
+                handle.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Invokes `target` on one connection and waits for its result (a client result).
     async fn invoke(
         &self,
