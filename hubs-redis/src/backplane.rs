@@ -13,7 +13,10 @@ use hubs_core::{
     Arguments, ClientResultError, ConnectionHandle, ConnectionId, InMemoryLifetimeManager,
     LifetimeManager, PerProtocol, Selection, SendError, SerializedMessage, deliver, deliver_now,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::ConnectionManagerConfig;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+
+use crate::connection::{Commands, Subscriber};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Envelope, Packet, Targets, WireOutcome};
@@ -79,14 +82,13 @@ pub struct RedisLifetimeManager {
     seen: Mutex<HashMap<String, u64>>,
     channels: Channels,
     options: RedisOptions,
-    client: redis::Client,
     /// For presence reads (writes go through the outbox).
-    reader: ConnectionManager,
+    reader: Commands,
     keys: Keys,
     /// Subscribed channels with how many local reasons each has; held across the
     /// SUBSCRIBE and UNSUBSCRIBE commands, so the count and Redis agree.
     subscriptions: tokio::sync::Mutex<HashMap<String, usize>>,
-    sink: Mutex<Option<PubSubSink>>,
+    sink: Mutex<Option<Subscriber>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Envelope>>>,
     next_request: AtomicU64,
 }
@@ -109,22 +111,61 @@ impl RedisLifetimeManager {
             url: options.url.clone(),
             message: e.to_string(),
         };
-        let client = redis::Client::open(options.url.as_str()).map_err(error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let publisher = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| ConnectError {
+        let timed_out = || ConnectError {
             url: options.url.clone(),
             message: "timed out".to_owned(),
-        })?
-        .map_err(error)?;
-        let pubsub = client.get_async_pubsub().await.map_err(error)?;
+        };
+        let (publisher, subscriber, incoming) = match &options.cluster {
+            None => {
+                let client = redis::Client::open(options.url.as_str()).map_err(error)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1);
+                let publisher = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.get_connection_manager_with_config(config),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(error)?;
+                let pubsub = client.get_async_pubsub().await.map_err(error)?;
+                let (sink, stream) = pubsub.split();
+                (
+                    Commands::Single(publisher),
+                    Subscriber::Single(sink),
+                    Incoming::Single(client, stream),
+                )
+            }
+            Some(nodes) => {
+                let commands = ClusterClient::new(nodes.clone()).map_err(error)?;
+                let publisher =
+                    tokio::time::timeout(Duration::from_secs(5), commands.get_async_connection())
+                        .await
+                        .map_err(|_| timed_out())?
+                        .map_err(error)?;
+                // Sharded messages arrive as RESP3 pushes; the client resubscribes by
+                // itself after a reconnect or a resharding.
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let subscriptions = ClusterClientBuilder::new(nodes.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(tx)
+                    .build()
+                    .map_err(error)?;
+                let subscriber = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    subscriptions.get_async_connection(),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(error)?;
+                (
+                    Commands::Cluster(publisher),
+                    Subscriber::Cluster(subscriber),
+                    Incoming::Cluster(rx),
+                )
+            }
+        };
         let server_id = ConnectionId::generate().to_string();
         let reader = publisher.clone();
         let outbox = Outbox::start(
@@ -145,20 +186,24 @@ impl RedisLifetimeManager {
             },
             keys: Keys::new(&format!("{}:{hub}", options.prefix)),
             options,
-            client,
             reader,
             subscriptions: tokio::sync::Mutex::new(HashMap::new()),
-            sink: Mutex::new(None),
+            sink: Mutex::new(Some(subscriber)),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         });
-        let (sink, stream) = pubsub.split();
-        *lock(&manager.sink) = Some(sink);
         manager.subscribe(manager.channels.all()).await;
         manager
             .subscribe(manager.channels.server(&manager.server_id))
             .await;
-        tokio::spawn(listen(Arc::downgrade(&manager), stream));
+        match incoming {
+            Incoming::Single(client, stream) => {
+                tokio::spawn(listen(Arc::downgrade(&manager), client, stream));
+            }
+            Incoming::Cluster(pushes) => {
+                tokio::spawn(listen_cluster(Arc::downgrade(&manager), pushes));
+            }
+        }
         manager.beat().await;
         tokio::spawn(heartbeat(Arc::downgrade(&manager)));
         Ok(manager)
@@ -618,7 +663,47 @@ async fn heartbeat(manager: Weak<RedisLifetimeManager>) {
 }
 
 /// Reads the subscription; on loss, reconnects with backoff and restores every channel.
-async fn listen(manager: Weak<RedisLifetimeManager>, mut stream: redis::aio::PubSubStream) {
+/// How a server hears its channels.
+enum Incoming {
+    Single(redis::Client, redis::aio::PubSubStream),
+    Cluster(tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>),
+}
+
+/// Reads a cluster's sharded messages (RESP3 pushes).
+async fn listen_cluster(
+    manager: Weak<RedisLifetimeManager>,
+    mut pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    while let Some(push) = pushes.recv().await {
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        if push.kind != redis::PushKind::SMessage {
+            continue;
+        }
+        let mut data = push.data.into_iter();
+        let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
+            continue;
+        };
+        let (Ok(channel), Ok(payload)) = (
+            redis::from_redis_value::<String>(channel),
+            redis::from_redis_value::<Vec<u8>>(payload),
+        ) else {
+            continue;
+        };
+        if let Some(packet) = Packet::decode(&payload)
+            && manager.first_time(&packet)
+        {
+            manager.receive(&channel, packet.envelope).await;
+        }
+    }
+}
+
+async fn listen(
+    manager: Weak<RedisLifetimeManager>,
+    client: redis::Client,
+    mut stream: redis::aio::PubSubStream,
+) {
     loop {
         while let Some(message) = stream.next().await {
             let Some(manager) = manager.upgrade() else {
@@ -640,7 +725,7 @@ async fn listen(manager: Weak<RedisLifetimeManager>, mut stream: redis::aio::Pub
             tracing::warn!("lost the Redis subscription; reconnecting");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
-            let Ok(pubsub) = current.client.get_async_pubsub().await else {
+            let Ok(pubsub) = client.get_async_pubsub().await else {
                 continue;
             };
             let (mut sink, next) = pubsub.split();
@@ -654,7 +739,7 @@ async fn listen(manager: Weak<RedisLifetimeManager>, mut stream: redis::aio::Pub
                 }
             }
             if ok {
-                *lock(&current.sink) = Some(sink);
+                *lock(&current.sink) = Some(Subscriber::Single(sink));
                 tracing::info!(channels = channels.len(), "Redis subscription restored");
                 stream = next;
                 break;

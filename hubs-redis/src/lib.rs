@@ -36,6 +36,14 @@
 //! connection on another server, go to that connection's channel; the reply comes back
 //! on the asking server's channel.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisOptions::cluster`] reaches a Redis Cluster (Redis 7+) with sharded pub/sub:
+//! channels are published with `SPUBLISH` and heard with `SSUBSCRIBE` on the shard that
+//! owns their slot, so pub/sub traffic spreads over the cluster instead of being copied to
+//! every node. Presence keys share one hash tag (`{prefix:hub}`), so they live on one
+//! shard. The cluster client follows resharding and failovers and resubscribes by itself.
+//!
 //! # Presence
 //!
 //! Who is connected is kept in Redis sets (`{prefix}:{hub}:presence:…`): the members of
@@ -69,6 +77,7 @@
 //! server's receipt, by the two servers' clocks).
 
 mod backplane;
+mod connection;
 mod envelope;
 mod options;
 mod outbox;

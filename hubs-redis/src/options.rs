@@ -10,6 +10,7 @@ pub struct RedisOptions {
     pub(crate) reply_timeout: Duration,
     pub(crate) outbox_capacity: usize,
     pub(crate) publish_patience: Duration,
+    pub(crate) cluster: Option<Vec<String>>,
 }
 
 impl RedisOptions {
@@ -21,6 +22,31 @@ impl RedisOptions {
             reply_timeout: Duration::from_secs(5),
             outbox_capacity: 10_000,
             publish_patience: Duration::from_secs(10),
+            cluster: None,
+        }
+    }
+
+    /// A Redis Cluster reached through any of `nodes` (`redis://host:port`), with sharded
+    /// pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7+): each channel lives on the shard that
+    /// owns its slot, so pub/sub traffic spreads over the cluster. Presence keys share one
+    /// hash tag, so they live on one shard.
+    ///
+    /// ```
+    /// use hubs_redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// # let _ = options;
+    /// ```
+    pub fn cluster<I>(nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        Self {
+            url: nodes.join(","),
+            cluster: Some(nodes),
+            ..Self::new("")
         }
     }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::connection::Commands;
 use hubs_core::{SendError, Throttle};
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -87,7 +87,7 @@ const PUBLISH_FAILURES: &str = "signalr_backplane_publish_failures_total";
 impl Outbox {
     /// Starts the outbox's task, publishing as `origin`.
     pub(crate) fn start(
-        publisher: ConnectionManager,
+        publisher: Commands,
         origin: String,
         hub: String,
         capacity: usize,
@@ -179,7 +179,7 @@ struct Reporter {
 /// passed.
 async fn run(
     mut rx: mpsc::Receiver<Outgoing>,
-    mut publisher: ConnectionManager,
+    mut publisher: Commands,
     origin: String,
     patience: Duration,
     reporter: Reporter,
@@ -194,23 +194,45 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for outgoing in &batch {
-            match &outgoing.what {
+        let commands: Vec<redis::Cmd> = batch
+            .iter()
+            .map(|outgoing| match &outgoing.what {
                 What::Publish { channel, envelope } => {
                     seq += 1;
-                    pipe.publish(channel, Packet::encode(&origin, seq, envelope))
-                        .ignore();
+                    publisher.publish(channel, Packet::encode(&origin, seq, envelope))
                 }
-                What::Command(command) => {
-                    pipe.add_command(command.clone()).ignore();
-                }
-            }
-        }
+                What::Command(command) => command.clone(),
+            })
+            .collect();
         let started = Instant::now();
         let mut attempt = 0u32;
+        // How many of the batch's commands are done (a cluster runs them one by one, each
+        // on its own node; one server takes them as one pipeline).
+        let mut done = 0;
         let outcome = loop {
-            match pipe.query_async::<()>(&mut publisher).await {
+            let step = if publisher.is_cluster() {
+                let mut step = Ok(());
+                while done < commands.len() {
+                    match commands[done]
+                        .query_async::<redis::Value>(&mut publisher)
+                        .await
+                    {
+                        Ok(_) => done += 1,
+                        Err(error) => {
+                            step = Err(error);
+                            break;
+                        }
+                    }
+                }
+                step
+            } else {
+                let mut pipe = redis::pipe();
+                for command in &commands {
+                    pipe.add_command(command.clone()).ignore();
+                }
+                pipe.query_async::<()>(&mut publisher).await
+            };
+            match step {
                 Ok(()) => break Ok(()),
                 Err(error) if started.elapsed() >= patience => break Err(error.to_string()),
                 Err(error) => {

@@ -9,8 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::connection::Commands;
 use hubs_core::ConnectionId;
-use redis::aio::ConnectionManager;
 
 /// How long a server's heartbeat lasts, and how often it is renewed.
 pub(crate) const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
@@ -23,9 +23,11 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
+    /// Presence keys share one hash tag, so on a cluster they live in one slot (reads and
+    /// writes of several of them stay one request).
     pub(crate) fn new(base: &str) -> Self {
         Self {
-            base: format!("{base}:presence"),
+            base: format!("{{{base}}}:presence"),
         }
     }
     pub(crate) fn all(&self) -> String {
@@ -55,7 +57,7 @@ pub(crate) fn member(server: &str, connection: &str) -> String {
 
 /// The servers among `servers` whose heartbeat is alive.
 async fn alive(
-    redis: &mut ConnectionManager,
+    redis: &mut Commands,
     keys: &Keys,
     servers: &HashSet<String>,
 ) -> redis::RedisResult<HashSet<String>> {
@@ -79,7 +81,7 @@ async fn alive(
 /// The live connections in the sets `set_keys` (each once), and the members of dead
 /// servers found on the way (to remove), by set.
 pub(crate) async fn members(
-    redis: &mut ConnectionManager,
+    redis: &mut Commands,
     keys: &Keys,
     set_keys: &[String],
 ) -> redis::RedisResult<(Vec<ConnectionId>, HashMap<String, Vec<String>>)> {
@@ -116,7 +118,7 @@ pub(crate) async fn members(
 
 /// The server that owns `connection`, if it is connected to a live one.
 pub(crate) async fn owner(
-    redis: &mut ConnectionManager,
+    redis: &mut Commands,
     keys: &Keys,
     connection: &str,
 ) -> redis::RedisResult<Option<String>> {

@@ -766,7 +766,7 @@ async fn presence_kick_and_fan_out_results_across_three_servers() {
     assert_eq!(answers, [1, 2, 3]);
 
     // A server that died without cleaning up: its entries are left out, and removed.
-    let ghost_set = "interop:testhub:presence:group:room";
+    let ghost_set = "{interop:testhub}:presence:group:room";
     let status = Command::new("redis-cli")
         .args([
             "-p",
@@ -822,4 +822,165 @@ async fn presence_kick_and_fan_out_results_across_three_servers() {
         "the dead entry was removed when read"
     );
     redis.stop().await;
+}
+
+/// A three-node Redis Cluster on free loopback ports, stopped (and its files removed) when
+/// dropped.
+struct RedisCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    async fn start() -> Self {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let dir = std::env::temp_dir().join(format!("hubs-cluster-{}", ports[0]));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster");
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let node = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("starts a cluster node");
+            nodes.push(node);
+        }
+        for port in &ports {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the node accepts connections");
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let status = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("redis-cli runs");
+        assert!(status.success(), "the cluster is created");
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &ports[0].to_string(), "cluster", "info"])
+                    .output()
+                    .await
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("the cluster is ready");
+        Self { nodes, ports, dir }
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_with_sharded_pub_sub() {
+    let cluster = RedisCluster::start().await;
+    let options = || {
+        RedisOptions::cluster(cluster.nodes())
+            .prefix("sharded")
+            .publish_patience(Duration::from_secs(2))
+    };
+    let (a, _) = cluster_server_with(options()).await;
+    let (b, _) = cluster_server_with(options()).await;
+    let mut ann = member(a, "ann").await;
+    let mut bob = member(b, "bob").await;
+    let mut cy = member(b, "cy").await;
+
+    // Everyone, across servers (sharded channels on different nodes).
+    ann.call("AllQueued", ("hello cluster",)).await;
+    for client in [&mut ann, &mut bob, &mut cy] {
+        assert_eq!(
+            collect_notes(client, Duration::from_millis(500)).await,
+            ["hello cluster"]
+        );
+    }
+    // Groups, with a member on each server; a two-group send arrives once.
+    for client in [&bob, &cy] {
+        client.call("Join", ("g1",)).await;
+    }
+    bob.call("Join", ("g2",)).await;
+    ann.call("ToGroupsQueued", (vec!["g1", "g2"], "groups"))
+        .await;
+    assert_eq!(
+        collect_notes(&mut bob, Duration::from_millis(500)).await,
+        ["groups"]
+    );
+    assert_eq!(
+        collect_notes(&mut cy, Duration::from_millis(500)).await,
+        ["groups"]
+    );
+    assert!(
+        collect_notes(&mut ann, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    // A user and a single connection on the other server; a client result across it.
+    ann.call("ToUser", ("bob", "to bob")).await;
+    assert_eq!(
+        collect_notes(&mut bob, Duration::from_millis(500)).await,
+        ["to bob"]
+    );
+    ann.call("ToClient", (cy.id.as_str(), "to cy")).await;
+    assert_eq!(
+        collect_notes(&mut cy, Duration::from_millis(500)).await,
+        ["to cy"]
+    );
+    let answer: String = ann
+        .connection
+        .invoke("Ask", (bob.id.as_str(), "ready?"))
+        .await
+        .expect("a client result across the cluster");
+    assert_eq!(answer, "bob answers ready?");
 }
