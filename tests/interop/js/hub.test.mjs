@@ -279,6 +279,44 @@ for (const protocol of PROTOCOLS) {
                 assert.equal(oc.filter(isM).length, 1, "C must get OthersMessage exactly once");
             });
 
+            it("SendToGroups reaches a member of both groups once", TEST_OPTS, async () => {
+                const [a, b, c] = await Promise.all([connect(protocol), connect(protocol), connect(protocol)]);
+                const [ga, gb, gc] = [a, b, c].map((conn) => record(conn, "GroupsMessage"));
+                const [g1, g2] = [unique("g1"), unique("g2")];
+                await Promise.all([invoke(a, "JoinGroup", g1), invoke(a, "JoinGroup", g2), invoke(b, "JoinGroup", g2)]);
+                const m = unique("groups");
+                const isM = (args) => args.length === 1 && args[0] === m;
+                await invoke(c, "SendToGroups", [g1, g2], m);
+                await waitFor(() => ga.some(isM) && gb.some(isM), STEP_MS, "GroupsMessage on A and B");
+                await sleep(ABSENCE_MS);
+                assert.equal(ga.filter(isM).length, 1, "A is in both groups and must get GroupsMessage once");
+                assert.equal(gb.filter(isM).length, 1, "B must get GroupsMessage once");
+                assert.equal(gc.filter(isM).length, 0, "C is in neither group");
+            });
+
+            it("GroupMembers lists the members, sorted, and AskGroup gathers their results", TEST_OPTS, async () => {
+                const [a, b, c] = await Promise.all([connect(protocol), connect(protocol), connect(protocol)]);
+                a.on("Result", () => 2);
+                b.on("Result", () => 1);
+                c.on("Result", () => 3);
+                const group = unique("ask");
+                await Promise.all([invoke(a, "JoinGroup", group), invoke(b, "JoinGroup", group)]);
+                const members = await invoke(c, "GroupMembers", group);
+                assert.deepEqual(members, [a.connectionId, b.connectionId].sort());
+                // The caller is a member too: its own handler answers while it waits.
+                assert.deepEqual(await invoke(a, "AskGroup", group), [1, 2]);
+            });
+
+            it("Kick ends another connection without an error; an unknown id is false", TEST_OPTS, async () => {
+                const [a, b] = await Promise.all([connect(protocol), connect(protocol)]);
+                assert.equal(await invoke(a, "Kick", b.connectionId), true);
+                const info = closeInfo.get(b);
+                await waitFor(() => info.fired, STEP_MS, "onclose of the kicked connection");
+                assert.equal(info.error, undefined, "a kick is a Close without an error");
+                assert.equal(await invoke(a, "Kick", "no-such-connection"), false);
+                await assertStillWorks(a);
+            });
+
             it("SendToAll reaches everyone including the caller", TEST_OPTS, async () => {
                 const [a, b, c] = await Promise.all([connect(protocol), connect(protocol), connect(protocol)]);
                 const all = [a, b, c].map((conn) => record(conn, "AllMessage"));
