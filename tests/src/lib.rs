@@ -174,7 +174,13 @@ impl RawClient {
 
 /// This process's resident memory now, in KiB (`VmRSS`).
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_kib_of("self")
+}
+
+/// The resident memory of process `pid` (or `"self"`) now, in KiB (`VmRSS`); 0 when it
+/// cannot be read.
+pub fn rss_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hubs::protocol::{HubMessage, Protocol};
 use hubs::{HubOptions, InMemoryLifetimeManager, Server};
 use hubs_examples::interop::TestHub;
-use hubs_tests::{RawClient, STEP, rss_kib, serve};
+use hubs_tests::{RawClient, STEP, rss_kib, rss_kib_of, serve};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -104,16 +104,7 @@ impl ServerProcess {
 
     /// The child's resident memory, in KiB.
     fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("running");
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or(0)
+        rss_kib_of(&self.child.id().expect("running").to_string())
     }
 }
 
