@@ -43,6 +43,9 @@ pub struct HubOptions {
     pub(crate) user_id: Option<UserIdProvider>,
     pub(crate) name: Option<String>,
     pub(crate) lifetime: Option<Arc<dyn LifetimeManager>>,
+    pub(crate) stateful_reconnects: bool,
+    pub(crate) stateful_reconnect_buffer_size: usize,
+    pub(crate) stateful_reconnect_window: Duration,
 }
 
 impl Default for HubOptions {
@@ -64,11 +67,54 @@ impl Default for HubOptions {
             user_id: None,
             name: None,
             lifetime: None,
+            stateful_reconnects: false,
+            stateful_reconnect_buffer_size: 100_000,
+            stateful_reconnect_window: Duration::from_secs(15),
         }
     }
 }
 
 impl HubOptions {
+    /// Lets clients that ask for it use stateful reconnect (ASP.NET Core's
+    /// `AllowStatefulReconnects`, default off): over WebSockets, a connection whose socket
+    /// drops stays alive for 15 s, keeping its id, groups, items, pending client results
+    /// and streams; a client that comes back within that time resumes it, and every
+    /// message sent meanwhile is delivered once, in order.
+    #[must_use]
+    pub fn allow_stateful_reconnects(mut self, on: bool) -> Self {
+        self.stateful_reconnects = on;
+        self
+    }
+
+    /// How many bytes of sent messages a stateful connection keeps until the client
+    /// acknowledges them (default 100,000, as ASP.NET Core's
+    /// `StatefulReconnectBufferSize`). Past it the connection stops taking messages until an
+    /// acknowledgement comes, so its queue fills and the slow-consumer policy applies.
+    #[must_use]
+    pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.stateful_reconnect_buffer_size = bytes.max(1);
+        self
+    }
+
+    /// How long a stateful connection whose socket dropped waits for its client to come
+    /// back (default 15 s, the official server's `DisconnectTimeout`).
+    #[must_use]
+    pub fn stateful_reconnect_window(mut self, window: Duration) -> Self {
+        self.stateful_reconnect_window = window;
+        self
+    }
+
+    /// How long a stateful connection waits for its client to come back.
+    pub fn configured_stateful_reconnect_window(&self) -> Duration {
+        self.stateful_reconnect_window
+    }
+
+    /// The replay buffer's size when stateful reconnect is allowed, else `None`.
+    pub fn stateful_reconnect(&self) -> Option<usize> {
+        self.stateful_reconnects
+            .then_some(self.stateful_reconnect_buffer_size)
+    }
+
     /// Whether callers see the type and message of every error (default off: only
     /// [`HubError`](crate::HubError)s are shown).
     #[must_use]
@@ -260,6 +306,7 @@ impl fmt::Debug for HubOptions {
             .field("stream_buffer_capacity", &self.stream_buffer_capacity)
             .field("max_upload_buffer", &self.max_upload_buffer)
             .field("protocols", &self.protocols)
+            .field("stateful_reconnect", &self.stateful_reconnect())
             .finish_non_exhaustive()
     }
 }

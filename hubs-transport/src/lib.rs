@@ -22,6 +22,7 @@ mod registry;
 mod router;
 mod server;
 mod service;
+mod stateful;
 mod websocket;
 
 pub use body::Body;

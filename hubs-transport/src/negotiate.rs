@@ -21,6 +21,8 @@ struct Response<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     connection_token: Option<&'a str>,
     available_transports: Vec<Transport>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    use_stateful_reconnect: bool,
 }
 
 #[derive(Serialize)]
@@ -49,12 +51,25 @@ pub(crate) fn requested_version(query: Option<&str>) -> Result<u32, String> {
     }
 }
 
-/// The body of a successful negotiate response.
+/// Whether the client asked for stateful reconnect (`useStatefulReconnect=true`, the name
+/// read without regard to case).
+pub(crate) fn wants_stateful_reconnect(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            key.eq_ignore_ascii_case("useStatefulReconnect") && value.eq_ignore_ascii_case("true")
+        })
+    })
+}
+
+/// The body of a successful negotiate response; `stateful` when the server accepted the
+/// client's request for stateful reconnect.
 pub(crate) fn response(
     version: u32,
     connection_id: &str,
     token: &str,
     options: &EndpointOptions,
+    stateful: bool,
 ) -> Vec<u8> {
     let available_transports = options
         .offered_transports()
@@ -74,6 +89,7 @@ pub(crate) fn response(
         connection_id,
         connection_token: (version >= 1).then_some(token),
         available_transports,
+        use_stateful_reconnect: stateful,
     };
     serde_json::to_vec(&response).unwrap_or_default()
 }
@@ -97,8 +113,26 @@ mod tests {
     }
 
     #[test]
+    fn stateful_reconnect_is_answered_only_when_accepted() {
+        assert!(wants_stateful_reconnect(Some(
+            "negotiateVersion=1&useStatefulReconnect=true"
+        )));
+        assert!(wants_stateful_reconnect(Some("USESTATEFULRECONNECT=True")));
+        assert!(!wants_stateful_reconnect(Some(
+            "useStatefulReconnect=false"
+        )));
+        assert!(!wants_stateful_reconnect(None));
+        let body = response(1, "id", "t", &EndpointOptions::default(), true);
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .ends_with(r#""useStatefulReconnect":true}"#)
+        );
+    }
+
+    #[test]
     fn v0_has_no_token() {
-        let body = response(0, "id", "id", &EndpointOptions::default());
+        let body = response(0, "id", "id", &EndpointOptions::default(), false);
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#

@@ -54,6 +54,7 @@ impl RawSender {
         self.push(Frame {
             bytes: text.into(),
             binary: false,
+            sequenced: false,
         })
         .await
     }
@@ -68,6 +69,7 @@ impl RawSender {
         self.push(Frame {
             bytes: bytes.into(),
             binary: true,
+            sequenced: false,
         })
         .await
     }

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use hubs_core::{ConnectionId, TransportKind};
 
 use crate::http_transport::HttpConnection;
+use crate::stateful::Resume;
 
 /// How long a negotiated connection may wait for its transport, and how long an ended one
 /// is remembered (DisconnectTimeout).
@@ -30,6 +31,8 @@ struct Entry {
     since: Instant,
     /// Which expiry record is current (older ones are stale).
     generation: u64,
+    /// Negotiated with stateful reconnect.
+    stateful: bool,
     state: State,
 }
 
@@ -41,6 +44,8 @@ enum State {
         posted_bytes: usize,
     },
     WebSocket,
+    /// A WebSocket connection that survives its socket (stateful reconnect).
+    Resumable(Arc<Resume>),
     Http(Arc<HttpConnection>),
     Ended,
 }
@@ -52,10 +57,12 @@ pub(crate) enum Lookup {
     NotFound,
     /// The token belongs to another hub.
     OtherHub,
-    /// Negotiated, no transport yet.
-    Negotiated(ConnectionId),
+    /// Negotiated, no transport yet; whether with stateful reconnect.
+    Negotiated(ConnectionId, bool),
     /// A WebSocket is attached.
     WebSocket,
+    /// A WebSocket connection a new socket may resume.
+    Resumable(Arc<Resume>),
     /// Server-Sent Events or long polling.
     Http(Arc<HttpConnection>),
     /// The connection ended a moment ago.
@@ -171,6 +178,7 @@ impl Registry {
         token: String,
         connection_id: ConnectionId,
         hub: usize,
+        stateful: bool,
     ) -> Result<(), TooManyPending> {
         self.start_sweeping();
         let now = Instant::now();
@@ -187,6 +195,7 @@ impl Registry {
                 hub,
                 since: now,
                 generation,
+                stateful,
                 state: State::Negotiated {
                     posted: Vec::new(),
                     posted_bytes: 0,
@@ -208,8 +217,11 @@ impl Registry {
         let expired = entry.since.elapsed() >= DISCONNECT_TIMEOUT;
         match &entry.state {
             State::Negotiated { .. } if expired => Lookup::NotFound,
-            State::Negotiated { .. } => Lookup::Negotiated(entry.connection_id.clone()),
+            State::Negotiated { .. } => {
+                Lookup::Negotiated(entry.connection_id.clone(), entry.stateful)
+            }
             State::WebSocket => Lookup::WebSocket,
+            State::Resumable(resume) => Lookup::Resumable(resume.clone()),
             State::Http(connection) => Lookup::Http(connection.clone()),
             State::Ended if expired => Lookup::NotFound,
             State::Ended => Lookup::Ended,
@@ -236,10 +248,20 @@ impl Registry {
         }
     }
 
-    /// Attaches a WebSocket to a negotiated connection; `None` if it is no longer
-    /// waiting, else what the client POSTed before.
-    pub(crate) fn attach_websocket(&self, token: &str) -> Option<Vec<Bytes>> {
-        self.attach(token, State::WebSocket)
+    /// Attaches a WebSocket to a negotiated connection (one a new socket may resume, with
+    /// `resume`); `None` if it is no longer waiting, else what the client POSTed before.
+    pub(crate) fn attach_websocket(
+        &self,
+        token: &str,
+        resume: Option<Arc<Resume>>,
+    ) -> Option<Vec<Bytes>> {
+        self.attach(
+            token,
+            match resume {
+                Some(resume) => State::Resumable(resume),
+                None => State::WebSocket,
+            },
+        )
     }
 
     /// Attaches an SSE or long-polling connection, which `start` starts with what the
@@ -324,7 +346,7 @@ impl Lookup {
     /// The transport attached, if any.
     pub(crate) fn transport(&self) -> Option<TransportKind> {
         match self {
-            Self::WebSocket => Some(TransportKind::WebSockets),
+            Self::WebSocket | Self::Resumable(_) => Some(TransportKind::WebSockets),
             Self::Http(connection) => Some(connection.transport()),
             _ => None,
         }
@@ -351,6 +373,7 @@ mod tests {
                     hub: 0,
                     since: start,
                     generation,
+                    stateful: false,
                     state: State::Negotiated {
                         posted: Vec::new(),
                         posted_bytes: 0,
@@ -369,13 +392,13 @@ mod tests {
     async fn attached_connections_do_not_expire_and_pending_ones_are_capped() {
         let registry = Registry::new(2);
         registry
-            .negotiated("a".into(), ConnectionId::from("a"), 0)
+            .negotiated("a".into(), ConnectionId::from("a"), 0, false)
             .expect("room");
         registry
-            .negotiated("b".into(), ConnectionId::from("b"), 0)
+            .negotiated("b".into(), ConnectionId::from("b"), 0, false)
             .expect("room");
         assert_eq!(
-            registry.negotiated("c".into(), ConnectionId::from("c"), 0),
+            registry.negotiated("c".into(), ConnectionId::from("c"), 0, false),
             Err(TooManyPending)
         );
         assert_eq!(
@@ -387,13 +410,13 @@ mod tests {
             Posted::TooLarge
         );
         assert_eq!(
-            registry.attach_websocket("a"),
+            registry.attach_websocket("a", None),
             Some(vec![Bytes::from_static(b"{}")])
         );
-        assert_eq!(registry.attach_websocket("a"), None, "attached once");
+        assert_eq!(registry.attach_websocket("a", None), None, "attached once");
         assert_eq!(registry.sizes(), (2, 1));
         registry
-            .negotiated("c".into(), ConnectionId::from("c"), 0)
+            .negotiated("c".into(), ConnectionId::from("c"), 0, false)
             .expect("room again");
         let later = Instant::now() + DISCONNECT_TIMEOUT;
         registry.lock().sweep(later);

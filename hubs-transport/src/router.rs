@@ -11,6 +11,7 @@ use crate::negotiate;
 use crate::options::EndpointOptions;
 use crate::registry::{Lookup, Posted, TooManyPending};
 use crate::service::{HubService, Mounted};
+use crate::stateful;
 use crate::websocket;
 
 impl HubService {
@@ -32,7 +33,8 @@ impl HubService {
             if let Some(refused) = unauthorized(&mounted.options, &request) {
                 return refused;
             }
-            return self.negotiate(index, mounted, request.uri().query());
+            let query = request.uri().query();
+            return self.negotiate(index, mounted, query);
         }
         let Some((index, mounted)) = self.find(&path) else {
             return body::text(StatusCode::NOT_FOUND, "");
@@ -94,7 +96,33 @@ impl HubService {
                 body::text(StatusCode::NO_CONTENT, "")
             }
             Lookup::Ended => body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID),
-            Lookup::Negotiated(connection_id) => {
+            Lookup::Resumable(resume) => match (&method, is_upgrade) {
+                // The client is back with a new socket: the relay resumes the connection.
+                (&Method::GET, true) => match websocket::accept(&mut request, endpoint.options()) {
+                    Ok((response, socket)) => {
+                        tokio::spawn(async move {
+                            if let Some(socket) = socket.await
+                                && !resume.attach(socket)
+                            {
+                                tracing::debug!("a resumed socket came after its connection ended");
+                            }
+                        });
+                        response
+                    }
+                    Err(refused) => refused,
+                },
+                (&Method::POST, _) => {
+                    body::text(StatusCode::METHOD_NOT_ALLOWED, wire::POST_TO_WEBSOCKET)
+                }
+                (&Method::DELETE, _) => {
+                    body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED)
+                }
+                (&Method::GET, false) => {
+                    body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED)
+                }
+                _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
+            },
+            Lookup::Negotiated(connection_id, stateful) => {
                 if method == Method::DELETE {
                     return body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED);
                 }
@@ -128,8 +156,17 @@ impl HubService {
                     drop(admission);
                     service.inner.registry.ended(&ended_token);
                 };
+                if is_upgrade && stateful {
+                    return self.upgrade_stateful(
+                        &mut request,
+                        endpoint,
+                        &token,
+                        connection_id,
+                        on_end,
+                    );
+                }
                 if is_upgrade {
-                    let Some(early) = self.inner.registry.attach_websocket(&token) else {
+                    let Some(early) = self.inner.registry.attach_websocket(&token, None) else {
                         return body::text(StatusCode::CONFLICT, "");
                     };
                     return websocket::upgrade(
@@ -193,6 +230,38 @@ impl HubService {
         }
     }
 
+    /// A WebSocket for a connection negotiated with stateful reconnect: its relay is
+    /// registered so that the client's next socket resumes it.
+    fn upgrade_stateful<B: Send + 'static>(
+        &self,
+        request: &mut Request<B>,
+        endpoint: std::sync::Arc<dyn hubs_core::HubEndpoint>,
+        token: &str,
+        connection_id: ConnectionId,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Response<Body> {
+        let (response, socket) = match websocket::accept(request, endpoint.options()) {
+            Ok(accepted) => accepted,
+            Err(refused) => {
+                on_end();
+                return refused;
+            }
+        };
+        let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+        let (resume, run) = stateful::start(endpoint, connection_id, hub_request);
+        let Some(early) = self.inner.registry.attach_websocket(token, Some(resume)) else {
+            on_end();
+            return body::text(StatusCode::CONFLICT, "");
+        };
+        tokio::spawn(async move {
+            if let Some(socket) = socket.await {
+                run(socket, early).await;
+            }
+            on_end();
+        });
+        response
+    }
+
     fn negotiate(&self, index: usize, mounted: &Mounted, query: Option<&str>) -> Response<Body> {
         if self.inner.limit.is_full() || mounted.limit.is_full() {
             return server_full();
@@ -207,9 +276,22 @@ impl HubService {
         } else {
             connection_id.to_string()
         };
-        let response =
-            negotiate::response(version, connection_id.as_str(), &token, &mounted.options);
-        match self.inner.registry.negotiated(token, connection_id, index) {
+        // Stateful reconnect needs a token the client presents again (negotiate v1).
+        let stateful = version >= 1
+            && negotiate::wants_stateful_reconnect(query)
+            && mounted.endpoint.options().stateful_reconnect().is_some();
+        let response = negotiate::response(
+            version,
+            connection_id.as_str(),
+            &token,
+            &mounted.options,
+            stateful,
+        );
+        match self
+            .inner
+            .registry
+            .negotiated(token, connection_id, index, stateful)
+        {
             Ok(()) => body::json(response),
             Err(TooManyPending) => {
                 tracing::warn!(

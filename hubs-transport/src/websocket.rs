@@ -23,36 +23,39 @@ use crate::body::{self, Body};
 /// Frames written per flush at most.
 const BATCH: usize = 64;
 
-/// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
-pub(crate) fn upgrade<B: Send + 'static>(
+/// An upgraded WebSocket, server side.
+pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Answers a WebSocket upgrade; the future yields the socket once the client has switched
+/// protocols (`None` when the upgrade failed). `Err` is the refusal to send instead.
+#[allow(clippy::result_large_err)]
+pub(crate) fn accept<B: Send + 'static>(
     request: &mut Request<B>,
-    endpoint: Arc<dyn HubEndpoint>,
-    connection_id: ConnectionId,
-    early: Vec<Bytes>,
-    on_end: impl FnOnce() + Send + 'static,
-) -> Response<Body> {
+    options: &hubs_core::HubOptions,
+) -> Result<
+    (
+        Response<Body>,
+        impl std::future::Future<Output = Option<Socket>> + Send + 'static,
+    ),
+    Response<Body>,
+> {
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY) else {
-        on_end();
-        return body::text(StatusCode::BAD_REQUEST, "");
+        return Err(body::text(StatusCode::BAD_REQUEST, ""));
     };
     let accept = derive_accept_key(key.as_bytes());
     let upgrade = hyper::upgrade::on(&mut *request);
-    let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
     // A WebSocket message may carry several hub messages, so the socket's own limit is
     // looser than the hub's; the hub protocol enforces the real one, with the official
     // close text.
-    let max_message = endpoint
-        .options()
+    let max_message = options
         .max_message_size_limit()
         .map(|max| max.saturating_mul(4).max(1 << 20));
-
-    tokio::spawn(async move {
+    let socket = async move {
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {
                 tracing::debug!(%error, "websocket upgrade failed");
-                on_end();
-                return;
+                return None;
             }
         };
         let mut config = WebSocketConfig::default();
@@ -60,13 +63,11 @@ pub(crate) fn upgrade<B: Send + 'static>(
         config.write_buffer_size = 0;
         config.max_message_size = max_message;
         config.max_frame_size = max_message;
-        let socket =
+        Some(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        run(socket, endpoint, connection_id, hub_request, early).await;
-        on_end();
-    });
-
+                .await,
+        )
+    };
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -75,6 +76,31 @@ pub(crate) fn upgrade<B: Send + 'static>(
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    Ok((response, socket))
+}
+
+/// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
+pub(crate) fn upgrade<B: Send + 'static>(
+    request: &mut Request<B>,
+    endpoint: Arc<dyn HubEndpoint>,
+    connection_id: ConnectionId,
+    early: Vec<Bytes>,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Response<Body> {
+    let (response, socket) = match accept(request, endpoint.options()) {
+        Ok(accepted) => accepted,
+        Err(refused) => {
+            on_end();
+            return refused;
+        }
+    };
+    let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+    tokio::spawn(async move {
+        if let Some(socket) = socket.await {
+            run(socket, endpoint, connection_id, hub_request, early).await;
+        }
+        on_end();
+    });
     response
 }
 
@@ -212,7 +238,7 @@ async fn run<S>(
 /// The close code for a frame that breaks the WebSocket rules: 1007 for text that is not
 /// UTF-8, 1009 for a message over the limit, 1002 for other protocol errors. `None` for
 /// a transport that just failed.
-fn violation_code(error: &WsError) -> Option<CloseCode> {
+pub(crate) fn violation_code(error: &WsError) -> Option<CloseCode> {
     match error {
         WsError::Utf8(_) => Some(CloseCode::Invalid),
         WsError::Capacity(_) => Some(CloseCode::Size),
@@ -222,7 +248,7 @@ fn violation_code(error: &WsError) -> Option<CloseCode> {
     }
 }
 
-fn message(frame: Frame) -> Message {
+pub(crate) fn message(frame: Frame) -> Message {
     if frame.binary {
         Message::Binary(frame.bytes)
     } else {

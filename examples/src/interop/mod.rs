@@ -365,13 +365,18 @@ impl Default for Settings {
 
 /// The hubs of the interop server: `TestHub` at `/testhub` (every transport) and at
 /// `/testhub-nowebsockets` (Server-Sent Events and long polling only), with detailed
-/// errors on, `HubWithAuthorization` at `/authorizedhub`, `UncreatableHub` at
+/// errors on (and stateful reconnect on `/testhub`), `HubWithAuthorization` at `/authorizedhub`, `UncreatableHub` at
 /// `/uncreatable`, the raw [`echo`] endpoint at `/echo`,
 /// and CORS open to any origin (with credentials), as the official test server.
 pub fn server(settings: &Settings) -> Server {
     let options = hub_options(settings);
     common(settings)
-        .hub_with_endpoint("/testhub", TestHub, options.clone(), endpoint(settings))
+        .hub_with_endpoint(
+            "/testhub",
+            TestHub,
+            options.clone().allow_stateful_reconnects(true),
+            endpoint(settings),
+        )
         .hub_with_endpoint(
             "/testhub-nowebsockets",
             TestHub,
@@ -419,7 +424,10 @@ pub async fn server_with_redis(
         .hub_with_endpoint(
             "/testhub",
             TestHub,
-            options.clone().lifetime_manager(testhub),
+            options
+                .clone()
+                .allow_stateful_reconnects(true)
+                .lifetime_manager(testhub),
             endpoint(settings),
         )
         .hub_with_endpoint(

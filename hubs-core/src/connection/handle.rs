@@ -26,6 +26,9 @@ pub struct Frame {
     /// Whether the frame is binary (MessagePack) rather than text (JSON, the handshake of
     /// a JSON connection).
     pub binary: bool,
+    /// Whether the frame is one trackable hub message, counted by stateful reconnect
+    /// (not a handshake answer, a Ping or a Close).
+    pub sequenced: bool,
 }
 
 /// The connection is closed; the message was not queued.
@@ -164,10 +167,20 @@ impl ConnectionHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
     }
 
+    /// A frame of one trackable message (what every public send queues).
     fn frame(&self, bytes: Bytes) -> Frame {
         Frame {
             bytes,
             binary: self.protocol == Protocol::MessagePack,
+            sequenced: true,
+        }
+    }
+
+    /// A frame of a Ping or a Close, which stateful reconnect does not count.
+    fn control_frame(&self, bytes: Bytes) -> Frame {
+        Frame {
+            sequenced: false,
+            ..self.frame(bytes)
         }
     }
 
@@ -336,7 +349,7 @@ impl ConnectionHandle {
         .await;
         if let Ok(Ok(permit)) = room {
             let len = bytes.len();
-            permit.send(self.frame(bytes));
+            permit.send(self.control_frame(bytes));
             self.sent(len);
         }
     }
@@ -350,7 +363,7 @@ impl ConnectionHandle {
             && let Ok(mut permits) = self.outbound.try_reserve_many(RESERVED + 1)
             && let Some(permit) = permits.next()
         {
-            permit.send(self.frame(bytes));
+            permit.send(self.control_frame(bytes));
             self.wrote.store(true, Ordering::Relaxed);
         }
     }

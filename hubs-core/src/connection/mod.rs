@@ -77,6 +77,7 @@ fn handshake_frame(response: &HandshakeResponse, protocol: Option<Protocol>) -> 
     Frame {
         bytes: out.into(),
         binary: protocol.is_some_and(|p| p.transfer_format() == TransferFormat::Binary),
+        sequenced: false,
     }
 }
 

@@ -46,6 +46,7 @@ mod handshake;
 mod json;
 mod message;
 mod msgpack;
+mod sequence;
 
 use std::fmt;
 
@@ -57,6 +58,7 @@ pub use message::{
     Ack, CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, Sequence,
     StreamInvocation, StreamItem, Value,
 };
+pub use sequence::{ReceivedSequence, ReplayBuffer, SEQUENCE_AHEAD};
 
 /// The byte that ends every JSON message and the handshake: ASCII record separator.
 pub const RECORD_SEPARATOR: u8 = 0x1e;
@@ -240,6 +242,48 @@ impl MessageDecoder {
         .map(Some)
     }
 
+    /// The next complete message as it was framed (record separator or length prefix
+    /// included), with its decoding: what a relay that looks at messages and passes them
+    /// on needs (stateful reconnect's sequence accounting). `Ok(None)` until more bytes
+    /// arrive.
+    ///
+    /// # Errors
+    ///
+    /// A framing error, as [`next_message`](Self::next_message); an error about the one
+    /// message comes inside the pair, with its bytes.
+    pub fn next_framed(
+        &mut self,
+    ) -> Result<Option<(bytes::Bytes, Result<HubMessage, DecodeError>)>, DecodeError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let framed = match self.protocol {
+            Protocol::Json => self.split_json().map(|body| {
+                body.map(|body| {
+                    let mut whole = BytesMut::with_capacity(body.len() + 1);
+                    whole.extend_from_slice(&body);
+                    whole.extend_from_slice(&[RECORD_SEPARATOR]);
+                    (whole.freeze(), body)
+                })
+            }),
+            Protocol::MessagePack => self.split_msgpack_framed(),
+        };
+        let (whole, body) = match framed {
+            Ok(Some(pair)) => pair,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                self.buf = BytesMut::new();
+                self.failed = Some(error.clone());
+                return Err(error);
+            }
+        };
+        let decoded = match self.protocol {
+            Protocol::Json => json::decode(&body),
+            Protocol::MessagePack => msgpack::decode(&body),
+        };
+        Ok(Some((whole, decoded)))
+    }
+
     fn too_large(&self, size: usize) -> Result<(), DecodeError> {
         match self.max_message_size {
             Some(max) if size > max => Err(DecodeError::TooLarge { max }),
@@ -261,6 +305,22 @@ impl MessageDecoder {
                 Ok(None)
             }
         }
+    }
+
+    /// The next message with its length prefix, and its body.
+    fn split_msgpack_framed(
+        &mut self,
+    ) -> Result<Option<(bytes::Bytes, bytes::Bytes)>, DecodeError> {
+        let Some((prefix, length)) = msgpack::read_length_prefix(&self.buf)? else {
+            return Ok(None);
+        };
+        self.too_large(prefix + length)?;
+        if self.buf.len() < prefix + length {
+            return Ok(None);
+        }
+        let whole = self.buf.split_to(prefix + length).freeze();
+        let body = whole.slice(prefix..);
+        Ok(Some((whole, body)))
     }
 
     /// The next message body without its length prefix.

@@ -1,0 +1,459 @@
+//! Stateful reconnect on the server (protocol.md §11): a connection that outlives its
+//! WebSocket.
+//!
+//! A relay task stands between the hub connection and whichever socket the client has at
+//! the moment. It numbers what the hub sends and keeps it until the client acknowledges
+//! it ([`ReplayBuffer`]), numbers what the client sends and drops what a replay repeats
+//! ([`ReceivedSequence`]), and acknowledges once a second. When the socket fails without a
+//! closing handshake the hub connection does not notice: the relay keeps taking its
+//! messages (up to the buffer's limit, then the hub's own queue and slow-consumer policy
+//! take over) and waits (15 s by default) for the client to open a new socket with the
+//! same token. Then it announces its `Sequence`, replays what was not acknowledged, and the
+//! connection goes on with its id, groups, items, client results and streams. A client that
+//! does not come back in time loses the connection as if the socket had just failed.
+//!
+//! The relay only counts once the handshake asked for protocol version 2; before that, and
+//! for a client that asked for version 1, it passes everything through, and a failed socket
+//! ends the connection as on any WebSocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use hubs_core::protocol::{
+    Ack, HandshakeRequest, HubMessage, MessageDecoder, Protocol, ReceivedSequence, ReplayBuffer,
+    Sequence,
+};
+use hubs_core::{
+    BoxFuture, Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint,
+    TransportConnection, TransportKind,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::websocket::{Socket, message};
+
+/// How often the relay acknowledges what it received (as the official server).
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where a client's new socket goes when it comes back.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    sockets: mpsc::UnboundedSender<Socket>,
+}
+
+impl Resume {
+    /// Hands a new socket to the relay; `false` when the connection has ended.
+    pub(crate) fn attach(&self, socket: Socket) -> bool {
+        self.sockets.send(socket).is_ok()
+    }
+}
+
+/// Runs a connection on its first socket (with what the client POSTed before it).
+type Start = Box<dyn FnOnce(Socket, Vec<Bytes>) -> BoxFuture<()> + Send>;
+
+/// Starts a connection that may resume: what to register for the client's return, and
+/// what runs the connection once the upgrade has given its first socket.
+pub(crate) fn start(
+    endpoint: Arc<dyn HubEndpoint>,
+    connection_id: ConnectionId,
+    request: hubs_core::Request,
+) -> (Arc<Resume>, Start) {
+    let (sockets_tx, sockets) = mpsc::unbounded_channel();
+    let resume = Arc::new(Resume {
+        sockets: sockets_tx,
+    });
+    let run: Start = Box::new(move |socket, early| {
+        Box::pin(run(
+            endpoint,
+            connection_id,
+            request,
+            early,
+            socket,
+            sockets,
+        ))
+    });
+    (resume, run)
+}
+
+async fn run(
+    endpoint: Arc<dyn HubEndpoint>,
+    connection_id: ConnectionId,
+    request: hubs_core::Request,
+    early: Vec<Bytes>,
+    socket: Socket,
+    sockets: mpsc::UnboundedReceiver<Socket>,
+) {
+    let options = endpoint.options();
+    let limit = options.stateful_reconnect().unwrap_or(100_000);
+    let max_message = options.max_message_size_limit();
+    let send_timeout = options.configured_send_timeout();
+    let window = options.configured_stateful_reconnect_window();
+    let (to_hub, mut from_relay) = mpsc::channel::<std::io::Result<Bytes>>(16);
+    let incoming = futures_util::stream::poll_fn(move |cx| from_relay.poll_recv(cx));
+    let Connected {
+        outgoing,
+        finished,
+        end,
+        task,
+    } = endpoint.clone().connect(TransportConnection {
+        connection_id,
+        request,
+        transport: TransportKind::WebSockets,
+        capabilities: Capabilities::new(true, true),
+        incoming: Box::pin(futures_util::stream::iter(early.into_iter().map(Ok)).chain(incoming)),
+    });
+    let relay = Relay {
+        socket: Some(socket),
+        sockets,
+        outgoing,
+        to_hub: Some(to_hub),
+        end,
+        handshake: Some(BytesMut::new()),
+        decoder: None,
+        replay: ReplayBuffer::new(limit),
+        received: ReceivedSequence::default(),
+        max_message,
+        send_timeout,
+        window,
+        detached_since: None,
+    };
+    let relay = tokio::spawn(relay.run(finished));
+    task.await;
+    let _ = relay.await;
+}
+
+struct Relay {
+    /// The client's socket, while it has one.
+    socket: Option<Socket>,
+    /// New sockets of the same connection.
+    sockets: mpsc::UnboundedReceiver<Socket>,
+    /// What the hub sends.
+    outgoing: mpsc::Receiver<Frame>,
+    /// What the client sends, to the hub; `None` once the client closed cleanly.
+    to_hub: Option<mpsc::Sender<std::io::Result<Bytes>>>,
+    end: EndHandle,
+    /// The handshake request while it is incomplete; `None` once it was read.
+    handshake: Option<BytesMut>,
+    /// Counting is on (the handshake asked for version 2): the client's protocol.
+    decoder: Option<MessageDecoder>,
+    replay: ReplayBuffer,
+    received: ReceivedSequence,
+    max_message: Option<usize>,
+    send_timeout: Duration,
+    /// How long the client may be away.
+    window: Duration,
+    /// When the socket was lost, while the client has none.
+    detached_since: Option<Instant>,
+}
+
+/// What the relay's loop waits for.
+enum Event {
+    Socket(Option<Socket>),
+    Frame(Option<Frame>),
+    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    AckDue,
+    Abandoned,
+    Finished,
+}
+
+impl Relay {
+    fn counting(&self) -> bool {
+        self.decoder.is_some()
+    }
+
+    async fn run(mut self, finished: tokio_util::sync::CancellationToken) {
+        let mut acks = tokio::time::interval(ACK_INTERVAL);
+        acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let finishing = finished.cancelled();
+        tokio::pin!(finishing);
+        loop {
+            // While the replay buffer is full, the hub's messages wait in its own queue.
+            let take_frames = !(self.counting() && self.replay.is_full());
+            let abandon_at = self
+                .detached_since
+                .map(|since| since + self.window)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let event = tokio::select! {
+                biased;
+                socket = self.sockets.recv() => Event::Socket(socket),
+                frame = self.outgoing.recv(), if take_frames => Event::Frame(frame),
+                read = next_read(&mut self.socket) => Event::Read(read),
+                _ = acks.tick(), if self.counting() && self.socket.is_some() => Event::AckDue,
+                () = tokio::time::sleep_until(abandon_at), if self.detached_since.is_some() => Event::Abandoned,
+                () = &mut finishing => Event::Finished,
+            };
+            match event {
+                Event::Socket(Some(socket)) => self.resumed(socket).await,
+                Event::Socket(None) => {}
+                Event::Frame(Some(frame)) => self.send(frame).await,
+                Event::Frame(None) | Event::Finished => break,
+                Event::Read(read) => self.received_from_client(read).await,
+                Event::AckDue => {
+                    if let Some(id) = self.received.ack_due() {
+                        self.write_control(&HubMessage::Ack(Ack { sequence_id: id }))
+                            .await;
+                    }
+                }
+                Event::Abandoned => {
+                    tracing::debug!("the client did not come back; the connection ends");
+                    self.end.transport_lost(
+                        "The WebSocket was lost and the client did not reconnect in time.",
+                    );
+                    self.detached_since = None;
+                }
+            }
+        }
+        // The hub queued its last frame: write what is left, then close the socket.
+        while let Ok(frame) = self.outgoing.try_recv() {
+            self.send(frame).await;
+        }
+        if let Some(mut socket) = self.socket.take() {
+            let close = Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }));
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let _ = socket.send(close).await;
+                let _ = socket.close(None).await;
+            })
+            .await;
+        }
+    }
+
+    /// A frame from the hub: numbered and kept when counting, written when a socket is
+    /// there.
+    async fn send(&mut self, frame: Frame) {
+        if self.counting() && frame.sequenced {
+            self.replay.push(frame.bytes.clone());
+        } else if self.socket.is_none() {
+            // A Ping or a Close for a client that is away: nothing to keep.
+            return;
+        }
+        self.write(vec![message(frame)]).await;
+    }
+
+    /// Writes to the socket, if there is one; a failure detaches it.
+    async fn write(&mut self, messages: Vec<Message>) {
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        let written = tokio::time::timeout(self.send_timeout, async {
+            for message in messages {
+                socket.feed(message).await?;
+            }
+            socket.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.lost(format!("The WebSocket write failed: {error}")),
+            Err(_) => self.lost("The WebSocket write timed out.".to_owned()),
+        }
+    }
+
+    async fn write_control(&mut self, control: &HubMessage) {
+        let Some(protocol) = self.decoder.as_ref().map(MessageDecoder::protocol) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if protocol.encode(control, &mut bytes).is_ok() {
+            self.write(vec![message(Frame {
+                bytes: bytes.into(),
+                binary: protocol == Protocol::MessagePack,
+                sequenced: false,
+            })])
+            .await;
+        }
+    }
+
+    /// The socket failed: wait for the client when counting, else the connection ends.
+    fn lost(&mut self, reason: String) {
+        self.socket = None;
+        if self.counting() && self.to_hub.is_some() {
+            tracing::debug!(%reason, "websocket lost; waiting for the client to reconnect");
+            self.detached_since = Some(Instant::now());
+        } else {
+            self.end.transport_lost(reason);
+        }
+    }
+
+    /// The client came back: announce the sequence and replay what it has not
+    /// acknowledged.
+    async fn resumed(&mut self, socket: Socket) {
+        if !self.counting() || self.to_hub.is_none() {
+            // Nothing to resume (not stateful, or the client closed): turn it away.
+            let mut socket = socket;
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+            return;
+        }
+        // A socket that had not failed yet (the server had not noticed) gives way.
+        if let Some(mut old) = self.socket.replace(socket) {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), old.close(None)).await;
+            });
+        }
+        self.detached_since = None;
+        // The client announces its own sequence first; ours resets its expectations.
+        let Some(protocol) = self.decoder.as_ref().map(MessageDecoder::protocol) else {
+            return;
+        };
+        self.decoder = Some(protocol.decoder().with_max_message_size(self.max_message));
+        let mut sequence = Vec::new();
+        let announced = HubMessage::Sequence(Sequence {
+            sequence_id: self.replay.sequence_id(),
+        });
+        if protocol.encode(&announced, &mut sequence).is_err() {
+            return;
+        }
+        let binary = protocol == Protocol::MessagePack;
+        let mut messages = vec![message(Frame {
+            bytes: sequence.into(),
+            binary,
+            sequenced: false,
+        })];
+        messages.extend(self.replay.unacknowledged().map(|bytes| {
+            message(Frame {
+                bytes: bytes.clone(),
+                binary,
+                sequenced: true,
+            })
+        }));
+        tracing::debug!(
+            replayed = messages.len() - 1,
+            "client resumed its connection"
+        );
+        self.write(messages).await;
+    }
+
+    async fn received_from_client(
+        &mut self,
+        read: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
+        let bytes = match read {
+            Some(Ok(Message::Text(text))) => Bytes::from(text),
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(_)) => return,
+            // A closing handshake: the client is done for good.
+            Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)) | None => {
+                self.socket = None;
+                self.to_hub = None;
+                return;
+            }
+            Some(Err(error)) => {
+                if let Some(code) = crate::websocket::violation_code(&error) {
+                    // Broken WebSocket rules end the connection, as on any socket.
+                    tracing::debug!(%error, ?code, "websocket protocol violation");
+                    self.forward(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        error,
+                    )))
+                    .await;
+                    self.to_hub = None;
+                    return;
+                }
+                self.lost(format!("The WebSocket read failed: {error}"));
+                if !self.counting() {
+                    self.forward(Err(std::io::Error::other("the WebSocket read failed")))
+                        .await;
+                    self.to_hub = None;
+                }
+                return;
+            }
+        };
+        if let Some(mut pending) = self.handshake.take() {
+            pending.extend_from_slice(&bytes);
+            let all = pending.clone().freeze();
+            match HandshakeRequest::decode(&mut pending, self.max_message) {
+                Ok(None) => {
+                    self.handshake = Some(pending);
+                    return;
+                }
+                Ok(Some(request)) => {
+                    let consumed = all.len() - pending.len();
+                    self.forward(Ok(all.slice(..consumed))).await;
+                    if request.version >= 2
+                        && let Some(protocol) = Protocol::from_name(&request.protocol)
+                    {
+                        self.decoder =
+                            Some(protocol.decoder().with_max_message_size(self.max_message));
+                    }
+                    if pending.is_empty() {
+                        return;
+                    }
+                    self.from_client(pending.freeze()).await;
+                }
+                // The hub answers a bad handshake itself.
+                Err(_) => self.forward(Ok(all)).await,
+            }
+            return;
+        }
+        self.from_client(bytes).await;
+    }
+
+    /// Bytes from the client after the handshake.
+    async fn from_client(&mut self, bytes: Bytes) {
+        let Some(decoder) = self.decoder.as_mut() else {
+            self.forward(Ok(bytes)).await;
+            return;
+        };
+        decoder.push(&bytes);
+        let mut out = BytesMut::new();
+        let mut failed = false;
+        loop {
+            match decoder.next_framed() {
+                Ok(Some((_, Ok(HubMessage::Ack(ack))))) => self.replay.ack(ack.sequence_id),
+                Ok(Some((_, Ok(HubMessage::Sequence(sequence))))) => {
+                    if let Err(error) = self.received.sequence(sequence.sequence_id) {
+                        self.end.transport_lost(error);
+                        failed = true;
+                        break;
+                    }
+                }
+                Ok(Some((whole, Ok(message)))) => {
+                    if !message.is_sequenced() || self.received.accept() {
+                        out.extend_from_slice(&whole);
+                    }
+                }
+                // The hub reports a message it cannot read.
+                Ok(Some((whole, Err(_)))) => out.extend_from_slice(&whole),
+                Ok(None) => break,
+                Err(_) => {
+                    // The stream cannot be split any more: the hub's decoder fails the
+                    // same way and closes the connection with the official text.
+                    out.extend_from_slice(&bytes);
+                    self.decoder = None;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            self.forward(Ok(out.freeze())).await;
+        }
+        if failed {
+            self.to_hub = None;
+        }
+    }
+
+    async fn forward(&mut self, bytes: std::io::Result<Bytes>) {
+        if let Some(to_hub) = &self.to_hub
+            && to_hub.send(bytes).await.is_err()
+        {
+            self.to_hub = None;
+        }
+    }
+}
+
+/// The next message from the socket, or never when there is none.
+async fn next_read(
+    socket: &mut Option<Socket>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match socket.as_mut() {
+        Some(socket) => socket.next().await,
+        None => std::future::pending().await,
+    }
+}
