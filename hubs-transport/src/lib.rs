@@ -10,7 +10,6 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
-pub mod client;
 mod cors;
 mod http_transport;
 mod limits;
@@ -27,6 +26,8 @@ mod websocket;
 
 pub use body::Body;
 pub use cors::Cors;
+#[cfg(feature = "tls")]
+pub use listener::TlsError;
 pub use listener::{ServeOptions, serve};
 pub use options::EndpointOptions;
 pub use raw::{RawConnection, RawSender};

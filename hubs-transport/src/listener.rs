@@ -11,7 +11,7 @@ use http::{Request, Response};
 use hubs_core::Throttle;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// How a server accepts and serves HTTP connections.
 ///
@@ -25,15 +25,25 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     header_read_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(30),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
+
+/// A TLS setting of the server could not be used.
+#[cfg(feature = "tls")]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(String);
 
 impl ServeOptions {
     /// How long a client has to send a request's headers (default 30 s, as Kestrel's
@@ -45,6 +55,57 @@ impl ServeOptions {
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
+    }
+
+    /// Terminates TLS with `config` (rustls): every connection is `https`/`wss`. Give the
+    /// configuration `http/1.1` in its ALPN protocols. The TLS handshake must finish within
+    /// the header deadline.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Terminates TLS with a certificate chain and its private key, in PEM (rustls with
+    /// the ring provider, TLS 1.2 and 1.3, ALPN `http/1.1`).
+    ///
+    /// ```no_run
+    /// use hubs_transport::{Server, ServeOptions};
+    /// # async fn f(server: Server) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = ServeOptions::default().tls_pem(
+    ///     &std::fs::read("cert.pem")?,
+    ///     &std::fs::read("key.pem")?,
+    /// )?;
+    /// server.serve_options(tls).serve("0.0.0.0:443").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the PEM texts cannot be read or the key does not match the certificate.
+    #[cfg(feature = "tls")]
+    pub fn tls_pem(self, chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError(format!("cannot read the certificate chain: {e}")))?;
+        if chain.is_empty() {
+            return Err(TlsError("no certificate in the PEM text".to_owned()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| TlsError(format!("cannot read the private key: {e}")))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError(format!("cannot use the certificate: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(self.tls(std::sync::Arc::new(config)))
     }
 }
 
@@ -85,17 +146,27 @@ where
             Err(error) => return Err(error),
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(
-            stream,
-            peer,
-            service.clone(),
-            options.header_read_timeout,
-        ));
+        let service = service.clone();
+        let deadline = options.header_read_timeout;
+        #[cfg(feature = "tls")]
+        if let Some(config) = options.tls.clone() {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            tokio::spawn(async move {
+                // The handshake gets the header deadline: a client that stalls in it is cut.
+                match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, peer, service, deadline).await,
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+            continue;
+        }
+        tokio::spawn(serve_connection(stream, peer, service, deadline));
     }
 }
 
 async fn serve_connection<S, B>(
-    stream: TcpStream,
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     peer: SocketAddr,
     service: S,
     header_read_timeout: Duration,

@@ -230,8 +230,13 @@ pub use hubs_core::{
 pub use hubs_core::{meters, protocol};
 pub use hubs_transport::{
     Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, ServeOptions,
-    Server, client, serve,
+    Server, serve,
 };
+
+/// The Rust client ([`hubs_client`]): calls any SignalR hub, hubs' or ASP.NET Core's, over
+/// every transport and protocol, with TLS and stateful reconnect. With the `client` feature.
+#[cfg(feature = "client")]
+pub use hubs_client as client;
 
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};
@@ -248,9 +253,28 @@ pub mod runtime {
 /// What generated code names. Not a public API: no semver promise.
 #[doc(hidden)]
 pub mod __private {
-    pub use hubs_core::__private::*;
-    pub use hubs_transport::client::{
+    pub use crate::__client_items as client_items;
+    #[cfg(feature = "client")]
+    pub use hubs_client::{
         ClientStream, HubConnection, InvokeError as ClientInvokeError, ProxyInvoke, ProxyStream,
         ReceiverHost, Upload,
     };
+    pub use hubs_core::__private::*;
+}
+
+/// What `#[hub]` and `#[client]` generate for clients (typed proxies and receivers): kept
+/// with the `client` feature, dropped without it.
+#[cfg(feature = "client")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __client_items {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// What `#[hub]` and `#[client]` generate for clients: dropped without the `client` feature.
+#[cfg(not(feature = "client"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __client_items {
+    ($($item:tt)*) => {};
 }

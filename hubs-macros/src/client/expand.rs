@@ -242,7 +242,9 @@ fn receiver(model: &Model, p: &TokenStream) -> TokenStream {
             }
         })
         .collect();
+    // Only with the facade's `client` feature: server-only users get no client.
     quote! {
+        #p::client_items! {
         #[doc = #doc]
         #vis struct #receiver;
 
@@ -257,6 +259,7 @@ fn receiver(model: &Model, p: &TokenStream) -> TokenStream {
             {
                 #(#registrations)*
             }
+        }
         }
     }
 }

@@ -165,7 +165,9 @@ fn proxy(model: &Model) -> TokenStream {
             }
         }
     });
+    // Only with the facade's `client` feature: server-only users get no client.
     quote! {
+        #p::client_items! {
         #[doc = #doc]
         #[derive(Clone, Debug)]
         pub struct #proxy<C = #p::HubConnection> {
@@ -182,6 +184,7 @@ fn proxy(model: &Model) -> TokenStream {
         #[allow(clippy::all)]
         impl<C> #proxy<C> {
             #(#methods)*
+        }
         }
     }
 }

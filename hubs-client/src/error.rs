@@ -1,12 +1,13 @@
 //! What can fail: starting a connection, and calls to the server.
 
-use super::*;
+use hubs_core::protocol::DecodeError;
+use hubs_core::{HubError, wire};
 
 /// A connection could not be started.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The URL is not an `http://` or `ws://` URL the client can use.
+    /// The URL is not an `http(s)://` or `ws(s)://` URL the client can use.
     #[error("invalid URL `{0}`")]
     Url(String),
     /// Negotiate failed (the text is the server's error, or the HTTP status).
@@ -21,6 +22,13 @@ pub enum StartError {
     /// The connection is not in the state the call needs.
     #[error("{}", wire::NOT_DISCONNECTED)]
     State,
+    /// `stop` was called before the connection was established.
+    #[error("The connection was stopped during negotiation.")]
+    Stopped,
+    /// TLS could not be set up (an `https://` URL with the `tls` feature off, or a bad
+    /// certificate configuration).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A call to the server failed.

@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use hubs_transport::client::{DefaultRetryPolicy, RetryPolicy};
+/// use hubs_client::{DefaultRetryPolicy, RetryPolicy};
 ///
 /// let policy = DefaultRetryPolicy::default();
 /// assert_eq!(policy.next_delay(0, Duration::ZERO), Some(Duration::ZERO));

@@ -1,0 +1,204 @@
+//! [`HubConnectionBuilder`]: the URL, transports, protocol, headers, tokens, timeouts, TLS,
+//! reconnect policy and stateful reconnect of a connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use hubs_core::TransportKind;
+use hubs_core::protocol::Protocol;
+
+use crate::HubConnection;
+use crate::retry::{DefaultRetryPolicy, RetryPolicy};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
+
+/// Everything a connection was built with.
+pub(crate) struct Config {
+    pub(crate) url: String,
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) protocol: Protocol,
+    pub(crate) headers: HeaderMap,
+    pub(crate) access_token: Option<TokenProvider>,
+    pub(crate) skip_negotiation: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) server_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) retry: Option<Arc<dyn RetryPolicy>>,
+    /// The replay buffer's size when stateful reconnect is asked for.
+    pub(crate) stateful: Option<usize>,
+    /// How long a stateful connection keeps trying to resume before it gives up on it.
+    pub(crate) resume_window: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::TlsConfig,
+}
+
+/// Builds a [`HubConnection`].
+pub struct HubConnectionBuilder {
+    config: Config,
+}
+
+impl std::fmt::Debug for HubConnectionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnectionBuilder")
+            .field("url", &self.config.url)
+            .field("transports", &self.config.transports)
+            .field("protocol", &self.config.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubConnectionBuilder {
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            config: Config {
+                url,
+                transports: vec![
+                    TransportKind::WebSockets,
+                    TransportKind::ServerSentEvents,
+                    TransportKind::LongPolling,
+                ],
+                protocol: Protocol::Json,
+                headers: HeaderMap::new(),
+                access_token: None,
+                skip_negotiation: false,
+                keep_alive: Duration::from_secs(15),
+                server_timeout: Duration::from_secs(30),
+                handshake_timeout: Duration::from_secs(15),
+                retry: None,
+                stateful: None,
+                resume_window: Duration::from_secs(15),
+                #[cfg(feature = "tls")]
+                tls: crate::tls::TlsConfig::default(),
+            },
+        }
+    }
+
+    /// Which transports to try, in order (default: WebSockets, Server-Sent Events, long
+    /// polling, as offered by the server).
+    #[must_use]
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        self.config.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// The hub protocol (default JSON).
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = protocol;
+        self
+    }
+
+    /// A header sent on every request.
+    ///
+    /// # Panics
+    ///
+    /// When the name or value is not a valid HTTP header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .unwrap_or_else(|_| panic!("invalid header name {name}"));
+        let value =
+            HeaderValue::from_str(value).unwrap_or_else(|_| panic!("invalid header value {value}"));
+        self.config.headers.insert(name, value);
+        self
+    }
+
+    /// A bearer token, asked for before negotiate and each transport connection.
+    #[must_use]
+    pub fn access_token<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.config.access_token = Some(Arc::new(move || Box::pin(provider())));
+        self
+    }
+
+    /// Connects straight to the hub URL over WebSockets, without negotiating.
+    #[must_use]
+    pub fn skip_negotiation(mut self) -> Self {
+        self.config.skip_negotiation = true;
+        self.config.transports = vec![TransportKind::WebSockets];
+        self
+    }
+
+    /// How often to ping when nothing else was sent (default 15 s).
+    #[must_use]
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.config.keep_alive = interval;
+        self
+    }
+
+    /// How long the server may stay silent before the connection is considered lost
+    /// (default 30 s).
+    #[must_use]
+    pub fn server_timeout(mut self, timeout: Duration) -> Self {
+        self.config.server_timeout = timeout;
+        self
+    }
+
+    /// How long the handshake may take (default 15 s).
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Reconnects after 0, 2, 10 and 30 seconds, then gives up (the official default).
+    #[must_use]
+    pub fn with_automatic_reconnect(self) -> Self {
+        self.with_retry_policy(DefaultRetryPolicy::default())
+    }
+
+    /// Reconnects as `policy` says.
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: impl RetryPolicy) -> Self {
+        self.config.retry = Some(Arc::new(policy));
+        self
+    }
+
+    /// Asks the server for stateful reconnect (ASP.NET Core 8+ and hubs), with the official
+    /// 100,000-byte buffer: over WebSockets, when the socket drops the client opens a new
+    /// one to the same connection and both sides replay what the other did not
+    /// acknowledge, so nothing is lost and the connection keeps its id, groups and pending
+    /// calls ([`ConnectionEvent::Resumed`](crate::ConnectionEvent::Resumed)). A server that
+    /// does not offer it is used as usual.
+    #[must_use]
+    pub fn with_stateful_reconnect(self) -> Self {
+        self.stateful_reconnect_buffer_size(100_000)
+    }
+
+    /// [`with_stateful_reconnect`](Self::with_stateful_reconnect) with another buffer
+    /// size: past it, calls wait until the server acknowledges what was sent.
+    #[must_use]
+    pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.stateful = Some(bytes.max(1));
+        self
+    }
+
+    /// How long to keep trying to resume a stateful connection before giving up on it
+    /// (default 15 s, the official server's window); then the retry policy applies.
+    #[must_use]
+    pub fn resume_window(mut self, window: Duration) -> Self {
+        self.config.resume_window = window;
+        self
+    }
+
+    /// TLS settings for `https://` and `wss://` URLs (default: the webpki roots, no client
+    /// certificate).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
+    /// The connection, not yet started. Building needs no runtime; `start` does.
+    pub fn build(self) -> HubConnection {
+        HubConnection::from_config(self.config)
+    }
+}

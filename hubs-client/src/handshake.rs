@@ -1,0 +1,210 @@
+//! Opening a connection: negotiate, a transport the server offers, and the handshake.
+//! Resuming one (stateful reconnect): a new WebSocket to the same connection, no
+//! negotiate and no handshake.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, header};
+use hubs_core::TransportKind;
+use hubs_core::protocol::{
+    HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat,
+};
+
+use crate::StartError;
+use crate::builder::Config;
+use crate::negotiate::negotiate;
+use crate::transport::{self, Link, Net, Outgoing};
+
+/// A connection ready to run.
+pub(crate) struct Opened {
+    pub(crate) link: Link,
+    /// What arrived after the handshake answer.
+    pub(crate) leftover: Bytes,
+    pub(crate) connection_id: Option<String>,
+    /// Where a stateful connection resumes (the URL and the token), when it is one.
+    pub(crate) resume: Option<ResumeAt>,
+}
+
+/// Where a stateful connection resumes.
+#[derive(Clone, Debug)]
+pub(crate) struct ResumeAt {
+    pub(crate) url: String,
+    pub(crate) token: Option<String>,
+}
+
+/// The headers of every request: the configured ones, a user agent, and the bearer token.
+pub(crate) async fn headers(config: &Config) -> HeaderMap {
+    let mut headers = config.headers.clone();
+    if !headers.contains_key(header::USER_AGENT) {
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!(
+                "Microsoft SignalR/9.0 (",
+                env!("CARGO_PKG_VERSION"),
+                "; Unknown OS; Rust hubs; Unknown Runtime Version)"
+            )),
+        );
+    }
+    if let Some(provider) = &config.access_token
+        && let Some(token) = provider().await
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    headers
+}
+
+fn text(protocol: Protocol) -> bool {
+    protocol.transfer_format() == TransferFormat::Text
+}
+
+/// Negotiates, opens the first transport that works and completes the handshake.
+pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartError> {
+    net.check(&config.url)?;
+    let mut headers = headers(config).await;
+    let protocol = config.protocol;
+    let (url, token, connection_id, offered, stateful) = if config.skip_negotiation {
+        let both = vec!["Text".to_owned(), "Binary".to_owned()];
+        (
+            transport::http_url(&config.url),
+            None,
+            None,
+            vec![(TransportKind::WebSockets, both)],
+            false,
+        )
+    } else {
+        let negotiated = negotiate(net, &config.url, &headers, config.stateful.is_some()).await?;
+        if let Some(token) = &negotiated.access_token
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        (
+            negotiated.url,
+            negotiated.token,
+            negotiated.connection_id,
+            negotiated.transports,
+            negotiated.stateful,
+        )
+    };
+    let format = protocol.transfer_format().name();
+    let mut errors = Vec::new();
+    let mut opened = None;
+    for kind in &config.transports {
+        let Some((_, formats)) = offered.iter().find(|(k, _)| k == kind) else {
+            continue;
+        };
+        if !formats.iter().any(|f| f == format) {
+            errors.push(format!(
+                "{} does not support the {format} transfer format.",
+                kind.name()
+            ));
+            continue;
+        }
+        match transport::connect(
+            net,
+            *kind,
+            &url,
+            token.as_deref(),
+            &headers,
+            protocol == Protocol::MessagePack,
+        )
+        .await
+        {
+            Ok(link) => {
+                opened = Some(link);
+                break;
+            }
+            Err(error) => errors.push(format!("{}: {error}", kind.name())),
+        }
+    }
+    let Some(mut link) = opened else {
+        return Err(StartError::Transport(if errors.is_empty() {
+            "None of the transports is offered by the server.".to_owned()
+        } else {
+            errors.join(" ")
+        }));
+    };
+    // Stateful reconnect runs over WebSockets only, with protocol version 2.
+    let stateful = stateful && link.transport == TransportKind::WebSockets;
+    let version = if stateful { 2 } else { 1 };
+    let leftover = handshake(&mut link, protocol, version, config.handshake_timeout).await?;
+
+    // The official clients ping right after the handshake (not on long polling).
+    if link.transport != TransportKind::LongPolling {
+        let mut ping = Vec::new();
+        if protocol.encode(&HubMessage::Ping, &mut ping).is_ok() {
+            let _ = link
+                .out
+                .send(Outgoing {
+                    bytes: ping.into(),
+                    text: text(protocol),
+                })
+                .await;
+        }
+    }
+    Ok(Opened {
+        link,
+        leftover,
+        connection_id,
+        resume: stateful.then_some(ResumeAt { url, token }),
+    })
+}
+
+/// Sends the handshake request (always JSON text) and reads the answer; returns what
+/// arrived after it.
+async fn handshake(
+    link: &mut Link,
+    protocol: Protocol,
+    version: u32,
+    timeout: Duration,
+) -> Result<Bytes, StartError> {
+    let mut request = Vec::new();
+    HandshakeRequest::new(protocol.name(), version).encode(&mut request);
+    let _ = link
+        .out
+        .send(Outgoing {
+            bytes: request.into(),
+            text: true,
+        })
+        .await;
+    let mut buffer = BytesMut::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        match HandshakeResponse::decode(&mut buffer, None) {
+            Ok(Some(response)) => {
+                if let Some(error) = response.error {
+                    return Err(StartError::Handshake(error));
+                }
+                return Ok(buffer.freeze());
+            }
+            Ok(None) => {}
+            Err(error) => return Err(StartError::Handshake(error.to_string())),
+        }
+        tokio::select! {
+            chunk = link.incoming.recv() => match chunk {
+                Some(chunk) => buffer.extend_from_slice(&chunk),
+                None => return Err(StartError::Handshake("the server closed the connection during the handshake".to_owned())),
+            },
+            () = &mut deadline => {
+                return Err(StartError::Handshake("the handshake timed out".to_owned()));
+            }
+        }
+    }
+}
+
+/// Opens a new WebSocket to a stateful connection (no negotiate, no handshake).
+pub(crate) async fn resume(config: &Config, net: &Net, at: &ResumeAt) -> Result<Link, StartError> {
+    let headers = headers(config).await;
+    transport::connect(
+        net,
+        TransportKind::WebSockets,
+        &at.url,
+        at.token.as_deref(),
+        &headers,
+        config.protocol == Protocol::MessagePack,
+    )
+    .await
+}

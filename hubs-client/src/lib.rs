@@ -1,0 +1,448 @@
+//! The Rust client of hubs: [`HubConnection`] calls hubs on any SignalR server (hubs or
+//! ASP.NET Core) over WebSockets, Server-Sent Events or long polling, with the JSON or
+//! MessagePack protocol, over plain HTTP or TLS (`https://`, `wss://`), reconnects
+//! automatically, and resumes a dropped WebSocket without losing a message (stateful
+//! reconnect).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use hubs_client::HubConnection;
+//!
+//! let connection = HubConnection::builder("https://chat.example.com/chat")
+//!     .with_automatic_reconnect()
+//!     .with_stateful_reconnect()
+//!     .build();
+//! connection.on("ReceiveMessage", |(user, text): (String, String)| async move {
+//!     println!("{user}: {text}");
+//! });
+//! connection.start().await?;
+//! connection.send("SendMessage", ("ann", "hello")).await?;
+//! let sum: i64 = connection.invoke("Add", (1, 2)).await?;
+//! # let _ = sum;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! One supervisor task owns the connection: its state ([`ConnectionState`]), the transport,
+//! the calls waiting for their results and the streams being received. Every
+//! [`HubConnection`] method is a command to it, so `start`, `stop`, a reconnect and a call
+//! never race on shared state: a `stop` during a reconnect ends it, and nothing follows
+//! [`ConnectionEvent::Closed`]. The supervisor never waits on user code: calls from the
+//! server run one after another, in arrival order, on a task of their own (as the official
+//! .NET client does), and stream items are buffered for their reader, so an unread stream or
+//! a slow handler holds up neither results nor keep-alive.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod arguments;
+mod builder;
+mod dispatch;
+mod error;
+mod events;
+mod handshake;
+mod negotiate;
+mod proxy;
+mod retry;
+mod session;
+mod stream;
+mod supervisor;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hubs_core::protocol::{
+    Completion, HubMessage, Invocation, Outcome, Protocol, StreamInvocation, StreamItem, Value,
+};
+use hubs_core::{Arguments, TransportKind, wire};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
+
+pub use arguments::FromArguments;
+pub use builder::HubConnectionBuilder;
+pub use dispatch::HandlerReply;
+pub use error::{InvokeError, StartError};
+pub use events::{ConnectionEvent, ConnectionState};
+pub use proxy::{ProxyInvoke, ProxyStream, ReceiverHost};
+pub use retry::{DefaultRetryPolicy, RetryPolicy};
+pub use stream::{ClientStream, Upload};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};
+
+use builder::Config;
+use dispatch::DispatchItem;
+use events::Status;
+use supervisor::{Call, Command, Supervisor};
+
+/// The span of one call to the server, named as the server's (OpenTelemetry's RPC
+/// conventions, from the client's side).
+fn call_span(method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "signalr.invocation",
+        otel.name = method,
+        otel.kind = "client",
+        rpc.system = "signalr",
+        rpc.method = method,
+    )
+}
+
+/// A connection to a hub. Cheap to clone; every clone is the same connection. When the last
+/// clone is dropped the connection stops.
+#[derive(Clone)]
+pub struct HubConnection {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    commands: mpsc::UnboundedSender<Command>,
+    dispatch: mpsc::UnboundedSender<DispatchItem>,
+    status: watch::Receiver<Status>,
+    events: broadcast::Sender<ConnectionEvent>,
+    next_id: AtomicU64,
+    /// The supervisor and the dispatcher, until the first `start` spawns them (building a
+    /// connection needs no runtime).
+    idle: Mutex<Option<(Supervisor, dispatch::Dispatcher)>>,
+}
+
+impl std::fmt::Debug for HubConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnection")
+            .field("url", &self.shared.config.url)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubConnection {
+    /// A builder for a connection to the hub at `url` (`http://`, `https://`, `ws://` or
+    /// `wss://`).
+    pub fn builder(url: impl Into<String>) -> HubConnectionBuilder {
+        HubConnectionBuilder::new(url.into())
+    }
+
+    fn from_config(config: Config) -> Self {
+        let config = Arc::new(config);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (dispatch_tx, dispatch) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(Status::default());
+        let (events, _) = broadcast::channel(64);
+        let dispatcher = dispatch::Dispatcher::new(dispatch, commands_tx.downgrade(), &config);
+        let supervisor = Supervisor::new(
+            config.clone(),
+            commands,
+            dispatch_tx.clone(),
+            status_tx,
+            events.clone(),
+        );
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                commands: commands_tx,
+                dispatch: dispatch_tx,
+                status,
+                events,
+                next_id: AtomicU64::new(1),
+                idle: Mutex::new(Some((supervisor, dispatcher))),
+            }),
+        }
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.status.borrow().state
+    }
+
+    /// The connection id the server gave (none before start, or with skip negotiation).
+    pub fn connection_id(&self) -> Option<String> {
+        self.shared.status.borrow().connection_id.clone()
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.shared.status.borrow().transport
+    }
+
+    /// Whether the connection uses stateful reconnect (asked for on the builder, accepted
+    /// by the server, over WebSockets).
+    pub fn is_stateful(&self) -> bool {
+        self.shared.status.borrow().stateful
+    }
+
+    /// Events: reconnecting, reconnected, resumed, closed.
+    pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Starts the connection: negotiate, transport, handshake.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when no transport connects, negotiate fails, the handshake is
+    /// refused, the connection is not disconnected, or `stop` is called meanwhile.
+    pub async fn start(&self) -> Result<(), StartError> {
+        self.spawn_tasks();
+        let (reply, started) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Start(reply))
+            .map_err(|_| StartError::State)?;
+        started.await.unwrap_or(Err(StartError::State))
+    }
+
+    fn spawn_tasks(&self) {
+        let idle = self
+            .shared
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some((supervisor, dispatcher)) = idle {
+            tokio::spawn(supervisor.run());
+            tokio::spawn(dispatcher.run());
+        }
+    }
+
+    /// Stops the connection: sends Close, waits for the transport to write it, and closes
+    /// the transport. Pending calls fail; a reconnect in progress ends.
+    pub async fn stop(&self) {
+        let (reply, stopped) = oneshot::channel();
+        if self.shared.commands.send(Command::Stop(reply)).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
+    /// Registers a handler for the client method `target` (matched without regard to
+    /// case). Handlers stay registered across reconnects. A handler returning a `Result`
+    /// answers client results. Calls run one at a time, in the order they arrive.
+    pub fn on<A, F, Fut>(&self, target: &str, handler: F)
+    where
+        A: FromArguments + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerReply,
+    {
+        let _ = self.shared.dispatch.send(DispatchItem::On(
+            target.to_lowercase(),
+            dispatch::typed(handler),
+        ));
+    }
+
+    /// Removes the handlers of `target`.
+    pub fn off(&self, target: &str) {
+        let _ = self
+            .shared
+            .dispatch
+            .send(DispatchItem::Off(target.to_lowercase()));
+    }
+
+    fn next_id(&self) -> String {
+        self.shared
+            .next_id
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string()
+    }
+
+    fn encode(&self, message: &HubMessage) -> Result<Bytes, InvokeError> {
+        let mut bytes = Vec::new();
+        self.shared
+            .config
+            .protocol
+            .encode(message, &mut bytes)
+            .map_err(|e| InvokeError::Encode(e.to_string()))?;
+        Ok(bytes.into())
+    }
+
+    /// Hands an encoded message to the supervisor and waits until it is on its way (or
+    /// refused).
+    async fn submit(&self, bytes: Bytes, call: Call) -> Result<(), InvokeError> {
+        let (sent, on_its_way) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Send {
+                bytes,
+                call,
+                sent: Some(sent),
+            })
+            .map_err(|_| InvokeError::NotConnected)?;
+        on_its_way.await.unwrap_or(Err(InvokeError::NotConnected))
+    }
+
+    fn start_uploads(&self, ids: Vec<String>, uploads: Vec<Upload>) {
+        for (id, upload) in ids.into_iter().zip(uploads) {
+            tokio::spawn(stream::run_upload(
+                self.shared.commands.downgrade(),
+                self.shared.config.protocol,
+                id,
+                upload,
+            ));
+        }
+    }
+
+    /// Calls a hub method and waits for its result.
+    ///
+    /// # Errors
+    ///
+    /// The server's error text ([`InvokeError::Server`]), a closed connection, or a
+    /// result of another shape.
+    pub async fn invoke<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Arguments,
+    ) -> Result<T, InvokeError> {
+        self.invoke_with_uploads(method, arguments, Vec::new())
+            .await
+    }
+
+    /// Calls a hub method with upload streams (its `UploadStream` parameters, in order).
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub async fn invoke_with_uploads<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Arguments,
+        uploads: Vec<Upload>,
+    ) -> Result<T, InvokeError> {
+        let span = call_span(method);
+        let headers = span.in_scope(hubs_core::trace_context::current);
+        async {
+            let protocol = self.shared.config.protocol;
+            let id = self.next_id();
+            let stream_ids: Vec<String> = uploads.iter().map(|_| self.next_id()).collect();
+            let bytes = self.encode(&HubMessage::Invocation(Invocation {
+                headers,
+                invocation_id: Some(id.clone()),
+                target: method.to_owned(),
+                arguments: arguments
+                    .to_values(protocol)
+                    .map_err(|e| InvokeError::Encode(e.to_string()))?,
+                stream_ids: stream_ids.clone(),
+            }))?;
+            let (reply, result) = oneshot::channel();
+            self.submit(bytes, Call::Invoke(id, reply)).await?;
+            self.start_uploads(stream_ids, uploads);
+            let outcome = result.await.unwrap_or_else(|_| {
+                Err(InvokeError::Closed(
+                    wire::INVOCATION_CANCELED_CLOSED.to_owned(),
+                ))
+            })?;
+            match outcome {
+                Outcome::Error(error) => Err(InvokeError::Server(error)),
+                Outcome::Result(value) => value.deserialize().map_err(InvokeError::Bind),
+                Outcome::Void => Value::null(Protocol::Json)
+                    .deserialize()
+                    .map_err(InvokeError::Bind),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Calls a hub method without waiting for it (`SendAsync`): returns once the message
+    /// is on its way.
+    ///
+    /// # Errors
+    ///
+    /// When the connection is not connected or the arguments cannot be encoded.
+    pub async fn send(&self, method: &str, arguments: impl Arguments) -> Result<(), InvokeError> {
+        let span = call_span(method);
+        let headers = span.in_scope(hubs_core::trace_context::current);
+        let bytes = self.encode(&HubMessage::Invocation(Invocation {
+            headers,
+            target: method.to_owned(),
+            arguments: arguments
+                .to_values(self.shared.config.protocol)
+                .map_err(|e| InvokeError::Encode(e.to_string()))?,
+            ..Default::default()
+        }))?;
+        self.submit(bytes, Call::None).instrument(span).await
+    }
+
+    /// Calls a streaming hub method; items arrive as the returned stream yields them (they
+    /// are buffered until read). Dropping the stream before it ends cancels it on the
+    /// server.
+    ///
+    /// # Errors
+    ///
+    /// When the connection is not connected or the arguments cannot be encoded.
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Arguments,
+    ) -> Result<ClientStream<T>, InvokeError> {
+        self.stream_with_uploads(method, arguments, Vec::new())
+            .await
+    }
+
+    /// [`stream`](Self::stream) with upload streams.
+    ///
+    /// # Errors
+    ///
+    /// As [`stream`](Self::stream).
+    pub async fn stream_with_uploads<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl Arguments,
+        uploads: Vec<Upload>,
+    ) -> Result<ClientStream<T>, InvokeError> {
+        let headers = call_span(method).in_scope(hubs_core::trace_context::current);
+        let protocol = self.shared.config.protocol;
+        let id = self.next_id();
+        let stream_ids: Vec<String> = uploads.iter().map(|_| self.next_id()).collect();
+        let bytes = self.encode(&HubMessage::StreamInvocation(StreamInvocation {
+            headers,
+            invocation_id: id.clone(),
+            target: method.to_owned(),
+            arguments: arguments
+                .to_values(protocol)
+                .map_err(|e| InvokeError::Encode(e.to_string()))?,
+            stream_ids: stream_ids.clone(),
+        }))?;
+        let (items_tx, items) = mpsc::unbounded_channel();
+        self.submit(bytes, Call::Stream(id.clone(), items_tx))
+            .await?;
+        self.start_uploads(stream_ids, uploads);
+        Ok(ClientStream::new(
+            items,
+            id,
+            self.shared.commands.downgrade(),
+        ))
+    }
+}
+
+/// Encodes a message for `protocol` (what tasks without a connection handle send).
+pub(crate) fn encode(protocol: Protocol, message: &HubMessage) -> Option<Bytes> {
+    let mut bytes = Vec::new();
+    match protocol.encode(message, &mut bytes) {
+        Ok(()) => Some(bytes.into()),
+        Err(error) => {
+            tracing::debug!(%error, "cannot encode a message");
+            None
+        }
+    }
+}
+
+/// A Completion carrying `outcome` for invocation or stream `id`.
+pub(crate) fn completion(id: String, outcome: Outcome) -> HubMessage {
+    HubMessage::Completion(Completion {
+        headers: Default::default(),
+        invocation_id: id,
+        outcome,
+    })
+}
+
+/// A stream item for upload `id`.
+pub(crate) fn stream_item(id: String, item: Value) -> HubMessage {
+    HubMessage::StreamItem(StreamItem {
+        headers: Default::default(),
+        invocation_id: id,
+        item,
+    })
+}

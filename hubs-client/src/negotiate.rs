@@ -1,0 +1,141 @@
+//! `POST {hub}/negotiate`, following redirects, as the official clients do.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use hubs_core::TransportKind;
+use serde::Deserialize;
+
+use crate::StartError;
+use crate::transport::{Net, http_url, read_body, request, with_path_and_query};
+
+/// What negotiate told us.
+#[derive(Debug, Default)]
+pub(crate) struct Negotiated {
+    /// The base URL after redirects (no `/negotiate`).
+    pub(crate) url: String,
+    pub(crate) connection_id: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) transports: Vec<(TransportKind, Vec<String>)>,
+    /// A bearer token a redirect handed out.
+    pub(crate) access_token: Option<String>,
+    /// The server accepted stateful reconnect.
+    pub(crate) stateful: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NegotiateWire {
+    #[serde(default)]
+    negotiate_version: Option<u32>,
+    connection_id: Option<String>,
+    connection_token: Option<String>,
+    #[serde(default)]
+    available_transports: Vec<TransportWire>,
+    url: Option<String>,
+    access_token: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    use_stateful_reconnect: bool,
+    #[serde(rename = "ProtocolVersion")]
+    protocol_version: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransportWire {
+    transport: String,
+    #[serde(default)]
+    transfer_formats: Vec<String>,
+}
+
+/// The official text when a server turns on stateful reconnect unasked.
+const UNASKED_STATEFUL: &str = "Client didn't negotiate Stateful Reconnect but the server did.";
+
+/// Negotiates, following redirects (at most 100, as the official clients); `stateful`
+/// asks for stateful reconnect.
+pub(crate) async fn negotiate(
+    net: &Net,
+    url: &str,
+    headers: &HeaderMap,
+    stateful: bool,
+) -> Result<Negotiated, StartError> {
+    let mut url = http_url(url);
+    let mut headers = headers.clone();
+    let mut access_token = None;
+    for _ in 0..100 {
+        let mut extra = vec![("negotiateVersion", "1")];
+        if stateful {
+            extra.push(("useStatefulReconnect", "true"));
+        }
+        let negotiate_url = with_path_and_query(&url, "/negotiate", &extra);
+        let response = net
+            .send(request(
+                Method::POST,
+                &negotiate_url,
+                &headers,
+                Bytes::new(),
+            )?)
+            .await
+            .map_err(StartError::Negotiate)?;
+        let (status, body) = read_body(response).await?;
+        if status != StatusCode::OK {
+            let reason = status.canonical_reason().unwrap_or("");
+            return Err(StartError::Negotiate(format!(
+                "{reason}: Status code '{}'",
+                status.as_u16()
+            )));
+        }
+        let wire: NegotiateWire = serde_json::from_slice(&body)
+            .map_err(|e| StartError::Negotiate(format!("invalid response: {e}")))?;
+        if wire.protocol_version.is_some() {
+            return Err(StartError::Negotiate(
+                hubs_core::wire::LEGACY_SERVER.to_owned(),
+            ));
+        }
+        if let Some(error) = wire.error {
+            return Err(StartError::Negotiate(error));
+        }
+        if let Some(next) = wire.url {
+            if let Some(token) = wire.access_token {
+                if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                    headers.insert(header::AUTHORIZATION, value);
+                }
+                access_token = Some(token);
+            }
+            url = http_url(&next);
+            continue;
+        }
+        if wire.use_stateful_reconnect && !stateful {
+            return Err(StartError::Negotiate(UNASKED_STATEFUL.to_owned()));
+        }
+        let version = wire.negotiate_version.unwrap_or(0);
+        let token = if version >= 1 {
+            wire.connection_token
+        } else {
+            wire.connection_id.clone()
+        };
+        return Ok(Negotiated {
+            url,
+            connection_id: wire.connection_id,
+            token,
+            transports: wire
+                .available_transports
+                .into_iter()
+                .filter_map(|t| {
+                    let kind = match t.transport.as_str() {
+                        "WebSockets" => TransportKind::WebSockets,
+                        "ServerSentEvents" => TransportKind::ServerSentEvents,
+                        "LongPolling" => TransportKind::LongPolling,
+                        _ => return None,
+                    };
+                    Some((kind, t.transfer_formats))
+                })
+                .collect(),
+            access_token,
+            stateful: wire.use_stateful_reconnect,
+        });
+    }
+    Err(StartError::Negotiate(
+        "Negotiate redirection limit exceeded.".to_owned(),
+    ))
+}

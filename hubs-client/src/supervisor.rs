@@ -1,0 +1,652 @@
+//! The one task that owns a connection: its phase (an enum, so each phase holds exactly
+//! what it needs), the calls waiting for results, the streams being received, and the
+//! commands of every [`HubConnection`](crate::HubConnection) clone, handled in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hubs_core::protocol::{Close, HubMessage, Outcome, Value};
+use hubs_core::wire;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::builder::Config;
+use crate::dispatch::DispatchItem;
+use crate::events::{ConnectionEvent, ConnectionState, Status};
+use crate::handshake::{self, Opened};
+use crate::retry::RetryPolicy;
+use crate::session::{Sent, Session, SessionEvent, Stateful};
+use crate::transport::{Link, Net};
+use crate::{InvokeError, StartError};
+
+/// How long `stop` waits for the transport to write what is queued and the Close.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What a handle asks of the supervisor.
+pub(crate) enum Command {
+    Start(oneshot::Sender<Result<(), StartError>>),
+    Stop(oneshot::Sender<()>),
+    /// An encoded trackable message, and what waits for its answer.
+    Send {
+        bytes: Bytes,
+        call: Call,
+        sent: Option<Sent>,
+    },
+    /// A [`ClientStream`](crate::ClientStream) was dropped before its end.
+    Cancel(String),
+}
+
+/// What waits for the answer to a message.
+pub(crate) enum Call {
+    None,
+    Invoke(String, oneshot::Sender<Result<Outcome, InvokeError>>),
+    Stream(String, mpsc::UnboundedSender<Result<Value, InvokeError>>),
+}
+
+type Attempt<T> = Pin<Box<dyn Future<Output = Result<T, StartError>> + Send>>;
+
+/// Reconnecting with a retry policy.
+struct Retry {
+    policy: Arc<dyn RetryPolicy>,
+    since: Instant,
+    retries: u32,
+    reason: Option<String>,
+}
+
+enum Phase {
+    Disconnected,
+    /// Starting (`start` waits) or reconnecting (`retry` is set).
+    Connecting {
+        attempt: Attempt<Opened>,
+        start: Option<oneshot::Sender<Result<(), StartError>>>,
+        retry: Option<Retry>,
+    },
+    /// Waiting before the next reconnect attempt.
+    Waiting {
+        until: Instant,
+        retry: Retry,
+    },
+    Connected(Session),
+    /// A stateful connection lost its socket; a new one resumes it.
+    Resuming {
+        attempt: Option<Attempt<Link>>,
+        next_try: Instant,
+        tries: u32,
+        since: Instant,
+        stateful: Stateful,
+        connection_id: Option<String>,
+        reason: Option<String>,
+    },
+    /// `stop` was called on a live connection: writing the Close.
+    Stopping {
+        finishing: Pin<Box<dyn Future<Output = ()> + Send>>,
+        waiters: Vec<oneshot::Sender<()>>,
+    },
+}
+
+enum Event {
+    Command(Option<Command>),
+    Opened(Result<Opened, StartError>),
+    RetryDue,
+    Session(SessionEvent),
+    Resumed(Result<Link, StartError>),
+    ResumeDue,
+    Stopped,
+}
+
+pub(crate) struct Supervisor {
+    config: Arc<Config>,
+    net: Net,
+    commands: mpsc::UnboundedReceiver<Command>,
+    dispatch: mpsc::UnboundedSender<DispatchItem>,
+    status: watch::Sender<Status>,
+    events: broadcast::Sender<ConnectionEvent>,
+    phase: Phase,
+    pending: HashMap<String, oneshot::Sender<Result<Outcome, InvokeError>>>,
+    streams: HashMap<String, mpsc::UnboundedSender<Result<Value, InvokeError>>>,
+    /// Sends waiting for room in stateful reconnect's buffer.
+    deferred: VecDeque<Command>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        dispatch: mpsc::UnboundedSender<DispatchItem>,
+        status: watch::Sender<Status>,
+        events: broadcast::Sender<ConnectionEvent>,
+    ) -> Self {
+        Self {
+            net: Net::new(&config),
+            config,
+            commands,
+            dispatch,
+            status,
+            events,
+            phase: Phase::Disconnected,
+            pending: HashMap::new(),
+            streams: HashMap::new(),
+            deferred: VecDeque::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            match self.next_event().await {
+                Event::Command(Some(command)) => self.command(command),
+                Event::Command(None) => {
+                    // Every handle is gone: stop, then end.
+                    let (waiter, _) = oneshot::channel();
+                    self.stop(waiter);
+                    if let Phase::Stopping { finishing, .. } = &mut self.phase {
+                        finishing.await;
+                    }
+                    self.stopped();
+                    return;
+                }
+                Event::Opened(opened) => self.opened(opened),
+                Event::RetryDue => self.retry_due(),
+                Event::Session(event) => self.session_event(event),
+                Event::Resumed(resumed) => self.resumed(resumed),
+                Event::ResumeDue => self.resume_due(),
+                Event::Stopped => self.stopped(),
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let commands = &mut self.commands;
+        match &mut self.phase {
+            Phase::Disconnected => Event::Command(commands.recv().await),
+            Phase::Connecting { attempt, .. } => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                opened = attempt => Event::Opened(opened),
+            },
+            Phase::Waiting { until, .. } => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                () = tokio::time::sleep_until(*until) => Event::RetryDue,
+            },
+            Phase::Connected(session) => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                event = session.next() => Event::Session(event),
+            },
+            Phase::Resuming {
+                attempt: Some(attempt),
+                ..
+            } => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                resumed = attempt => Event::Resumed(resumed),
+            },
+            Phase::Resuming { next_try, .. } => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                () = tokio::time::sleep_until(*next_try) => Event::ResumeDue,
+            },
+            Phase::Stopping { finishing, .. } => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                () = finishing => Event::Stopped,
+            },
+        }
+    }
+
+    fn publish(&self, state: ConnectionState) {
+        let (connection_id, transport, stateful) = match &self.phase {
+            Phase::Connected(session) => (
+                session.connection_id.clone(),
+                Some(session.transport()),
+                session.stateful.is_some(),
+            ),
+            Phase::Resuming { connection_id, .. } => (
+                connection_id.clone(),
+                Some(hubs_core::TransportKind::WebSockets),
+                true,
+            ),
+            _ => (None, None, false),
+        };
+        self.status.send_replace(Status {
+            state,
+            connection_id,
+            transport,
+            stateful,
+        });
+    }
+
+    fn emit(&self, event: ConnectionEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Start(reply) => self.start(reply),
+            Command::Stop(reply) => self.stop(reply),
+            Command::Send { bytes, call, sent } => self.send(bytes, call, sent),
+            Command::Cancel(id) => {
+                if self.streams.remove(&id).is_some()
+                    && let Some(bytes) =
+                        crate::encode(self.config.protocol, &crate::stream::cancel(id))
+                {
+                    self.send(bytes, Call::None, None);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, reply: oneshot::Sender<Result<(), StartError>>) {
+        if !matches!(self.phase, Phase::Disconnected) {
+            let _ = reply.send(Err(StartError::State));
+            return;
+        }
+        self.phase = Phase::Connecting {
+            attempt: self.open(),
+            start: Some(reply),
+            retry: None,
+        };
+        self.publish(ConnectionState::Connecting);
+    }
+
+    fn open(&self) -> Attempt<Opened> {
+        let (config, net) = (self.config.clone(), self.net.clone());
+        Box::pin(async move { handshake::open(&config, &net).await })
+    }
+
+    fn stop(&mut self, reply: oneshot::Sender<()>) {
+        match std::mem::replace(&mut self.phase, Phase::Disconnected) {
+            Phase::Disconnected => {
+                let _ = reply.send(());
+            }
+            Phase::Connecting { start, retry, .. } => {
+                if let Some(start) = start {
+                    let _ = start.send(Err(StartError::Stopped));
+                }
+                self.closed(None, retry.is_some());
+                let _ = reply.send(());
+            }
+            Phase::Waiting { .. } | Phase::Resuming { .. } => {
+                self.closed(None, true);
+                let _ = reply.send(());
+            }
+            Phase::Connected(session) => {
+                self.phase = Phase::Stopping {
+                    finishing: Box::pin(
+                        session.finish(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
+                    ),
+                    waiters: vec![reply],
+                };
+            }
+            Phase::Stopping {
+                finishing,
+                mut waiters,
+            } => {
+                waiters.push(reply);
+                self.phase = Phase::Stopping { finishing, waiters };
+            }
+        }
+    }
+
+    fn stopped(&mut self) {
+        if let Phase::Stopping { waiters, .. } =
+            std::mem::replace(&mut self.phase, Phase::Disconnected)
+        {
+            self.closed(None, true);
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// The connection is over: calls fail, the state is Disconnected, and (when it had
+    /// been connected) `Closed` is the last event.
+    fn closed(&mut self, reason: Option<String>, announce: bool) {
+        self.phase = Phase::Disconnected;
+        self.fail_all(&match &reason {
+            Some(error) => wire::server_closed_with_error(error),
+            None => wire::INVOCATION_CANCELED_CLOSED.to_owned(),
+        });
+        self.publish(ConnectionState::Disconnected);
+        if announce {
+            self.emit(ConnectionEvent::Closed(reason));
+        }
+    }
+
+    fn fail_all(&mut self, reason: &str) {
+        for (_, waiting) in self.pending.drain() {
+            let _ = waiting.send(Err(InvokeError::Closed(reason.to_owned())));
+        }
+        for (_, stream) in self.streams.drain() {
+            let _ = stream.send(Err(InvokeError::Closed(reason.to_owned())));
+        }
+        for command in self.deferred.drain(..) {
+            if let Command::Send {
+                sent: Some(sent), ..
+            } = command
+            {
+                let _ = sent.send(Err(InvokeError::NotConnected));
+            }
+        }
+    }
+
+    fn register(&mut self, call: Call) {
+        match call {
+            Call::None => {}
+            Call::Invoke(id, reply) => {
+                self.pending.insert(id, reply);
+            }
+            Call::Stream(id, items) => {
+                self.streams.insert(id, items);
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: Bytes, call: Call, sent: Option<Sent>) {
+        let full = match &self.phase {
+            Phase::Connected(session) => session.is_full(),
+            Phase::Resuming { stateful, .. } => stateful.replay.is_full(),
+            _ => {
+                if let Some(sent) = sent {
+                    let _ = sent.send(Err(InvokeError::NotConnected));
+                }
+                return;
+            }
+        };
+        if full || !self.deferred.is_empty() {
+            self.deferred.push_back(Command::Send { bytes, call, sent });
+            return;
+        }
+        self.register(call);
+        match &mut self.phase {
+            Phase::Connected(session) => session.push(bytes, sent),
+            Phase::Resuming { stateful, .. } => {
+                // Kept for the replay: on its way as far as the caller is concerned.
+                stateful.replay.push(bytes);
+                if let Some(sent) = sent {
+                    let _ = sent.send(Ok(()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what waited for room in stateful reconnect's buffer, while there is room.
+    fn drain_deferred(&mut self) {
+        while !self.deferred.is_empty() {
+            let full = match &self.phase {
+                Phase::Connected(session) => session.is_full(),
+                Phase::Resuming { stateful, .. } => stateful.replay.is_full(),
+                _ => return,
+            };
+            if full {
+                return;
+            }
+            if let Some(Command::Send { bytes, call, sent }) = self.deferred.pop_front() {
+                self.register(call);
+                match &mut self.phase {
+                    Phase::Connected(session) => session.push(bytes, sent),
+                    Phase::Resuming { stateful, .. } => {
+                        stateful.replay.push(bytes);
+                        if let Some(sent) = sent {
+                            let _ = sent.send(Ok(()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn opened(&mut self, opened: Result<Opened, StartError>) {
+        let Phase::Connecting { start, retry, .. } =
+            std::mem::replace(&mut self.phase, Phase::Disconnected)
+        else {
+            return;
+        };
+        match opened {
+            Ok(opened) => {
+                let stateful = match (self.config.stateful, &opened.resume) {
+                    (Some(limit), Some(at)) => Some(Stateful::new(limit, at.clone())),
+                    _ => None,
+                };
+                let session = Session::new(
+                    opened,
+                    self.config.protocol,
+                    self.config.keep_alive,
+                    self.config.server_timeout,
+                    stateful,
+                );
+                let id = session.connection_id.clone();
+                self.phase = Phase::Connected(session);
+                self.publish(ConnectionState::Connected);
+                if let Some(start) = start {
+                    let _ = start.send(Ok(()));
+                }
+                if retry.is_some() {
+                    self.emit(ConnectionEvent::Reconnected(id));
+                }
+            }
+            Err(error) => match (start, retry) {
+                (Some(start), _) => {
+                    self.publish(ConnectionState::Disconnected);
+                    let _ = start.send(Err(error));
+                }
+                (None, Some(mut retry)) => {
+                    tracing::debug!(%error, retries = retry.retries, "reconnect attempt failed");
+                    retry.retries += 1;
+                    self.schedule(retry);
+                }
+                (None, None) => self.publish(ConnectionState::Disconnected),
+            },
+        }
+    }
+
+    /// Waits for the policy's next delay, or gives up.
+    fn schedule(&mut self, retry: Retry) {
+        match retry
+            .policy
+            .next_delay(retry.retries, retry.since.elapsed())
+        {
+            Some(delay) => {
+                self.phase = Phase::Waiting {
+                    until: Instant::now() + delay,
+                    retry,
+                };
+            }
+            None => self.closed(retry.reason, true),
+        }
+    }
+
+    fn retry_due(&mut self) {
+        if let Phase::Waiting { retry, .. } =
+            std::mem::replace(&mut self.phase, Phase::Disconnected)
+        {
+            self.phase = Phase::Connecting {
+                attempt: self.open(),
+                start: None,
+                retry: Some(retry),
+            };
+        }
+    }
+
+    fn session_event(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Idle => {}
+            SessionEvent::Lost(reason) => self.lost(reason, true, false),
+            SessionEvent::Data => {
+                loop {
+                    let Phase::Connected(session) = &mut self.phase else {
+                        return;
+                    };
+                    match session.next_message() {
+                        Ok(Some(message)) => {
+                            if let Some((error, allow_reconnect)) = self.message(message) {
+                                self.lost(error, allow_reconnect, true);
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            // A sequence the client cannot follow ends the connection.
+                            let fatal = error == hubs_core::protocol::SEQUENCE_AHEAD;
+                            self.lost(Some(error), !fatal, fatal);
+                            return;
+                        }
+                    }
+                }
+                self.drain_deferred();
+            }
+        }
+    }
+
+    /// Handles one message; `Some` (error, may reconnect) when the server closed.
+    fn message(&mut self, message: HubMessage) -> Option<(Option<String>, bool)> {
+        match message {
+            HubMessage::Completion(completion) => {
+                if let Some(waiting) = self.pending.remove(&completion.invocation_id) {
+                    let _ = waiting.send(Ok(completion.outcome));
+                } else if let Some(stream) = self.streams.remove(&completion.invocation_id)
+                    && let Outcome::Error(error) = completion.outcome
+                {
+                    let _ = stream.send(Err(InvokeError::Server(error)));
+                }
+            }
+            HubMessage::StreamItem(item) => {
+                if let Some(stream) = self.streams.get(&item.invocation_id) {
+                    // Buffered for the reader: an unread stream holds up nothing else.
+                    let _ = stream.send(Ok(item.item));
+                }
+            }
+            HubMessage::Invocation(invocation) => {
+                let _ = self.dispatch.send(DispatchItem::Invoke(invocation));
+            }
+            HubMessage::Close(close) => return Some((close.error, close.allow_reconnect)),
+            _ => {}
+        }
+        None
+    }
+
+    /// The session ended: resume a stateful connection whose transport failed; otherwise
+    /// reconnect as the policy says, or close.
+    fn lost(&mut self, reason: Option<String>, allow_reconnect: bool, by_server: bool) {
+        let Phase::Connected(session) = std::mem::replace(&mut self.phase, Phase::Disconnected)
+        else {
+            return;
+        };
+        let connection_id = session.connection_id.clone();
+        let (stateful, waiting) = session.abandon();
+        match stateful {
+            Some(stateful) if !by_server => {
+                // What was queued is in the replay buffer: it will go out after the resume.
+                for sent in waiting {
+                    let _ = sent.send(Ok(()));
+                }
+                tracing::debug!(reason = ?reason, "transport lost; resuming the connection");
+                let now = Instant::now();
+                self.phase = Phase::Resuming {
+                    attempt: None,
+                    next_try: now,
+                    tries: 0,
+                    since: now,
+                    stateful,
+                    connection_id,
+                    reason: reason.clone(),
+                };
+                self.publish(ConnectionState::Reconnecting);
+                self.emit(ConnectionEvent::Reconnecting(reason));
+            }
+            _ => {
+                for sent in waiting {
+                    let _ = sent.send(Err(InvokeError::NotConnected));
+                }
+                self.reconnect_or_close(reason, allow_reconnect, false);
+            }
+        }
+    }
+
+    fn reconnect_or_close(
+        &mut self,
+        reason: Option<String>,
+        allow_reconnect: bool,
+        announced: bool,
+    ) {
+        let policy = self.config.retry.clone().filter(|_| allow_reconnect);
+        let Some(policy) = policy else {
+            self.closed(reason, true);
+            return;
+        };
+        self.fail_all(&match &reason {
+            Some(error) => wire::server_closed_with_error(error),
+            None => wire::INVOCATION_CANCELED_CLOSED.to_owned(),
+        });
+        self.publish(ConnectionState::Reconnecting);
+        if !announced {
+            self.emit(ConnectionEvent::Reconnecting(reason.clone()));
+        }
+        self.schedule(Retry {
+            policy,
+            since: Instant::now(),
+            retries: 0,
+            reason,
+        });
+    }
+
+    fn resume_due(&mut self) {
+        if let Phase::Resuming {
+            attempt: attempt @ None,
+            stateful,
+            ..
+        } = &mut self.phase
+        {
+            let (config, net, at) = (self.config.clone(), self.net.clone(), stateful.at.clone());
+            *attempt = Some(Box::pin(async move {
+                handshake::resume(&config, &net, &at).await
+            }));
+        }
+    }
+
+    fn resumed(&mut self, resumed: Result<Link, StartError>) {
+        let Phase::Resuming {
+            tries,
+            since,
+            stateful,
+            connection_id,
+            reason,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Disconnected)
+        else {
+            return;
+        };
+        match resumed {
+            Ok(link) => {
+                let session = Session::resumed(
+                    link,
+                    self.config.protocol,
+                    self.config.keep_alive,
+                    self.config.server_timeout,
+                    stateful,
+                    connection_id,
+                );
+                self.phase = Phase::Connected(session);
+                self.publish(ConnectionState::Connected);
+                self.emit(ConnectionEvent::Resumed);
+            }
+            Err(error) if since.elapsed() < self.config.resume_window => {
+                tracing::debug!(%error, tries, "resume attempt failed");
+                let backoff = Duration::from_millis(250 << tries.min(3));
+                self.phase = Phase::Resuming {
+                    attempt: None,
+                    next_try: Instant::now() + backoff,
+                    tries: tries + 1,
+                    since,
+                    stateful,
+                    connection_id,
+                    reason,
+                };
+            }
+            Err(error) => {
+                tracing::debug!(%error, "the connection could not be resumed");
+                self.reconnect_or_close(reason, true, true);
+            }
+        }
+    }
+}
