@@ -235,3 +235,74 @@ pub async fn http_with_body(
         .expect("status code");
     (status, head.to_owned(), body.to_owned())
 }
+
+/// A TCP proxy on 127.0.0.1 in front of a server, for faults between a client and it:
+/// [`cut`](Self::cut) drops every connection through it at once (no closing handshake),
+/// and [`refuse`](Self::refuse) makes it drop new connections as they come.
+pub struct TcpProxy {
+    addr: SocketAddr,
+    cuts: tokio::sync::watch::Sender<u64>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// A proxy to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (cuts, refusing) = (cuts.clone(), refusing.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    let mut cut = cuts.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut upstream) = TcpStream::connect(target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            addr,
+            cuts,
+            refusing,
+            task,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Drops every connection through the proxy.
+    pub fn cut(&self) {
+        self.cuts.send_modify(|generation| *generation += 1);
+    }
+
+    /// Drops new connections as they come (`true`), or passes them on again (`false`).
+    pub fn refuse(&self, refuse: bool) {
+        self.refusing
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}

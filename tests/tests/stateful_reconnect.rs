@@ -1,0 +1,249 @@
+//! Stateful reconnect, the Rust client against the hubs server, through a TCP proxy that
+//! cuts the socket: the connection resumes with every message once, in order, in both
+//! directions; a client that comes back after the server's window gets a new connection;
+//! a client that never acknowledges fills the server's replay buffer and is closed.
+//! (The official JavaScript client does the same in `interop/js/stateful.test.mjs`.)
+
+use std::time::Duration;
+
+use hubs::client::{ConnectionEvent, ConnectionState, HubConnection};
+use hubs::protocol::{HandshakeRequest, HubMessage, Protocol};
+use hubs::{Context, HubOptions, Server, hub};
+use hubs_tests::{RawClient, STEP, TcpProxy, interop_server};
+use tokio::sync::mpsc;
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+fn collect(connection: &HubConnection) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    connection.on("GroupMessage", move |(_group, text): (String, String)| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(text);
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_resumes_through_a_cut_socket() {
+    let server = interop_server().await;
+    for protocol in [Protocol::Json, Protocol::MessagePack] {
+        let proxy = TcpProxy::start(server).await;
+        let receiver = HubConnection::builder(format!("http://{}/testhub", proxy.addr()))
+            .protocol(protocol)
+            .with_stateful_reconnect()
+            .build();
+        let sender = HubConnection::builder(format!("http://{server}/testhub"))
+            .protocol(protocol)
+            .build();
+        let mut received = collect(&receiver);
+        let mut events = receiver.events();
+        within("start", receiver.start()).await.expect("starts");
+        within("start", sender.start()).await.expect("starts");
+        assert!(receiver.is_stateful(), "{protocol}: the server accepted");
+        let id = receiver.connection_id();
+        let group = format!("stateful-{protocol}");
+        within("join", receiver.invoke::<()>("JoinGroup", (&group,)))
+            .await
+            .expect("joins");
+
+        let sent: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+        for (i, text) in sent.iter().enumerate() {
+            if i == 20 {
+                proxy.cut();
+                // Sent while the socket is down: kept and replayed after the resume.
+                receiver
+                    .send("SendToGroup", (&group, "from-receiver"))
+                    .await
+                    .expect("buffered while resuming");
+            }
+            within("send", sender.invoke::<()>("SendToGroup", (&group, text)))
+                .await
+                .expect("sends");
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() + 1 {
+            got.push(
+                within("every message", received.recv())
+                    .await
+                    .expect("message"),
+            );
+        }
+        let mine: Vec<_> = got.iter().filter(|m| *m == "from-receiver").collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{protocol}: the receiver's own message, once"
+        );
+        got.retain(|m| m != "from-receiver");
+        assert_eq!(got, sent, "{protocol}: every message once, in order");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(received.try_recv().is_err(), "{protocol}: no duplicates");
+
+        assert!(matches!(
+            within("reconnecting", events.recv()).await,
+            Ok(ConnectionEvent::Reconnecting(_))
+        ));
+        assert_eq!(
+            within("resumed", events.recv()).await,
+            Ok(ConnectionEvent::Resumed)
+        );
+        assert_eq!(
+            receiver.connection_id(),
+            id,
+            "{protocol}: the same connection"
+        );
+        assert_eq!(receiver.state(), ConnectionState::Connected);
+        let echoed: Option<String> = within("echo", receiver.invoke("Echo", ("after",)))
+            .await
+            .expect("echo");
+        assert_eq!(echoed.as_deref(), Some("after"));
+        receiver.stop().await;
+        sender.stop().await;
+    }
+}
+
+struct Short;
+
+#[hub]
+impl Short {
+    pub(crate) fn echo(&self, text: String) -> String {
+        text
+    }
+
+    pub(crate) async fn join(&self, cx: &Context<Self>, group: String) {
+        let _ = cx.groups().add(cx.connection_id(), &group).await;
+    }
+
+    pub(crate) async fn flood(&self, cx: &Context<Self>, group: String, count: u32, size: usize) {
+        let text = "x".repeat(size);
+        for _ in 0..count {
+            let _ = cx.clients().group(&group).send("Flood", (&text,)).await;
+        }
+    }
+}
+
+/// A hub with stateful reconnect and a short window, a small replay buffer and queue.
+async fn short_window_server() -> std::net::SocketAddr {
+    let options = HubOptions::default()
+        .allow_stateful_reconnects(true)
+        .stateful_reconnect_window(Duration::from_millis(500))
+        .stateful_reconnect_buffer_size(4_096)
+        .outbound_capacity(8);
+    let service = Server::new()
+        .hub_with("/short", Short, options)
+        .build()
+        .expect("builds");
+    hubs_tests::serve(service).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_back_after_the_window_gets_a_new_connection() {
+    let server = short_window_server().await;
+    let proxy = TcpProxy::start(server).await;
+    let connection = HubConnection::builder(format!("http://{}/short", proxy.addr()))
+        .with_stateful_reconnect()
+        .resume_window(Duration::from_millis(1500))
+        .with_retry_policy(|retries: u32, _: Duration| {
+            (retries < 20).then_some(Duration::from_millis(100))
+        })
+        .build();
+    let mut events = connection.events();
+    within("start", connection.start()).await.expect("starts");
+    let before = connection.connection_id();
+    assert!(before.is_some());
+
+    // Away longer than the server waits.
+    proxy.refuse(true);
+    proxy.cut();
+    assert!(matches!(
+        within("reconnecting", events.recv()).await,
+        Ok(ConnectionEvent::Reconnecting(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proxy.refuse(false);
+    match within("reconnected", events.recv()).await {
+        Ok(ConnectionEvent::Reconnected(id)) => {
+            assert!(id.is_some());
+            assert_ne!(id, before, "a new connection");
+        }
+        other => panic!("expected Reconnected, got {other:?}"),
+    }
+    let echoed: String = within("echo", connection.invoke("Echo", ("new",)))
+        .await
+        .expect("echo");
+    assert_eq!(echoed, "new");
+    connection.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_acknowledges_is_closed_when_the_buffer_fills() {
+    let server = short_window_server().await;
+    let (status, _, body) = hubs_tests::http(
+        server,
+        "POST",
+        "/short/negotiate?negotiateVersion=1&useStatefulReconnect=true",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let negotiated: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(negotiated["useStatefulReconnect"], true);
+    let token = negotiated["connectionToken"].as_str().expect("token");
+
+    // A raw client: handshake version 2, reads everything, never sends an Ack.
+    let mut raw =
+        RawClient::connect_raw(server, &format!("/short?id={token}"), Protocol::Json).await;
+    let mut handshake = Vec::new();
+    HandshakeRequest::new("json", 2).encode(&mut handshake);
+    raw.send_text(handshake).await;
+    assert_eq!(raw.next_frame().await.expect("handshake"), b"{}\x1e");
+    let join = raw.value("silent");
+    raw.invoke("Join", vec![join]).await;
+    loop {
+        match within("joined", raw.next_message()).await {
+            Some(HubMessage::Completion(_)) => break,
+            Some(_) => {}
+            None => panic!("closed before joining"),
+        }
+    }
+
+    let flooder = HubConnection::builder(format!("http://{server}/short")).build();
+    within("start", flooder.start()).await.expect("starts");
+    within(
+        "flood",
+        flooder.invoke::<()>("Flood", ("silent", 200u32, 1024usize)),
+    )
+    .await
+    .expect("floods");
+
+    let mut items = 0;
+    let close = loop {
+        match within("the close", raw.next_message()).await {
+            Some(HubMessage::Invocation(_)) => items += 1,
+            Some(HubMessage::Close(close)) => break close,
+            Some(_) => {}
+            None => panic!("closed without a Close message"),
+        }
+    };
+    assert_eq!(
+        close.error.as_deref(),
+        Some(hubs::wire::closed_with_error(None).as_str())
+    );
+    // About 4 KiB of 1 KiB messages, plus the queue: far fewer than were sent.
+    assert!(
+        (4..100).contains(&items),
+        "{items} messages before the close"
+    );
+    // The server keeps serving everyone else.
+    let echoed: String = within("echo", flooder.invoke("Echo", ("still here",)))
+        .await
+        .expect("echo");
+    assert_eq!(echoed, "still here");
+    flooder.stop().await;
+}
