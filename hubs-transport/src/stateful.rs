@@ -22,8 +22,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use hubs_core::protocol::{
-    Ack, HandshakeRequest, HubMessage, MessageDecoder, Protocol, ReceivedSequence, ReplayBuffer,
-    Sequence,
+    Ack, Framed, HandshakeRequest, HubMessage, MessageDecoder, Protocol, ReceivedSequence,
+    ReplayBuffer, Sequence,
 };
 use hubs_core::{
     BoxFuture, Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint,
@@ -153,7 +153,7 @@ struct Relay {
 
 /// What the relay's loop waits for.
 enum Event {
-    Socket(Option<Socket>),
+    Socket(Option<Box<Socket>>),
     Frame(Option<Frame>),
     Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     AckDue,
@@ -180,7 +180,7 @@ impl Relay {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let event = tokio::select! {
                 biased;
-                socket = self.sockets.recv() => Event::Socket(socket),
+                socket = self.sockets.recv() => Event::Socket(socket.map(Box::new)),
                 frame = self.outgoing.recv(), if take_frames => Event::Frame(frame),
                 read = next_read(&mut self.socket) => Event::Read(read),
                 _ = acks.tick(), if self.counting() && self.socket.is_some() => Event::AckDue,
@@ -188,7 +188,7 @@ impl Relay {
                 () = &mut finishing => Event::Finished,
             };
             match event {
-                Event::Socket(Some(socket)) => self.resumed(socket).await,
+                Event::Socket(Some(socket)) => self.resumed(*socket).await,
                 Event::Socket(None) => {}
                 Event::Frame(Some(frame)) => self.send(frame).await,
                 Event::Frame(None) | Event::Finished => break,
@@ -385,18 +385,18 @@ impl Relay {
                     if pending.is_empty() {
                         return;
                     }
-                    self.from_client(pending.freeze()).await;
+                    self.relay_to_hub(pending.freeze()).await;
                 }
                 // The hub answers a bad handshake itself.
                 Err(_) => self.forward(Ok(all)).await,
             }
             return;
         }
-        self.from_client(bytes).await;
+        self.relay_to_hub(bytes).await;
     }
 
     /// Bytes from the client after the handshake.
-    async fn from_client(&mut self, bytes: Bytes) {
+    async fn relay_to_hub(&mut self, bytes: Bytes) {
         let Some(decoder) = self.decoder.as_mut() else {
             self.forward(Ok(bytes)).await;
             return;
@@ -406,21 +406,30 @@ impl Relay {
         let mut failed = false;
         loop {
             match decoder.next_framed() {
-                Ok(Some((_, Ok(HubMessage::Ack(ack))))) => self.replay.ack(ack.sequence_id),
-                Ok(Some((_, Ok(HubMessage::Sequence(sequence))))) => {
+                Ok(Some(Framed {
+                    message: Ok(HubMessage::Ack(ack)),
+                    ..
+                })) => self.replay.ack(ack.sequence_id),
+                Ok(Some(Framed {
+                    message: Ok(HubMessage::Sequence(sequence)),
+                    ..
+                })) => {
                     if let Err(error) = self.received.sequence(sequence.sequence_id) {
                         self.end.transport_lost(error);
                         failed = true;
                         break;
                     }
                 }
-                Ok(Some((whole, Ok(message)))) => {
+                Ok(Some(Framed {
+                    bytes,
+                    message: Ok(message),
+                })) => {
                     if !message.is_sequenced() || self.received.accept() {
-                        out.extend_from_slice(&whole);
+                        out.extend_from_slice(&bytes);
                     }
                 }
                 // The hub reports a message it cannot read.
-                Ok(Some((whole, Err(_)))) => out.extend_from_slice(&whole),
+                Ok(Some(Framed { bytes, .. })) => out.extend_from_slice(&bytes),
                 Ok(None) => break,
                 Err(_) => {
                     // The stream cannot be split any more: the hub's decoder fails the

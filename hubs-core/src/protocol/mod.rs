@@ -160,6 +160,16 @@ impl TransferFormat {
     }
 }
 
+/// One message as it was framed (record separator or length prefix included), with its
+/// decoding: what [`MessageDecoder::next_framed`] returns.
+#[derive(Debug)]
+pub struct Framed {
+    /// The message's bytes, framing included.
+    pub bytes: bytes::Bytes,
+    /// The message, or why it could not be decoded.
+    pub message: Result<HubMessage, DecodeError>,
+}
+
 /// Splits a byte stream into hub messages and decodes them.
 ///
 /// Bytes go in with [`push`](Self::push) in chunks of any size: several messages in one
@@ -251,9 +261,7 @@ impl MessageDecoder {
     ///
     /// A framing error, as [`next_message`](Self::next_message); an error about the one
     /// message comes inside the pair, with its bytes.
-    pub fn next_framed(
-        &mut self,
-    ) -> Result<Option<(bytes::Bytes, Result<HubMessage, DecodeError>)>, DecodeError> {
+    pub fn next_framed(&mut self) -> Result<Option<Framed>, DecodeError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
@@ -281,7 +289,10 @@ impl MessageDecoder {
             Protocol::Json => json::decode(&body),
             Protocol::MessagePack => msgpack::decode(&body),
         };
-        Ok(Some((whole, decoded)))
+        Ok(Some(Framed {
+            bytes: whole,
+            message: decoded,
+        }))
     }
 
     fn too_large(&self, size: usize) -> Result<(), DecodeError> {
