@@ -178,9 +178,10 @@
 //!
 //! # The Rust client
 //!
-//! [`client::HubConnection`] calls hubs on any SignalR server over WebSockets, Server-Sent
-//! Events or long polling, with either protocol, and reconnects automatically when asked
-//! to. The macros give it types too:
+//! With the `client` feature, [`client::HubConnection`] calls hubs on any SignalR server
+//! over WebSockets, Server-Sent Events or long polling, with either protocol, over TLS,
+//! reconnects automatically when asked to, and resumes a dropped WebSocket without losing
+//! a message (stateful reconnect). The macros give it types too:
 //!
 //! * `#[hub]` generates `{Hub}Proxy` (for `impl ChatHub`: `ChatHubProxy`):
 //!   `ChatHubProxy::new(&connection).send_message(user, text).await` returns the method's
@@ -219,6 +220,12 @@
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
+//! * `client`: the Rust client, [`hubs_client`] as `hubs::client`, and the typed
+//!   `{Hub}Proxy` and `{Trait}Receiver` the attributes generate for it (without the
+//!   feature they generate none, so a server-only build has no client in it).
+//! * `tls`: `ServeOptions::tls` and `tls_pem` (the server terminates TLS itself, with
+//!   rustls), and `https://`/`wss://` in the client.
+//! * `opentelemetry`: W3C trace context in hub message headers, both ways.
 
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
