@@ -120,6 +120,17 @@ impl Short {
         let _ = cx.groups().add(cx.connection_id(), &group).await;
     }
 
+    pub(crate) fn count(&self, n: u32) -> impl futures_util::Stream<Item = u32> + use<> {
+        futures_util::StreamExt::then(futures_util::stream::iter(0..n), |i| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            i
+        })
+    }
+
+    pub(crate) async fn ask(&self, cx: &Context<Self>) -> Result<String, hubs::HubError> {
+        cx.clients().caller().invoke("Answer", ()).await
+    }
+
     pub(crate) async fn flood(&self, cx: &Context<Self>, group: String, count: u32, size: usize) {
         let text = "x".repeat(size);
         for _ in 0..count {
@@ -246,4 +257,51 @@ async fn a_client_that_never_acknowledges_is_closed_when_the_buffer_fills() {
         .expect("echo");
     assert_eq!(echoed, "still here");
     flooder.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_and_a_client_result_survive_a_cut() {
+    let server = short_window_server().await;
+    let proxy = TcpProxy::start(server).await;
+    let connection = HubConnection::builder(format!("http://{}/short", proxy.addr()))
+        .with_stateful_reconnect()
+        .build();
+    // The client's answer takes a while: the socket is cut before it goes out.
+    connection.on("Answer", |()| async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Ok::<_, String>("answered".to_owned())
+    });
+    let mut events = connection.events();
+    within("start", connection.start()).await.expect("starts");
+    let id = connection.connection_id();
+
+    let stream: hubs::client::ClientStream<u32> = within("stream", connection.stream("Count", (300u32,)))
+        .await
+        .expect("stream");
+    let asking = {
+        let connection = connection.clone();
+        tokio::spawn(async move { connection.invoke::<String>("Ask", ()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    proxy.cut();
+    let items: Vec<u32> = within(
+        "the whole stream",
+        futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::map(stream, |i| {
+            i.expect("no error")
+        })),
+    )
+    .await;
+    assert_eq!(items, (0..300).collect::<Vec<_>>(), "every item once, in order");
+    let answer = within("the client result", asking)
+        .await
+        .expect("task")
+        .expect("answered across the cut");
+    assert_eq!(answer, "answered");
+    assert!(matches!(
+        within("reconnecting", events.recv()).await,
+        Ok(ConnectionEvent::Reconnecting(_))
+    ));
+    assert_eq!(within("resumed", events.recv()).await, Ok(ConnectionEvent::Resumed));
+    assert_eq!(connection.connection_id(), id);
+    connection.stop().await;
 }

@@ -19,7 +19,12 @@ const skip = TRANSPORT !== "WebSockets" && "stateful reconnect runs over WebSock
 async function startProxy() {
     const target = new URL(HUBS_URL);
     const sockets = new Set();
+    let refusing = false;
     const server = net.createServer((client) => {
+        if (refusing) {
+            client.resetAndDestroy();
+            return;
+        }
         const upstream = net.connect(Number(target.port), target.hostname);
         for (const [a, b] of [[client, upstream], [upstream, client]]) {
             a.on("data", (chunk) => b.write(chunk));
@@ -32,6 +37,10 @@ async function startProxy() {
     await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
     return {
         url: `http://127.0.0.1:${server.address().port}`,
+        /** Drops new connections as they come (true), or passes them on again (false). */
+        refuse(on) {
+            refusing = on;
+        },
         /** Drops every connection through the proxy, without a closing handshake. */
         cut() {
             for (const socket of sockets) {
@@ -47,13 +56,16 @@ async function startProxy() {
     };
 }
 
-function connect(url, protocol, stateful) {
+function connect(url, protocol, stateful, retryDelays) {
     let builder = new signalR.HubConnectionBuilder()
         .withUrl(`${url}/testhub`, { transport: signalR.HttpTransportType.WebSockets })
         .withHubProtocol(protocol.create())
         .configureLogging(signalR.LogLevel.None);
     if (stateful) {
         builder = builder.withStatefulReconnect();
+    }
+    if (retryDelays) {
+        builder = builder.withAutomaticReconnect(retryDelays);
     }
     return builder.build();
 }
@@ -104,6 +116,28 @@ for (const protocol of PROTOCOLS) {
             }
         });
 }
+
+test("a client that cannot resume reconnects to a new connection", { ...TEST_OPTS, skip }, async () => {
+    const proxy = await startProxy();
+    const connection = connect(proxy.url, PROTOCOLS[0], true, [0, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
+    const reconnected = new Promise((resolve) => connection.onreconnected(resolve));
+    try {
+        await withTimeout(connection.start(), STEP_MS, "start through the proxy");
+        const before = connection.connectionId;
+        // The socket drops and the server stays out of reach: the resume fails at once, so
+        // the client falls back to a new connection once the server is back.
+        proxy.refuse(true);
+        proxy.cut();
+        await sleep(500);
+        proxy.refuse(false);
+        const id = await withTimeout(reconnected, 8000, "reconnected");
+        assert.notEqual(id, before, "a new connection");
+        assert.equal(await withTimeout(connection.invoke("Echo", "new"), STEP_MS, "echo"), "new");
+    } finally {
+        await connection.stop();
+        await proxy.close();
+    }
+});
 
 test("a client that does not ask for stateful reconnect is not offered it", { ...TEST_OPTS, skip }, async () => {
     const response = await fetch(`${HUBS_URL}/testhub/negotiate?negotiateVersion=1`, { method: "POST" });
