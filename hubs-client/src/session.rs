@@ -18,6 +18,9 @@ use crate::InvokeError;
 use crate::handshake::{Opened, ResumeAt};
 use crate::transport::{Link, Outgoing};
 
+/// How often a stateful connection acknowledges what it received, at most.
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Told once a message is handed to the transport (or cannot be).
 pub(crate) type Sent = oneshot::Sender<Result<(), InvokeError>>;
 
@@ -67,6 +70,7 @@ pub(crate) struct Session {
     outbox: VecDeque<(Bytes, Option<Sent>)>,
     last_received: Instant,
     last_sent: Instant,
+    last_ack: Instant,
     heartbeat: Interval,
     keep_alive: Duration,
     server_timeout: Duration,
@@ -108,6 +112,7 @@ impl Session {
             outbox: VecDeque::new(),
             last_received: Instant::now(),
             last_sent: Instant::now(),
+            last_ack: Instant::now(),
             heartbeat,
             keep_alive,
             server_timeout,
@@ -209,7 +214,11 @@ impl Session {
                 self.last_sent = Instant::now();
             }
         }
-        if let Some(id) = self.stateful.as_mut().and_then(|s| s.received.ack_due()) {
+        // At most one Ack a second, as the official clients.
+        if self.last_ack.elapsed() >= ACK_INTERVAL
+            && let Some(id) = self.stateful.as_mut().and_then(|s| s.received.ack_due())
+        {
+            self.last_ack = Instant::now();
             self.push_control(&HubMessage::Ack(Ack { sequence_id: id }));
         }
         SessionEvent::Idle

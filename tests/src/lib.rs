@@ -238,10 +238,13 @@ pub async fn http_with_body(
 
 /// A TCP proxy on 127.0.0.1 in front of a server, for faults between a client and it:
 /// [`cut`](Self::cut) drops every connection through it at once (no closing handshake),
-/// and [`refuse`](Self::refuse) makes it drop new connections as they come.
+/// [`refuse`](Self::refuse) makes it drop new connections as they come, and
+/// [`hold`](Self::hold) keeps new connections waiting (accepted, not forwarded) until
+/// released.
 pub struct TcpProxy {
     addr: SocketAddr,
     cuts: tokio::sync::watch::Sender<u64>,
+    holding: tokio::sync::watch::Sender<bool>,
     refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -254,16 +257,21 @@ impl TcpProxy {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let (holding, _) = tokio::sync::watch::channel(false);
         let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = {
-            let (cuts, refusing) = (cuts.clone(), refusing.clone());
+            let (cuts, refusing, holding) = (cuts.clone(), refusing.clone(), holding.clone());
             tokio::spawn(async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if refusing.load(std::sync::atomic::Ordering::SeqCst) {
                         continue;
                     }
                     let mut cut = cuts.subscribe();
+                    let mut held = holding.subscribe();
                     tokio::spawn(async move {
+                        if held.wait_for(|hold| !*hold).await.is_err() {
+                            return;
+                        }
                         let Ok(mut upstream) = TcpStream::connect(target).await else {
                             return;
                         };
@@ -278,6 +286,7 @@ impl TcpProxy {
         Self {
             addr,
             cuts,
+            holding,
             refusing,
             task,
         }
@@ -291,6 +300,12 @@ impl TcpProxy {
     /// Drops every connection through the proxy.
     pub fn cut(&self) {
         self.cuts.send_modify(|generation| *generation += 1);
+    }
+
+    /// Keeps new connections waiting (`true`), or forwards them, the waiting ones first
+    /// (`false`).
+    pub fn hold(&self, hold: bool) {
+        self.holding.send_replace(hold);
     }
 
     /// Drops new connections as they come (`true`), or passes them on again (`false`).

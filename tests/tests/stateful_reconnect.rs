@@ -275,9 +275,10 @@ async fn a_stream_and_a_client_result_survive_a_cut() {
     within("start", connection.start()).await.expect("starts");
     let id = connection.connection_id();
 
-    let stream: hubs::client::ClientStream<u32> = within("stream", connection.stream("Count", (300u32,)))
-        .await
-        .expect("stream");
+    let stream: hubs::client::ClientStream<u32> =
+        within("stream", connection.stream("Count", (300u32,)))
+            .await
+            .expect("stream");
     let asking = {
         let connection = connection.clone();
         tokio::spawn(async move { connection.invoke::<String>("Ask", ()).await })
@@ -291,7 +292,11 @@ async fn a_stream_and_a_client_result_survive_a_cut() {
         })),
     )
     .await;
-    assert_eq!(items, (0..300).collect::<Vec<_>>(), "every item once, in order");
+    assert_eq!(
+        items,
+        (0..300).collect::<Vec<_>>(),
+        "every item once, in order"
+    );
     let answer = within("the client result", asking)
         .await
         .expect("task")
@@ -301,7 +306,10 @@ async fn a_stream_and_a_client_result_survive_a_cut() {
         within("reconnecting", events.recv()).await,
         Ok(ConnectionEvent::Reconnecting(_))
     ));
-    assert_eq!(within("resumed", events.recv()).await, Ok(ConnectionEvent::Resumed));
+    assert_eq!(
+        within("resumed", events.recv()).await,
+        Ok(ConnectionEvent::Resumed)
+    );
     assert_eq!(connection.connection_id(), id);
     connection.stop().await;
 }
