@@ -70,7 +70,7 @@ enum Phase {
         until: Instant,
         retry: Retry,
     },
-    Connected(Session),
+    Connected(Box<Session>),
     /// A stateful connection lost its socket; a new one resumes it.
     Resuming {
         attempt: Option<Attempt<Link>>,
@@ -271,7 +271,7 @@ impl Supervisor {
             Phase::Connected(session) => {
                 self.phase = Phase::Stopping {
                     finishing: Box::pin(
-                        session.finish(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
+                        (*session).finish(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
                     ),
                     waiters: vec![reply],
                 };
@@ -416,7 +416,7 @@ impl Supervisor {
                     stateful,
                 );
                 let id = session.connection_id.clone();
-                self.phase = Phase::Connected(session);
+                self.phase = Phase::Connected(Box::new(session));
                 self.publish(ConnectionState::Connected);
                 if let Some(start) = start {
                     let _ = start.send(Ok(()));
@@ -533,7 +533,7 @@ impl Supervisor {
             return;
         };
         let connection_id = session.connection_id.clone();
-        let (stateful, waiting) = session.abandon();
+        let (stateful, waiting) = (*session).abandon();
         match stateful {
             Some(stateful) if !by_server => {
                 // What was queued is in the replay buffer: it will go out after the resume.
@@ -626,7 +626,7 @@ impl Supervisor {
                     stateful,
                     connection_id,
                 );
-                self.phase = Phase::Connected(session);
+                self.phase = Phase::Connected(Box::new(session));
                 self.publish(ConnectionState::Connected);
                 self.emit(ConnectionEvent::Resumed);
             }
