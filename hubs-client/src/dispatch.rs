@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use hubs_core::protocol::{Invocation, Outcome, Protocol, Value};
+use hubs_core::protocol::{Headers, Invocation, Outcome, Protocol, Value};
 use hubs_core::wire;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -21,8 +21,8 @@ use crate::builder::Config;
 use crate::supervisor::{Call, Command};
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
-/// A type-erased handler: the call's arguments in, its reply out.
-pub(crate) type Handler = Arc<dyn Fn(Vec<Value>, Protocol) -> HandlerFuture + Send + Sync>;
+/// A type-erased handler: the call's arguments and headers in, its reply out.
+pub(crate) type Handler = Arc<dyn Fn(Vec<Value>, Headers, Protocol) -> HandlerFuture + Send + Sync>;
 
 /// What a handler given to [`HubConnection::on`](crate::HubConnection::on) may return:
 /// `()` (no result), or a `Result<T, E>` (a client result: the value, or the error's text).
@@ -62,15 +62,28 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: HandlerReply,
 {
+    with_headers(move |_: Headers, arguments: A| handler(arguments))
+}
+
+/// Erases a typed handler that also takes the call's headers.
+pub(crate) fn with_headers<A, F, Fut>(handler: F) -> Handler
+where
+    A: FromArguments + Send + 'static,
+    F: Fn(Headers, A) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerReply,
+{
     let handler = Arc::new(handler);
-    Arc::new(move |values: Vec<Value>, protocol: Protocol| {
-        let handler = handler.clone();
-        Box::pin(async move {
-            let arguments = A::from_values(&values)
-                .map_err(|_| "Client failed to parse argument(s).".to_owned())?;
-            handler(arguments).await.into_reply(protocol)
-        }) as HandlerFuture
-    })
+    Arc::new(
+        move |values: Vec<Value>, headers: Headers, protocol: Protocol| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let arguments = A::from_values(&values)
+                    .map_err(|_| "Client failed to parse argument(s).".to_owned())?;
+                handler(headers, arguments).await.into_reply(protocol)
+            }) as HandlerFuture
+        },
+    )
 }
 
 /// What the dispatcher is told, in order.
@@ -139,7 +152,11 @@ impl Dispatcher {
         let replies = async {
             let mut replies = Vec::new();
             for handler in &handlers {
-                let call = AssertUnwindSafe(handler(invocation.arguments.clone(), protocol));
+                let call = AssertUnwindSafe(handler(
+                    invocation.arguments.clone(),
+                    invocation.headers.clone(),
+                    protocol,
+                ));
                 replies.push(call.catch_unwind().await.unwrap_or_else(|_| {
                     Err(format!("The handler of '{}' panicked.", invocation.target))
                 }));

@@ -233,6 +233,22 @@ impl HubConnection {
         ));
     }
 
+    /// [`on`](Self::on), with the call's message headers (string to string) as the
+    /// handler's first argument: what the server's outgoing filters added, a
+    /// `traceparent`.
+    pub fn on_with_headers<A, F, Fut>(&self, target: &str, handler: F)
+    where
+        A: FromArguments + Send + 'static,
+        F: Fn(hubs_core::protocol::Headers, A) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerReply,
+    {
+        let _ = self.shared.dispatch.send(DispatchItem::On(
+            target.to_lowercase(),
+            dispatch::with_headers(handler),
+        ));
+    }
+
     /// Removes the handlers of `target`.
     pub fn off(&self, target: &str) {
         let _ = self

@@ -13,6 +13,7 @@ use crate::arguments::Arguments;
 use crate::connection::ClientResultError;
 use crate::connection_id::ConnectionId;
 use crate::error::{HubError, SendError};
+use crate::filter::{Outgoing, OutgoingKind};
 use crate::hub::Hub;
 use crate::protocol::{Outcome, Protocol, Value};
 use crate::routing::{LifetimeManager, PerProtocol, Selection, SerializedMessage};
@@ -56,6 +57,7 @@ impl ClientFamily for Untyped {
 /// A set of connections to send to, chosen through [`Clients`] or [`HubClients`].
 pub struct Recipients<K> {
     lifetime: Arc<dyn LifetimeManager>,
+    outgoing: Outgoing,
     selection: Selection,
     timeout: Duration,
     confirmed: bool,
@@ -66,6 +68,7 @@ impl<K> Clone for Recipients<K> {
     fn clone(&self) -> Self {
         Self {
             lifetime: self.lifetime.clone(),
+            outgoing: self.outgoing.clone(),
             selection: self.selection.clone(),
             timeout: self.timeout,
             confirmed: self.confirmed,
@@ -84,13 +87,14 @@ impl<K> std::fmt::Debug for Recipients<K> {
 
 impl<K: Cardinality> Recipients<K> {
     fn new(
-        lifetime: Arc<dyn LifetimeManager>,
+        (lifetime, outgoing): (Arc<dyn LifetimeManager>, Outgoing),
         selection: Selection,
         timeout: Duration,
         confirmed: bool,
     ) -> Self {
         Self {
             lifetime,
+            outgoing,
             selection,
             timeout,
             confirmed,
@@ -131,7 +135,11 @@ impl<K: Cardinality> Recipients<K> {
     /// ```
     pub async fn send<A: Arguments>(&self, target: &str, arguments: A) -> Result<(), SendError> {
         tracing::debug!(target, selection = ?self.selection, "send to clients");
-        let message = SerializedMessage::invocation(target, &arguments);
+        let headers = self
+            .outgoing
+            .headers(OutgoingKind::Invocation, Some(target))
+            .map_err(|dropped| SendError::Dropped(dropped.0))?;
+        let message = SerializedMessage::invocation(target, &arguments, headers);
         if self.confirmed {
             self.lifetime
                 .send_confirmed(&self.selection, &message)
@@ -304,6 +312,7 @@ impl<T> futures_util::Stream for Responses<T> {
 /// The Clients targets available anywhere, including outside hub methods (`IHubClients`).
 pub struct HubClients<H: Hub> {
     lifetime: Arc<dyn LifetimeManager>,
+    outgoing: Outgoing,
     timeout: Duration,
     confirmed: bool,
     _hub: PhantomData<fn() -> H>,
@@ -313,6 +322,7 @@ impl<H: Hub> Clone for HubClients<H> {
     fn clone(&self) -> Self {
         Self {
             lifetime: self.lifetime.clone(),
+            outgoing: self.outgoing.clone(),
             timeout: self.timeout,
             confirmed: self.confirmed,
             _hub: PhantomData,
@@ -323,9 +333,14 @@ impl<H: Hub> Clone for HubClients<H> {
 type Proxy<H, K> = <<H as Hub>::Client as ClientFamily>::Proxy<K>;
 
 impl<H: Hub> HubClients<H> {
-    pub(crate) fn new(lifetime: Arc<dyn LifetimeManager>, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        lifetime: Arc<dyn LifetimeManager>,
+        outgoing: Outgoing,
+        timeout: Duration,
+    ) -> Self {
         Self {
             lifetime,
+            outgoing,
             timeout,
             confirmed: false,
             _hub: PhantomData,
@@ -353,7 +368,7 @@ impl<H: Hub> HubClients<H> {
 
     fn many(&self, selection: Selection) -> Proxy<H, Many> {
         Recipients::new(
-            self.lifetime.clone(),
+            (self.lifetime.clone(), self.outgoing.clone()),
             selection,
             self.timeout,
             self.confirmed,
@@ -363,7 +378,7 @@ impl<H: Hub> HubClients<H> {
 
     fn one(&self, selection: Selection) -> Proxy<H, One> {
         Recipients::new(
-            self.lifetime.clone(),
+            (self.lifetime.clone(), self.outgoing.clone()),
             selection,
             self.timeout,
             self.confirmed,

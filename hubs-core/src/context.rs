@@ -9,22 +9,46 @@ use crate::clients::{Clients, Groups};
 use crate::connection::{ConnectionHandle, Streams};
 use crate::connection_id::ConnectionId;
 use crate::hub::Hub;
+use crate::identity::User;
 use crate::protocol::Protocol;
 use crate::runtime::HubRuntime;
 use crate::transport::TransportKind;
 
-/// The HTTP request that opened a connection: its URI (with the query string) and
-/// headers (cookies included).
+/// The HTTP request that opened a connection: its URI (with the query string), headers
+/// (cookies included), and the user its credential authenticated.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
     uri: Uri,
     headers: HeaderMap,
+    user: Option<Arc<User>>,
 }
 
 impl Request {
     /// A request with this URI and these headers.
     pub fn new(uri: Uri, headers: HeaderMap) -> Self {
-        Self { uri, headers }
+        Self {
+            uri,
+            headers,
+            user: None,
+        }
+    }
+
+    /// The same request, authenticated as `user`.
+    #[must_use]
+    pub fn with_user(mut self, user: Option<Arc<User>>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// The user the request's credential authenticated (see
+    /// [`Authenticator`](crate::Authenticator)); `None` for an anonymous request.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_deref()
+    }
+
+    /// The user, shared.
+    pub fn user_arc(&self) -> Option<Arc<User>> {
+        self.user.clone()
     }
 
     /// The request URI.
@@ -205,9 +229,16 @@ impl<H: Hub> Context<H> {
         self.connection.handle.id()
     }
 
-    /// The user the connection belongs to, as the hub's user-id provider found it.
+    /// The user the connection belongs to, as the hub's user-id provider found it (by
+    /// default the authenticated user's id, its `sub` claim).
     pub fn user_identifier(&self) -> Option<&str> {
         self.connection.handle.user()
+    }
+
+    /// The authenticated user, with its claims and roles; `None` for an anonymous
+    /// connection.
+    pub fn user(&self) -> Option<&User> {
+        self.connection.request.user()
     }
 
     /// The HTTP request that opened the connection.

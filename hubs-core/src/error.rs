@@ -65,6 +65,9 @@ pub enum SendError {
     /// The lifetime manager (for example a backplane) could not route the message.
     #[error("cannot route the message: {0}")]
     Routing(String),
+    /// An outgoing filter dropped the message, for this reason.
+    #[error("the message was dropped: {0}")]
+    Dropped(String),
 }
 
 /// Why a hub method call failed, before the wire text is chosen.
@@ -96,6 +99,14 @@ pub enum DispatchError {
     },
     /// The result could not be serialized.
     Encode(EncodeError),
+    /// The caller does not meet the method's requirement: the caller gets the official
+    /// `Failed to invoke 'X' because user is unauthorized`.
+    Unauthorized,
+    /// A filter refused the call with this exact text (a limit, for instance).
+    Refused {
+        /// What the caller gets.
+        text: String,
+    },
 }
 
 impl DispatchError {

@@ -9,9 +9,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::authorization::Requirement;
 use crate::clients::ClientFamily;
 use crate::context::Context;
 use crate::error::{DispatchError, HubError};
+use crate::limit::Limit;
 use crate::protocol::{Protocol, Value};
 use crate::stream::{ReplyStream, UploadReceiver, UploadStream};
 
@@ -39,6 +41,12 @@ pub trait Hub: Send + Sync + Sized + 'static {
     /// The services the methods inject; checked when the hub is mounted.
     fn services() -> Vec<ServiceKey> {
         Vec::new()
+    }
+
+    /// What every connection must meet (`#[hub(authorize ...)]` on the block): checked on
+    /// every request that opens or carries a connection.
+    fn authorization() -> Option<Requirement> {
+        None
     }
 
     /// Calls method number `method` (an index into [`Hub::methods`]).
@@ -77,6 +85,10 @@ pub struct Method {
     pub streaming: bool,
     /// How many upload streams it takes (each stands for one of the call's `streamIds`).
     pub uploads: usize,
+    /// What a caller must meet (`#[hub(authorize ...)]` on the method).
+    pub authorize: Option<Requirement>,
+    /// The limits declared on it (`#[hub(limit(...))]`).
+    pub limits: &'static [Limit],
 }
 
 /// A service a hub method injects: by type, and optionally by key.

@@ -13,12 +13,16 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod arguments;
+mod authorization;
 mod clients;
 mod connection;
 mod connection_id;
 mod context;
 mod error;
+mod filter;
 mod hub;
+mod identity;
+mod limit;
 pub mod meters;
 mod options;
 mod presence;
@@ -34,6 +38,7 @@ mod transport;
 pub mod wire;
 
 pub use arguments::Arguments;
+pub use authorization::{Policies, Policy, PolicyRequest, Requirement, Verdict};
 pub use clients::{
     Cardinality, ClientFamily, Clients, Groups, HubClients, Many, One, Recipients, Responses,
     Untyped,
@@ -44,15 +49,21 @@ pub use connection::{
 pub use connection_id::ConnectionId;
 pub use context::{Context, Items, Request};
 pub use error::{DispatchError, HubError, SendError};
+pub use filter::{
+    ConnectionInfo, Dropped, HubFilter, Invocation, Next, NextHook, OutgoingFilter, OutgoingKind,
+    OutgoingMessage, TraceContext,
+};
 pub use futures_util::Stream;
 pub use hub::{BoxFuture, Call, Hub, Method, Reply, ServiceKey};
+pub use identity::{AuthError, Authenticator, User};
+pub use limit::{Limit, LimitFilter, Scope};
 pub use options::HubOptions;
 pub use presence::Presence;
 pub use routing::{
     InMemoryLifetimeManager, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
     deliver_now,
 };
-pub use runtime::{HubContext, HubRuntime, MissingServiceError};
+pub use runtime::{HubContext, HubRuntime, MissingServiceError, MountError, UnknownPolicyError};
 pub use services::Services;
 pub use slow_consumer::{Delivery, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats};
 pub use stream::{ReplyStream, UploadStream, receiver_stream, reply_fallible_stream, reply_stream};
@@ -68,7 +79,8 @@ pub use transport::{
 pub mod __private {
     pub use crate::{
         Arguments, BoxFuture, Call, Cardinality, ClientFamily, Context, DispatchError, Hub,
-        HubError, Many, Method, One, Recipients, Reply, Responses, SendError, ServiceKey, Untyped,
+        HubError, Limit, Many, Method, One, Recipients, Reply, Requirement, Responses, Scope,
+        SendError, ServiceKey, Untyped,
     };
     pub use crate::{
         CancellationToken, UploadStream, receiver_stream, reply_fallible_stream, reply_stream,

@@ -46,6 +46,10 @@ pub struct HubOptions {
     pub(crate) stateful_reconnects: bool,
     pub(crate) stateful_reconnect_buffer_size: usize,
     pub(crate) stateful_reconnect_window: Duration,
+    pub(crate) close_on_authentication_expiration: bool,
+    pub(crate) filters: Vec<Arc<dyn crate::filter::HubFilter>>,
+    pub(crate) outgoing_filters: Vec<Arc<dyn crate::filter::OutgoingFilter>>,
+    pub(crate) policies: Arc<crate::authorization::Policies>,
 }
 
 impl Default for HubOptions {
@@ -70,11 +74,57 @@ impl Default for HubOptions {
             stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
             stateful_reconnect_window: Duration::from_secs(15),
+            close_on_authentication_expiration: false,
+            filters: Vec::new(),
+            outgoing_filters: Vec::new(),
+            policies: Arc::default(),
         }
     }
 }
 
 impl HubOptions {
+    /// Closes a connection when its user's credential expires (ASP.NET Core's
+    /// `CloseOnAuthenticationExpiration`, default off): the client gets a Close with an
+    /// error that does not allow reconnecting. The expiry is the authenticated user's
+    /// ([`User::expires_at`](crate::User::expires_at), a JWT's `exp`).
+    #[must_use]
+    pub fn close_on_authentication_expiration(mut self, on: bool) -> Self {
+        self.close_on_authentication_expiration = on;
+        self
+    }
+
+    /// Adds a filter around this hub's invocations and connection hooks, after the
+    /// server's filters and those added before it (see [`HubFilter`](crate::HubFilter)).
+    #[must_use]
+    pub fn filter(mut self, filter: impl crate::filter::HubFilter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
+    /// Puts the server's filters (first) and policies in effect for this hub; the server
+    /// does it when the hub is mounted.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_server(
+        mut self,
+        filters: &[Arc<dyn crate::filter::HubFilter>],
+        policies: Arc<crate::authorization::Policies>,
+    ) -> Self {
+        let mut all = filters.to_vec();
+        all.append(&mut self.filters);
+        self.filters = all;
+        self.policies = policies;
+        self
+    }
+
+    /// Adds a filter of the messages this hub sends to clients (see
+    /// [`OutgoingFilter`](crate::OutgoingFilter)).
+    #[must_use]
+    pub fn outgoing_filter(mut self, filter: impl crate::filter::OutgoingFilter) -> Self {
+        self.outgoing_filters.push(Arc::new(filter));
+        self
+    }
+
     /// Lets clients that ask for it use stateful reconnect (ASP.NET Core's
     /// `AllowStatefulReconnects`, default off): over WebSockets, a connection whose socket
     /// drops stays alive for 15 s, keeping its id, groups, items, pending client results
@@ -240,6 +290,15 @@ impl HubOptions {
     ) -> Self {
         self.user_id = Some(Arc::new(provider));
         self
+    }
+
+    /// The user id of a connection opened by `request`: the hub's provider
+    /// ([`user_id`](Self::user_id)), else the authenticated user's id (`sub`).
+    pub fn user_id_of(&self, request: &Request) -> Option<String> {
+        match &self.user_id {
+            Some(provider) => provider(request),
+            None => request.user().and_then(crate::User::id).map(str::to_owned),
+        }
     }
 
     /// The hub's name in metrics, spans and logs (default: the path the server mounts it

@@ -5,8 +5,13 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::authorization::{Requirement, Verdict};
 use crate::clients::{Groups, HubClients};
+use crate::filter::{HubFilter, Outgoing, OutgoingFilter, TraceContext};
+use crate::hub::BoxFuture;
 use crate::hub::{Hub, ServiceKey};
+use crate::identity::User;
+use crate::limit::LimitFilter;
 use crate::meters::HubMeters;
 use crate::options::HubOptions;
 use crate::presence::Presence;
@@ -24,7 +29,13 @@ pub struct HubRuntime<H: Hub> {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     pub(crate) slow_consumers: Arc<SlowConsumerCounters>,
     pub(crate) meters: Arc<HubMeters>,
-    name: String,
+    pub(crate) outgoing: Outgoing,
+    /// Per method: the server's and the hub's filters, then the method's limits.
+    pub(crate) chains: Vec<Arc<[Arc<dyn HubFilter>]>>,
+    /// The server's and the hub's filters, around the connection hooks.
+    pub(crate) hook_filters: Arc<[Arc<dyn HubFilter>]>,
+    limits: Vec<Arc<LimitFilter>>,
+    name: Arc<str>,
     method_index: HashMap<String, usize>,
 }
 
@@ -38,6 +49,28 @@ pub struct MissingServiceError {
     pub service: String,
 }
 
+/// A hub names an authorization policy the server did not register.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("hub `{hub}` requires the policy \"{policy}\", which is not registered (`Server::policy`)")]
+pub struct UnknownPolicyError {
+    /// The hub type.
+    pub hub: &'static str,
+    /// The policy's name.
+    pub policy: String,
+}
+
+/// Why a hub could not be mounted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MountError {
+    /// A service is missing.
+    #[error(transparent)]
+    MissingService(#[from] MissingServiceError),
+    /// A policy is missing.
+    #[error(transparent)]
+    UnknownPolicy(#[from] UnknownPolicyError),
+}
+
 impl<H: Hub> HubRuntime<H> {
     /// Sets up `hub` with `options` and the server's `services`.
     ///
@@ -48,7 +81,7 @@ impl<H: Hub> HubRuntime<H> {
         hub: H,
         mut options: HubOptions,
         services: Arc<Services>,
-    ) -> Result<Arc<Self>, MissingServiceError> {
+    ) -> Result<Arc<Self>, MountError> {
         if let Some(missing) = H::services()
             .into_iter()
             .find(|key: &ServiceKey| !services.contains(key.type_id, key.key))
@@ -56,7 +89,24 @@ impl<H: Hub> HubRuntime<H> {
             return Err(MissingServiceError {
                 hub: std::any::type_name::<H>(),
                 service: missing.to_string(),
-            });
+            }
+            .into());
+        }
+        let required = H::authorization()
+            .into_iter()
+            .chain(H::methods().iter().filter_map(|m| m.authorize));
+        for requirement in required {
+            if let Some(policy) = requirement
+                .policies
+                .iter()
+                .find(|name| !options.policies.contains(name))
+            {
+                return Err(UnknownPolicyError {
+                    hub: std::any::type_name::<H>(),
+                    policy: (*policy).to_owned(),
+                }
+                .into());
+            }
         }
         let method_index = H::methods()
             .iter()
@@ -68,6 +118,24 @@ impl<H: Hub> HubRuntime<H> {
             full.rsplit("::").next().unwrap_or(full).to_owned()
         });
         let meters = HubMeters::with_methods(&name, H::methods().len());
+        let name: Arc<str> = Arc::from(name);
+        let mut outgoing_filters: Vec<Arc<dyn OutgoingFilter>> = vec![Arc::new(TraceContext)];
+        outgoing_filters.extend(options.outgoing_filters.iter().cloned());
+        let outgoing = Outgoing::new(name.clone(), outgoing_filters);
+        let mut limits = Vec::new();
+        let chains = H::methods()
+            .iter()
+            .map(|method| {
+                let mut chain = options.filters.clone();
+                for limit in method.limits {
+                    let filter = Arc::new(LimitFilter::new(method.name, *limit));
+                    limits.push(filter.clone());
+                    chain.push(filter);
+                }
+                Arc::from(chain)
+            })
+            .collect();
+        let hook_filters = Arc::from(options.filters.clone());
         Ok(Arc::new(Self {
             hub: Arc::new(hub),
             lifetime: options.take_lifetime(),
@@ -76,6 +144,10 @@ impl<H: Hub> HubRuntime<H> {
             shutdown: tokio_util::sync::CancellationToken::new(),
             slow_consumers: Arc::new(SlowConsumerCounters::new(meters.clone())),
             meters,
+            outgoing,
+            chains,
+            hook_filters,
+            limits,
             name,
             method_index,
         }))
@@ -89,6 +161,30 @@ impl<H: Hub> HubRuntime<H> {
     /// The hub's name in metrics, spans and logs.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// Forgets what the method limits counted for a connection that ended.
+    pub(crate) fn forget(&self, connection: &crate::ConnectionId) {
+        for limit in &self.limits {
+            limit.forget(connection);
+        }
+    }
+
+    /// Checks `requirement` for `user` with the server's policies.
+    pub(crate) async fn check(
+        &self,
+        requirement: &Requirement,
+        user: Option<Arc<User>>,
+        method: Option<&'static str>,
+    ) -> Verdict {
+        self.options
+            .policies
+            .check(requirement, user, self.name.clone(), method)
+            .await
     }
 
     /// The hub's options.
@@ -113,7 +209,11 @@ impl<H: Hub> HubRuntime<H> {
 
     /// The Clients targets, for use outside hub methods.
     pub fn clients(&self) -> HubClients<H> {
-        HubClients::new(self.lifetime.clone(), self.options.client_result_timeout)
+        HubClients::new(
+            self.lifetime.clone(),
+            self.outgoing.clone(),
+            self.options.client_result_timeout,
+        )
     }
 
     /// Group membership.
@@ -209,5 +309,17 @@ impl<H: Hub> HubEndpoint for HubRuntime<H> {
 
     fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    fn has_requirement(&self) -> bool {
+        H::authorization().is_some()
+    }
+
+    fn authorize(&self, user: Option<Arc<User>>) -> BoxFuture<Verdict> {
+        let Some(requirement) = H::authorization() else {
+            return Box::pin(async { Verdict::Allowed });
+        };
+        let (policies, hub) = (self.options.policies.clone(), self.name.clone());
+        Box::pin(async move { policies.check(&requirement, user, hub, None).await })
     }
 }

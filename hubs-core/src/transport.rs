@@ -120,4 +120,20 @@ pub trait HubEndpoint: Send + Sync + 'static {
     /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
     /// another server), and pending client results fail.
     fn shutdown(&self);
+
+    /// Whether the hub has a requirement of its connections (then every request is
+    /// checked with [`authorize`](Self::authorize)).
+    fn has_requirement(&self) -> bool {
+        false
+    }
+
+    /// Whether `user` may connect to the hub (its `#[hub(authorize ...)]` requirement);
+    /// the transports ask on every request that opens or carries a connection.
+    fn authorize(
+        &self,
+        user: Option<Arc<crate::identity::User>>,
+    ) -> BoxFuture<crate::authorization::Verdict> {
+        let _ = user;
+        Box::pin(async { crate::authorization::Verdict::Allowed })
+    }
 }

@@ -118,6 +118,8 @@ pub fn invocation_error(error: &DispatchError, method: &str, detailed: bool) -> 
             method,
             detailed.then_some(("EncodeError", error.to_string().as_str())),
         ),
+        DispatchError::Unauthorized => unauthorized_method(method),
+        DispatchError::Refused { text } => text.clone(),
     }
 }
 
@@ -282,6 +284,17 @@ pub const TOO_MANY_PENDING: &str =
 
 // ---------------------------------------------------------------------------------------
 // What the official clients report (the Rust client uses the same words)
+
+/// The text of a `429` when a user already runs as many connections as the endpoint
+/// allows (`EndpointOptions::max_connections_per_user`); not an official text.
+pub const TOO_MANY_FOR_USER: &str =
+    "This user has as many connections as the server allows; close one and try again.";
+
+/// The Close error of a connection whose credential expired
+/// (`HubOptions::close_on_authentication_expiration`); the official server's text is not
+/// part of the contract, only that there is one and reconnecting is not allowed.
+pub const AUTHENTICATION_EXPIRED: &str =
+    "Connection closed with an error. The connection's authentication expired.";
 
 /// A pending call failed because the connection closed without an error.
 pub const INVOCATION_CANCELED_CLOSED: &str =

@@ -77,18 +77,19 @@ impl Cors {
         }
     }
 
-    /// The answer to a preflight request, if this is one.
-    pub(crate) fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
+    /// The headers of the answer to a preflight request (`OPTIONS` with
+    /// `Access-Control-Request-Method`), to send with `204`; `None` when the request is not
+    /// a preflight. For routes of your own beside the hubs (an axum middleware, say), so
+    /// that every path of an application answers browsers alike.
+    pub fn preflight_headers(&self, method: &Method, headers: &HeaderMap) -> Option<HeaderMap> {
         if method != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             return None;
         }
-        let mut response = Response::new(body::empty());
-        *response.status_mut() = StatusCode::NO_CONTENT;
+        let mut out = HeaderMap::new();
         let Some(origin) = self.allowed(headers).cloned() else {
-            return Some(response);
+            return Some(out);
         };
-        let out = response.headers_mut();
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         out.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -106,19 +107,37 @@ impl Cors {
             HeaderValue::from_static("600"),
         );
         out.insert(header::VARY, HeaderValue::from_static("Origin"));
+        Some(out)
+    }
+
+    /// Adds the CORS headers for an allowed origin to `response`, the headers of the answer
+    /// to a request with headers `request` (for routes of your own; the hubs add them
+    /// themselves). Headers already there are kept.
+    pub fn add_headers(&self, request: &HeaderMap, response: &mut HeaderMap) {
+        if response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            return;
+        }
+        if let Some(origin) = self.allowed(request).cloned() {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            response.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            response.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+
+    /// The answer to a preflight request, if this is one.
+    pub(crate) fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
+        let out = self.preflight_headers(method, headers)?;
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        *response.headers_mut() = out;
         Some(response)
     }
 
     /// Adds the CORS headers to a response for an allowed origin.
     pub(crate) fn decorate(&self, request: &HeaderMap, response: &mut Response<Body>) {
-        if let Some(origin) = self.allowed(request).cloned() {
-            let out = response.headers_mut();
-            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            out.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-            out.append(header::VARY, HeaderValue::from_static("Origin"));
-        }
+        self.add_headers(request, response.headers_mut());
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct HttpConnection {
     polls: Mutex<Polls>,
     posts: tokio::sync::Mutex<()>,
     max_post: usize,
+    /// The authenticated user's id: later requests must carry the same user.
+    user_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,11 @@ impl HttpConnection {
     /// Starts the hub connection behind an SSE stream or a long-polling session, with
     /// `early`, what the client POSTed before. `on_end` runs when the connection's task
     /// has finished.
+    /// The authenticated user's id, if the connection has one.
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
     pub(crate) fn start(
         endpoint: Arc<dyn HubEndpoint>,
         connection_id: ConnectionId,
@@ -63,6 +70,10 @@ impl HttpConnection {
         );
         let max_post = max_post(endpoint.options());
         let long_polling = transport == TransportKind::LongPolling;
+        let user_id = request
+            .user()
+            .and_then(hubs_core::User::id)
+            .map(str::to_owned);
         let Connected {
             outgoing,
             finished,
@@ -88,6 +99,7 @@ impl HttpConnection {
             }),
             posts: tokio::sync::Mutex::new(()),
             max_post,
+            user_id,
         });
         tokio::spawn(async move {
             task.await;

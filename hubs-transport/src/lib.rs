@@ -9,6 +9,7 @@
 //!   protocol ([`Server::connection_handler`]).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod auth;
 mod body;
 mod cors;
 mod http_transport;

@@ -69,6 +69,64 @@ pub(crate) fn admit(
     })
 }
 
+/// Connections per user on one endpoint, against a maximum.
+#[derive(Debug)]
+pub(crate) struct UserLimit {
+    max: usize,
+    counts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl UserLimit {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            counts: std::sync::Mutex::default(),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `user` runs as many connections as it may.
+    pub(crate) fn is_full(&self, user: &str) -> bool {
+        self.counts().get(user).is_some_and(|n| *n >= self.max)
+    }
+
+    /// A place for one more connection of `user`, if it has room.
+    pub(crate) fn try_acquire(self: &Arc<Self>, user: &str) -> Option<UserSlot> {
+        let mut counts = self.counts();
+        let count = counts.entry(user.to_owned()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot {
+            limit: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// One connection's place among its user's; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct UserSlot {
+    limit: Arc<UserLimit>,
+    user: String,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self.limit.counts();
+        if let Some(count) = counts.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubs_core::{Request, TransportKind};
+use hubs_core::{Authenticator, Request, TransportKind};
 
 type Authorizer = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 
@@ -32,7 +32,9 @@ pub struct EndpointOptions {
     transports: Vec<TransportKind>,
     long_poll_timeout: Duration,
     authorize: Option<Authorizer>,
+    authenticate: Option<Arc<dyn Authenticator>>,
     max_connections: Option<usize>,
+    max_connections_per_user: Option<usize>,
 }
 
 impl Default for EndpointOptions {
@@ -45,7 +47,9 @@ impl Default for EndpointOptions {
             ],
             long_poll_timeout: Duration::from_secs(90),
             authorize: None,
+            authenticate: None,
             max_connections: None,
+            max_connections_per_user: None,
         }
     }
 }
@@ -74,6 +78,46 @@ impl EndpointOptions {
     pub fn authorize(mut self, check: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
         self.authorize = Some(Arc::new(check));
         self
+    }
+
+    /// Authenticates every request of this endpoint with `authenticator` (replacing the
+    /// server's, [`Server::authenticate`](crate::Server::authenticate)): negotiate, the
+    /// WebSocket upgrade, each long poll and POST. A credential it refuses gets `401`;
+    /// the user it finds is the connection's ([`Context::user`](hubs_core::Context::user)),
+    /// and its id the default user id.
+    #[must_use]
+    pub fn authenticate(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticate = Some(Arc::new(authenticator));
+        self
+    }
+
+    pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
+        self.authenticate.as_ref()
+    }
+
+    pub(crate) fn or_authenticate(
+        mut self,
+        authenticator: Option<&Arc<dyn Authenticator>>,
+    ) -> Self {
+        if self.authenticate.is_none() {
+            self.authenticate = authenticator.cloned();
+        }
+        self
+    }
+
+    /// The most connections one user runs at once on this endpoint (default: no limit).
+    /// Past it, negotiate (and a WebSocket without negotiate) gets `429 Too Many
+    /// Requests` with a text saying so. The user is the connection's user id (the hub's
+    /// user-id provider, or the authenticated user's `sub`); anonymous connections are not
+    /// counted.
+    #[must_use]
+    pub fn max_connections_per_user(mut self, max: usize) -> Self {
+        self.max_connections_per_user = Some(max);
+        self
+    }
+
+    pub(crate) fn per_user_limit(&self) -> Option<usize> {
+        self.max_connections_per_user
     }
 
     /// The most connections the endpoint runs at once (default: no limit but the
@@ -122,7 +166,9 @@ impl fmt::Debug for EndpointOptions {
             .field("transports", &self.transports)
             .field("long_poll_timeout", &self.long_poll_timeout)
             .field("authorize", &self.authorize.is_some())
+            .field("authenticate", &self.authenticate.is_some())
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_user", &self.max_connections_per_user)
             .finish()
     }
 }

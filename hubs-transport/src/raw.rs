@@ -96,6 +96,11 @@ impl RawConnection {
         &self.request
     }
 
+    /// The authenticated user, if the endpoint authenticates requests.
+    pub fn user(&self) -> Option<&hubs_core::User> {
+        self.request.user()
+    }
+
     /// The transport carrying the connection.
     pub fn transport(&self) -> TransportKind {
         self.transport

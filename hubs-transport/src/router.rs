@@ -4,6 +4,7 @@
 use http::{Method, Request, Response, StatusCode, header};
 use hubs_core::{ConnectionId, TransportKind, wire};
 
+use crate::auth;
 use crate::body::{self, Body};
 use crate::http_transport::{self, HttpConnection};
 use crate::limits::admit;
@@ -33,6 +34,16 @@ impl HubService {
             if let Some(refused) = unauthorized(&mounted.options, &request) {
                 return refused;
             }
+            let user = match auth::identify(mounted, request.uri(), request.headers()).await {
+                Ok(user) => user,
+                Err(refused) => return refused,
+            };
+            if let Some(users) = &mounted.users
+                && let Some(id) = user_id(mounted, &request, &user)
+                && users.is_full(&id)
+            {
+                return auth::too_many_for_user();
+            }
             let query = request.uri().query();
             return self.negotiate(index, mounted, query);
         }
@@ -42,6 +53,10 @@ impl HubService {
         if let Some(refused) = unauthorized(&mounted.options, &request) {
             return refused;
         }
+        let user = match auth::identify(mounted, request.uri(), request.headers()).await {
+            Ok(user) => user,
+            Err(refused) => return refused,
+        };
         let endpoint = mounted.endpoint.clone();
         let enabled = |kind: TransportKind| mounted.options.offers(kind);
         let method = request.method().clone();
@@ -76,11 +91,14 @@ impl HubService {
                 let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
                     return server_full();
                 };
-                let on_end = move || drop(admission);
+                let Ok(slot) = user_slot(mounted, &request, &user) else {
+                    return auth::too_many_for_user();
+                };
+                let on_end = move || drop((admission, slot));
                 return websocket::upgrade(
                     &mut request,
                     endpoint,
-                    ConnectionId::generate(),
+                    (ConnectionId::generate(), user),
                     Vec::new(),
                     on_end,
                 );
@@ -150,10 +168,13 @@ impl HubService {
                 let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
                     return server_full();
                 };
+                let Ok(slot) = user_slot(mounted, &request, &user) else {
+                    return auth::too_many_for_user();
+                };
                 let service = self.clone();
                 let ended_token = token.clone();
                 let on_end = move || {
-                    drop(admission);
+                    drop((admission, slot));
                     service.inner.registry.ended(&ended_token);
                 };
                 if is_upgrade && stateful {
@@ -161,7 +182,7 @@ impl HubService {
                         &mut request,
                         endpoint,
                         &token,
-                        connection_id,
+                        (connection_id, user),
                         on_end,
                     );
                 }
@@ -172,13 +193,14 @@ impl HubService {
                     return websocket::upgrade(
                         &mut request,
                         endpoint,
-                        connection_id,
+                        (connection_id, user),
                         early,
                         on_end,
                     );
                 }
                 let hub_request =
-                    hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+                    hubs_core::Request::new(request.uri().clone(), request.headers().clone())
+                        .with_user(user);
                 let Some(connection) = self.inner.registry.attach_http(&token, |early| {
                     HttpConnection::start(
                         endpoint,
@@ -196,6 +218,12 @@ impl HubService {
                 } else {
                     http_transport::first_poll()
                 }
+            }
+            Lookup::Http(connection)
+                if connection.user_id() != user.as_deref().and_then(hubs_core::User::id) =>
+            {
+                // Another user's credential on a running connection.
+                body::text(StatusCode::FORBIDDEN, "")
             }
             found @ (Lookup::WebSocket | Lookup::Http(_)) => {
                 let current = found.transport();
@@ -237,7 +265,7 @@ impl HubService {
         request: &mut Request<B>,
         endpoint: std::sync::Arc<dyn hubs_core::HubEndpoint>,
         token: &str,
-        connection_id: ConnectionId,
+        (connection_id, user): (ConnectionId, Option<std::sync::Arc<hubs_core::User>>),
         on_end: impl FnOnce() + Send + 'static,
     ) -> Response<Body> {
         let (response, socket) = match websocket::accept(request, endpoint.options()) {
@@ -247,7 +275,8 @@ impl HubService {
                 return refused;
             }
         };
-        let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+        let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone())
+            .with_user(user);
         let (resume, run) = stateful::start(endpoint, connection_id, hub_request);
         let Some(early) = self.inner.registry.attach_websocket(token, Some(resume)) else {
             on_end();
@@ -302,6 +331,35 @@ impl HubService {
         }
     }
 }
+
+/// The user id a connection opened by `request` gets.
+fn user_id<B>(
+    mounted: &Mounted,
+    request: &Request<B>,
+    user: &Option<std::sync::Arc<hubs_core::User>>,
+) -> Option<String> {
+    let view = hubs_core::Request::new(request.uri().clone(), request.headers().clone())
+        .with_user(user.clone());
+    mounted.endpoint.options().user_id_of(&view)
+}
+
+/// The connection's place among its user's (`max_connections_per_user`), or `429`.
+fn user_slot<B>(
+    mounted: &Mounted,
+    request: &Request<B>,
+    user: &Option<std::sync::Arc<hubs_core::User>>,
+) -> Result<Option<crate::limits::UserSlot>, TooManyForUser> {
+    let Some(users) = &mounted.users else {
+        return Ok(None);
+    };
+    let Some(id) = user_id(mounted, request, user) else {
+        return Ok(None);
+    };
+    users.try_acquire(&id).map(Some).ok_or(TooManyForUser)
+}
+
+/// The user runs as many connections as the endpoint allows.
+struct TooManyForUser;
 
 /// `401` with an empty body when the hub checks requests and this one fails.
 fn unauthorized<B>(options: &EndpointOptions, request: &Request<B>) -> Option<Response<Body>> {

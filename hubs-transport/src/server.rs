@@ -4,7 +4,10 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use hubs_core::{Hub, HubEndpoint, HubOptions, HubRuntime, MissingServiceError, Services};
+use hubs_core::{
+    Authenticator, Hub, HubEndpoint, HubFilter, HubOptions, HubRuntime, MissingServiceError,
+    MountError, Policies, Policy, Services, UnknownPolicyError,
+};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::cors::Cors;
@@ -15,8 +18,14 @@ use crate::raw::{RawConnection, RawEndpoint};
 use crate::registry::Registry;
 use crate::service::{HubService, Inner, Mounted};
 
-type Mounter =
-    Box<dyn FnOnce(Arc<Services>) -> Result<Arc<dyn HubEndpoint>, MissingServiceError> + Send>;
+/// What every hub of a server shares: services, filters and policies.
+struct Shared {
+    services: Arc<Services>,
+    filters: Vec<Arc<dyn HubFilter>>,
+    policies: Arc<Policies>,
+}
+
+type Mounter = Box<dyn FnOnce(&Shared) -> Result<Arc<dyn HubEndpoint>, MountError> + Send>;
 
 /// Builds a hub server: hubs on paths, services for them, then [`serve`](Server::serve).
 ///
@@ -34,6 +43,9 @@ type Mounter =
 #[derive(Default)]
 pub struct Server {
     services: Services,
+    filters: Vec<Arc<dyn HubFilter>>,
+    policies: Policies,
+    authenticator: Option<Arc<dyn Authenticator>>,
     mounts: Vec<(String, Mounter, EndpointOptions)>,
     cors: Option<Cors>,
     max_connections: Option<usize>,
@@ -51,9 +63,25 @@ pub enum BuildError {
     /// A hub injects a service that is not registered.
     #[error(transparent)]
     MissingService(#[from] MissingServiceError),
+    /// A hub requires a policy that is not registered.
+    #[error(transparent)]
+    UnknownPolicy(#[from] UnknownPolicyError),
     /// Two hubs are mounted on the same path.
     #[error("two hubs are mounted on `{0}`")]
     DuplicatePath(String),
+    /// A hub could not be mounted for another reason.
+    #[error("{0}")]
+    Mount(String),
+}
+
+impl From<MountError> for BuildError {
+    fn from(error: MountError) -> Self {
+        match error {
+            MountError::MissingService(missing) => Self::MissingService(missing),
+            MountError::UnknownPolicy(unknown) => Self::UnknownPolicy(unknown),
+            other => Self::Mount(other.to_string()),
+        }
+    }
 }
 
 impl From<BuildError> for io::Error {
@@ -83,6 +111,30 @@ impl Server {
         value: T,
     ) -> Self {
         self.services.insert_keyed(key, value);
+        self
+    }
+
+    /// Adds a filter around every hub's invocations and connection hooks, before the
+    /// hubs' own filters (see [`HubFilter`]).
+    #[must_use]
+    pub fn filter(mut self, filter: impl HubFilter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
+    /// Registers an authorization policy that `#[hub(authorize(policy = "name"))]` names:
+    /// an async predicate over the user, the hub and the method (see [`Policy`]).
+    #[must_use]
+    pub fn policy(mut self, name: impl Into<String>, policy: impl Policy) -> Self {
+        self.policies.insert(name, policy);
+        self
+    }
+
+    /// Authenticates the requests of every endpoint that has no authenticator of its own
+    /// ([`EndpointOptions::authenticate`]).
+    #[must_use]
+    pub fn authenticate(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
         self
     }
 
@@ -165,8 +217,10 @@ impl Server {
         };
         self.mounts.push((
             normalize(path),
-            Box::new(move |services| {
-                HubRuntime::new(hub, options, services).map(|rt| rt as Arc<dyn HubEndpoint>)
+            Box::new(move |shared: &Shared| {
+                let options = options.with_server(&shared.filters, shared.policies.clone());
+                HubRuntime::new(hub, options, shared.services.clone())
+                    .map(|rt| rt as Arc<dyn HubEndpoint>)
             }),
             endpoint,
         ));
@@ -220,7 +274,7 @@ impl Server {
         let endpoint = RawEndpoint::new(handler, options);
         self.mounts.push((
             normalize(path),
-            Box::new(move |_| Ok(Arc::new(endpoint) as Arc<dyn HubEndpoint>)),
+            Box::new(move |_: &Shared| Ok(Arc::new(endpoint) as Arc<dyn HubEndpoint>)),
             EndpointOptions::default(),
         ));
         self
@@ -232,16 +286,22 @@ impl Server {
     ///
     /// [`BuildError`] when a hub injects an unregistered service or two hubs share a path.
     pub fn build(self) -> Result<HubService, BuildError> {
-        let services = Arc::new(self.services);
+        let shared = Shared {
+            services: Arc::new(self.services),
+            filters: self.filters,
+            policies: Arc::new(self.policies),
+        };
         let mut hubs: Vec<Mounted> = Vec::new();
         for (path, mount, options) in self.mounts {
             if hubs.iter().any(|mounted| mounted.path == path) {
                 return Err(BuildError::DuplicatePath(path));
             }
+            let options = options.or_authenticate(self.authenticator.as_ref());
             hubs.push(Mounted {
-                endpoint: mount(services.clone())?,
+                endpoint: mount(&shared)?,
                 path,
                 limit: ConnectionLimit::new(options.connection_limit()),
+                users: options.per_user_limit().map(crate::limits::UserLimit::new),
                 options,
             });
         }

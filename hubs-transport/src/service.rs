@@ -26,6 +26,8 @@ pub(crate) struct Mounted {
     pub(crate) endpoint: Arc<dyn HubEndpoint>,
     pub(crate) options: EndpointOptions,
     pub(crate) limit: Arc<ConnectionLimit>,
+    /// Connections per user, when the endpoint caps them.
+    pub(crate) users: Option<Arc<crate::limits::UserLimit>>,
 }
 
 pub(crate) struct Inner {

@@ -83,7 +83,7 @@ pub(crate) fn accept<B: Send + 'static>(
 pub(crate) fn upgrade<B: Send + 'static>(
     request: &mut Request<B>,
     endpoint: Arc<dyn HubEndpoint>,
-    connection_id: ConnectionId,
+    (connection_id, user): (ConnectionId, Option<Arc<hubs_core::User>>),
     early: Vec<Bytes>,
     on_end: impl FnOnce() + Send + 'static,
 ) -> Response<Body> {
@@ -94,7 +94,8 @@ pub(crate) fn upgrade<B: Send + 'static>(
             return refused;
         }
     };
-    let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
+    let hub_request =
+        hubs_core::Request::new(request.uri().clone(), request.headers().clone()).with_user(user);
     tokio::spawn(async move {
         if let Some(socket) = socket.await {
             run(socket, endpoint, connection_id, hub_request, early).await;

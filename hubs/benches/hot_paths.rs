@@ -88,7 +88,8 @@ fn broadcast_encoding(c: &mut Criterion) {
     c.bench_function("broadcast/encode_once_per_protocol", |b| {
         b.iter(|| {
             let arguments = ("ann", text);
-            let message = SerializedMessage::invocation("ReceiveMessage", &arguments);
+            let message =
+                SerializedMessage::invocation("ReceiveMessage", &arguments, Default::default());
             black_box(message.bytes(Protocol::Json).expect("json"));
             black_box(message.bytes(Protocol::MessagePack).expect("msgpack"))
         })
@@ -119,7 +120,7 @@ fn group_routing(c: &mut Criterion) {
     c.bench_function("routing/select_one_group_of_10000", |b| {
         b.iter(|| black_box(manager.select(black_box(&selection))))
     });
-    let message = SerializedMessage::invocation("Ping", &());
+    let message = SerializedMessage::invocation("Ping", &(), Default::default());
     c.bench_function("routing/send_to_one_group_of_10000", |b| {
         b.iter(|| {
             runtime

@@ -113,6 +113,39 @@
 //! trait, so its Clients targets are typed proxies (see below); without it they are
 //! untyped [`Recipients`] with `send(target, args)`.
 //!
+//! # Authorization and limits
+//!
+//! `authorize` on the block requires it of every connection (`401` without a user, `403`
+//! for one who does not qualify); on a method, of every call (the caller gets
+//! `Failed to invoke 'X' because user is unauthorized` and stays connected). Roles are any
+//! of; policies, registered with `Server::policy`, all of. `limit` declares a rate (a
+//! token bucket, per connection or per user) or a number of calls at once:
+//!
+//! ```
+//! use hubs::{Context, hub};
+//!
+//! pub struct Shop;
+//!
+//! #[hub(authorize)]
+//! impl Shop {
+//!     pub fn browse(&self) -> Vec<String> {
+//!         Vec::new()
+//!     }
+//!
+//!     #[hub(authorize(roles = "buyer, admin", policy = "verified"))]
+//!     #[hub(limit(rate = "10/min", burst = 3, per = "user"), limit(concurrency = 1))]
+//!     pub async fn order(&self, cx: &Context<Self>, item: String) -> String {
+//!         format!("{item} for {}", cx.user_identifier().unwrap_or("?"))
+//!     }
+//! }
+//! ```
+//!
+//! Identity comes from an [`Authenticator`] (`Server::authenticate`, or
+//! `EndpointOptions::authenticate`; `hubs::auth::JwtAuthenticator` with the `jwt`
+//! feature), and [`Context::user`] reads it. [`HubFilter`]s run around every call and hook
+//! (`Server::filter`, `HubOptions::filter`); [`OutgoingFilter`]s around every message the
+//! hub sends (`HubOptions::outgoing_filter`).
+//!
 //! # `#[client]`
 //!
 //! On a trait, `#[client]` describes the methods the server calls on connected clients,
@@ -176,51 +209,12 @@
 //! not compile (the JavaScript client matches targets without regard to case).
 //! `#[client(crate = "path")]` names the `hubs` crate.
 //!
-//! # The Rust client
-//!
-//! With the `client` feature, [`client::HubConnection`] calls hubs on any SignalR server
-//! over WebSockets, Server-Sent Events or long polling, with either protocol, over TLS,
-//! reconnects automatically when asked to, and resumes a dropped WebSocket without losing
-//! a message (stateful reconnect). The macros give it types too:
-//!
-//! * `#[hub]` generates `{Hub}Proxy` (for `impl ChatHub`: `ChatHubProxy`):
-//!   `ChatHubProxy::new(&connection).send_message(user, text).await` returns the method's
-//!   result, checked by the compiler. Each method takes the hub method's payload
-//!   parameters (and a [`client::Upload`] per upload stream); streaming methods return a
-//!   [`client::ClientStream`]. A proxy method whose types cannot travel (not `Serialize`
-//!   or not `Deserialize`) fails to compile where it is called, not where the hub is.
-//! * `#[client]` generates `{Trait}Receiver` (for `ChatClient`: `ChatClientReceiver`):
-//!   `ChatClientReceiver::register(&connection, Arc::new(my_client))` routes the hub's
-//!   calls to a type implementing the trait, and answers client results with what its
-//!   methods return. The trait's `async fn`s are declared `Send`, so implementations
-//!   write plain `async fn`.
-//!
-//! ```no_run
-//! # use std::sync::Arc;
-//! # use hubs::{HubError, client};
-//! # #[client] pub trait ChatClient { async fn receive_message(&self, user: String, text: String); }
-//! struct Printer;
-//!
-//! impl ChatClient for Printer {
-//!     async fn receive_message(&self, user: String, text: String) {
-//!         println!("{user}: {text}");
-//!     }
-//! }
-//!
-//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! let connection = hubs::client::HubConnection::builder("http://127.0.0.1:5000/chat")
-//!     .with_automatic_reconnect()
-//!     .build();
-//! ChatClientReceiver::register(&connection, Arc::new(Printer));
-//! connection.start().await?;
-//! connection.send("SendMessage", ("ann", "hello")).await?;
-//! # Ok(()) }
-//! ```
+#![cfg_attr(feature = "client", doc = include_str!("../docs/client.md"))]
 //!
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
-//! * `client`: the Rust client, [`hubs_client`] as `hubs::client`, and the typed
+//! * `client`: the Rust client, `hubs-client` as `hubs::client`, and the typed
 //!   `{Hub}Proxy` and `{Trait}Receiver` the attributes generate for it (without the
 //!   feature they generate none, so a server-only build has no client in it).
 //! * `tls`: `ServeOptions::tls` and `tls_pem` (the server terminates TLS itself, with
@@ -234,6 +228,16 @@ pub use hubs_core::{
     SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats,
     Stream, TransportKind, Untyped, UploadStream, wire,
 };
+pub use hubs_core::{
+    AuthError, Authenticator, BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter,
+    Invocation, Limit, LimitFilter, Next, NextHook, OutgoingFilter, OutgoingKind, OutgoingMessage,
+    Policies, Policy, PolicyRequest, Reply, Requirement, Scope, TraceContext, User, Verdict,
+};
+
+/// JWT authentication ([`hubs_auth`]): `JwtAuthenticator` and `JwtIssuer`. With the `jwt`
+/// feature.
+#[cfg(feature = "jwt")]
+pub use hubs_auth as auth;
 pub use hubs_core::{meters, protocol};
 pub use hubs_transport::{
     Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, ServeOptions,
@@ -252,8 +256,8 @@ pub use hubs_macros::{client, hub};
 pub mod runtime {
     pub use hubs_core::{
         Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
-        Delivery, DispatchError, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method,
-        MissingServiceError, Reply, ServiceKey, TransportConnection, TrySendError, deliver,
+        Delivery, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method, MissingServiceError,
+        MountError, ServiceKey, TransportConnection, TrySendError, UnknownPolicyError, deliver,
     };
 }
 

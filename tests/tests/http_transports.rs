@@ -215,6 +215,54 @@ async fn cors_preflight_and_responses_echo_the_origin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_of_the_example_answers_cross_origin_pages() {
+    let addr = interop_server().await;
+    let origin = ("Origin", "http://page.example:8080");
+    // A page on another origin fetches its token first, then connects.
+    for path in [
+        "/generateJwtToken",
+        "/clientresult/nobody",
+        "/no-such-path",
+        "/authorizedhub/negotiate",
+    ] {
+        let (status, head, _) = http(
+            addr,
+            "OPTIONS",
+            path,
+            &[
+                origin,
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "authorization"),
+            ],
+        )
+        .await;
+        let head = head.to_ascii_lowercase();
+        assert_eq!(status, 204, "{path}");
+        assert!(
+            head.contains("access-control-allow-origin: http://page.example:8080"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("access-control-allow-headers: x-requested-with, x-signalr-user-agent, authorization, content-type"), "{path}: {head}");
+        let method = if path.ends_with("negotiate") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, head, _) = http(addr, method, path, &[origin]).await;
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("access-control-allow-origin: http://page.example:8080"),
+            "{path} ({status}): {head}"
+        );
+        assert_eq!(
+            head.matches("access-control-allow-origin").count(),
+            1,
+            "{path}: once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authorized_hub_checks_every_request_for_a_token() {
     let addr = interop_server().await;
     let negotiate = "/authorizedhub/negotiate?negotiateVersion=1";

@@ -325,3 +325,25 @@ async fn an_access_token_provider_opens_an_authorized_hub_on_every_transport() {
         "the error names the status: {error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_on_the_test_hub_names_the_connections_user() {
+    let addr = interop_server().await;
+    let (status, _, token) = hubs_tests::http(addr, "GET", "/generateJwtToken?user=zed", &[]).await;
+    assert_eq!(status, 200);
+    let connection = HubConnection::builder(format!("http://{addr}/testhub"))
+        .access_token(move || {
+            let token = token.clone();
+            async move { Some(token) }
+        })
+        .build();
+    within("start", connection.start()).await.expect("starts");
+    let ids: Vec<String> = within("users", connection.invoke("UserConnections", ("zed",)))
+        .await
+        .expect("user connections");
+    assert_eq!(
+        ids,
+        connection.connection_id().into_iter().collect::<Vec<_>>()
+    );
+    connection.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The interop test server.
 //!
 //! ```text
-//! cargo run --release -p hubs-examples --bin interop -- --port 5000 [--keep-alive SECONDS] [--redis redis://127.0.0.1:6379/]
+//! cargo run --release -p hubs-examples --bin interop -- --port 5000 [--keep-alive SECONDS] [--redis redis://127.0.0.1:6379/] [--jwt-key SECRET]
 //! ```
 //!
 //! `PORT` in the environment works too. It prints `listening on http://127.0.0.1:<port>`
@@ -12,7 +12,9 @@ use std::time::Duration;
 use hubs_examples::interop::{Settings, router, server, server_with_redis};
 
 fn usage() -> ! {
-    eprintln!("usage: interop [--port PORT] [--keep-alive SECONDS] [--redis URL]");
+    eprintln!(
+        "usage: interop [--port PORT] [--keep-alive SECONDS] [--redis URL] [--jwt-key SECRET]"
+    );
     std::process::exit(2)
 }
 
@@ -50,6 +52,10 @@ async fn main() -> std::io::Result<()> {
                 settings.keep_alive = Duration::from_secs_f64(seconds);
             }
             "--redis" => redis = Some(args.next().unwrap_or_else(|| usage())),
+            "--jwt-key" => {
+                let key = args.next().unwrap_or_else(|| usage());
+                settings.tokens = hubs_examples::interop::Tokens::with_key(key.as_bytes());
+            }
             _ => usage(),
         }
     }

@@ -285,48 +285,102 @@ impl UncreatableHub {
     }
 }
 
-/// The hub at `/authorizedhub`: every request needs a bearer token from
-/// `/generateJwtToken` (see [`Tokens`]).
+/// The hub at `/authorizedhub`: every request needs a valid bearer JWT from
+/// `/generateJwtToken` (see [`Tokens`]); `AdminOnly` needs the role `admin`; a connection
+/// closes when its token expires.
 #[derive(Debug, Default)]
 pub struct HubWithAuthorization;
 
-#[hub]
+#[hub(authorize)]
 impl HubWithAuthorization {
     /// Returns the argument unchanged.
     pub fn echo(&self, message: Option<String>) -> Option<String> {
         message
     }
+
+    /// The caller's user id, as the server's default provider found it (the token's
+    /// `sub`); no hub code reads the token.
+    pub fn who_am_i(&self, cx: &Context<Self>) -> Option<String> {
+        cx.user_identifier().map(str::to_owned)
+    }
+
+    /// `"admin"`, for callers with the role `admin`; everyone else gets the official
+    /// per-method refusal and stays connected.
+    #[hub(authorize(role = "admin"))]
+    pub fn admin_only(&self) -> &'static str {
+        "admin"
+    }
 }
 
-/// The bearer tokens `/generateJwtToken` hands out and `/authorizedhub` accepts. The
-/// official test server signs a short-lived JWT; clients treat the token as opaque, so
-/// this one is a random string the server remembers for [`Tokens::LIFETIME`].
-#[derive(Clone, Debug, Default)]
-pub struct Tokens(Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>);
+/// The JWTs `/generateJwtToken` issues and the hubs accept: HS256 with a key made at
+/// start-up (or given with `--jwt-key`), validated with no clock skew.
+#[derive(Clone)]
+pub struct Tokens {
+    issuer: hubs::auth::JwtIssuer,
+    authenticator: hubs::auth::JwtAuthenticator,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").finish_non_exhaustive()
+    }
+}
+
+impl Default for Tokens {
+    /// A random key.
+    fn default() -> Self {
+        let key = format!(
+            "{}{}",
+            hubs::ConnectionId::generate(),
+            hubs::ConnectionId::generate()
+        );
+        Self::with_key(key.as_bytes())
+    }
+}
 
 impl Tokens {
-    /// How long a token is accepted after it is issued.
+    /// The default lifetime of a token.
     pub const LIFETIME: Duration = Duration::from_secs(60);
 
-    /// A new token (and forgets expired ones).
-    pub fn issue(&self) -> String {
-        let token = format!("hubs.{}", hubs::ConnectionId::generate());
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.retain(|_, issued| issued.elapsed() < Self::LIFETIME);
-        tokens.insert(token.clone(), std::time::Instant::now());
-        token
+    /// Tokens signed with `key` (servers that share a backplane share a key).
+    pub fn with_key(key: &[u8]) -> Self {
+        Self {
+            issuer: hubs::auth::JwtIssuer::hs256(key),
+            authenticator: hubs::auth::JwtAuthenticator::hs256(key).leeway(Duration::ZERO),
+        }
     }
 
-    /// Whether `request` carries a live token (header or `access_token` query).
-    pub fn accepts(&self, request: &hubs::Request) -> bool {
-        let Some(token) = request.access_token() else {
-            return false;
-        };
-        let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .get(token.as_ref())
-            .is_some_and(|issued| issued.elapsed() < Self::LIFETIME)
+    /// A token for `user` with `roles`, valid for `lifetime`.
+    pub fn issue(&self, user: &str, roles: &[&str], lifetime: Duration) -> String {
+        self.issuer.issue(user, roles, lifetime)
     }
+
+    /// What validates them, for the hubs' endpoints.
+    pub fn authenticator(&self) -> hubs::auth::JwtAuthenticator {
+        self.authenticator.clone()
+    }
+}
+
+/// `GET /generateJwtToken?user=&role=&lifetime=`: a token (see [`Tokens`]).
+fn token_for(tokens: &Tokens, query: Option<&str>) -> String {
+    let mut user = None;
+    let mut roles = Vec::new();
+    let mut lifetime = Tokens::LIFETIME;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "user" => user = Some(value.into_owned()),
+            "role" => roles.push(value.into_owned()),
+            "lifetime" => {
+                if let Ok(seconds) = value.parse::<u64>() {
+                    lifetime = Duration::from_secs(seconds.clamp(1, 3600));
+                }
+            }
+            _ => {}
+        }
+    }
+    let user = user.unwrap_or_else(|| hubs::ConnectionId::generate().to_string());
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    tokens.issue(&user, &roles, lifetime)
 }
 
 /// The raw connection endpoint at `/echo`: every message comes back unchanged.
@@ -394,8 +448,8 @@ fn common(settings: &Settings) -> Server {
         .hub_with_endpoint(
             "/authorizedhub",
             HubWithAuthorization,
-            options.clone(),
-            endpoint(settings).authorize(move |request| tokens.accepts(request)),
+            options.clone().close_on_authentication_expiration(true),
+            endpoint(settings).authenticate(tokens.authenticator()),
         )
         .hub_with_endpoint(
             "/uncreatable",
@@ -442,16 +496,45 @@ fn hub_options(settings: &Settings) -> HubOptions {
     HubOptions::default()
         .enable_detailed_errors(true)
         .keep_alive_interval(settings.keep_alive)
-        // For the presence methods (UserConnections): `?user=` names the connection's user.
-        .user_id(|request| request.query("user").map(str::to_owned))
+        // The token's `sub` when there is one; else `?user=` names the connection's user
+        // (for the presence methods, UserConnections).
+        .user_id(|request| {
+            request
+                .user()
+                .and_then(hubs::User::id)
+                .or_else(|| request.query("user"))
+                .map(str::to_owned)
+        })
 }
 
+/// A token is optional on every hub but `/authorizedhub`, which requires one.
 fn endpoint(settings: &Settings) -> EndpointOptions {
-    EndpointOptions::default().long_poll_timeout(settings.long_poll_timeout)
+    EndpointOptions::default()
+        .long_poll_timeout(settings.long_poll_timeout)
+        .authenticate(settings.tokens.authenticator())
 }
 
 fn no_websockets(settings: &Settings) -> EndpointOptions {
     endpoint(settings).transports([TransportKind::ServerSentEvents, TransportKind::LongPolling])
+}
+
+/// CORS on every path the example serves (the hubs', its own routes, error answers), as
+/// the official test server: a page on another origin fetches its token, then connects.
+async fn cors_everywhere(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let cors = Cors::any();
+    if let Some(headers) = cors.preflight_headers(request.method(), request.headers()) {
+        let mut response = axum::response::Response::new(axum::body::Body::empty());
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        *response.headers_mut() = headers;
+        return response;
+    }
+    let origin = request.headers().clone();
+    let mut response = next.run(request).await;
+    cors.add_headers(&origin, response.headers_mut());
+    response
 }
 
 /// Sets the cookies the official test server sets on every negotiate response.
@@ -549,8 +632,8 @@ pub fn router(settings: &Settings, hubs: hubs::HubService) -> Result<axum::Route
     };
     let redirects = Arc::new(AtomicU64::new(0));
     let tokens = settings.tokens.clone();
-    let generate_token = move || {
-        let token = tokens.issue();
+    let generate_token = move |uri: axum::http::Uri| {
+        let token = token_for(&tokens, uri.query());
         async move { token }
     };
     let metrics = match &settings.metrics {
@@ -572,5 +655,6 @@ pub fn router(settings: &Settings, hubs: hubs::HubService) -> Result<axum::Route
             axum::routing::get(client_result),
         )
         .fallback_service(hubs)
-        .layer(axum::middleware::from_fn(negotiate_cookies)))
+        .layer(axum::middleware::from_fn(negotiate_cookies))
+        .layer(axum::middleware::from_fn(cors_everywhere)))
 }

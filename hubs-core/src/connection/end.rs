@@ -15,6 +15,8 @@ pub(crate) enum EndReason {
     TransportLost(String),
     /// Its outbound queue stayed full: the slow-consumer policy closed it.
     SlowConsumer,
+    /// The user's credential expired (`close_on_authentication_expiration`).
+    AuthenticationExpired,
 }
 
 #[derive(Debug)]

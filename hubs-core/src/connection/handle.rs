@@ -67,6 +67,7 @@ pub struct ConnectionHandle {
     pub(super) meters: ConnectionMeters,
     wrote: AtomicBool,
     pub(super) results: PendingResults,
+    pub(super) outgoing: crate::filter::Outgoing,
 }
 
 /// A new connection's outbound queue: `capacity` frames for messages, plus the slot
@@ -83,7 +84,7 @@ impl ConnectionHandle {
         outbound: mpsc::Sender<Frame>,
         end: EndHandle,
         (policy, counters): (SlowConsumerPolicy, Arc<SlowConsumerCounters>),
-        meters: ConnectionMeters,
+        (meters, outgoing): (ConnectionMeters, crate::filter::Outgoing),
     ) -> Self {
         Self {
             id,
@@ -96,6 +97,7 @@ impl ConnectionHandle {
             meters,
             wrote: AtomicBool::new(false),
             results: PendingResults::default(),
+            outgoing,
         }
     }
 
@@ -116,7 +118,10 @@ impl ConnectionHandle {
             tx,
             EndHandle::new(),
             (SlowConsumerPolicy::default(), Arc::default()),
-            ConnectionMeters::detached(),
+            (
+                ConnectionMeters::detached(),
+                crate::filter::Outgoing::none(),
+            ),
         );
         (Arc::new(handle), rx)
     }

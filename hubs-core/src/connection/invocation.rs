@@ -246,18 +246,23 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
     let detailed = runtime.options.detailed_errors;
     let handle = cx.handle().clone();
     let protocol = cx.protocol();
-    let call = Call::new(cx, arguments, uploads, guard.cancel.clone());
-    let outcome = AssertUnwindSafe(runtime.hub.clone().invoke(method, call))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("hub method panicked");
-            Err(DispatchError::Failed {
-                type_name: "Panic".to_owned(),
-                message: "the hub method panicked".to_owned(),
-                hub_error: false,
-            })
-        });
+    let outcome = AssertUnwindSafe(call_through_filters(
+        cx,
+        method,
+        arguments,
+        uploads,
+        guard.cancel.clone(),
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| {
+        tracing::error!("hub method panicked");
+        Err(DispatchError::Failed {
+            type_name: "Panic".to_owned(),
+            message: "the hub method panicked".to_owned(),
+            hub_error: false,
+        })
+    });
     if let Err(error) = &outcome {
         tracing::debug!(?error, "invocation failed");
     }
@@ -310,6 +315,47 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
     );
 }
 
+/// Checks the method's requirement, then runs the filter chain (the server's and the
+/// hub's filters, the method's limits) around the method.
+async fn call_through_filters<H: Hub>(
+    cx: Context<H>,
+    method: usize,
+    arguments: Vec<crate::protocol::Value>,
+    uploads: Vec<crate::stream::UploadReceiver>,
+    cancel: CancellationToken,
+) -> Result<Reply, DispatchError> {
+    let runtime = cx.runtime().clone();
+    let descriptor = H::methods()[method];
+    if let Some(requirement) = &descriptor.authorize {
+        let verdict = runtime
+            .check(requirement, cx.request().user_arc(), Some(descriptor.name))
+            .await;
+        if verdict != crate::authorization::Verdict::Allowed {
+            return Err(DispatchError::Unauthorized);
+        }
+    }
+    let chain = runtime.chains[method].clone();
+    let hub = runtime.hub.clone();
+    if chain.is_empty() {
+        return hub
+            .invoke(method, Call::new(cx, arguments, uploads, cancel))
+            .await;
+    }
+    let invocation = crate::filter::Invocation::new(
+        runtime.name_arc(),
+        (descriptor.name, method),
+        cx.connection_id().clone(),
+        cx.request().user_arc(),
+        cx.user_identifier().map(std::sync::Arc::from),
+        cx.protocol(),
+        arguments,
+    );
+    let last = Box::new(move |invocation: crate::filter::Invocation| {
+        hub.invoke(method, Call::new(cx, invocation.arguments, uploads, cancel))
+    });
+    crate::filter::Next::new(chain, last).run(invocation).await
+}
+
 /// The kind of a failure, for the span's `error.type`.
 fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
     match outcome {
@@ -318,6 +364,8 @@ fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
         Err(DispatchError::Failed { .. }) => Some("failed"),
         Err(DispatchError::MissingService { .. }) => Some("missing_service"),
         Err(DispatchError::Encode(_)) => Some("encode"),
+        Err(DispatchError::Unauthorized) => Some("unauthorized"),
+        Err(DispatchError::Refused { .. }) => Some("refused"),
     }
 }
 
@@ -373,8 +421,18 @@ async fn pump(
             None => return Some(Completion::void(id)),
             Some(Ok(item)) => {
                 tracing::trace!("stream item");
+                let headers = match handle
+                    .outgoing
+                    .headers(crate::filter::OutgoingKind::StreamItem, None)
+                {
+                    Ok(headers) => headers,
+                    Err(dropped) => {
+                        tracing::debug!(reason = %dropped.0, "an outgoing filter dropped a stream item");
+                        continue;
+                    }
+                };
                 let message = HubMessage::StreamItem(StreamItem {
-                    headers: Default::default(),
+                    headers,
                     invocation_id: id.to_owned(),
                     item,
                 });

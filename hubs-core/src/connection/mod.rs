@@ -33,6 +33,7 @@ pub(crate) use streams::Streams;
 
 use crate::context::{ConnectionState, Context, Items};
 use crate::hub::Hub;
+use crate::identity::User;
 use crate::protocol::{HandshakeResponse, Protocol, TransferFormat};
 use crate::runtime::HubRuntime;
 use crate::stream::{UploadBudget, UploadLimits};
@@ -116,10 +117,12 @@ async fn run<H: Hub>(
     tracing::Span::current().record("signalr.protocol", protocol.name());
     let _ = tx.try_send(handshake_frame(&HandshakeResponse::ok(), Some(protocol)));
 
-    let user = options
-        .user_id
-        .as_ref()
-        .and_then(|provider| provider(&request));
+    // The hub's provider, else the authenticated user's id (its `sub` claim).
+    let user = options.user_id_of(&request);
+    let expiry = options
+        .close_on_authentication_expiration
+        .then(|| request.user().and_then(User::expires_at))
+        .flatten();
     let handle = Arc::new(ConnectionHandle::new(
         connection_id,
         user,
@@ -127,7 +130,10 @@ async fn run<H: Hub>(
         tx,
         end,
         (options.slow_consumer, runtime.slow_consumers.clone()),
-        runtime.meters.connection(protocol),
+        (
+            runtime.meters.connection(protocol),
+            runtime.outgoing.clone(),
+        ),
     ));
     let budget = UploadBudget::new(UploadLimits {
         soft_items: options.stream_buffer_capacity,
@@ -141,6 +147,18 @@ async fn run<H: Hub>(
         streams: Arc::new(Streams::new(budget)),
     });
     let cx = Context::new(state, runtime.clone());
+    // ASP.NET Core's CloseOnAuthenticationExpiration: the credential's expiry ends the
+    // connection, with a Close that forbids reconnecting.
+    let expiry = expiry.map(|at| {
+        let end = cx.handle().end_handle().clone();
+        tokio::spawn(async move {
+            let wait = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            end.end(end::EndReason::AuthenticationExpired);
+        })
+    });
     runtime.lifetime.on_connected(handle).await;
     tracing::info!(
         transport = transport.name(),
@@ -150,7 +168,7 @@ async fn run<H: Hub>(
 
     // The hook runs until it returns or the connection ends (its transport may go).
     let hook = tokio::select! {
-        hook = AssertUnwindSafe(runtime.hub.clone().on_connected(cx.clone())).catch_unwind() => Some(hook),
+        hook = AssertUnwindSafe(crate::filter::on_connected(&cx)).catch_unwind() => Some(hook),
         () = cx.handle().end_handle().ended() => None,
     };
     let ending = match hook {
@@ -185,5 +203,8 @@ async fn run<H: Hub>(
             }
         },
     };
+    if let Some(expiry) = expiry {
+        expiry.abort();
+    }
     tear_down(&runtime, cx, ending, &finished).await;
 }

@@ -128,8 +128,12 @@ impl ConnectionHandle {
             results: &self.results,
             id,
         };
+        let headers = self
+            .outgoing
+            .headers(crate::filter::OutgoingKind::ClientResult, Some(target))
+            .map_err(|dropped| ClientResultError::Send(SendError::Dropped(dropped.0)))?;
         let message = HubMessage::Invocation(Invocation {
-            headers: crate::trace_context::current(),
+            headers,
             invocation_id: Some(registration.id.clone()),
             target: target.to_owned(),
             arguments,

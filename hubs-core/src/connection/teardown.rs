@@ -41,6 +41,10 @@ impl Ending {
             Some(EndReason::Aborted) => Self::Aborted,
             Some(EndReason::TransportLost(reason)) => Self::TransportLost(reason.clone()),
             Some(EndReason::SlowConsumer) => Self::SlowConsumer,
+            Some(EndReason::AuthenticationExpired) => Self::Error {
+                text: wire::AUTHENTICATION_EXPIRED.to_owned(),
+                allow_reconnect: false,
+            },
             None if shutting_down => Self::Shutdown,
             None => Self::Aborted,
         }
@@ -122,7 +126,7 @@ pub(super) async fn tear_down<H: Hub>(
         detail = ?ending,
         "disconnected"
     );
-    if AssertUnwindSafe(runtime.hub.clone().on_disconnected(cx, ending.error()))
+    if AssertUnwindSafe(crate::filter::on_disconnected(cx, ending.error()))
         .catch_unwind()
         .await
         .is_err()

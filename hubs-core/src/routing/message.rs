@@ -83,8 +83,9 @@ impl Arguments for PerProtocol<Vec<Value>> {
 /// An invocation for clients, encoded lazily: at most once per protocol, shared by every
 /// recipient that speaks it.
 ///
-/// It carries the trace context of the span it was made in (with the `opentelemetry`
-/// feature), so clients can continue the trace.
+/// It carries the headers the hub's outgoing filters gave it (the trace context of the
+/// span it was made in, with the `opentelemetry` feature, so clients can continue the
+/// trace).
 pub struct SerializedMessage<'a> {
     source: Option<(&'a str, &'a dyn Arguments)>,
     headers: Headers,
@@ -96,11 +97,11 @@ fn unavailable() -> EncodeError {
 }
 
 impl<'a> SerializedMessage<'a> {
-    /// A non-blocking invocation of `target` with `arguments`.
-    pub fn invocation(target: &'a str, arguments: &'a dyn Arguments) -> Self {
+    /// A non-blocking invocation of `target` with `arguments`, carrying `headers`.
+    pub fn invocation(target: &'a str, arguments: &'a dyn Arguments, headers: Headers) -> Self {
         Self {
             source: Some((target, arguments)),
-            headers: crate::trace_context::current(),
+            headers,
             cache: PerProtocol::default(),
         }
     }

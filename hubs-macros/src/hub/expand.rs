@@ -4,6 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use super::access;
 use super::model::{Hook, Method, Model, Param, Return};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
@@ -18,9 +19,28 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             .iter()
             .filter(|p| matches!(p, Param::Payload { .. }))
             .count();
-        let uploads = m.params.iter().filter(|p| matches!(p, Param::Upload { .. })).count();
+        let uploads = m
+            .params
+            .iter()
+            .filter(|p| matches!(p, Param::Upload { .. }))
+            .count();
         let streaming = matches!(m.ret, Return::Stream { .. });
-        quote!(#p::Method { name: #wire, params: #params, streaming: #streaming, uploads: #uploads })
+        let authorize = match &m.authorize {
+            Some(authorize) => {
+                let requirement = access::requirement(&p, authorize);
+                quote!(::core::option::Option::Some(#requirement))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let limits = m.limits.iter().map(|spec| access::limit(&p, spec));
+        quote!(#p::Method {
+            name: #wire,
+            params: #params,
+            streaming: #streaming,
+            uploads: #uploads,
+            authorize: #authorize,
+            limits: &[#(#limits),*],
+        })
     });
     let services = model
         .methods
@@ -50,6 +70,14 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         Some(proxy) => quote!(#proxy),
         None => quote!(#p::Untyped),
     };
+    let authorization = model.authorize.as_ref().map(|authorize| {
+        let requirement = access::requirement(&p, authorize);
+        quote! {
+            fn authorization() -> ::core::option::Option<#p::Requirement> {
+                ::core::option::Option::Some(#requirement)
+            }
+        }
+    });
 
     quote! {
         #[allow(clippy::all)]
@@ -66,6 +94,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 fn services() -> ::std::vec::Vec<#p::ServiceKey> {
                     ::std::vec![#(#services),*]
                 }
+
+                #authorization
 
                 fn invoke(
                     self: #p::Arc<Self>,

@@ -1,5 +1,6 @@
 //! `#[hub]`: parse → validate → model → expand.
 
+mod access;
 mod expand;
 mod model;
 mod parse;

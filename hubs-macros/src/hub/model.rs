@@ -2,6 +2,7 @@
 
 use syn::{Ident, Path, Type};
 
+use super::access::{Authorize, LimitSpec};
 use super::parse::Input;
 use crate::naming::pascal_case;
 
@@ -15,6 +16,8 @@ pub(crate) struct Model {
     pub(crate) methods: Vec<Method>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
+    /// What every connection must meet.
+    pub(crate) authorize: Option<Authorize>,
 }
 
 pub(crate) struct Method {
@@ -23,6 +26,8 @@ pub(crate) struct Method {
     pub(crate) is_async: bool,
     pub(crate) params: Vec<Param>,
     pub(crate) ret: Return,
+    pub(crate) authorize: Option<Authorize>,
+    pub(crate) limits: Vec<LimitSpec>,
 }
 
 pub(crate) enum Param {
@@ -271,6 +276,8 @@ pub(crate) fn lower(input: &Input) -> Model {
             is_async,
             params,
             ret: return_shape(&f.sig.output),
+            authorize: f.authorize.clone(),
+            limits: f.limits.clone(),
         });
     }
     let client = input.client.clone().map(|mut path| {
@@ -288,5 +295,6 @@ pub(crate) fn lower(input: &Input) -> Model {
         methods,
         on_connected,
         on_disconnected,
+        authorize: input.authorize.clone(),
     }
 }

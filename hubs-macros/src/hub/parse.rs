@@ -3,6 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{FnArg, ImplItem, ItemImpl, LitStr, Path, Signature, Type, Visibility};
 
+use super::access::{self, Authorize, LimitSpec};
 use crate::attr;
 use crate::diag::Errors;
 
@@ -11,6 +12,8 @@ pub(crate) struct Input {
     pub(crate) item: ItemImpl,
     pub(crate) krate: Option<Path>,
     pub(crate) client: Option<Path>,
+    /// `#[hub(authorize ...)]` on the block.
+    pub(crate) authorize: Option<Authorize>,
     pub(crate) fns: Vec<FnInput>,
 }
 
@@ -19,6 +22,8 @@ pub(crate) struct FnInput {
     pub(crate) is_pub: bool,
     pub(crate) rename: Option<LitStr>,
     pub(crate) skip: Option<Span>,
+    pub(crate) authorize: Option<Authorize>,
+    pub(crate) limits: Vec<LimitSpec>,
     pub(crate) params: Vec<ParamInput>,
 }
 
@@ -44,9 +49,17 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
 
     let mut krate = None;
     let mut client = None;
+    let mut block_authorize = None;
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("client") {
+            if meta.path.is_ident("authorize") {
+                attr::once(
+                    &mut block_authorize,
+                    &meta,
+                    "authorize",
+                    access::parse_authorize,
+                )
+            } else if meta.path.is_ident("client") {
                 attr::once(&mut client, &meta, "client", |m| m.value()?.parse::<Path>())
             } else if meta.path.is_ident("crate") {
                 attr::once(&mut krate, &meta, "crate", |m| {
@@ -54,7 +67,11 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
                     lit.parse::<Path>()
                 })
             } else {
-                Err(attr::unknown(&meta, "hub", &["client", "crate"]))
+                Err(attr::unknown(
+                    &meta,
+                    "hub",
+                    &["authorize", "client", "crate"],
+                ))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
@@ -69,9 +86,16 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         };
         let mut rename = None;
         let mut skip = None;
+        let mut authorize = None;
+        let mut limits = Vec::new();
         for attribute in attr::take(&mut function.attrs, "hub") {
             let result = attribute.parse_nested_meta(|meta| {
-                if meta.path.is_ident("rename") {
+                if meta.path.is_ident("authorize") {
+                    attr::once(&mut authorize, &meta, "authorize", access::parse_authorize)
+                } else if meta.path.is_ident("limit") {
+                    limits.push(access::parse_limit(&meta)?);
+                    Ok(())
+                } else if meta.path.is_ident("rename") {
                     attr::once(&mut rename, &meta, "rename", |m| {
                         m.value()?.parse::<LitStr>()
                     })
@@ -80,7 +104,11 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
                         Ok(m.path.segments[0].ident.span())
                     })
                 } else {
-                    Err(attr::unknown(&meta, "hub", &["rename", "skip"]))
+                    Err(attr::unknown(
+                        &meta,
+                        "hub",
+                        &["authorize", "limit", "rename", "skip"],
+                    ))
                 }
             });
             if let Err(error) = result {
@@ -125,6 +153,8 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
             is_pub: !matches!(function.vis, Visibility::Inherited),
             rename,
             skip,
+            authorize,
+            limits,
             params,
         });
     }
@@ -132,6 +162,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         item,
         krate,
         client,
+        authorize: block_authorize,
         fns,
     })
 }

@@ -27,6 +27,27 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
     let mut wire_names: HashMap<String, String> = HashMap::new();
     for f in &input.fns {
         let name = f.sig.ident.to_string();
+        let not_a_method = if name == ON_CONNECTED || name == ON_DISCONNECTED {
+            Some(format!("`{name}` is a hook, not a method clients call"))
+        } else if !f.is_pub || f.skip.is_some() {
+            Some("this method is not a hub method (it is private or skipped)".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = &not_a_method {
+            if let Some(span) = f.authorize.as_ref().and_then(|a| a.span) {
+                errors.push(syn::Error::new(
+                    span,
+                    format!("`authorize` applies to hub methods: {why}; put `authorize` on the block (`#[hub(authorize)]`) to require it of every connection"),
+                ));
+            }
+            for limit in &f.limits {
+                errors.push(syn::Error::new(
+                    limit.span,
+                    format!("`limit` applies to hub methods: {why}"),
+                ));
+            }
+        }
         if name == ON_CONNECTED || name == ON_DISCONNECTED {
             hook(f, &name, errors);
             continue;

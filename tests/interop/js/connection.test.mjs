@@ -12,7 +12,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import * as signalR from "@microsoft/signalr";
-import { HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget } from "./common.mjs";
+import { HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget, sleep } from "./common.mjs";
 
 // `HttpConnection` is not exported by the package's index (the official functional tests import it
 // from the build output the same way).
@@ -199,6 +199,85 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
     it("a token the server never issued is refused too", TEST_OPTS, async () => {
         const connection = build({ accessTokenFactory: () => "hubs.forged" });
         await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+    });
+
+    const tokenFor = async (query) => {
+        const response = await withTimeout(fetch(`${HUBS_URL}/generateJwtToken?${query}`), STEP_MS, "GET /generateJwtToken");
+        assert.equal(response.status, 200);
+        return response.text();
+    };
+
+    it("the user is the token's: WhoAmI answers its sub", TEST_OPTS, async () => {
+        const user = `ann-${Math.random().toString(36).slice(2, 8)}`;
+        const token = await tokenFor(`user=${user}`);
+        const connection = build({ accessTokenFactory: () => token });
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        assert.equal(await withTimeout(connection.invoke("WhoAmI"), STEP_MS, "WhoAmI"), user);
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+    });
+
+    it("AdminOnly refuses a user without the role with the official text, and the connection stays", TEST_OPTS, async () => {
+        const token = await tokenFor("user=bob&role=reader");
+        const connection = build({ accessTokenFactory: () => token });
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        await assert.rejects(withTimeout(connection.invoke("AdminOnly"), STEP_MS, "AdminOnly"), (error) => {
+            assert.equal(error.message, "Failed to invoke 'AdminOnly' because user is unauthorized");
+            return true;
+        });
+        assert.equal(await withTimeout(connection.invoke("Echo", "still here"), STEP_MS, "Echo"), "still here");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+    });
+
+    it("AdminOnly answers an admin", TEST_OPTS, async () => {
+        const token = await tokenFor("user=root&role=reader&role=admin");
+        const connection = build({ accessTokenFactory: () => token });
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        assert.equal(await withTimeout(connection.invoke("AdminOnly"), STEP_MS, "AdminOnly"), "admin");
+        await withTimeout(connection.stop(), STEP_MS, "stop()");
+        open.delete(connection);
+    });
+
+    it("a forged token is refused", TEST_OPTS, async () => {
+        const token = await tokenFor("user=eve&role=admin");
+        // The same claims with another signature.
+        const [header, payload] = token.split(".");
+        const forged = `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`;
+        const connection = build({ accessTokenFactory: () => forged });
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+    });
+
+    it("an expired token is refused", TEST_OPTS, async () => {
+        const token = await tokenFor("user=late&lifetime=1");
+        await sleep(2100);
+        const connection = build({ accessTokenFactory: () => token });
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+    });
+
+    it("the connection closes when its token expires, with an error and no reconnect", { ...TEST_OPTS, timeout: 12000 }, async () => {
+        const token = await tokenFor("user=brief&lifetime=2");
+        const connection = new signalR.HubConnectionBuilder()
+            .withUrl(`${HUBS_URL}/authorizedhub`, { transport: signalR.HttpTransportType[TRANSPORT], accessTokenFactory: () => token })
+            .withAutomaticReconnect([0, 0, 0])
+            .configureLogging(signalR.LogLevel.None)
+            .build();
+        let reconnecting = false;
+        connection.onreconnecting(() => { reconnecting = true; });
+        const closed = new Promise((resolve) => connection.onclose(resolve));
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        const started = Date.now();
+        const error = await withTimeout(closed, 6000, "closed at expiry");
+        open.delete(connection);
+        assert.ok(error, "closed with an error");
+        assert.match(error.message, /Server returned an error on close: Connection closed with an error\./);
+        assert.ok(Date.now() - started < 4500, "within 2 s of the expiry");
+        assert.equal(reconnecting, false, "no reconnect");
+        assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
     });
 
     it("skipNegotiation with a token connects (WebSockets)", { ...TEST_OPTS, skip: ONCE }, async () => {

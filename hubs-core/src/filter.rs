@@ -1,0 +1,535 @@
+//! Filters: code around every invocation and connection hook ([`HubFilter`], ASP.NET
+//! Core's `IHubFilter`), and around every message the server sends ([`OutgoingFilter`],
+//! which no SignalR has).
+//!
+//! Filters run in order: the server's (`Server::filter`), then the hub's
+//! ([`HubOptions::filter`](crate::HubOptions::filter)), then a method's declared limits,
+//! then the method. Each gets the call and the rest of the chain ([`Next`]); it may look at
+//! and change the arguments, answer with an error instead of calling on, map the result or
+//! the error, and measure.
+//!
+//! ```
+//! use hubs_core::{BoxFuture, DispatchError, HubFilter, Invocation, Next, Reply};
+//!
+//! /// Refuses empty messages to `SendMessage`, before the method runs.
+//! struct NoEmptyMessages;
+//!
+//! impl HubFilter for NoEmptyMessages {
+//!     fn invoke(&self, invocation: Invocation, next: Next) -> BoxFuture<Result<Reply, DispatchError>> {
+//!         if invocation.method() == "SendMessage"
+//!             && invocation.argument::<String>(1).is_ok_and(|text| text.is_empty())
+//!         {
+//!             return Box::pin(async { Err(DispatchError::hub("Empty messages are not sent.")) });
+//!         }
+//!         next.run(invocation)
+//!     }
+//! }
+//! ```
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::connection_id::ConnectionId;
+use crate::error::{DispatchError, HubError};
+use crate::hub::{BoxFuture, Reply};
+use crate::identity::User;
+use crate::protocol::{Headers, Protocol, Value};
+
+/// One invocation as filters see it: which hub and method, who called, and the
+/// arguments (which a filter may change).
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    hub: Arc<str>,
+    method: &'static str,
+    index: usize,
+    connection_id: ConnectionId,
+    user: Option<Arc<User>>,
+    user_id: Option<Arc<str>>,
+    protocol: Protocol,
+    pub(crate) arguments: Vec<Value>,
+}
+
+impl Invocation {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        hub: Arc<str>,
+        (method, index): (&'static str, usize),
+        connection_id: ConnectionId,
+        user: Option<Arc<User>>,
+        user_id: Option<Arc<str>>,
+        protocol: Protocol,
+        arguments: Vec<Value>,
+    ) -> Self {
+        Self {
+            hub,
+            method,
+            index,
+            connection_id,
+            user,
+            user_id,
+            protocol,
+            arguments,
+        }
+    }
+
+    /// The hub's name.
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// The method's wire name (as the hub declares it, whatever the client's casing).
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// The method's index in [`Hub::methods`](crate::Hub::methods).
+    pub fn method_index(&self) -> usize {
+        self.index
+    }
+
+    /// The calling connection.
+    pub fn connection_id(&self) -> &ConnectionId {
+        &self.connection_id
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_deref()
+    }
+
+    /// The connection's user id (the hub's user-id provider, or the user's `sub`).
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// The connection's protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// How many arguments the client sent.
+    pub fn argument_count(&self) -> usize {
+        self.arguments.len()
+    }
+
+    /// Argument `index`, bound to `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`DispatchError::Bind`] when it is absent or has another shape.
+    pub fn argument<T: DeserializeOwned>(&self, index: usize) -> Result<T, DispatchError> {
+        match self.arguments.get(index) {
+            Some(value) => value.deserialize().map_err(DispatchError::bind),
+            None => Err(DispatchError::Bind {
+                detail: format!("the call has no argument number {index}"),
+            }),
+        }
+    }
+
+    /// Replaces argument `index` (the method sees the new value).
+    ///
+    /// # Errors
+    ///
+    /// [`DispatchError::Encode`] when `value` cannot be serialized, [`DispatchError::Bind`]
+    /// when there is no such argument.
+    pub fn set_argument<T: Serialize + ?Sized>(
+        &mut self,
+        index: usize,
+        value: &T,
+    ) -> Result<(), DispatchError> {
+        let encoded = Value::serialize(self.protocol, value).map_err(DispatchError::Encode)?;
+        match self.arguments.get_mut(index) {
+            Some(slot) => {
+                *slot = encoded;
+                Ok(())
+            }
+            None => Err(DispatchError::Bind {
+                detail: format!("the call has no argument number {index}"),
+            }),
+        }
+    }
+}
+
+type Last = Box<dyn FnOnce(Invocation) -> BoxFuture<Result<Reply, DispatchError>> + Send>;
+
+/// The rest of an invocation's filter chain, ending with the method.
+pub struct Next {
+    filters: Arc<[Arc<dyn HubFilter>]>,
+    position: usize,
+    last: Last,
+}
+
+impl std::fmt::Debug for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next")
+            .field("remaining", &(self.filters.len() - self.position))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Next {
+    pub(crate) fn new(filters: Arc<[Arc<dyn HubFilter>]>, last: Last) -> Self {
+        Self {
+            filters,
+            position: 0,
+            last,
+        }
+    }
+
+    /// Runs the rest of the chain with `invocation`.
+    pub fn run(self, invocation: Invocation) -> BoxFuture<Result<Reply, DispatchError>> {
+        match self.filters.get(self.position).cloned() {
+            Some(filter) => filter.invoke(
+                invocation,
+                Self {
+                    position: self.position + 1,
+                    ..self
+                },
+            ),
+            None => (self.last)(invocation),
+        }
+    }
+}
+
+/// A connection as its hooks' filters see it.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub(crate) hub: Arc<str>,
+    pub(crate) connection_id: ConnectionId,
+    pub(crate) user: Option<Arc<User>>,
+    pub(crate) user_id: Option<Arc<str>>,
+}
+
+impl ConnectionInfo {
+    /// The hub's name.
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// The connection's id.
+    pub fn connection_id(&self) -> &ConnectionId {
+        &self.connection_id
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_deref()
+    }
+
+    /// The connection's user id.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+type LastHook<T> = Box<dyn FnOnce() -> BoxFuture<T> + Send>;
+
+/// The rest of a connection hook's filter chain, ending with the hook.
+pub struct NextHook<T> {
+    filters: Arc<[Arc<dyn HubFilter>]>,
+    position: usize,
+    last: LastHook<T>,
+}
+
+impl<T> std::fmt::Debug for NextHook<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextHook")
+            .field("remaining", &(self.filters.len() - self.position))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> NextHook<T> {
+    pub(crate) fn new(filters: Arc<[Arc<dyn HubFilter>]>, last: LastHook<T>) -> Self {
+        Self {
+            filters,
+            position: 0,
+            last,
+        }
+    }
+
+    fn advance(self) -> Result<(Arc<dyn HubFilter>, Self), LastHook<T>> {
+        match self.filters.get(self.position).cloned() {
+            Some(filter) => Ok((
+                filter,
+                Self {
+                    position: self.position + 1,
+                    ..self
+                },
+            )),
+            None => Err(self.last),
+        }
+    }
+}
+
+impl NextHook<Result<(), HubError>> {
+    /// Runs the rest of the `on_connected` chain.
+    pub fn run(self, connection: ConnectionInfo) -> BoxFuture<Result<(), HubError>> {
+        match self.advance() {
+            Ok((filter, next)) => filter.on_connected(connection, next),
+            Err(last) => last(),
+        }
+    }
+}
+
+impl NextHook<()> {
+    /// Runs the rest of the `on_disconnected` chain.
+    pub fn run(self, connection: ConnectionInfo, error: Option<HubError>) -> BoxFuture<()> {
+        match self.advance() {
+            Ok((filter, next)) => filter.on_disconnected(connection, error, next),
+            Err(last) => last(),
+        }
+    }
+}
+
+/// Code around every invocation of a hub and its connection hooks (ASP.NET Core's
+/// `IHubFilter`). Every method has a default that calls on, so a filter implements only
+/// what it needs.
+pub trait HubFilter: Send + Sync + 'static {
+    /// Around an invocation: call `next.run(invocation)` to go on, or answer without it.
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        next: Next,
+    ) -> BoxFuture<Result<Reply, DispatchError>> {
+        next.run(invocation)
+    }
+
+    /// Around `on_connected`: an error closes the connection, as the hook's would.
+    fn on_connected(
+        &self,
+        connection: ConnectionInfo,
+        next: NextHook<Result<(), HubError>>,
+    ) -> BoxFuture<Result<(), HubError>> {
+        next.run(connection)
+    }
+
+    /// Around `on_disconnected`.
+    fn on_disconnected(
+        &self,
+        connection: ConnectionInfo,
+        error: Option<HubError>,
+        next: NextHook<()>,
+    ) -> BoxFuture<()> {
+        next.run(connection, error)
+    }
+}
+
+impl<F: HubFilter + ?Sized> HubFilter for Arc<F> {
+    fn invoke(
+        &self,
+        invocation: Invocation,
+        next: Next,
+    ) -> BoxFuture<Result<Reply, DispatchError>> {
+        (**self).invoke(invocation, next)
+    }
+
+    fn on_connected(
+        &self,
+        connection: ConnectionInfo,
+        next: NextHook<Result<(), HubError>>,
+    ) -> BoxFuture<Result<(), HubError>> {
+        (**self).on_connected(connection, next)
+    }
+
+    fn on_disconnected(
+        &self,
+        connection: ConnectionInfo,
+        error: Option<HubError>,
+        next: NextHook<()>,
+    ) -> BoxFuture<()> {
+        (**self).on_disconnected(connection, error, next)
+    }
+}
+
+/// What kind of message the server is sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutgoingKind {
+    /// A call to client methods (`clients.x().send(..)`), to one or many connections.
+    Invocation,
+    /// A call that asks for a client result.
+    ClientResult,
+    /// An item of a stream a client asked for.
+    StreamItem,
+}
+
+/// A message on its way to clients, as outgoing filters see it: once per send (a
+/// broadcast is filtered once, then encoded once per protocol), before it is encoded.
+#[derive(Debug)]
+pub struct OutgoingMessage<'a> {
+    pub(crate) hub: &'a str,
+    pub(crate) kind: OutgoingKind,
+    pub(crate) target: Option<&'a str>,
+    pub(crate) headers: &'a mut Headers,
+}
+
+impl OutgoingMessage<'_> {
+    /// The hub's name.
+    pub fn hub(&self) -> &str {
+        self.hub
+    }
+
+    /// What kind of message it is.
+    pub fn kind(&self) -> OutgoingKind {
+        self.kind
+    }
+
+    /// The client method called (for invocations and client results).
+    pub fn target(&self) -> Option<&str> {
+        self.target
+    }
+
+    /// The message's headers (string to string), which clients receive.
+    pub fn headers(&self) -> &Headers {
+        self.headers
+    }
+
+    /// Adds or replaces a header.
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.headers.insert(name.into(), value.into());
+    }
+}
+
+/// Why an outgoing filter dropped a message: the sender gets
+/// [`SendError::Dropped`](crate::SendError::Dropped) with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped(pub String);
+
+/// Code around every message the server sends to clients: invocations on every Clients
+/// target, client-result calls and stream items (no SignalR has them). Synchronous: it runs
+/// on the send path.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use hubs_core::{Dropped, OutgoingFilter, OutgoingMessage};
+///
+/// /// Numbers every message in a header, and refuses to send `Secret`.
+/// #[derive(Default)]
+/// struct Numbered(AtomicU64);
+///
+/// impl OutgoingFilter for Numbered {
+///     fn on_send(&self, message: &mut OutgoingMessage<'_>) -> Result<(), Dropped> {
+///         if message.target() == Some("Secret") {
+///             return Err(Dropped("not to clients".into()));
+///         }
+///         let n = self.0.fetch_add(1, Ordering::Relaxed);
+///         message.set_header("x-seq", n.to_string());
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait OutgoingFilter: Send + Sync + 'static {
+    /// Looks at (and may add headers to) a message; `Err` drops it.
+    ///
+    /// # Errors
+    ///
+    /// [`Dropped`] to drop the message, with the reason.
+    fn on_send(&self, message: &mut OutgoingMessage<'_>) -> Result<(), Dropped>;
+}
+
+/// A hub's outgoing filters, as every sender carries them.
+#[derive(Clone)]
+pub(crate) struct Outgoing {
+    hub: Arc<str>,
+    filters: Arc<[Arc<dyn OutgoingFilter>]>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("hub", &self.hub)
+            .field("filters", &self.filters.len())
+            .finish()
+    }
+}
+
+impl Outgoing {
+    pub(crate) fn new(hub: Arc<str>, filters: Vec<Arc<dyn OutgoingFilter>>) -> Self {
+        Self {
+            hub,
+            filters: filters.into(),
+        }
+    }
+
+    /// No filters (connections made without a hub, in tests).
+    pub(crate) fn none() -> Self {
+        Self::new(Arc::from(""), Vec::new())
+    }
+
+    /// The headers of a new message of `kind`, after every filter; `Err` when one drops
+    /// it.
+    pub(crate) fn headers(
+        &self,
+        kind: OutgoingKind,
+        target: Option<&str>,
+    ) -> Result<Headers, Dropped> {
+        let mut headers = Headers::new();
+        let mut message = OutgoingMessage {
+            hub: &self.hub,
+            kind,
+            target,
+            headers: &mut headers,
+        };
+        for filter in self.filters.iter() {
+            filter.on_send(&mut message)?;
+        }
+        Ok(headers)
+    }
+}
+
+/// Carries W3C trace context (`traceparent`, `tracestate`) in the headers of every
+/// outgoing message, from the current span (with the `opentelemetry` feature; without it
+/// there is no context and nothing is added). Installed on every hub.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContext;
+
+impl OutgoingFilter for TraceContext {
+    fn on_send(&self, message: &mut OutgoingMessage<'_>) -> Result<(), Dropped> {
+        for (name, value) in crate::trace_context::current() {
+            message.headers.entry(name).or_insert(value);
+        }
+        Ok(())
+    }
+}
+
+fn connection_info<H: crate::Hub>(cx: &crate::Context<H>) -> ConnectionInfo {
+    ConnectionInfo {
+        hub: cx.runtime().name_arc(),
+        connection_id: cx.connection_id().clone(),
+        user: cx.request().user_arc(),
+        user_id: cx.user_identifier().map(Arc::from),
+    }
+}
+
+/// The hub's `on_connected` inside the server's and the hub's filters.
+pub(crate) fn on_connected<H: crate::Hub>(
+    cx: &crate::Context<H>,
+) -> BoxFuture<Result<(), HubError>> {
+    let runtime = cx.runtime();
+    let (hub, hook_cx) = (runtime.hub.clone(), cx.clone());
+    let last: LastHook<Result<(), HubError>> = Box::new(move || hub.on_connected(hook_cx));
+    if runtime.hook_filters.is_empty() {
+        return last();
+    }
+    NextHook::new(runtime.hook_filters.clone(), last).run(connection_info(cx))
+}
+
+/// The hub's `on_disconnected` inside the server's and the hub's filters.
+pub(crate) fn on_disconnected<H: crate::Hub>(
+    cx: crate::Context<H>,
+    error: Option<HubError>,
+) -> BoxFuture<()> {
+    let runtime = cx.runtime().clone();
+    runtime.forget(cx.connection_id());
+    let info = connection_info(&cx);
+    let hub = runtime.hub.clone();
+    let hook_error = error.clone();
+    let last: LastHook<()> = Box::new(move || hub.on_disconnected(cx, hook_error));
+    if runtime.hook_filters.is_empty() {
+        return last();
+    }
+    NextHook::new(runtime.hook_filters.clone(), last).run(info, error)
+}
