@@ -229,6 +229,41 @@ impl JwtIssuer {
         }
     }
 
+    /// ES256 with an EC (P-256) private key in PEM (PKCS#8).
+    ///
+    /// # Errors
+    ///
+    /// When the PEM text is not an EC private key.
+    pub fn es256_pem(private_key: &[u8]) -> Result<Self, AuthError> {
+        Ok(Self {
+            key: EncodingKey::from_ec_pem(private_key).map_err(invalid)?,
+            header: Header::new(Algorithm::ES256),
+            issuer: None,
+            audience: None,
+        })
+    }
+
+    /// RS256 with an RSA private key in PEM.
+    ///
+    /// # Errors
+    ///
+    /// When the PEM text is not an RSA private key.
+    pub fn rs256_pem(private_key: &[u8]) -> Result<Self, AuthError> {
+        Ok(Self {
+            key: EncodingKey::from_rsa_pem(private_key).map_err(invalid)?,
+            header: Header::new(Algorithm::RS256),
+            issuer: None,
+            audience: None,
+        })
+    }
+
+    /// Names the signing key in the header (`kid`), for validators with a key set.
+    #[must_use]
+    pub fn key_id(mut self, kid: &str) -> Self {
+        self.header.kid = Some(kid.to_owned());
+        self
+    }
+
     /// Sets the `iss` claim.
     #[must_use]
     pub fn issuer(mut self, issuer: &str) -> Self {
@@ -314,6 +349,57 @@ mod tests {
             .issue("7", &[], Duration::from_secs(60));
         assert!(authenticator.validate(&elsewhere).is_err(), "wrong issuer");
         assert!(authenticator.validate("not.a.token").is_err());
+    }
+
+    #[test]
+    fn es256_keys_made_at_test_time() {
+        let key = rcgen::KeyPair::generate().expect("a P-256 key");
+        let issuer = JwtIssuer::es256_pem(key.serialize_pem().as_bytes()).expect("private key");
+        let authenticator =
+            JwtAuthenticator::es256_pem(key.public_key_pem().as_bytes()).expect("public key");
+        let token = issuer.issue("ec", &[], Duration::from_secs(60));
+        assert_eq!(
+            authenticator.validate(&token).expect("valid").id(),
+            Some("ec")
+        );
+        let other = rcgen::KeyPair::generate().expect("another key");
+        let stranger = JwtAuthenticator::es256_pem(other.public_key_pem().as_bytes()).expect("key");
+        assert!(stranger.validate(&token).is_err(), "another key refuses it");
+        assert!(
+            JwtAuthenticator::hs256(SECRET).validate(&token).is_err(),
+            "wrong algorithm"
+        );
+    }
+
+    #[test]
+    fn a_key_set_picks_the_key_by_kid() {
+        use base64::Engine;
+        let k = |secret: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let second: &[u8] = b"fedcba9876543210fedcba9876543210";
+        let jwks = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"one","alg":"HS256","k":"{}"}},{{"kty":"oct","kid":"two","alg":"HS256","k":"{}"}}]}}"#,
+            k(SECRET),
+            k(second)
+        );
+        let authenticator = JwtAuthenticator::jwks(&jwks).expect("a key set");
+        let by_two =
+            JwtIssuer::hs256(second)
+                .key_id("two")
+                .issue("2", &[], Duration::from_secs(60));
+        assert_eq!(
+            authenticator.validate(&by_two).expect("valid").id(),
+            Some("2")
+        );
+        let mislabelled =
+            JwtIssuer::hs256(second)
+                .key_id("one")
+                .issue("2", &[], Duration::from_secs(60));
+        assert!(
+            authenticator.validate(&mislabelled).is_err(),
+            "signed by another key"
+        );
+        let unnamed = JwtIssuer::hs256(SECRET).issue("1", &[], Duration::from_secs(60));
+        assert!(authenticator.validate(&unnamed).is_err(), "no kid");
     }
 
     #[tokio::test]
