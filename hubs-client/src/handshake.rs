@@ -31,6 +31,8 @@ pub(crate) struct Opened {
 pub(crate) struct ResumeAt {
     pub(crate) url: String,
     pub(crate) token: Option<String>,
+    /// A bearer token a negotiate redirect handed out.
+    pub(crate) access_token: Option<String>,
 }
 
 /// The headers of every request: the configured ones, a user agent, and the bearer token.
@@ -64,6 +66,7 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
     net.check(&config.url)?;
     let mut headers = headers(config).await;
     let protocol = config.protocol;
+    let mut redirect_token = None;
     let (url, token, connection_id, offered, stateful) = if config.skip_negotiation {
         let both = vec!["Text".to_owned(), "Binary".to_owned()];
         (
@@ -80,6 +83,7 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
         {
             headers.insert(header::AUTHORIZATION, value);
         }
+        redirect_token = negotiated.access_token.clone();
         (
             negotiated.url,
             negotiated.token,
@@ -148,7 +152,11 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
         link,
         leftover,
         connection_id,
-        resume: stateful.then_some(ResumeAt { url, token }),
+        resume: stateful.then_some(ResumeAt {
+            url,
+            token,
+            access_token: redirect_token,
+        }),
     })
 }
 
@@ -197,7 +205,12 @@ async fn handshake(
 
 /// Opens a new WebSocket to a stateful connection (no negotiate, no handshake).
 pub(crate) async fn resume(config: &Config, net: &Net, at: &ResumeAt) -> Result<Link, StartError> {
-    let headers = headers(config).await;
+    let mut headers = headers(config).await;
+    if let Some(token) = &at.access_token
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
     transport::connect(
         net,
         TransportKind::WebSockets,

@@ -92,7 +92,8 @@ fn call_span(method: &str) -> tracing::Span {
 }
 
 /// A connection to a hub. Cheap to clone; every clone is the same connection. When the last
-/// clone is dropped the connection stops.
+/// clone is dropped the connection stops (a clone moved into a handler counts: call
+/// [`stop`](Self::stop) to end a connection whose handlers hold it).
 #[derive(Clone)]
 pub struct HubConnection {
     shared: Arc<Shared>,

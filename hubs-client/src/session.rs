@@ -50,6 +50,9 @@ pub(crate) enum SessionEvent {
     Data,
     /// The transport is gone (with the reason, if it is not a plain close).
     Lost(Option<String>),
+    /// The server closed the transport cleanly (a WebSocket close frame without a Close
+    /// message): the connection is over, not to be resumed.
+    Closed,
     /// Something was written, or time passed.
     Idle,
 }
@@ -76,6 +79,18 @@ pub(crate) struct Session {
     server_timeout: Duration,
     pub(crate) connection_id: Option<String>,
     pub(crate) stateful: Option<Stateful>,
+    /// On a resumed socket, until the server's Sequence arrives: how the resume began.
+    pub(crate) resuming: Option<Resuming>,
+    /// The server's Sequence arrived on a resumed socket (not yet announced).
+    confirmed: bool,
+}
+
+/// A resume not yet confirmed by the server's Sequence.
+#[derive(Clone, Debug)]
+pub(crate) struct Resuming {
+    pub(crate) since: Instant,
+    pub(crate) tries: u32,
+    pub(crate) reason: Option<String>,
 }
 
 impl Session {
@@ -118,6 +133,8 @@ impl Session {
             server_timeout,
             connection_id: None,
             stateful,
+            resuming: None,
+            confirmed: false,
         }
     }
 
@@ -130,6 +147,7 @@ impl Session {
         server_timeout: Duration,
         mut stateful: Stateful,
         connection_id: Option<String>,
+        resuming: Resuming,
     ) -> Self {
         stateful.awaiting_sequence = true;
         let sequence = HubMessage::Sequence(Sequence {
@@ -138,6 +156,7 @@ impl Session {
         let replay: Vec<Bytes> = stateful.replay.unacknowledged().cloned().collect();
         let mut session = Self::on(link, protocol, keep_alive, server_timeout, Some(stateful));
         session.connection_id = connection_id;
+        session.resuming = Some(resuming);
         session.push_control(&sequence);
         session
             .outbox
@@ -181,6 +200,14 @@ impl Session {
                 self.last_received = Instant::now();
                 self.decoder.push(&chunk);
                 SessionEvent::Data
+            }
+            Ready::Chunk(None) | Ready::Room(None)
+                if self
+                    .link
+                    .closed_cleanly
+                    .load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                SessionEvent::Closed
             }
             Ready::Chunk(None) | Ready::Room(None) => SessionEvent::Lost(None),
             Ready::Room(Some(permit)) => {
@@ -245,6 +272,7 @@ impl Session {
             match message {
                 HubMessage::Sequence(sequence) => {
                     stateful.awaiting_sequence = false;
+                    self.confirmed = self.resuming.is_some();
                     stateful
                         .received
                         .sequence(sequence.sequence_id)
@@ -287,9 +315,18 @@ impl Session {
         .await;
     }
 
+    /// Whether the server's Sequence has just confirmed a resume (once).
+    pub(crate) fn take_confirmed(&mut self) -> bool {
+        if std::mem::take(&mut self.confirmed) {
+            self.resuming = None;
+            return true;
+        }
+        false
+    }
+
     /// Ends the session at once; the stateful state survives, for a resume.
-    pub(crate) fn abandon(mut self) -> (Option<Stateful>, Vec<Sent>) {
+    pub(crate) fn abandon(mut self) -> (Option<Stateful>, Vec<Sent>, Option<Resuming>) {
         let waiting = self.outbox.drain(..).filter_map(|(_, sent)| sent).collect();
-        (self.stateful.take(), waiting)
+        (self.stateful.take(), waiting, self.resuming.take())
     }
 }

@@ -19,12 +19,17 @@ use crate::dispatch::DispatchItem;
 use crate::events::{ConnectionEvent, ConnectionState, Status};
 use crate::handshake::{self, Opened};
 use crate::retry::RetryPolicy;
-use crate::session::{Sent, Session, SessionEvent, Stateful};
+use crate::session::{Resuming, Sent, Session, SessionEvent, Stateful};
 use crate::transport::{Link, Net};
 use crate::{InvokeError, StartError};
 
 /// How long `stop` waits for the transport to write what is queued and the Close.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The wait before resume attempt `tries + 1`: 250 ms, doubling, at most 2 s.
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(250 << tries.min(3))
+}
 
 /// What a handle asks of the supervisor.
 pub(crate) enum Command {
@@ -472,6 +477,7 @@ impl Supervisor {
         match event {
             SessionEvent::Idle => {}
             SessionEvent::Lost(reason) => self.lost(reason, true, false),
+            SessionEvent::Closed => self.lost(None, true, true),
             SessionEvent::Data => {
                 loop {
                     let Phase::Connected(session) = &mut self.phase else {
@@ -486,12 +492,20 @@ impl Supervisor {
                         }
                         Ok(None) => break,
                         Err(error) => {
-                            // A sequence the client cannot follow ends the connection.
+                            // A message the client cannot read would come back in a
+                            // replay: no resume. A sequence it cannot follow ends it.
                             let fatal = error == hubs_core::protocol::SEQUENCE_AHEAD;
-                            self.lost(Some(error), !fatal, fatal);
+                            self.lost(Some(error), !fatal, true);
                             return;
                         }
                     }
+                }
+                if let Phase::Connected(session) = &mut self.phase
+                    && session.take_confirmed()
+                {
+                    // The server's Sequence: the connection is the same one again.
+                    self.publish(ConnectionState::Connected);
+                    self.emit(ConnectionEvent::Resumed);
                 }
                 self.drain_deferred();
             }
@@ -511,9 +525,20 @@ impl Supervisor {
                 }
             }
             HubMessage::StreamItem(item) => {
-                if let Some(stream) = self.streams.get(&item.invocation_id) {
-                    // Buffered for the reader: an unread stream holds up nothing else.
-                    let _ = stream.send(Ok(item.item));
+                // Buffered for the reader: an unread stream holds up nothing else.
+                let gone = self
+                    .streams
+                    .get(&item.invocation_id)
+                    .is_some_and(|stream| stream.send(Ok(item.item)).is_err());
+                if gone {
+                    // The caller gave up before it got its stream: cancel it.
+                    self.streams.remove(&item.invocation_id);
+                    if let Some(bytes) = crate::encode(
+                        self.config.protocol,
+                        &crate::stream::cancel(item.invocation_id),
+                    ) {
+                        self.send(bytes, Call::None, None);
+                    }
                 }
             }
             HubMessage::Invocation(invocation) => {
@@ -533,7 +558,7 @@ impl Supervisor {
             return;
         };
         let connection_id = session.connection_id.clone();
-        let (stateful, waiting) = (*session).abandon();
+        let (stateful, waiting, resuming) = (*session).abandon();
         match stateful {
             Some(stateful) if !by_server => {
                 // What was queued is in the replay buffer: it will go out after the resume.
@@ -542,23 +567,40 @@ impl Supervisor {
                 }
                 tracing::debug!(reason = ?reason, "transport lost; resuming the connection");
                 let now = Instant::now();
-                self.phase = Phase::Resuming {
-                    attempt: None,
-                    next_try: now,
-                    tries: 0,
-                    since: now,
-                    stateful,
-                    connection_id,
-                    reason: reason.clone(),
-                };
-                self.publish(ConnectionState::Reconnecting);
-                self.emit(ConnectionEvent::Reconnecting(reason));
+                match resuming {
+                    // A resume the server never confirmed: the same attempt goes on, with
+                    // its back-off and its window.
+                    Some(resuming) => {
+                        self.phase = Phase::Resuming {
+                            attempt: None,
+                            next_try: now + backoff(resuming.tries),
+                            tries: resuming.tries + 1,
+                            since: resuming.since,
+                            stateful,
+                            connection_id,
+                            reason: resuming.reason,
+                        };
+                    }
+                    None => {
+                        self.phase = Phase::Resuming {
+                            attempt: None,
+                            next_try: now,
+                            tries: 0,
+                            since: now,
+                            stateful,
+                            connection_id,
+                            reason: reason.clone(),
+                        };
+                        self.publish(ConnectionState::Reconnecting);
+                        self.emit(ConnectionEvent::Reconnecting(reason));
+                    }
+                }
             }
             _ => {
                 for sent in waiting {
                     let _ = sent.send(Err(InvokeError::NotConnected));
                 }
-                self.reconnect_or_close(reason, allow_reconnect, false);
+                self.reconnect_or_close(reason, allow_reconnect, resuming.is_some());
             }
         }
     }
@@ -594,12 +636,19 @@ impl Supervisor {
         if let Phase::Resuming {
             attempt: attempt @ None,
             stateful,
+            since,
             ..
         } = &mut self.phase
         {
             let (config, net, at) = (self.config.clone(), self.net.clone(), stateful.at.clone());
+            // An attempt ends with the window, even on a network that swallows packets.
+            let deadline = *since + self.config.resume_window;
             *attempt = Some(Box::pin(async move {
-                handshake::resume(&config, &net, &at).await
+                tokio::time::timeout_at(deadline, handshake::resume(&config, &net, &at))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StartError::Transport("the resume timed out".to_owned()))
+                    })
             }));
         }
     }
@@ -618,6 +667,7 @@ impl Supervisor {
         };
         match resumed {
             Ok(link) => {
+                // Announced as resumed once the server's Sequence arrives.
                 let session = Session::resumed(
                     link,
                     self.config.protocol,
@@ -625,17 +675,19 @@ impl Supervisor {
                     self.config.server_timeout,
                     stateful,
                     connection_id,
+                    Resuming {
+                        since,
+                        tries,
+                        reason,
+                    },
                 );
                 self.phase = Phase::Connected(Box::new(session));
-                self.publish(ConnectionState::Connected);
-                self.emit(ConnectionEvent::Resumed);
             }
             Err(error) if since.elapsed() < self.config.resume_window => {
                 tracing::debug!(%error, tries, "resume attempt failed");
-                let backoff = Duration::from_millis(250 << tries.min(3));
                 self.phase = Phase::Resuming {
                     attempt: None,
-                    next_try: Instant::now() + backoff,
+                    next_try: Instant::now() + backoff(tries),
                     tries: tries + 1,
                     since,
                     stateful,

@@ -114,6 +114,12 @@ impl HubService {
                 body::text(StatusCode::NO_CONTENT, "")
             }
             Lookup::Ended => body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID),
+            Lookup::Resumable(resume)
+                if resume.user_id() != user.as_deref().and_then(hubs_core::User::id) =>
+            {
+                // Another user's credential on a running connection.
+                body::text(StatusCode::FORBIDDEN, "")
+            }
             Lookup::Resumable(resume) => match (&method, is_upgrade) {
                 // The client is back with a new socket: the relay resumes the connection.
                 (&Method::GET, true) => match websocket::accept(&mut request, endpoint.options()) {

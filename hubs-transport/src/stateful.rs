@@ -44,12 +44,19 @@ const ACK_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Resume {
     sockets: mpsc::UnboundedSender<Socket>,
+    /// The authenticated user's id: a new socket must carry the same user.
+    user_id: Option<String>,
 }
 
 impl Resume {
     /// Hands a new socket to the relay; `false` when the connection has ended.
     pub(crate) fn attach(&self, socket: Socket) -> bool {
         self.sockets.send(socket).is_ok()
+    }
+
+    /// The connection's user id.
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
     }
 }
 
@@ -66,6 +73,10 @@ pub(crate) fn start(
     let (sockets_tx, sockets) = mpsc::unbounded_channel();
     let resume = Arc::new(Resume {
         sockets: sockets_tx,
+        user_id: request
+            .user()
+            .and_then(hubs_core::User::id)
+            .map(str::to_owned),
     });
     let run: Start = Box::new(move |socket, early| {
         Box::pin(run(
@@ -205,6 +216,8 @@ impl Relay {
                         "The WebSocket was lost and the client did not reconnect in time.",
                     );
                     self.detached_since = None;
+                    // Too late: a socket that comes now is turned away.
+                    self.to_hub = None;
                 }
             }
         }

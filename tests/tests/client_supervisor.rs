@@ -276,3 +276,21 @@ async fn stop_writes_its_close_before_it_returns() {
         assert_eq!(error, None, "{}: clean close", transport.name());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_call_given_up_before_it_returns_is_cancelled_on_the_server() {
+    let (addr, mut cancellations) = counter().await;
+    let connection = HubConnection::builder(format!("http://{addr}/counter")).build();
+    within("start", connection.start()).await.expect("starts");
+    {
+        // Polled once (the call is on its way), then dropped: no `ClientStream` is ever
+        // made to cancel it.
+        let call = connection.stream::<u32>("Forever", ());
+        futures_util::pin_mut!(call);
+        let _ = futures_util::poll!(call.as_mut());
+    }
+    within("the server's stream is cancelled", cancellations.recv())
+        .await
+        .expect("cancelled");
+    connection.stop().await;
+}

@@ -144,5 +144,6 @@ pub(super) async fn connect(
         incoming: in_rx,
         guard: stop.drop_guard(),
         flushed,
+        closed_cleanly: std::sync::Arc::default(),
     })
 }

@@ -33,6 +33,9 @@ pub(crate) struct Link {
     pub(crate) flushed: oneshot::Receiver<()>,
     /// Closes the transport when the link is dropped.
     pub(crate) guard: DropGuard,
+    /// Set when the server closed the transport cleanly (a WebSocket close frame): not a
+    /// drop to resume from.
+    pub(crate) closed_cleanly: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Link {

@@ -80,5 +80,6 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         incoming: in_rx,
         guard: stop.drop_guard(),
         flushed,
+        closed_cleanly: std::sync::Arc::default(),
     })
 }

@@ -85,11 +85,18 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
     let (flushed_tx, flushed) = oneshot::channel();
     let stop = CancellationToken::new();
     let writer_stop = stop.clone();
+    let closed_cleanly = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(async move {
+        // Closed by `finish` (the sender dropped): a clean close. Stopped (the link dropped,
+        // the socket failed): no closing handshake, so a stateful server waits for a resume.
+        let mut clean = false;
         loop {
             tokio::select! {
                 frame = out_rx.recv() => {
-                    let Some(frame) = frame else { break };
+                    let Some(frame) = frame else {
+                        clean = true;
+                        break;
+                    };
                     let message = if frame.text {
                         match String::from_utf8(frame.bytes.to_vec()) {
                             Ok(text) => Message::Text(text.into()),
@@ -106,10 +113,13 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
                 () = writer_stop.cancelled() => break,
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
+        if clean {
+            let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
+        }
         let _ = flushed_tx.send(());
     });
     let reader_stop = stop.clone();
+    let peer_closed = closed_cleanly.clone();
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
@@ -119,7 +129,11 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
             let bytes = match message {
                 Some(Ok(Message::Text(text))) => Bytes::from(text),
                 Some(Ok(Message::Binary(bytes))) => bytes,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(Message::Close(_))) => {
+                    peer_closed.store(true, std::sync::atomic::Ordering::Release);
+                    break;
+                }
+                Some(Err(_)) | None => break,
                 Some(Ok(_)) => continue,
             };
             if in_tx.send(bytes).await.is_err() {
@@ -134,5 +148,6 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         incoming: in_rx,
         guard: stop.drop_guard(),
         flushed,
+        closed_cleanly,
     })
 }

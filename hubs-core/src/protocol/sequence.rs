@@ -156,6 +156,9 @@ impl ReceivedSequence {
             return Err(SEQUENCE_AHEAD);
         }
         self.next = id;
+        // An Ack sent before the drop may have been lost with the socket: acknowledge
+        // again, or a peer whose buffer is full would wait for ever.
+        self.acknowledged = 0;
         Ok(())
     }
 
@@ -195,6 +198,20 @@ mod tests {
         assert_eq!(received.sequence(3), Err(SEQUENCE_AHEAD));
         assert_eq!(received.sequence(2), Ok(()));
         assert!(received.accept());
+    }
+
+    #[test]
+    fn a_sequence_acknowledges_again_what_was_processed() {
+        let mut received = ReceivedSequence::default();
+        assert!(received.accept());
+        assert!(received.accept());
+        assert_eq!(received.ack_due(), Some(2));
+        // The Ack was lost with the socket; the peer replays both: duplicates, yet the
+        // Ack must go out again.
+        received.sequence(1).unwrap();
+        assert!(!received.accept());
+        assert!(!received.accept());
+        assert_eq!(received.ack_due(), Some(2));
     }
 
     #[test]
