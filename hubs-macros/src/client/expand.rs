@@ -263,3 +263,41 @@ fn receiver(model: &Model, p: &TokenStream) -> TokenStream {
         }
     }
 }
+
+/// What the proxies need to exist when the trait has mistakes: `{Trait}Proxy` with no
+/// methods, a family of proxies like the real one.
+pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
+    let item = &input.item;
+    if !item.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = input
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::hubs));
+    let p = quote!(#krate::__private);
+    let vis = &item.vis;
+    let proxy = format_ident!("{}Proxy", item.ident);
+    quote! {
+        #vis struct #proxy<K = #p::Many> {
+            recipients: #p::Recipients<K>,
+        }
+
+        impl<K: #p::Cardinality> ::core::convert::From<#p::Recipients<K>> for #proxy<K> {
+            fn from(recipients: #p::Recipients<K>) -> Self {
+                Self { recipients }
+            }
+        }
+
+        impl #p::ClientFamily for #proxy {
+            type Proxy<K: #p::Cardinality> = #proxy<K>;
+        }
+
+        impl<K: #p::Cardinality> #proxy<K> {
+            /// The untyped recipients, for `send(target, args)`.
+            #vis fn recipients(&self) -> &#p::Recipients<K> {
+                &self.recipients
+            }
+        }
+    }
+}

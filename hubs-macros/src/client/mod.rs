@@ -20,7 +20,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     match errors.finish() {
         Ok(()) => expand::expand(&model::lower(&input), &input.item),
         Err(error) => {
+            // Still emit the trait and a proxy with no methods, so `#[hub(client = Trait)]`
+            // does not add "cannot find `TraitProxy`" to the real mistake.
             let mut out = input.item.to_token_stream();
+            out.extend(expand::fallback(&input));
             out.extend(error.to_compile_error());
             out
         }

@@ -57,6 +57,14 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
                 "client methods return nothing (a call) or `Result<T, HubError>` (a client result)",
             );
         }
+        if let Some(rename) = rename
+            && rename.value().trim().is_empty()
+        {
+            errors.error_at(
+                rename,
+                "an empty `rename`: give the target the server calls the method by",
+            );
+        }
         let name = sig.ident.to_string();
         let wire = rename
             .as_ref()

@@ -80,7 +80,6 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     });
 
     quote! {
-        #[allow(clippy::all)]
         const _: () = {
             #[automatically_derived]
             impl #p::Hub for #self_ty {
@@ -211,7 +210,8 @@ fn proxy(model: &Model) -> TokenStream {
             }
         }
 
-        #[allow(clippy::all)]
+        // A proxy method takes the hub method's parameters, however many it has.
+        #[allow(clippy::too_many_arguments)]
         impl<C> #proxy<C> {
             #(#methods)*
         }

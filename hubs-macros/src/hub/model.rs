@@ -3,7 +3,7 @@
 use syn::{Ident, Path, Type};
 
 use super::access::{Authorize, LimitSpec};
-use super::parse::Input;
+use super::parse::{FnInput, Input, ParamInput};
 use crate::naming::pascal_case;
 
 pub(crate) struct Model {
@@ -211,6 +211,58 @@ fn plain_return_shape(output: &syn::ReturnType) -> Return {
     }
 }
 
+/// What a function of the block is, decided once for validation and expansion alike.
+pub(crate) enum Role {
+    /// `on_connected` or `on_disconnected`.
+    Hook(&'static str),
+    /// A method clients call.
+    Method,
+    /// A private or `#[hub(skip)]` function: left alone.
+    Helper,
+}
+
+pub(crate) fn role(f: &FnInput) -> Role {
+    match f.sig.ident.to_string().as_str() {
+        ON_CONNECTED => Role::Hook(ON_CONNECTED),
+        ON_DISCONNECTED => Role::Hook(ON_DISCONNECTED),
+        _ if !f.is_pub || f.skip.is_some() => Role::Helper,
+        _ => Role::Method,
+    }
+}
+
+/// What a parameter is, decided once for validation and expansion alike. A service that
+/// is neither `&T` nor `Arc<T>` is kept as written (validation reports it).
+pub(crate) fn classify(p: &ParamInput) -> Param {
+    if let Some((_, key)) = &p.service {
+        let (ty, by_ref) = service_type(&p.ty).unwrap_or(((*p.ty).clone(), false));
+        Param::Service {
+            ty,
+            key: key.as_ref().map(syn::LitStr::value),
+            by_ref,
+        }
+    } else if let Some(by_ref) = context_param(&p.ty) {
+        Param::Context { by_ref }
+    } else if is_upload(&p.ty) {
+        Param::Upload {
+            item: last_segment(&p.ty).and_then(single_generic).cloned(),
+        }
+    } else if is_cancel(&p.ty) {
+        Param::Cancel
+    } else {
+        Param::Payload {
+            ty: (*p.ty).clone(),
+            name: p.name.clone(),
+        }
+    }
+}
+
+/// The wire name of a method: its `rename`, else its name in PascalCase.
+pub(crate) fn wire_name(f: &FnInput) -> String {
+    f.rename
+        .as_ref()
+        .map_or_else(|| pascal_case(&f.sig.ident.to_string()), syn::LitStr::value)
+}
+
 pub(crate) fn lower(input: &Input) -> Model {
     let krate = input
         .krate
@@ -220,59 +272,34 @@ pub(crate) fn lower(input: &Input) -> Model {
     let mut on_connected = None;
     let mut on_disconnected = None;
     for f in &input.fns {
-        let name = f.sig.ident.to_string();
         let is_async = f.sig.asyncness.is_some();
-        if name == ON_CONNECTED || name == ON_DISCONNECTED {
-            let hook = Hook {
-                ident: f.sig.ident.clone(),
-                is_async,
-                fallible: matches!(return_shape(&f.sig.output), Return::Result(_)),
-                takes_error: f.params.iter().any(|p| context_param(&p.ty).is_none()),
-                context: f.params.iter().find_map(|p| context_param(&p.ty)),
-            };
-            if name == ON_CONNECTED {
-                on_connected = Some(hook);
-            } else {
-                on_disconnected = Some(hook);
-            }
-            continue;
-        }
-        if !f.is_pub || f.skip.is_some() {
-            continue;
-        }
-        let params = f
-            .params
-            .iter()
-            .map(|p| {
-                if let Some((_, key)) = &p.service {
-                    let (ty, by_ref) = service_type(&p.ty).unwrap_or(((*p.ty).clone(), false));
-                    Param::Service {
-                        ty,
-                        key: key.as_ref().map(syn::LitStr::value),
-                        by_ref,
-                    }
-                } else if let Some(by_ref) = context_param(&p.ty) {
-                    Param::Context { by_ref }
-                } else if is_upload(&p.ty) {
-                    Param::Upload {
-                        item: last_segment(&p.ty).and_then(single_generic).cloned(),
-                    }
-                } else if is_cancel(&p.ty) {
-                    Param::Cancel
+        let params: Vec<Param> = f.params.iter().map(classify).collect();
+        match role(f) {
+            Role::Helper => continue,
+            Role::Hook(name) => {
+                let context = params.iter().find_map(|p| match p {
+                    Param::Context { by_ref } => Some(*by_ref),
+                    _ => None,
+                });
+                let hook = Hook {
+                    ident: f.sig.ident.clone(),
+                    is_async,
+                    fallible: matches!(return_shape(&f.sig.output), Return::Result(_)),
+                    takes_error: params.iter().any(|p| !matches!(p, Param::Context { .. })),
+                    context,
+                };
+                if name == ON_CONNECTED {
+                    on_connected = Some(hook);
                 } else {
-                    Param::Payload {
-                        ty: (*p.ty).clone(),
-                        name: p.name.clone(),
-                    }
+                    on_disconnected = Some(hook);
                 }
-            })
-            .collect();
+                continue;
+            }
+            Role::Method => {}
+        }
         methods.push(Method {
             ident: f.sig.ident.clone(),
-            wire: f
-                .rename
-                .as_ref()
-                .map_or_else(|| pascal_case(&name), syn::LitStr::value),
+            wire: wire_name(f),
             is_async,
             params,
             ret: return_shape(&f.sig.output),

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use syn::{FnArg, Type};
 
 use super::model::{
-    ON_CONNECTED, ON_DISCONNECTED, Return, context_param, is_cancel, is_upload, return_shape,
-    service_type,
+    ON_CONNECTED, ON_DISCONNECTED, Param, Return, Role, classify, return_shape, role, service_type,
+    wire_name,
 };
 use super::parse::{FnInput, Input};
 use crate::diag::Errors;
-use crate::naming::pascal_case;
 
 pub(crate) fn validate(input: &Input, errors: &Errors) {
     let item = &input.item;
@@ -26,13 +25,13 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
 
     let mut wire_names: HashMap<String, String> = HashMap::new();
     for f in &input.fns {
-        let name = f.sig.ident.to_string();
-        let not_a_method = if name == ON_CONNECTED || name == ON_DISCONNECTED {
-            Some(format!("`{name}` is a hook, not a method clients call"))
-        } else if !f.is_pub || f.skip.is_some() {
-            Some("this method is not a hub method (it is private or skipped)".to_owned())
-        } else {
-            None
+        let role = role(f);
+        let not_a_method = match role {
+            Role::Hook(name) => Some(format!("`{name}` is a hook, not a method clients call")),
+            Role::Helper => {
+                Some("this method is not a hub method (it is private or skipped)".to_owned())
+            }
+            Role::Method => None,
         };
         if let Some(why) = &not_a_method {
             if let Some(span) = f.authorize.as_ref().and_then(|a| a.span) {
@@ -48,39 +47,44 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
                 ));
             }
         }
-        if name == ON_CONNECTED || name == ON_DISCONNECTED {
-            hook(f, &name, errors);
-            continue;
-        }
-        if !f.is_pub || f.skip.is_some() {
-            if let (false, Some(rename)) = (f.is_pub, &f.rename) {
-                errors.error_at(rename, "`rename` on a private method: only visible methods (`pub`, `pub(crate)`, …) are hub methods");
+        match role {
+            Role::Hook(name) => {
+                hook(f, name, errors);
+                continue;
             }
-            continue;
+            Role::Helper => {
+                if let (false, Some(rename)) = (f.is_pub, &f.rename) {
+                    errors.error_at(rename, "`rename` on a private method: only visible methods (`pub`, `pub(crate)`, …) are hub methods");
+                }
+                continue;
+            }
+            Role::Method => {}
         }
         receiver(f, errors);
         signature(f, errors);
         for param in &f.params {
-            if let Some((span, _)) = &param.service {
-                if service_type(&param.ty).is_none() {
-                    errors.push(syn::Error::new(
-                        *span,
-                        "an injected service is taken as `&T` or `Arc<T>`",
-                    ));
+            match classify(param) {
+                Param::Service { .. } => {
+                    if let Some((span, _)) = &param.service
+                        && service_type(&param.ty).is_none()
+                    {
+                        errors.push(syn::Error::new(
+                            *span,
+                            "an injected service is taken as `&T` or `Arc<T>`",
+                        ));
+                    }
                 }
-                continue;
+                Param::Payload { ty, .. } => payload(&ty, errors),
+                Param::Context { .. } | Param::Upload { .. } | Param::Cancel => {}
             }
-            if context_param(&param.ty).is_some() || is_upload(&param.ty) || is_cancel(&param.ty) {
-                continue;
-            }
-            payload(&param.ty, errors);
         }
-        let wire = f
-            .rename
-            .as_ref()
-            .map_or_else(|| pascal_case(&name), syn::LitStr::value);
-        if let (true, Some(rename)) = (wire.is_empty(), &f.rename) {
-            errors.error_at(rename, "a wire name cannot be empty");
+        let name = f.sig.ident.to_string();
+        let wire = wire_name(f);
+        if let (true, Some(rename)) = (wire.trim().is_empty(), &f.rename) {
+            errors.error_at(
+                rename,
+                "an empty `rename`: give the wire name clients call the method by",
+            );
         }
         let key = wire.to_lowercase();
         match wire_names.get(&key) {
@@ -181,7 +185,7 @@ fn hook(f: &FnInput, name: &str, errors: &Errors) {
                     .map_or_else(proc_macro2::Span::call_site, |s| s.0),
                 format!("hooks cannot inject services; expected {expected}"),
             ));
-        } else if context_param(&param.ty).is_some() {
+        } else if matches!(classify(param), Param::Context { .. }) {
             contexts += 1;
             if contexts > 1 {
                 errors.error_at(
