@@ -13,7 +13,8 @@ use hubs_core::protocol::Protocol;
 use crate::HubConnection;
 use crate::retry::{DefaultRetryPolicy, RetryPolicy};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future that can move between threads.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
 
 /// Everything a connection was built with.
@@ -34,6 +35,15 @@ pub(crate) struct Config {
     pub(crate) resume_window: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: crate::tls::TlsConfig,
+    /// Opens the transport instead of HTTP (an in-process server).
+    pub(crate) connector: Option<Arc<dyn Connector>>,
+}
+
+/// Opens a transport that is not HTTP: a server in the same process, for tests
+/// (`hubs::testing`). The client skips negotiate and runs the handshake over it.
+pub trait Connector: Send + Sync + 'static {
+    /// A new pair of queues to the server.
+    fn open(&self) -> BoxFuture<Result<crate::Duplex, crate::StartError>>;
 }
 
 /// Builds a [`HubConnection`].
@@ -73,6 +83,7 @@ impl HubConnectionBuilder {
                 resume_window: Duration::from_secs(15),
                 #[cfg(feature = "tls")]
                 tls: crate::tls::TlsConfig::default(),
+                connector: None,
             },
         }
     }
@@ -194,6 +205,14 @@ impl HubConnectionBuilder {
     #[must_use]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.config.tls = tls;
+        self
+    }
+
+    /// Connects through `connector` instead of HTTP (the URL is then only a name):
+    /// no negotiate, the handshake over the connector's queues.
+    #[must_use]
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.config.connector = Some(Arc::new(connector));
         self
     }
 

@@ -63,6 +63,18 @@ fn text(protocol: Protocol) -> bool {
 
 /// Negotiates, opens the first transport that works and completes the handshake.
 pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartError> {
+    if let Some(connector) = &config.connector {
+        let duplex = connector.open().await?;
+        let connection_id = duplex.connection_id.clone();
+        let mut link = transport::in_memory::link(duplex);
+        let leftover = handshake(&mut link, config.protocol, 1, config.handshake_timeout).await?;
+        return Ok(Opened {
+            link,
+            leftover,
+            connection_id,
+            resume: None,
+        });
+    }
     net.check(&config.url)?;
     let mut headers = headers(config).await;
     let protocol = config.protocol;

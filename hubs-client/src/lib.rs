@@ -64,7 +64,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 pub use arguments::FromArguments;
-pub use builder::HubConnectionBuilder;
+pub use builder::{BoxFuture, Connector, HubConnectionBuilder};
 pub use dispatch::HandlerReply;
 pub use error::{InvokeError, StartError};
 pub use events::{ConnectionEvent, ConnectionState};
@@ -73,6 +73,7 @@ pub use retry::{DefaultRetryPolicy, RetryPolicy};
 pub use stream::{ClientStream, Upload};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
+pub use transport::in_memory::Duplex;
 
 use builder::Config;
 use dispatch::DispatchItem;

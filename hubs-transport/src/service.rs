@@ -108,6 +108,12 @@ impl HubService {
         self.inner.limit.active()
     }
 
+    /// The hub (or raw endpoint) mounted at `path`, as transports see it: what an
+    /// in-process client connects to (`hubs::testing`).
+    pub fn endpoint(&self, path: &str) -> Option<Arc<dyn HubEndpoint>> {
+        self.find(path).map(|(_, mounted)| mounted.endpoint.clone())
+    }
+
     pub(crate) fn find(&self, path: &str) -> Option<(usize, &Mounted)> {
         let path = normalize(path);
         self.inner

@@ -220,6 +220,8 @@
 //! * `tls`: `ServeOptions::tls` and `tls_pem` (the server terminates TLS itself, with
 //!   rustls), and `https://`/`wss://` in the client.
 //! * `opentelemetry`: W3C trace context in hub message headers, both ways.
+//! * `testing`: `hubs::testing::TestServer`, Rust clients connected to a server's hubs in
+//!   the same process (no TCP, tokio's paused clock works).
 
 pub use hubs_core::{
     Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
@@ -248,6 +250,9 @@ pub use hubs_transport::{
 /// every transport and protocol, with TLS and stateful reconnect. With the `client` feature.
 #[cfg(feature = "client")]
 pub use hubs_client as client;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};

@@ -2,6 +2,7 @@
 //! Negotiate ([`crate::negotiate`]) and the handshake ([`crate::handshake`]) run over them.
 
 mod http_client;
+pub(crate) mod in_memory;
 mod long_polling;
 mod sse;
 mod websocket;

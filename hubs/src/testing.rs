@@ -1,0 +1,185 @@
+//! Testing hubs without TCP: [`TestServer`] builds a [`Server`] and connects Rust clients
+//! to its hubs in the same process. The real connection core and dispatcher run over an
+//! in-memory pair of queues, with either protocol, so a test calls methods through the
+//! typed `{Hub}Proxy`, receives calls through handlers or a `{Trait}Receiver`, answers
+//! client results with closures, streams both ways, and puts clients in groups, as a real
+//! client would. There is no I/O, so tokio's paused clock (`start_paused = true`) drives
+//! keep-alive, timeouts and any `sleep` in hub code.
+//!
+//! ```
+//! use hubs::testing::TestServer;
+//! use hubs::{Context, Server, hub};
+//!
+//! struct Chat;
+//!
+//! #[hub]
+//! impl Chat {
+//!     pub async fn send_message(&self, cx: &Context<Self>, text: String) {
+//!         let _ = cx.clients().all().send("ReceiveMessage", (text,)).await;
+//!     }
+//!
+//!     pub fn add(&self, a: i32, b: i32) -> i32 {
+//!         a + b
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = TestServer::new(Server::new().hub("/chat", Chat)).unwrap();
+//! let ann = server.client("/chat").build();
+//! let (seen, mut messages) = tokio::sync::mpsc::unbounded_channel();
+//! ann.on("ReceiveMessage", move |(text,): (String,)| {
+//!     let seen = seen.clone();
+//!     async move { let _ = seen.send(text); }
+//! });
+//! ann.start().await.unwrap();
+//!
+//! // Typed calls through the proxy `#[hub]` generated.
+//! assert_eq!(ChatProxy::new(&ann).add(2, 3).await.unwrap(), 5);
+//! ChatProxy::new(&ann).send_message("hi".into()).await.unwrap();
+//! assert_eq!(messages.recv().await.as_deref(), Some("hi"));
+//! ann.stop().await;
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hubs_client::{BoxFuture, Connector, Duplex, HubConnection, HubConnectionBuilder, StartError};
+use hubs_core::{
+    Capabilities, Connected, ConnectionId, Hub, HubContext, HubEndpoint, Request,
+    TransportConnection, TransportKind, User,
+};
+use tokio::sync::mpsc;
+
+use crate::{BuildError, HubService, Server};
+
+/// A built server whose hubs Rust clients reach in the same process.
+#[derive(Clone)]
+pub struct TestServer {
+    service: HubService,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Builds `server` (its hubs, services, filters, policies).
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::build`].
+    pub fn new(server: Server) -> Result<Self, BuildError> {
+        Ok(Self {
+            service: server.build()?,
+        })
+    }
+
+    /// A client builder for the hub at `path` (set the protocol, handlers, keep-alive on
+    /// it, then `build`). Anonymous; see [`client_as`](Self::client_as).
+    ///
+    /// # Panics
+    ///
+    /// When nothing is mounted at `path`.
+    pub fn client(&self, path: &str) -> HubConnectionBuilder {
+        self.client_with(path, Request::default())
+    }
+
+    /// A client builder for the hub at `path`, authenticated as `user` (the connection's
+    /// [`Context::user`](crate::Context::user), and its user id by default).
+    ///
+    /// # Panics
+    ///
+    /// When nothing is mounted at `path`.
+    pub fn client_as(&self, path: &str, user: User) -> HubConnectionBuilder {
+        self.client_with(path, Request::default().with_user(Some(Arc::new(user))))
+    }
+
+    /// A client builder whose connections carry `request` (its query, headers and user),
+    /// as if it had opened the transport.
+    ///
+    /// # Panics
+    ///
+    /// When nothing is mounted at `path`.
+    pub fn client_with(&self, path: &str, request: Request) -> HubConnectionBuilder {
+        let endpoint = self
+            .service
+            .endpoint(path)
+            .unwrap_or_else(|| panic!("no hub is mounted at {path}"));
+        HubConnection::builder(format!("in-process:{path}"))
+            .connector(InProcess { endpoint, request })
+    }
+
+    /// The hub context of hub type `H`, to send to clients from the test.
+    pub fn hub_context<H: Hub>(&self) -> Option<HubContext<H>> {
+        self.service.hub_context::<H>()
+    }
+
+    /// The built service (to serve it over TCP as well, for instance).
+    pub fn service(&self) -> &HubService {
+        &self.service
+    }
+}
+
+/// Connects a client to an endpoint in the same process.
+struct InProcess {
+    endpoint: Arc<dyn HubEndpoint>,
+    request: Request,
+}
+
+impl Connector for InProcess {
+    fn open(&self) -> BoxFuture<Result<Duplex, StartError>> {
+        let (to_server, mut from_client) = mpsc::channel::<Bytes>(64);
+        let (to_client, from_server) = mpsc::channel::<Bytes>(64);
+        let connection_id = ConnectionId::generate();
+        let incoming = futures_util::stream::poll_fn(move |cx| {
+            from_client.poll_recv(cx).map(|bytes| bytes.map(Ok))
+        });
+        let Connected {
+            mut outgoing,
+            finished,
+            end,
+            task,
+        } = self.endpoint.clone().connect(TransportConnection {
+            connection_id: connection_id.clone(),
+            request: self.request.clone(),
+            transport: TransportKind::WebSockets,
+            capabilities: Capabilities::new(true, true),
+            incoming: Box::pin(incoming),
+        });
+        tokio::spawn(task);
+        tokio::spawn(async move {
+            let ended = finished.cancelled();
+            tokio::pin!(ended);
+            loop {
+                tokio::select! {
+                    biased;
+                    frame = outgoing.recv() => match frame {
+                        Some(frame) => {
+                            if to_client.send(frame.bytes).await.is_err() {
+                                end.transport_lost("the test client went away");
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    () = &mut ended => {
+                        while let Ok(frame) = outgoing.try_recv() {
+                            let _ = to_client.send(frame.bytes).await;
+                        }
+                        // Dropping `to_client` ends the client's side.
+                        return;
+                    }
+                }
+            }
+        });
+        Box::pin(std::future::ready(Ok(Duplex {
+            to_server,
+            from_server,
+            connection_id: Some(connection_id.to_string()),
+        })))
+    }
+}
