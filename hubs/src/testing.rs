@@ -183,3 +183,190 @@ impl Connector for InProcess {
         })))
     }
 }
+
+/// One message a hub sent, as [`Recording`] saw it: to whom, which client method, and
+/// the arguments as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sent {
+    /// The recipients, as the hub chose them.
+    pub to: crate::Selection,
+    /// The client method called.
+    pub target: String,
+    /// The arguments, as JSON.
+    pub arguments: Vec<serde_json::Value>,
+    /// Whether the hub waited for a result (a client result).
+    pub client_result: bool,
+}
+
+/// A lifetime manager that records what hubs send, and delivers it as the in-memory one
+/// does: give it to a hub with `HubOptions::lifetime_manager(recording.manager())` and
+/// assert what a method sent to whom.
+///
+/// ```
+/// use hubs::testing::{Recording, TestServer};
+/// use hubs::{Context, HubOptions, Selection, Server, hub};
+///
+/// struct Room;
+///
+/// #[hub]
+/// impl Room {
+///     pub async fn shout(&self, cx: &Context<Self>, text: String) {
+///         let _ = cx.clients().group("lobby").send("Heard", (text,)).await;
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let recording = Recording::default();
+/// let options = HubOptions::default().lifetime_manager(recording.manager());
+/// let server = TestServer::new(Server::new().hub_with("/room", Room, options)).unwrap();
+/// let client = server.client("/room").build();
+/// client.start().await.unwrap();
+/// client.invoke::<()>("Shout", ("hey",)).await.unwrap();
+/// let sent = recording.take();
+/// assert_eq!(sent[0].to, Selection::Group("lobby".into()));
+/// assert_eq!((sent[0].target.as_str(), &sent[0].arguments[..]), ("Heard", &[serde_json::json!("hey")][..]));
+/// client.stop().await;
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Recording {
+    inner: Arc<Recorder>,
+}
+
+#[derive(Default)]
+struct Recorder {
+    routing: hubs_core::InMemoryLifetimeManager,
+    sent: std::sync::Mutex<Vec<Sent>>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("sent", &self.sent().len())
+            .finish()
+    }
+}
+
+impl Recording {
+    /// The lifetime manager to give a hub.
+    pub fn manager(&self) -> Arc<dyn hubs_core::LifetimeManager> {
+        self.inner.clone()
+    }
+
+    /// What was sent so far, oldest first.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.inner
+            .sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What was sent so far, forgetting it.
+    pub fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.inner.sent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn json_arguments(values: &[hubs_core::protocol::Value]) -> Vec<serde_json::Value> {
+    values
+        .iter()
+        .map(|value| value.deserialize().unwrap_or(serde_json::Value::Null))
+        .collect()
+}
+
+impl Recorder {
+    fn record(&self, sent: Sent) {
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sent);
+    }
+
+    fn record_message(&self, to: &crate::Selection, message: &crate::SerializedMessage<'_>) {
+        let Ok(bytes) = message.bytes(hubs_core::protocol::Protocol::Json) else {
+            return;
+        };
+        let mut decoder = hubs_core::protocol::Protocol::Json.decoder();
+        decoder.push(&bytes);
+        if let Ok(Some(hubs_core::protocol::HubMessage::Invocation(invocation))) =
+            decoder.next_message()
+        {
+            self.record(Sent {
+                to: to.clone(),
+                target: invocation.target,
+                arguments: json_arguments(&invocation.arguments),
+                client_result: false,
+            });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl hubs_core::LifetimeManager for Recorder {
+    async fn on_connected(&self, connection: Arc<hubs_core::ConnectionHandle>) {
+        hubs_core::LifetimeManager::on_connected(&self.routing, connection).await;
+    }
+
+    async fn on_disconnected(&self, connection: &hubs_core::ConnectionHandle) {
+        hubs_core::LifetimeManager::on_disconnected(&self.routing, connection).await;
+    }
+
+    async fn send(
+        &self,
+        selection: &crate::Selection,
+        message: &crate::SerializedMessage<'_>,
+    ) -> Result<(), crate::SendError> {
+        self.record_message(selection, message);
+        hubs_core::LifetimeManager::send(&self.routing, selection, message).await
+    }
+
+    async fn add_to_group(
+        &self,
+        connection: &ConnectionId,
+        group: &str,
+    ) -> Result<(), crate::SendError> {
+        hubs_core::LifetimeManager::add_to_group(&self.routing, connection, group).await
+    }
+
+    async fn remove_from_group(
+        &self,
+        connection: &ConnectionId,
+        group: &str,
+    ) -> Result<(), crate::SendError> {
+        hubs_core::LifetimeManager::remove_from_group(&self.routing, connection, group).await
+    }
+
+    fn connection(&self, id: &ConnectionId) -> Option<Arc<hubs_core::ConnectionHandle>> {
+        hubs_core::LifetimeManager::connection(&self.routing, id)
+    }
+
+    async fn connection_ids(&self, selection: &crate::Selection) -> Vec<ConnectionId> {
+        hubs_core::LifetimeManager::connection_ids(&self.routing, selection).await
+    }
+
+    async fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {
+        hubs_core::LifetimeManager::groups_of(&self.routing, connection).await
+    }
+
+    async fn invoke(
+        &self,
+        connection: &ConnectionId,
+        target: &str,
+        arguments: &(dyn crate::Arguments + Send),
+        timeout: std::time::Duration,
+    ) -> Result<hubs_core::protocol::Outcome, hubs_core::ClientResultError> {
+        let values = arguments
+            .to_values(hubs_core::protocol::Protocol::Json)
+            .unwrap_or_default();
+        self.record(Sent {
+            to: crate::Selection::Connection(connection.clone()),
+            target: target.to_owned(),
+            arguments: json_arguments(&values),
+            client_result: true,
+        });
+        hubs_core::LifetimeManager::invoke(&self.routing, connection, target, arguments, timeout)
+            .await
+    }
+}

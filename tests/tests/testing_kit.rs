@@ -172,3 +172,40 @@ async fn the_paused_clock_drives_hub_code_and_keep_alive() {
     client.stop().await;
     assert_eq!(events.recv().await, Ok(ConnectionEvent::Closed(None)));
 }
+
+#[tokio::test]
+async fn a_recording_shows_what_a_method_sent_to_whom() {
+    use hubs::Selection;
+    use hubs::testing::Recording;
+
+    let recording = Recording::default();
+    let options = HubOptions::default().lifetime_manager(recording.manager());
+    let server = TestServer::new(Server::new().hub_with("/room", Room, options)).expect("builds");
+    let ann = server.client_as("/room", User::new("ann")).build();
+    ann.on("Mood", |()| async { Ok::<_, String>("calm".to_owned()) });
+    ann.start().await.expect("starts");
+    let room = RoomProxy::new(&ann);
+    room.join("lobby".into()).await.expect("join");
+    room.say("lobby".into(), "hi all".into())
+        .await
+        .expect("say");
+    assert_eq!(room.caller_mood().await.expect("mood"), "calm");
+
+    let sent = recording.take();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].to, Selection::Group("lobby".into()));
+    assert_eq!(sent[0].target, "Said");
+    assert_eq!(
+        sent[0].arguments,
+        [serde_json::json!("ann"), serde_json::json!("hi all")]
+    );
+    assert!(!sent[0].client_result);
+    assert_eq!(
+        sent[1].to,
+        Selection::Connection(ann.connection_id().expect("id").into())
+    );
+    assert_eq!(sent[1].target, "Mood");
+    assert!(sent[1].client_result);
+    assert!(recording.sent().is_empty(), "taken");
+    ann.stop().await;
+}
