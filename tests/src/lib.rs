@@ -15,6 +15,23 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Guards every await against hangs.
 pub const STEP: Duration = Duration::from_secs(10);
 
+/// Every transport × protocol the Rust client can use (MessagePack does not travel over
+/// Server-Sent Events).
+pub const COMBINATIONS: [(hubs::TransportKind, Protocol); 5] = [
+    (hubs::TransportKind::WebSockets, Protocol::Json),
+    (hubs::TransportKind::WebSockets, Protocol::MessagePack),
+    (hubs::TransportKind::ServerSentEvents, Protocol::Json),
+    (hubs::TransportKind::LongPolling, Protocol::Json),
+    (hubs::TransportKind::LongPolling, Protocol::MessagePack),
+];
+
+/// Awaits `future` for at most [`STEP`]; panics naming `what` when it takes longer.
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
 /// Serves `service` on a free 127.0.0.1 port; the server stops when the runtime does.
 pub async fn serve(service: HubService) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")

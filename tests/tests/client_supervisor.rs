@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::client::{ClientStream, ConnectionEvent, ConnectionState, HubConnection, StartError};
-use hubs_tests::{STEP, TcpProxy, interop_server};
+use hubs_tests::{TcpProxy, interop_server, within};
 use tokio::sync::{broadcast, mpsc};
 
 /// A hub with finite and endless streams, serving on a free port with a 1 s keep-alive.
@@ -52,12 +52,6 @@ async fn counter() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
         .build()
         .expect("builds");
     (hubs_tests::serve(service).await, cancellations)
-}
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 /// Every event already sent, waiting `quiet` for late ones.

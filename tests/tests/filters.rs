@@ -11,14 +11,8 @@ use hubs::{
     HubError, HubFilter, HubOptions, Invocation, Next, NextHook, OutgoingFilter, OutgoingKind,
     OutgoingMessage, PolicyRequest, Reply, Request, SendError, Server, User, hub,
 };
-use hubs_tests::STEP;
+use hubs_tests::within;
 use tokio::sync::mpsc;
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 type Log = Arc<Mutex<Vec<String>>>;
 

@@ -5,25 +5,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hubs::TransportKind;
 use hubs::client::{ConnectionEvent, ConnectionState, HubConnection, InvokeError, Upload};
 use hubs::protocol::Protocol;
-use hubs_tests::{STEP, interop_server};
+use hubs_tests::{COMBINATIONS, interop_server, within};
 use tokio::sync::mpsc;
-
-const COMBINATIONS: [(TransportKind, Protocol); 5] = [
-    (TransportKind::WebSockets, Protocol::Json),
-    (TransportKind::WebSockets, Protocol::MessagePack),
-    (TransportKind::ServerSentEvents, Protocol::Json),
-    (TransportKind::LongPolling, Protocol::Json),
-    (TransportKind::LongPolling, Protocol::MessagePack),
-];
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_and_protocol() {

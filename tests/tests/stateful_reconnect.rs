@@ -9,14 +9,8 @@ use std::time::Duration;
 use hubs::client::{ConnectionEvent, ConnectionState, HubConnection};
 use hubs::protocol::{HandshakeRequest, HubMessage, Protocol};
 use hubs::{Context, HubOptions, Server, hub};
-use hubs_tests::{RawClient, STEP, TcpProxy, interop_server};
+use hubs_tests::{RawClient, TcpProxy, interop_server, within};
 use tokio::sync::mpsc;
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 fn collect(connection: &HubConnection) -> mpsc::UnboundedReceiver<String> {
     let (tx, rx) = mpsc::unbounded_channel();

@@ -13,24 +13,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use hubs::TransportKind;
 use hubs::client::{ClientStream, HubConnection, StartError, TlsConfig};
-use hubs::protocol::Protocol;
-use hubs_tests::STEP;
+use hubs_tests::{COMBINATIONS, within};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;
-
-const COMBINATIONS: [(TransportKind, Protocol); 5] = [
-    (TransportKind::WebSockets, Protocol::Json),
-    (TransportKind::WebSockets, Protocol::MessagePack),
-    (TransportKind::ServerSentEvents, Protocol::Json),
-    (TransportKind::LongPolling, Protocol::Json),
-    (TransportKind::LongPolling, Protocol::MessagePack),
-];
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 /// A test CA, a server certificate for 127.0.0.1 and localhost, and a client
 /// certificate, all in PEM.
