@@ -14,6 +14,7 @@
 
 mod arguments;
 mod authorization;
+mod binary;
 mod clients;
 mod connection;
 mod connection_id;
@@ -39,6 +40,7 @@ pub mod wire;
 
 pub use arguments::Arguments;
 pub use authorization::{Policies, Policy, PolicyRequest, Requirement, Verdict};
+pub use binary::Binary;
 pub use clients::{
     Cardinality, ClientFamily, Clients, Groups, HubClients, Many, One, Recipients, Responses,
     Untyped,

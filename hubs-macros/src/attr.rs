@@ -12,6 +12,25 @@ pub(crate) fn take(attrs: &mut Vec<Attribute>, name: &str) -> Vec<Attribute> {
     ours
 }
 
+/// The lines of the `///` comments among `attrs`.
+pub(crate) fn doc_lines(attrs: &[Attribute]) -> Vec<String> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => Some(text.value()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Sets an option that may be given once; a repeat points at the second use.
 pub(crate) fn once<T>(
     slot: &mut Option<T>,

@@ -222,13 +222,15 @@
 //! * `opentelemetry`: W3C trace context in hub message headers, both ways.
 //! * `testing`: `hubs::testing::TestServer`, Rust clients connected to a server's hubs in
 //!   the same process (no TCP, tokio's paused clock works).
+//! * `typescript`: `hubs::typescript`, TypeScript for JavaScript clients from
+//!   `#[hub(typescript)]` and `#[client(typescript)]` (payload types derive ts-rs's `TS`).
 
 pub use hubs_core::{
-    Arguments, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId, Context,
-    Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager, Items,
-    LifetimeManager, Many, One, PerProtocol, Presence, Recipients, Request, Responses, Selection,
-    SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats,
-    Stream, TransportKind, Untyped, UploadStream, wire,
+    Arguments, Binary, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId,
+    Context, Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager,
+    Items, LifetimeManager, Many, One, PerProtocol, Presence, Recipients, Request, Responses,
+    Selection, SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy,
+    SlowConsumerStats, Stream, TransportKind, Untyped, UploadStream, wire,
 };
 pub use hubs_core::{
     AuthError, Authenticator, BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter,
@@ -254,6 +256,11 @@ pub use hubs_client as client;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// TypeScript for JavaScript clients ([`hubs_typescript`]), from `#[hub(typescript)]` and
+/// `#[client(typescript)]`. With the `typescript` feature.
+#[cfg(feature = "typescript")]
+pub use hubs_typescript as typescript;
+
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};
 
@@ -270,12 +277,15 @@ pub mod runtime {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__client_items as client_items;
+    pub use crate::__typescript_items as typescript_items;
     #[cfg(feature = "client")]
     pub use hubs_client::{
         ClientStream, HubConnection, InvokeError as ClientInvokeError, ProxyInvoke, ProxyStream,
         ReceiverHost, Upload,
     };
     pub use hubs_core::__private::*;
+    #[cfg(feature = "typescript")]
+    pub use hubs_typescript as typescript;
 }
 
 /// What `#[hub]` and `#[client]` generate for clients (typed proxies and receivers): kept
@@ -293,4 +303,23 @@ macro_rules! __client_items {
 #[macro_export]
 macro_rules! __client_items {
     ($($item:tt)*) => {};
+}
+
+/// What `#[hub(typescript)]` and `#[client(typescript)]` generate: kept with the
+/// `typescript` feature.
+#[cfg(feature = "typescript")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typescript_items {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Without the `typescript` feature, asking for TypeScript is a mistake to report.
+#[cfg(not(feature = "typescript"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typescript_items {
+    ($($item:tt)*) => {
+        ::core::compile_error!("`typescript` in `#[hub(...)]` or `#[client(...)]` needs the `typescript` feature of hubs");
+    };
 }

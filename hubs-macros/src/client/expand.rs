@@ -31,7 +31,7 @@ fn send_futures(item: &syn::ItemTrait) -> syn::ItemTrait {
 
 /// How a receiver binds a parameter: the owned type, and whether the method takes a
 /// reference to it (`&str` ← `String`, `&[T]` ← `Vec<T>`, `&T` ← `T`).
-fn owned(ty: &syn::Type) -> (TokenStream, bool) {
+pub(super) fn owned(ty: &syn::Type) -> (TokenStream, bool) {
     match ty {
         syn::Type::Reference(reference) => match &*reference.elem {
             syn::Type::Path(path) if path.path.is_ident("str") => {
@@ -278,7 +278,20 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
     let p = quote!(#krate::__private);
     let vis = &item.vis;
     let proxy = format_ident!("{}Proxy", item.ident);
+    let typescript = input.typescript.then(|| {
+        let name = item.ident.to_string();
+        quote! {
+            #p::typescript_items! {
+                impl #p::typescript::DescribeClient for #proxy {
+                    const NAME: &'static str = #name;
+                    fn describe(_: &mut #p::typescript::Describer<'_>) {}
+                }
+            }
+        }
+    });
     quote! {
+        #typescript
+
         #vis struct #proxy<K = #p::Many> {
             recipients: #p::Recipients<K>,
         }

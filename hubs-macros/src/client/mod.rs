@@ -3,6 +3,7 @@
 mod expand;
 mod model;
 mod parse;
+mod typescript;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -18,7 +19,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     validate::validate(&input, &errors);
     match errors.finish() {
-        Ok(()) => expand::expand(&model::lower(&input), &input.item),
+        Ok(()) => {
+            let model = model::lower(&input);
+            let mut out = expand::expand(&model, &input.item);
+            out.extend(typescript::expand(&model));
+            out
+        }
         Err(error) => {
             // Still emit the trait and a proxy with no methods, so `#[hub(client = Trait)]`
             // does not add "cannot find `TraitProxy`" to the real mistake.

@@ -12,6 +12,8 @@ pub(crate) struct Model {
     pub(crate) ask: Ident,
     pub(crate) krate: Path,
     pub(crate) methods: Vec<Method>,
+    /// Whether the trait describes itself to `hubs::typescript`.
+    pub(crate) typescript: bool,
 }
 
 pub(crate) struct Method {
@@ -109,5 +111,6 @@ pub(crate) fn lower(input: &Input) -> Model {
             .clone()
             .unwrap_or_else(|| syn::parse_quote!(::hubs)),
         methods,
+        typescript: input.typescript,
     }
 }

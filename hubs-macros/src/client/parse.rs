@@ -10,6 +10,8 @@ pub(crate) struct Input {
     /// The trait as it will be emitted again: helper attributes removed.
     pub(crate) item: ItemTrait,
     pub(crate) krate: Option<Path>,
+    /// `#[client(typescript)]`: the trait describes itself to `hubs::typescript`.
+    pub(crate) typescript: bool,
     /// `rename` of each method, by position among the trait's items.
     pub(crate) renames: Vec<Option<LitStr>>,
 }
@@ -26,14 +28,17 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         }
     };
     let mut krate = None;
+    let mut typescript = None;
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
                 attr::once(&mut krate, &meta, "crate", |m| {
                     m.value()?.parse::<LitStr>()?.parse::<Path>()
                 })
+            } else if meta.path.is_ident("typescript") {
+                attr::once(&mut typescript, &meta, "typescript", |_| Ok(()))
             } else {
-                Err(attr::unknown(&meta, "client", &["crate"]))
+                Err(attr::unknown(&meta, "client", &["crate", "typescript"]))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
@@ -64,6 +69,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
     Some(Input {
         item,
         krate,
+        typescript: typescript.is_some(),
         renames,
     })
 }

@@ -119,7 +119,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 pub(crate) fn expand_with_item(model: &Model, item: &syn::ItemImpl) -> TokenStream {
     let generated = expand(model);
     let proxy = proxy(model);
-    quote!(#item #generated #proxy)
+    let typescript = super::typescript::expand(model);
+    quote!(#item #generated #proxy #typescript)
 }
 
 /// `{Hub}Proxy`: typed calls to the hub over a client connection. Each method's bounds
@@ -220,7 +221,7 @@ fn proxy(model: &Model) -> TokenStream {
 }
 
 /// The item type a client receives: `T` for `T` and for `Result<T, E>`.
-fn stream_item(stream: &super::model::StreamShape) -> TokenStream {
+pub(super) fn stream_item(stream: &super::model::StreamShape) -> TokenStream {
     let item = &stream.item;
     if stream.fallible
         && let Some(segment) = super::model::last_segment(item)
@@ -268,7 +269,7 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
                     quote!(#var)
                 });
             }
-            Param::Upload { item } => {
+            Param::Upload { item, .. } => {
                 let at = upload_index;
                 upload_index += 1;
                 if let Some(item) = item {
@@ -427,7 +428,22 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
         .unwrap_or_else(|| syn::parse_quote!(::hubs));
     let p = quote!(#krate::__private);
     let self_ty = &item.self_ty;
+    // `Module::hub::<Self>()` elsewhere should not add its own error to the real one.
+    let typescript = input.typescript.map(|_| {
+        let name = super::model::last_segment(self_ty)
+            .map_or_else(|| "Hub".to_owned(), |s| s.ident.to_string());
+        quote! {
+            #p::typescript_items! {
+                impl #p::typescript::DescribeHub for #self_ty {
+                    type Client = #p::Untyped;
+                    const NAME: &'static str = #name;
+                    fn describe(_: &mut #p::typescript::Describer<'_>) {}
+                }
+            }
+        }
+    });
     quote! {
+        #typescript
         const _: () = {
             impl #p::Hub for #self_ty {
                 type Client = #p::Untyped;

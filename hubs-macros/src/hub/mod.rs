@@ -4,6 +4,7 @@ mod access;
 mod expand;
 mod model;
 mod parse;
+mod typescript;
 mod validate;
 
 use proc_macro2::TokenStream;

@@ -18,6 +18,8 @@ pub(crate) struct Model {
     pub(crate) on_disconnected: Option<Hook>,
     /// What every connection must meet.
     pub(crate) authorize: Option<Authorize>,
+    /// Whether the hub describes itself to `hubs::typescript`.
+    pub(crate) typescript: bool,
 }
 
 pub(crate) struct Method {
@@ -28,6 +30,7 @@ pub(crate) struct Method {
     pub(crate) ret: Return,
     pub(crate) authorize: Option<Authorize>,
     pub(crate) limits: Vec<LimitSpec>,
+    pub(crate) docs: Vec<String>,
 }
 
 pub(crate) enum Param {
@@ -42,7 +45,10 @@ pub(crate) enum Param {
     /// A wire argument.
     Payload { ty: Type, name: Option<Ident> },
     /// A client-to-server stream: `UploadStream<T>`.
-    Upload { item: Option<Type> },
+    Upload {
+        item: Option<Type>,
+        name: Option<Ident>,
+    },
     /// The call's cancellation token.
     Cancel,
 }
@@ -245,6 +251,7 @@ pub(crate) fn classify(p: &ParamInput) -> Param {
     } else if is_upload(&p.ty) {
         Param::Upload {
             item: last_segment(&p.ty).and_then(single_generic).cloned(),
+            name: p.name.clone(),
         }
     } else if is_cancel(&p.ty) {
         Param::Cancel
@@ -305,6 +312,7 @@ pub(crate) fn lower(input: &Input) -> Model {
             ret: return_shape(&f.sig.output),
             authorize: f.authorize.clone(),
             limits: f.limits.clone(),
+            docs: f.docs.clone(),
         });
     }
     let client = input.client.clone().map(|mut path| {
@@ -323,5 +331,6 @@ pub(crate) fn lower(input: &Input) -> Model {
         on_connected,
         on_disconnected,
         authorize: input.authorize.clone(),
+        typescript: input.typescript.is_some(),
     }
 }

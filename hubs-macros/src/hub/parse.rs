@@ -14,6 +14,8 @@ pub(crate) struct Input {
     pub(crate) client: Option<Path>,
     /// `#[hub(authorize ...)]` on the block.
     pub(crate) authorize: Option<Authorize>,
+    /// `#[hub(typescript)]`: the hub describes itself to `hubs::typescript`.
+    pub(crate) typescript: Option<Span>,
     pub(crate) fns: Vec<FnInput>,
 }
 
@@ -25,6 +27,8 @@ pub(crate) struct FnInput {
     pub(crate) authorize: Option<Authorize>,
     pub(crate) limits: Vec<LimitSpec>,
     pub(crate) params: Vec<ParamInput>,
+    /// The lines of its doc comment.
+    pub(crate) docs: Vec<String>,
 }
 
 pub(crate) struct ParamInput {
@@ -50,6 +54,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
     let mut krate = None;
     let mut client = None;
     let mut block_authorize = None;
+    let mut typescript = None;
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("authorize") {
@@ -66,11 +71,15 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
                     let lit: LitStr = m.value()?.parse()?;
                     lit.parse::<Path>()
                 })
+            } else if meta.path.is_ident("typescript") {
+                attr::once(&mut typescript, &meta, "typescript", |m| {
+                    Ok(m.path.segments[0].ident.span())
+                })
             } else {
                 Err(attr::unknown(
                     &meta,
                     "hub",
-                    &["authorize", "client", "crate"],
+                    &["authorize", "client", "crate", "typescript"],
                 ))
             }
         });
@@ -156,6 +165,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
             authorize,
             limits,
             params,
+            docs: crate::attr::doc_lines(&function.attrs),
         });
     }
     Some(Input {
@@ -163,6 +173,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
         krate,
         client,
         authorize: block_authorize,
+        typescript,
         fns,
     })
 }
