@@ -1,76 +1,336 @@
-//! The chat example: a typed hub (`ChatHub`, calling `ChatClient`), and a page that uses
-//! the official SignalR browser client.
+//! The chat example: a typed hub (`ChatHub`, calling `ChatClient`) and a page written in
+//! TypeScript against the module both generate (`examples/chat/src/generated/chat.ts`).
+//!
+//! It shows what no SignalR offers out of the box:
+//! - **who is in each room**, from presence (this server's, or every server's over
+//!   Redis);
+//! - **a typing indicator**, throttled sends that reach the rest of the room;
+//! - **ask the room**: a question put to everyone else in the room, whose answers come
+//!   back as one typed fan-out client result;
+//! - **the page is typed by the hub**: a wrong call on it fails `tsc`.
+//!
+//! A chat name is the bearer token: the page passes it with `accessTokenFactory`, and
+//! [`chat_user`] makes it the connection's user. A real application would use a JWT
+//! (`hubs::auth::JwtAuthenticator`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use hubs::{BuildError, Context, HubError, Server, client, hub};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use hubs::{
+    AuthError, BuildError, ConnectionId, Context, HubError, Request, Server, User, client, hub,
+};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
-/// What the server calls on chat clients.
-#[client]
-pub trait ChatClient {
-    /// A message, to everyone (`room` empty) or to a room.
-    async fn receive_message(&self, room: String, user: String, text: String);
-    /// Someone joined a room.
-    async fn joined(&self, room: String, user: String);
-    /// Someone left a room.
-    async fn left(&self, room: String, user: String);
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// The room, or empty for everyone.
+    pub room: String,
+    /// Who sent it.
+    pub user: String,
+    /// What they said.
+    pub text: String,
+    /// When the server received it.
+    pub sent_at: DateTime<Utc>,
 }
 
-/// The chat hub. Rooms are groups.
-#[derive(Debug, Default)]
-pub struct ChatHub;
+/// Who is in a room: the names of its members, sorted, each once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMembers {
+    /// The room.
+    pub room: String,
+    /// Its members' names.
+    pub members: Vec<String>,
+}
 
-#[hub(client = ChatClient)]
+/// How a member answers a question put to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Reply {
+    /// An answer.
+    Answer {
+        /// What they answered.
+        text: String,
+    },
+    /// They would rather not say.
+    Pass,
+}
+
+/// One member's answer to a question put to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    /// The member.
+    pub user: String,
+    /// Their reply; `null` when they did not answer in time.
+    pub reply: Option<Reply>,
+}
+
+/// What the server calls on chat clients.
+#[client(typescript)]
+pub trait ChatClient {
+    /// A message, to everyone (`room` empty) or to a room.
+    async fn receive_message(&self, message: Message);
+    /// Who is in a room now: after someone joins or leaves it.
+    async fn members(&self, members: RoomMembers);
+    /// Someone in a room is typing.
+    async fn typing(&self, room: String, user: String);
+    /// A client result: `from` asks the room `question`; each member replies.
+    async fn ask(&self, from: String, question: String) -> Result<Reply, HubError>;
+}
+
+/// The chat hub. Rooms are groups; every connection has a chat name (its user).
+#[derive(Debug)]
+pub struct ChatHub {
+    /// How long members have to answer a question put to the room.
+    pub answer_within: Duration,
+}
+
+impl Default for ChatHub {
+    fn default() -> Self {
+        Self {
+            answer_within: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The rooms a connection is in (its groups are gone by the time `on_disconnected` runs).
+#[derive(Debug, Clone, Default)]
+struct Rooms(Vec<String>);
+
+/// The group that carries a connection's name, so presence (on one server or over Redis)
+/// can tell who a connection is.
+fn name_group(name: &str) -> String {
+    format!("@{name}")
+}
+
+fn internal(error: impl std::fmt::Display) -> HubError {
+    HubError::new(error.to_string())
+}
+
+#[hub(client = ChatClient, authorize, typescript)]
 impl ChatHub {
     /// Sends `text` to everyone, or to `room` when it is not empty.
     pub async fn send_message(
         &self,
         cx: &Context<Self>,
         room: String,
-        user: String,
         text: String,
     ) -> Result<(), HubError> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 2000 {
+            return Err(HubError::new("A message has 1 to 2000 characters."));
+        }
+        let message = Message {
+            room: room.clone(),
+            user: name(cx),
+            text: text.to_owned(),
+            sent_at: Utc::now(),
+        };
         let clients = cx.clients();
         let sent = if room.is_empty() {
-            clients.all().receive_message(room, user, text).await
+            clients.all().receive_message(message).await
         } else {
-            clients
-                .group(room.clone())
-                .receive_message(room, user, text)
-                .await
+            clients.group(room).receive_message(message).await
         };
-        sent.map_err(|e| HubError::new(e.to_string()))
+        sent.map_err(internal)
     }
 
-    /// Joins a room and tells its members.
+    /// Joins a room: tells its members who is in it now, and returns that.
     pub async fn join_room(
         &self,
         cx: &Context<Self>,
         room: String,
-        user: String,
-    ) -> Result<(), HubError> {
+    ) -> Result<RoomMembers, HubError> {
+        let room = room.trim().to_owned();
+        if room.is_empty() || room.starts_with('@') || room.chars().count() > 64 {
+            return Err(HubError::new(
+                "A room name has 1 to 64 characters and does not start with '@'.",
+            ));
+        }
         cx.groups()
             .add(cx.connection_id(), &room)
             .await
-            .map_err(|e| HubError::new(e.to_string()))?;
-        let _ = cx.clients().group(room.clone()).joined(room, user).await;
-        Ok(())
+            .map_err(internal)?;
+        cx.items().with(|rooms: &mut Rooms| {
+            if !rooms.0.contains(&room) {
+                rooms.0.push(room.clone());
+            }
+        });
+        Ok(announce(cx, &room).await)
     }
 
-    /// Leaves a room and tells its members.
-    pub async fn leave_room(
-        &self,
-        cx: &Context<Self>,
-        room: String,
-        user: String,
-    ) -> Result<(), HubError> {
+    /// Leaves a room and tells its members who is left.
+    pub async fn leave_room(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
         cx.groups()
             .remove(cx.connection_id(), &room)
             .await
-            .map_err(|e| HubError::new(e.to_string()))?;
-        let _ = cx.clients().group(room.clone()).left(room, user).await;
+            .map_err(internal)?;
+        cx.items()
+            .with(|rooms: &mut Rooms| rooms.0.retain(|r| r != &room));
+        announce(cx, &room).await;
         Ok(())
     }
+
+    /// Who is in a room.
+    pub async fn members(&self, cx: &Context<Self>, room: String) -> Vec<String> {
+        members(cx, &room).await
+    }
+
+    /// Tells the rest of the room that the caller is typing. The page sends it at most
+    /// every two seconds while its user types.
+    pub async fn typing(&self, cx: &Context<Self>, room: String) {
+        if !room.is_empty() {
+            let user = name(cx);
+            let _ = cx
+                .clients()
+                .others_in_group(room.clone())
+                .typing(room, user)
+                .await;
+        }
+    }
+
+    /// Puts `question` to everyone else in `room` and gathers their replies: a typed
+    /// fan-out client result. Members who do not answer in time are listed without one.
+    pub async fn ask_room(
+        &self,
+        cx: &Context<Self>,
+        room: String,
+        question: String,
+    ) -> Result<Vec<Answer>, HubError> {
+        let asked = members_but(cx, &room, Some(cx.connection_id())).await;
+        let replies = cx
+            .clients()
+            .others_in_group(room)
+            .ask()
+            .ask(name(cx), question)
+            .map_err(internal)?
+            .within(self.answer_within)
+            .await;
+        let mut answers = Vec::with_capacity(asked.len());
+        for (connection, user) in asked {
+            let reply = replies
+                .iter()
+                .find(|(id, _)| id == &connection)
+                .and_then(|(_, reply)| reply.as_ref().ok().cloned());
+            answers.push(Answer { user, reply });
+        }
+        answers.sort_by(|a, b| a.user.cmp(&b.user));
+        Ok(answers)
+    }
+
+    /// Gives the connection its name group.
+    pub async fn on_connected(&self, cx: &Context<Self>) -> Result<(), HubError> {
+        cx.groups()
+            .add(cx.connection_id(), &name_group(&name(cx)))
+            .await
+            .map_err(internal)
+    }
+
+    /// Tells the rooms the connection was in who is left.
+    pub async fn on_disconnected(&self, cx: &Context<Self>) {
+        let rooms = cx.items().get::<Rooms>().unwrap_or_default();
+        for room in rooms.0 {
+            announce(cx, &room).await;
+        }
+    }
+}
+
+/// The caller's chat name.
+fn name(cx: &Context<ChatHub>) -> String {
+    cx.user()
+        .and_then(|user| user.name().or(user.id()))
+        .unwrap_or("anonymous")
+        .to_owned()
+}
+
+/// The members of `room` other than `except`, by connection, with their names.
+async fn members_but(
+    cx: &Context<ChatHub>,
+    room: &str,
+    except: Option<&ConnectionId>,
+) -> Vec<(ConnectionId, String)> {
+    let presence = cx.presence();
+    let mut named = Vec::new();
+    for connection in presence.group_members(room).await {
+        if Some(&connection) == except {
+            continue;
+        }
+        let groups = presence.groups_of(&connection).await;
+        if let Some(user) = groups.iter().find_map(|g| g.strip_prefix('@')) {
+            named.push((connection, user.to_owned()));
+        }
+    }
+    named
+}
+
+/// The names in `room`, sorted, each once (one person may have several tabs open).
+async fn members(cx: &Context<ChatHub>, room: &str) -> Vec<String> {
+    let mut names: Vec<String> = members_but(cx, room, None)
+        .await
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Sends the room's members to the room, and returns them.
+async fn announce(cx: &Context<ChatHub>, room: &str) -> RoomMembers {
+    let update = RoomMembers {
+        room: room.to_owned(),
+        members: members(cx, room).await,
+    };
+    let _ = cx
+        .clients()
+        .group(room.to_owned())
+        .members(update.clone())
+        .await;
+    update
+}
+
+/// The chat's authentication: the bearer token is the chat name (1 to 32 characters,
+/// no `@`). Without one, `#[hub(authorize)]` refuses the connection with 401.
+///
+/// # Errors
+///
+/// When the name is not acceptable (401).
+pub fn chat_user(request: &Request) -> Result<Option<User>, AuthError> {
+    let Some(token) = request.access_token() else {
+        return Ok(None);
+    };
+    let name = token.trim();
+    if name.is_empty() || name.chars().count() > 32 || name.contains('@') {
+        return Err(AuthError(
+            "a chat name has 1 to 32 characters and no '@'".into(),
+        ));
+    }
+    Ok(Some(User::new(name).with_name(name)))
+}
+
+/// The chat server: the hub at `/chat` with `options`, names from [`chat_user`].
+pub fn server(options: hubs::HubOptions) -> Server {
+    Server::new()
+        .authenticate(|request: Request| async move { chat_user(&request) })
+        .hub_with("/chat", ChatHub::default(), options)
+}
+
+/// The TypeScript module of the chat hub, as the page imports it.
+#[must_use]
+pub fn typescript() -> hubs::typescript::Module {
+    hubs::typescript::Module::new().hub::<ChatHub>()
+}
+
+/// Where the page's sources and build live.
+#[must_use]
+pub fn page_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("chat")
 }
 
 /// The chat page.
@@ -78,25 +338,24 @@ pub const PAGE: &str = include_str!("../chat/index.html");
 
 /// Where the official browser client is installed (`npm ci --prefix examples/chat`).
 pub fn default_client_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("chat/node_modules/@microsoft/signalr/dist/browser/signalr.min.js")
+    page_dir().join("node_modules/@microsoft/signalr/dist/browser/signalr.min.js")
 }
 
-/// The chat application: the page at `/`, the browser client at `/signalr.js`, the hub
-/// at `/chat`.
+/// The chat application: the page at `/`, the browser client at `/signalr.js`, the
+/// page's compiled TypeScript under `/app/`, the hub at `/chat`.
 ///
 /// # Errors
 ///
 /// When the hub cannot be built.
 pub fn app(client_script: PathBuf) -> Result<axum::Router, BuildError> {
     Ok(router(
-        Server::new().hub("/chat", ChatHub).build()?,
+        server(hubs::HubOptions::default()).build()?,
         client_script,
     ))
 }
 
 /// The chat application with its hub on a Redis backplane at `url`, so that several chat
-/// servers share their rooms.
+/// servers share their rooms (and their presence).
 ///
 /// # Errors
 ///
@@ -111,33 +370,45 @@ pub async fn app_with_redis(
     )
     .await?;
     let options = hubs::HubOptions::default().lifetime_manager(backplane);
-    Ok(router(
-        Server::new().hub_with("/chat", ChatHub, options).build()?,
-        client_script,
-    ))
+    Ok(router(server(options).build()?, client_script))
+}
+
+/// A file from disk, or a 404 that says how to produce it.
+async fn file(
+    path: PathBuf,
+    content_type: &'static str,
+    how: &'static str,
+) -> axum::response::Response {
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            axum::http::StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => (
+            axum::http::StatusCode::NOT_FOUND,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            format!("{} is missing ({error}); {how}", path.display()),
+        )
+            .into_response(),
+    }
 }
 
 fn router(hubs: hubs::HubService, client_script: PathBuf) -> axum::Router {
-    let script = move || {
-        let path = client_script.clone();
-        async move {
-            match tokio::fs::read(&path).await {
-                Ok(bytes) => (
-                    axum::http::StatusCode::OK,
-                    [(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    bytes,
-                ),
-                Err(error) => (
-                    axum::http::StatusCode::NOT_FOUND,
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    format!(
-                        "the SignalR browser client is not installed at {} ({error}); run `npm ci --prefix examples/chat`",
-                        path.display()
-                    )
-                    .into_bytes(),
-                ),
-            }
+    const JS: &str = "text/javascript; charset=utf-8";
+    const BUILD: &str = "run `bash scripts/chat`, which builds the page (npm ci, tsc)";
+    let script = move || file(client_script.clone(), JS, BUILD);
+    let app_file = |axum::extract::Path(name): axum::extract::Path<String>| async move {
+        // Only the page's own compiled modules: `main.js`, `generated/chat.js`.
+        let allowed = ["main.js", "generated/chat.js"];
+        if !allowed.contains(&name.as_str()) {
+            return axum::http::StatusCode::NOT_FOUND.into_response();
         }
+        file(page_dir().join("dist").join(name), JS, BUILD).await
     };
     axum::Router::new()
         .route(
@@ -145,5 +416,6 @@ fn router(hubs: hubs::HubService, client_script: PathBuf) -> axum::Router {
             axum::routing::get(|| async { axum::response::Html(PAGE) }),
         )
         .route("/signalr.js", axum::routing::get(script))
+        .route("/app/{*name}", axum::routing::get(app_file))
         .fallback_service(hubs)
 }

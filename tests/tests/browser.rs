@@ -21,6 +21,11 @@ async fn chat_page_in_chromium_on_every_transport() {
         script.is_file(),
         "the SignalR browser client is not installed: run `bash scripts/test` (npm ci in examples/chat)"
     );
+    let page = hubs_examples::chat::page_dir().join("dist/main.js");
+    assert!(
+        page.is_file(),
+        "the chat page is not compiled: run `bash scripts/test` (npm run build in examples/chat)"
+    );
     let app = hubs_examples::chat::app(script).expect("builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

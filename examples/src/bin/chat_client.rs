@@ -1,35 +1,54 @@
-//! A typed Rust chat client for the chat example: messages typed on stdin go to the room
-//! (or to everyone); messages from others are printed.
+//! A typed Rust chat client for the chat example: lines typed on stdin go to the room (or
+//! to everyone); `/who` lists the room, `/ask QUESTION` puts a question to the room.
+//! Messages, room changes and typing from others are printed; questions from others are
+//! answered with `--answer` (or passed).
 //!
 //! ```text
 //! bash scripts/chat                       # the server, in another terminal
-//! cargo run -p hubs-examples --bin chat_client -- --name ann [--room rust] [--url http://127.0.0.1:5000/chat]
+//! cargo run -p hubs-examples --bin chat_client -- --name ann [--room rust] [--answer "tea"] [--url http://127.0.0.1:5000/chat]
 //! ```
 
 use std::sync::Arc;
 
+use hubs::HubError;
 use hubs::client::HubConnection;
-use hubs_examples::chat::{ChatClient, ChatClientReceiver, ChatHubProxy};
+use hubs_examples::chat::{
+    ChatClient, ChatClientReceiver, ChatHubProxy, Message, Reply, RoomMembers,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Prints what the hub calls.
-struct Printer;
+/// Prints what the hub calls, and answers questions.
+struct Printer {
+    answer: Option<String>,
+}
 
 impl ChatClient for Printer {
-    async fn receive_message(&self, room: String, user: String, text: String) {
-        if room.is_empty() {
-            println!("{user}: {text}");
+    async fn receive_message(&self, message: Message) {
+        let time = message.sent_at.format("%H:%M");
+        if message.room.is_empty() {
+            println!("[{time}] {}: {}", message.user, message.text);
         } else {
-            println!("#{room} {user}: {text}");
+            println!(
+                "[{time}] #{} {}: {}",
+                message.room, message.user, message.text
+            );
         }
     }
 
-    async fn joined(&self, room: String, user: String) {
-        println!("* {user} joined #{room}");
+    async fn members(&self, members: RoomMembers) {
+        println!("* #{}: {}", members.room, members.members.join(", "));
     }
 
-    async fn left(&self, room: String, user: String) {
-        println!("* {user} left #{room}");
+    async fn typing(&self, room: String, user: String) {
+        println!("* {user} is typing in #{room}…");
+    }
+
+    async fn ask(&self, from: String, question: String) -> Result<Reply, HubError> {
+        println!("* {from} asks the room: {question}");
+        Ok(match &self.answer {
+            Some(text) => Reply::Answer { text: text.clone() },
+            None => Reply::Pass,
+        })
     }
 }
 
@@ -38,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "http://127.0.0.1:5000/chat".to_owned();
     let mut name = "rust".to_owned();
     let mut room = String::new();
+    let mut answer = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or("every option takes a value")?;
@@ -45,31 +65,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--url" => url = value,
             "--name" => name = value,
             "--room" => room = value,
+            "--answer" => answer = Some(value),
             other => {
-                return Err(
-                    format!("unknown option {other}; expected --url, --name, --room").into(),
-                );
+                return Err(format!(
+                    "unknown option {other}; expected --url, --name, --room, --answer"
+                )
+                .into());
             }
         }
     }
 
+    // The chat name is the bearer token (see `hubs_examples::chat::chat_user`).
+    let token = name.clone();
     let connection = HubConnection::builder(url)
+        .access_token(move || {
+            let token = token.clone();
+            async move { Some(token) }
+        })
         .with_automatic_reconnect()
         .build();
-    ChatClientReceiver::register(&connection, Arc::new(Printer));
+    ChatClientReceiver::register(&connection, Arc::new(Printer { answer }));
     connection.start().await?;
     let chat = ChatHubProxy::new(&connection);
     if !room.is_empty() {
-        chat.join_room(room.clone(), name.clone()).await?;
+        let members = chat.join_room(room.clone()).await?;
+        println!("* #{}: {}", members.room, members.members.join(", "));
     }
-    println!("connected as {name}; type messages, end with Ctrl-D");
+    println!("connected as {name}; type messages, /who, /ask QUESTION; end with Ctrl-D");
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let text = line.trim();
-        if !text.is_empty() {
-            chat.send_message(room.clone(), name.clone(), text.to_owned())
-                .await?;
+        if text == "/who" {
+            println!(
+                "* #{room}: {}",
+                chat.members(room.clone()).await?.join(", ")
+            );
+        } else if let Some(question) = text.strip_prefix("/ask ") {
+            for answer in chat.ask_room(room.clone(), question.to_owned()).await? {
+                match answer.reply {
+                    Some(Reply::Answer { text }) => println!("  {}: {text}", answer.user),
+                    Some(Reply::Pass) => println!("  {} passed", answer.user),
+                    None => println!("  {} did not answer", answer.user),
+                }
+            }
+        } else if !text.is_empty() {
+            chat.send_message(room.clone(), text.to_owned()).await?;
         }
     }
     connection.stop().await;

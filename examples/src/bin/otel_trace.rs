@@ -31,27 +31,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel_trace")));
     tracing::subscriber::set_global_default(subscriber)?;
 
-    let service = hubs::Server::new()
-        .hub("/chat", hubs_examples::chat::ChatHub)
-        .build()?;
+    let service = hubs_examples::chat::server(hubs::HubOptions::default()).build()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(service.serve(listener));
 
-    let connection = HubConnection::builder(format!("http://{addr}/chat")).build();
+    // The chat name is the bearer token.
+    let connection = HubConnection::builder(format!("http://{addr}/chat"))
+        .access_token(|| async { Some("ann".to_owned()) })
+        .build();
     let (done, mut received) = tokio::sync::mpsc::unbounded_channel();
     connection.on(
         "ReceiveMessage",
-        move |(_room, user, text): (String, String, String)| {
+        move |(message,): (hubs_examples::chat::Message,)| {
             let done = done.clone();
             async move {
-                let _ = done.send(format!("{user}: {text}"));
+                let _ = done.send(format!("{}: {}", message.user, message.text));
             }
         },
     );
     connection.start().await?;
     connection
-        .send("SendMessage", ("", "ann", "hello, traced"))
+        .send("SendMessage", ("", "hello, traced"))
         .instrument(tracing::info_span!("chat.user_action"))
         .await?;
     if let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(5), received.recv()).await {

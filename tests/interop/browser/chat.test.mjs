@@ -1,6 +1,8 @@
 // The chat page in a real browser: headless Chromium (Debian's package) driven by
-// playwright-core opens the page twice, sends a message from one and sees it on the
-// other, on each transport the official browser client has.
+// playwright-core opens the page twice, on each transport the official browser client
+// has: a message crosses, both see who is in the room, one sees the other typing, and a
+// question put to the room comes back with the other's answer. The page is TypeScript
+// compiled against the module generated from the hub, so this also runs that module.
 //
 // Run: CHAT_URL=http://127.0.0.1:5000 CHROMIUM=/usr/bin/chromium node --test tests/interop/browser/
 // Set SCREENSHOT=/path.png to keep a screenshot of the page.
@@ -66,15 +68,26 @@ for (const transport of ["webSockets", "serverSentEvents", "longPolling"]) {
                         text,
                     );
                 }
-                const line = await bob.page.locator("#messages li", { hasText: text }).first().textContent();
-                assert.ok(line.startsWith("ann"), `the line names the sender: ${line}`);
+                const line = bob.page.locator("#messages li", { hasText: text }).first();
+                assert.equal(await line.locator(".user").textContent(), "ann", "the line names the sender");
+                assert.match(await line.locator(".time").textContent(), /\d/, "the line has the server's time");
 
-                // Rooms: bob joins "rust"; ann's room message reaches only members.
+                // Rooms and presence: bob joins "rust", then ann; both see both.
                 await bob.page.fill("#room", "rust");
                 await bob.page.click("#join");
-                await bob.page.waitForFunction(() => document.querySelector("#messages").textContent.includes("bob joined #rust"));
+                await bob.page.waitForFunction(() => document.querySelector("#members").textContent === "in #rust: bob");
                 await ann.page.fill("#room", "rust");
                 await ann.page.click("#join");
+                for (const { page } of [ann, bob]) {
+                    await page.waitForFunction(() => document.querySelector("#members").textContent === "in #rust: ann, bob");
+                }
+
+                // Typing: bob types, ann sees it.
+                await bob.page.click("#message");
+                await bob.page.keyboard.type("hm");
+                await ann.page.waitForFunction(() => document.querySelector("#typing").textContent === "bob is typing…");
+
+                // A room message reaches the room.
                 const roomText = `room message ${transport}`;
                 await ann.page.fill("#message", roomText);
                 await ann.page.click("#send");
@@ -82,6 +95,20 @@ for (const transport of ["webSockets", "serverSentEvents", "longPolling"]) {
                     (expected) => document.querySelector("#messages").textContent.includes(expected),
                     roomText,
                 );
+
+                // Ask the room: ann's question reaches bob, bob answers, ann gets the answers.
+                await ann.page.fill("#question", "tea or coffee?");
+                await ann.page.click("#ask");
+                await bob.page.waitForSelector("li.question input.answer");
+                assert.match(await bob.page.locator("li.question").textContent(), /ann asks the room: tea or coffee\?/);
+                await bob.page.fill("li.question input.answer", "tea");
+                await bob.page.click("li.question button.send-answer");
+                await ann.page.waitForSelector("ul.answers li");
+                assert.equal(await ann.page.locator("ul.answers li").allTextContents().then((all) => all.join("|")), "bobtea");
+
+                // Leaving updates the others.
+                await bob.page.click("#leave");
+                await ann.page.waitForFunction(() => document.querySelector("#members").textContent === "in #rust: ann");
                 if (process.env.SCREENSHOT && transport === "webSockets") {
                     await bob.page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
                 }
