@@ -113,6 +113,51 @@ impl TestServer {
             .connector(InProcess { endpoint, request })
     }
 
+    /// A frame-level link to the hub at `path`, carrying `request`: the bytes a
+    /// WebSocket would carry, with no client in between, for tests of the wire itself
+    /// (send a handshake first). Ending the link (dropping it) is the transport going
+    /// away.
+    ///
+    /// ```
+    /// use hubs::testing::TestServer;
+    /// use hubs::{Server, hub};
+    ///
+    /// struct Echo;
+    ///
+    /// #[hub]
+    /// impl Echo {
+    ///     pub fn echo(&self, text: String) -> String {
+    ///         text
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::new(Server::new().hub("/echo", Echo)).unwrap();
+    /// let mut link = server.raw("/echo", Default::default());
+    /// link.send(&b"{\"protocol\":\"json\",\"version\":1}\x1e"[..]).await.unwrap();
+    /// assert_eq!(link.recv().await.as_deref(), Some(&b"{}\x1e"[..]));
+    /// link.send(&b"{\"type\":1,\"invocationId\":\"1\",\"target\":\"echo\",\"arguments\":[\"hi\"]}\x1e"[..])
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     link.recv().await.as_deref(),
+    ///     Some(&b"{\"type\":3,\"invocationId\":\"1\",\"result\":\"hi\"}\x1e"[..])
+    /// );
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When nothing is mounted at `path`.
+    pub fn raw(&self, path: &str, request: Request) -> RawLink {
+        let endpoint = self
+            .service
+            .endpoint(path)
+            .unwrap_or_else(|| panic!("no hub is mounted at {path}"));
+        link(&endpoint, request)
+    }
+
     /// The hub context of hub type `H`, to send to clients from the test.
     pub fn hub_context<H: Hub>(&self) -> Option<HubContext<H>> {
         self.service.hub_context::<H>()
@@ -124,6 +169,108 @@ impl TestServer {
     }
 }
 
+/// A frame-level link to a hub in the same process, from [`TestServer::raw`].
+#[derive(Debug)]
+pub struct RawLink {
+    to_server: mpsc::Sender<Bytes>,
+    from_server: mpsc::Receiver<Bytes>,
+    connection_id: ConnectionId,
+}
+
+/// The hub's side of a [`RawLink`] is gone: the connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkClosed;
+
+impl std::fmt::Display for LinkClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the connection ended")
+    }
+}
+
+impl std::error::Error for LinkClosed {}
+
+impl RawLink {
+    /// The connection's id.
+    pub fn connection_id(&self) -> &ConnectionId {
+        &self.connection_id
+    }
+
+    /// Sends bytes to the hub, as one transport frame.
+    ///
+    /// # Errors
+    ///
+    /// When the connection has ended.
+    pub async fn send(&self, bytes: impl Into<Bytes>) -> Result<(), LinkClosed> {
+        self.to_server
+            .send(bytes.into())
+            .await
+            .map_err(|_| LinkClosed)
+    }
+
+    /// The next frame the hub sent; `None` once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        self.from_server.recv().await
+    }
+
+    /// Splits the link into its two directions (the sender may be cloned).
+    pub fn split(self) -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
+        (self.to_server, self.from_server)
+    }
+}
+
+/// Connects a new connection to `endpoint` over a pair of queues.
+fn link(endpoint: &Arc<dyn HubEndpoint>, request: Request) -> RawLink {
+    let (to_server, mut from_client) = mpsc::channel::<Bytes>(64);
+    let (to_client, from_server) = mpsc::channel::<Bytes>(64);
+    let connection_id = ConnectionId::generate();
+    let incoming = futures_util::stream::poll_fn(move |cx| {
+        from_client.poll_recv(cx).map(|bytes| bytes.map(Ok))
+    });
+    let Connected {
+        mut outgoing,
+        finished,
+        end,
+        task,
+    } = endpoint.clone().connect(TransportConnection {
+        connection_id: connection_id.clone(),
+        request,
+        transport: TransportKind::WebSockets,
+        capabilities: Capabilities::new(true, true),
+        incoming: Box::pin(incoming),
+    });
+    tokio::spawn(task);
+    tokio::spawn(async move {
+        let ended = finished.cancelled();
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                biased;
+                frame = outgoing.recv() => match frame {
+                    Some(frame) => {
+                        if to_client.send(frame.bytes).await.is_err() {
+                            end.transport_lost("the test client went away");
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                () = &mut ended => {
+                    while let Ok(frame) = outgoing.try_recv() {
+                        let _ = to_client.send(frame.bytes).await;
+                    }
+                    // Dropping `to_client` ends the client's side.
+                    return;
+                }
+            }
+        }
+    });
+    RawLink {
+        to_server,
+        from_server,
+        connection_id,
+    }
+}
+
 /// Connects a client to an endpoint in the same process.
 struct InProcess {
     endpoint: Arc<dyn HubEndpoint>,
@@ -132,54 +279,13 @@ struct InProcess {
 
 impl Connector for InProcess {
     fn open(&self) -> BoxFuture<Result<Duplex, StartError>> {
-        let (to_server, mut from_client) = mpsc::channel::<Bytes>(64);
-        let (to_client, from_server) = mpsc::channel::<Bytes>(64);
-        let connection_id = ConnectionId::generate();
-        let incoming = futures_util::stream::poll_fn(move |cx| {
-            from_client.poll_recv(cx).map(|bytes| bytes.map(Ok))
-        });
-        let Connected {
-            mut outgoing,
-            finished,
-            end,
-            task,
-        } = self.endpoint.clone().connect(TransportConnection {
-            connection_id: connection_id.clone(),
-            request: self.request.clone(),
-            transport: TransportKind::WebSockets,
-            capabilities: Capabilities::new(true, true),
-            incoming: Box::pin(incoming),
-        });
-        tokio::spawn(task);
-        tokio::spawn(async move {
-            let ended = finished.cancelled();
-            tokio::pin!(ended);
-            loop {
-                tokio::select! {
-                    biased;
-                    frame = outgoing.recv() => match frame {
-                        Some(frame) => {
-                            if to_client.send(frame.bytes).await.is_err() {
-                                end.transport_lost("the test client went away");
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                    () = &mut ended => {
-                        while let Ok(frame) = outgoing.try_recv() {
-                            let _ = to_client.send(frame.bytes).await;
-                        }
-                        // Dropping `to_client` ends the client's side.
-                        return;
-                    }
-                }
-            }
-        });
+        let link = link(&self.endpoint, self.request.clone());
+        let connection_id = Some(link.connection_id.to_string());
+        let (to_server, from_server) = link.split();
         Box::pin(std::future::ready(Ok(Duplex {
             to_server,
             from_server,
-            connection_id: Some(connection_id.to_string()),
+            connection_id,
         })))
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hubs::HubService;
 use hubs::protocol::{HandshakeRequest, HubMessage, Invocation, Protocol, Value};
+use hubs::testing::{RawLink, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +43,16 @@ pub async fn serve(service: HubService) -> SocketAddr {
     addr
 }
 
+/// The interop hubs with a 1 s keep-alive, in process (`hubs::testing`): for tests of hub
+/// behaviour that need no transport.
+pub fn interop_in_process() -> TestServer {
+    let settings = hubs_examples::interop::Settings {
+        keep_alive: Duration::from_secs(1),
+        ..Default::default()
+    };
+    TestServer::new(hubs_examples::interop::server(&settings)).expect("builds")
+}
+
 /// The interop application (hubs in an axum router) with a 1 s keep-alive, on a free port.
 pub async fn interop_server() -> SocketAddr {
     let settings = hubs_examples::interop::Settings {
@@ -60,7 +71,7 @@ pub async fn interop_server() -> SocketAddr {
 
 /// A raw WebSocket client speaking the hub protocol.
 pub struct RawClient {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    link: Link,
     protocol: Protocol,
     decoder: hubs::protocol::MessageDecoder,
     next_id: u64,
@@ -74,8 +85,12 @@ impl RawClient {
             .await
             .expect("connect in time")
             .expect("connects");
+        Self::over(Link::Socket(Box::new(socket)), protocol)
+    }
+
+    fn over(link: Link, protocol: Protocol) -> Self {
         Self {
-            socket,
+            link,
             protocol,
             decoder: protocol.decoder().with_max_message_size(None),
             next_id: 0,
@@ -84,9 +99,30 @@ impl RawClient {
 
     /// Connects and completes the handshake.
     pub async fn connect(addr: SocketAddr, path: &str, protocol: Protocol) -> Self {
-        let mut client = Self::connect_raw(addr, path, protocol).await;
+        Self::handshake(Self::connect_raw(addr, path, protocol).await).await
+    }
+
+    /// Connects to `path` on `server` in the same process (`hubs::testing`: the real
+    /// connection core, no TCP) and completes the handshake.
+    pub async fn in_process(server: &TestServer, path: &str, protocol: Protocol) -> Self {
+        Self::in_process_with(server, path, protocol, hubs::Request::default()).await
+    }
+
+    /// As [`in_process`](Self::in_process), the connection carrying `request` (its user,
+    /// query and headers).
+    pub async fn in_process_with(
+        server: &TestServer,
+        path: &str,
+        protocol: Protocol,
+        request: hubs::Request,
+    ) -> Self {
+        let link = server.raw(path, request);
+        Self::handshake(Self::over(Link::InProcess(link), protocol)).await
+    }
+
+    async fn handshake(mut client: Self) -> Self {
         let mut handshake = Vec::new();
-        HandshakeRequest::new(protocol.name(), 1).encode(&mut handshake);
+        HandshakeRequest::new(client.protocol.name(), 1).encode(&mut handshake);
         client.send_text(handshake).await;
         let response = client.next_frame().await.expect("handshake response");
         assert_eq!(response, b"{}\x1e", "handshake response");
@@ -95,19 +131,24 @@ impl RawClient {
 
     /// Sends bytes in a text frame.
     pub async fn send_text(&mut self, bytes: impl Into<Vec<u8>>) {
-        let text = String::from_utf8(bytes.into()).expect("utf-8");
-        self.socket
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send");
+        match &mut self.link {
+            Link::Socket(socket) => {
+                let text = String::from_utf8(bytes.into()).expect("utf-8");
+                socket.send(Message::Text(text.into())).await.expect("send");
+            }
+            Link::InProcess(link) => link.send(bytes.into()).await.expect("send"),
+        }
     }
 
     /// Sends bytes in a binary frame.
     pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) {
-        self.socket
-            .send(Message::Binary(bytes.into().into()))
-            .await
-            .expect("send");
+        match &mut self.link {
+            Link::Socket(socket) => socket
+                .send(Message::Binary(bytes.into().into()))
+                .await
+                .expect("send"),
+            Link::InProcess(link) => link.send(bytes.into()).await.expect("send"),
+        }
     }
 
     /// Sends a hub message in the connection's protocol.
@@ -141,8 +182,17 @@ impl RawClient {
 
     /// The next data frame's bytes; `None` when the socket closed.
     pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let socket = match &mut self.link {
+            Link::Socket(socket) => socket,
+            Link::InProcess(link) => {
+                return tokio::time::timeout(STEP, link.recv())
+                    .await
+                    .expect("frame in time")
+                    .map(|bytes| bytes.to_vec());
+            }
+        };
         loop {
-            let message = tokio::time::timeout(STEP, self.socket.next())
+            let message = tokio::time::timeout(STEP, socket.next())
                 .await
                 .expect("frame in time")?;
             match message {
@@ -174,19 +224,32 @@ impl RawClient {
         true
     }
 
-    /// Drops the connection with a TCP reset: no WebSocket close, no FIN.
+    /// Drops the connection with a TCP reset: no WebSocket close, no FIN. In process,
+    /// drops the link.
     pub fn reset(self) {
-        if let MaybeTlsStream::Plain(tcp) = self.socket.get_ref() {
+        if let Link::Socket(socket) = &self.link
+            && let MaybeTlsStream::Plain(tcp) = socket.get_ref()
+        {
             // A zero linger makes the close a reset and does not block.
             #[allow(deprecated)]
             let _ = tcp.set_linger(Some(Duration::ZERO));
         }
     }
 
-    /// Closes the socket.
-    pub async fn close(mut self) {
-        let _ = self.socket.close(None).await;
+    /// Closes the socket (in process: ends the link).
+    pub async fn close(self) {
+        if let Link::Socket(mut socket) = self.link {
+            let _ = WebSocketStream::close(&mut socket, None).await;
+        }
     }
+}
+
+/// What a [`RawClient`] speaks over.
+enum Link {
+    /// A WebSocket over TCP.
+    Socket(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    /// A link to a hub in the same process.
+    InProcess(RawLink),
 }
 
 /// This process's resident memory now, in KiB (`VmRSS`).

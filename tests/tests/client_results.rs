@@ -1,11 +1,13 @@
 //! Client results: a hub method waiting on its own caller without deadlocking, every way a
-//! result can fail, fan-out to several clients, and the hub context.
+//! result can fail, fan-out to several clients, and the hub context. In process
+//! (`hubs::testing`), frame by frame: the transports have their own suites.
 
 use std::time::Duration;
 
 use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol, Value};
+use hubs::testing::TestServer;
 use hubs::{Context, HubError, HubOptions, Server, client, hub};
-use hubs_tests::{RawClient, serve};
+use hubs_tests::RawClient;
 
 #[client]
 pub(crate) trait Player {
@@ -54,16 +56,13 @@ impl Game {
     }
 }
 
-async fn game(timeout: Duration) -> (std::net::SocketAddr, hubs::HubService) {
-    let service = Server::new()
-        .hub_with(
-            "/game",
-            Game,
-            HubOptions::default().client_result_timeout(timeout),
-        )
-        .build()
-        .expect("builds");
-    (serve(service.clone()).await, service)
+fn game(timeout: Duration) -> TestServer {
+    TestServer::new(Server::new().hub_with(
+        "/game",
+        Game,
+        HubOptions::default().client_result_timeout(timeout),
+    ))
+    .expect("builds")
 }
 
 /// Waits for the server's `Guess` invocation and returns its id and round.
@@ -107,9 +106,9 @@ async fn completion(client: &mut RawClient, id: &str) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_method_awaits_its_own_callers_result_without_deadlock() {
-    let (addr, _) = game(Duration::from_secs(10)).await;
+    let server = game(Duration::from_secs(10));
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/game", protocol).await;
+        let mut client = RawClient::in_process(&server, "/game", protocol).await;
         let round = client.value(3u32);
         let call = client.invoke("AskMe", vec![round]).await;
         let (id, round) = expect_guess(&mut client).await;
@@ -129,8 +128,8 @@ async fn a_method_awaits_its_own_callers_result_without_deadlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_reach_the_hub_method() {
-    let (addr, _) = game(Duration::from_millis(300)).await;
-    let mut client = RawClient::connect(addr, "/game", Protocol::Json).await;
+    let server = game(Duration::from_millis(300));
+    let mut client = RawClient::in_process(&server, "/game", Protocol::Json).await;
     let text = |outcome: Outcome| match outcome {
         Outcome::Error(text) => text,
         other => panic!("expected an error, got {other:?}"),
@@ -177,14 +176,14 @@ async fn failures_reach_the_hub_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_while_asked_fails_the_result() {
-    let (addr, service) = game(Duration::from_secs(30)).await;
-    let mut client = RawClient::connect(addr, "/game", Protocol::MessagePack).await;
+    let server = game(Duration::from_secs(30));
+    let mut client = RawClient::in_process(&server, "/game", Protocol::MessagePack).await;
     let id_call = client.invoke("MyId", vec![]).await;
     let id: String = match completion(&mut client, &id_call).await {
         Outcome::Result(value) => value.deserialize().expect("string"),
         other => panic!("{other:?}"),
     };
-    let context = service.hub_context::<Game>().expect("mounted");
+    let context = server.hub_context::<Game>().expect("mounted");
     let asking = tokio::spawn(async move { context.clients().client(id).guess(5).await });
     let _ = expect_guess(&mut client).await;
     client.close().await;
@@ -199,7 +198,7 @@ async fn a_client_that_disconnects_while_asked_fails_the_result() {
         error.message()
     );
 
-    let context = service.hub_context::<Game>().expect("mounted");
+    let context = server.hub_context::<Game>().expect("mounted");
     let error = context
         .clients()
         .client("nobody")
@@ -211,11 +210,11 @@ async fn a_client_that_disconnects_while_asked_fails_the_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_collects_every_answer() {
-    let (addr, _) = game(Duration::from_millis(500)).await;
-    let mut asker = RawClient::connect(addr, "/game", Protocol::Json).await;
-    let mut good = RawClient::connect(addr, "/game", Protocol::MessagePack).await;
-    let mut failing = RawClient::connect(addr, "/game", Protocol::Json).await;
-    let mut silent = RawClient::connect(addr, "/game", Protocol::Json).await;
+    let server = game(Duration::from_millis(500));
+    let mut asker = RawClient::in_process(&server, "/game", Protocol::Json).await;
+    let mut good = RawClient::in_process(&server, "/game", Protocol::MessagePack).await;
+    let mut failing = RawClient::in_process(&server, "/game", Protocol::Json).await;
+    let mut silent = RawClient::in_process(&server, "/game", Protocol::Json).await;
 
     let call = asker.invoke("PollAll", vec![]).await;
     let (id, _) = expect_guess(&mut good).await;
@@ -254,9 +253,9 @@ async fn fan_out_collects_every_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_calls_reach_every_client() {
-    let (addr, _) = game(Duration::from_secs(5)).await;
-    let mut a = RawClient::connect(addr, "/game", Protocol::Json).await;
-    let mut b = RawClient::connect(addr, "/game", Protocol::MessagePack).await;
+    let server = game(Duration::from_secs(5));
+    let mut a = RawClient::in_process(&server, "/game", Protocol::Json).await;
+    let mut b = RawClient::in_process(&server, "/game", Protocol::MessagePack).await;
     let text = a.value("hello");
     a.invoke("TellAll", vec![text]).await;
     for client in [&mut a, &mut b] {
@@ -284,18 +283,18 @@ async fn typed_calls_reach_every_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_fails_pending_results_and_allows_reconnect() {
-    let (addr, service) = game(Duration::from_secs(30)).await;
-    let mut client = RawClient::connect(addr, "/game", Protocol::Json).await;
+    let server = game(Duration::from_secs(30));
+    let mut client = RawClient::in_process(&server, "/game", Protocol::Json).await;
     let id_call = client.invoke("MyId", vec![]).await;
     let id: String = match completion(&mut client, &id_call).await {
         Outcome::Result(value) => value.deserialize().expect("string"),
         other => panic!("{other:?}"),
     };
-    let context = service.hub_context::<Game>().expect("mounted");
+    let context = server.hub_context::<Game>().expect("mounted");
     let asking = tokio::spawn(async move { context.clients().client(id).guess(9).await });
     let _ = expect_guess(&mut client).await;
 
-    service.shutdown();
+    server.service().shutdown();
     let error = tokio::time::timeout(Duration::from_secs(5), asking)
         .await
         .expect("the wait ends with the shutdown")

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol, StreamItem, Value};
+use hubs::testing::TestServer;
 use hubs::{Context, HubError, HubOptions, Server, Stream, UploadStream, hub};
-use hubs_tests::{RawClient, STEP, interop_server, serve};
+use hubs_tests::{RawClient, STEP, interop_in_process, serve};
 use tokio::sync::mpsc;
 
 fn item(id: &str, value: Value) -> HubMessage {
@@ -55,9 +56,9 @@ async fn completions(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_behind_a_slot_busy_with_a_client_result_completes() {
-    let addr = interop_server().await;
+    let server = interop_in_process();
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        let mut client = RawClient::in_process(&server, "/testhub", protocol).await;
         // InvokeCaller holds the only slot (max_parallel_invocations = 1) until this client
         // answers its `Result` invocation.
         let value = client.value(42);
@@ -97,9 +98,9 @@ async fn an_upload_behind_a_slot_busy_with_a_client_result_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_uploads_on_one_connection_complete() {
-    let addr = interop_server().await;
+    let server = interop_in_process();
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        let mut client = RawClient::in_process(&server, "/testhub", protocol).await;
         client
             .send(&upload_invocation("one", "StreamingConcat", "a"))
             .await;
@@ -194,6 +195,7 @@ impl Watched {
     }
 }
 
+/// The watched hub over TCP: for the tests of what a lost transport does.
 async fn watched(options: HubOptions) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
     let (seen, rx) = mpsc::unbounded_channel();
     let service = Server::new()
@@ -201,6 +203,14 @@ async fn watched(options: HubOptions) -> (SocketAddr, mpsc::UnboundedReceiver<Se
         .build()
         .expect("builds");
     (serve(service).await, rx)
+}
+
+/// The watched hub in process.
+fn watched_in_process(options: HubOptions) -> (TestServer, mpsc::UnboundedReceiver<Seen>) {
+    let (seen, rx) = mpsc::unbounded_channel();
+    let server = TestServer::new(Server::new().hub_with("/watched", Watched { seen }, options))
+        .expect("builds");
+    (server, rx)
 }
 
 async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>, within: Duration) -> Seen {
@@ -315,8 +325,8 @@ async fn the_transport_lost_mid_invocation_tears_the_connection_down_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_over_the_connection_buffer_fails_alone() {
-    let (addr, mut seen) = watched(HubOptions::default().max_upload_buffer(4096)).await;
-    let mut client = RawClient::connect(addr, "/watched", Protocol::MessagePack).await;
+    let (server, mut seen) = watched_in_process(HubOptions::default().max_upload_buffer(4096));
+    let mut client = RawClient::in_process(&server, "/watched", Protocol::MessagePack).await;
     // The upload waits behind Hold, so nothing drains it.
     let hold = client.invoke("Hold", vec![]).await;
     let asked = match client.next_message().await {
@@ -364,8 +374,8 @@ async fn an_upload_over_the_connection_buffer_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_method_that_asks_its_caller_per_upload_item_is_not_held_up() {
-    let (addr, _seen) = watched(HubOptions::default()).await;
-    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    let (server, _seen) = watched_in_process(HubOptions::default());
+    let mut client = RawClient::in_process(&server, "/watched", Protocol::Json).await;
     client
         .send(&upload_invocation("1", "Acknowledge", "u"))
         .await;
@@ -407,8 +417,8 @@ async fn a_method_that_asks_its_caller_per_upload_item_is_not_held_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_panics_ends_with_an_error_and_the_connection_stays() {
-    let (addr, _seen) = watched(HubOptions::default()).await;
-    let mut client = RawClient::connect(addr, "/watched", Protocol::Json).await;
+    let (server, _seen) = watched_in_process(HubOptions::default());
+    let mut client = RawClient::in_process(&server, "/watched", Protocol::Json).await;
     client
         .send(&HubMessage::StreamInvocation(
             hubs::protocol::StreamInvocation {

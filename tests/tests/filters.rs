@@ -149,16 +149,17 @@ async fn filters_run_in_order_short_circuit_and_change_arguments() {
         })
         .filter(Gate)
         .outgoing_filter(Numbered::default());
-    let service = Server::new()
-        .filter(Recorder {
-            name: "server",
-            log: log.clone(),
-        })
-        .hub_with("/filtered", Filtered { log: log.clone() }, options)
-        .build()
-        .expect("builds");
-    let addr = hubs_tests::serve(service).await;
-    let connection = HubConnection::builder(format!("http://{addr}/filtered")).build();
+    // In process: filters are hub behaviour, whatever the transport.
+    let server = hubs::testing::TestServer::new(
+        Server::new()
+            .filter(Recorder {
+                name: "server",
+                log: log.clone(),
+            })
+            .hub_with("/filtered", Filtered { log: log.clone() }, options),
+    )
+    .expect("builds");
+    let connection = server.client("/filtered").build();
     let (notices, mut noticed) = mpsc::unbounded_channel();
     connection.on_with_headers("Notice", move |headers: Headers, (text,): (String,)| {
         let notices = notices.clone();
@@ -276,13 +277,16 @@ async fn rate_and_concurrency_limits_count_exactly() {
     let options = HubOptions::default()
         .max_parallel_invocations(8)
         .user_id(|request| request.query("user").map(str::to_owned));
-    let service = Server::new()
-        .hub_with("/limited", Limited, options)
-        .build()
-        .expect("builds");
-    let addr = hubs_tests::serve(service).await;
-    let connect =
-        |user: &str| HubConnection::builder(format!("http://{addr}/limited?user={user}")).build();
+    let server =
+        hubs::testing::TestServer::new(Server::new().hub_with("/limited", Limited, options))
+            .expect("builds");
+    let connect = |user: &str| {
+        let request = hubs::Request::new(
+            format!("/limited?user={user}").parse().expect("uri"),
+            Default::default(),
+        );
+        server.client_with("/limited", request).build()
+    };
 
     // 5 a minute per connection: 8 calls, 5 pass.
     let a = connect("ann");

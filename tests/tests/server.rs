@@ -1,11 +1,13 @@
 //! The server: negotiate, routing, services, hooks, user targets, the hub context, slow
-//! clients, and mounting inside an axum application.
+//! clients, and mounting inside an axum application. Services, hooks and targets run in
+//! process (`hubs::testing`); the rest over TCP.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol};
+use hubs::testing::TestServer;
 use hubs::{Context, HubError, HubOptions, Server, hub};
 use hubs_tests::{RawClient, STEP, http, interop_server, serve};
 
@@ -173,20 +175,24 @@ impl Lobby {
     }
 }
 
-async fn lobby() -> (std::net::SocketAddr, hubs::HubService, Arc<AtomicUsize>) {
+fn lobby() -> (TestServer, Arc<AtomicUsize>) {
     let disconnected = Arc::new(AtomicUsize::new(0));
     let hub = Lobby {
         connected: AtomicUsize::new(0),
         disconnected: disconnected.clone(),
     };
     let options = HubOptions::default().user_id(|request| request.query("user").map(str::to_owned));
-    let service = Server::new()
+    let server = Server::new()
         .service(Greeting("Hello"))
         .keyed_service("visits", Counter(AtomicUsize::new(0)))
-        .hub_with("/lobby", hub, options)
-        .build()
-        .expect("builds");
-    (serve(service.clone()).await, service, disconnected)
+        .hub_with("/lobby", hub, options);
+    (TestServer::new(server).expect("builds"), disconnected)
+}
+
+/// A raw client of the lobby in process, opened at `path_and_query`.
+async fn lobby_client(server: &TestServer, path_and_query: &str, protocol: Protocol) -> RawClient {
+    let request = hubs::Request::new(path_and_query.parse().expect("uri"), Default::default());
+    RawClient::in_process_with(server, "/lobby", protocol, request).await
 }
 
 async fn call(
@@ -215,9 +221,9 @@ fn result<T: serde::de::DeserializeOwned>(outcome: Outcome) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_hooks_items_users_and_errors() {
-    let (addr, service, disconnected) = lobby().await;
-    let mut ann = RawClient::connect(addr, "/lobby?user=ann", Protocol::Json).await;
-    let mut bob = RawClient::connect(addr, "/lobby?user=bob", Protocol::MessagePack).await;
+    let (server, disconnected) = lobby();
+    let mut ann = lobby_client(&server, "/lobby?user=ann", Protocol::Json).await;
+    let mut bob = lobby_client(&server, "/lobby?user=bob", Protocol::MessagePack).await;
 
     let name = ann.value("Ann");
     assert_eq!(
@@ -278,7 +284,7 @@ async fn services_hooks_items_users_and_errors() {
     );
 
     // The hub context reaches clients from outside any hub method.
-    let context = service.hub_context::<Lobby>().expect("mounted");
+    let context = server.hub_context::<Lobby>().expect("mounted");
     context
         .clients()
         .all()
@@ -313,7 +319,7 @@ async fn services_hooks_items_users_and_errors() {
     .expect("on_disconnected ran");
 
     // An on_connected error closes the connection with the error and no reconnect.
-    let mut banned = RawClient::connect(addr, "/lobby?banned=1", Protocol::Json).await;
+    let mut banned = lobby_client(&server, "/lobby?banned=1", Protocol::Json).await;
     match banned.next_message().await {
         Some(HubMessage::Close(close)) => {
             assert_eq!(

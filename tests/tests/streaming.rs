@@ -1,5 +1,6 @@
 //! Streams both ways: items and completions, cancellation, uploads, errors, back-pressure
-//! and bounded memory with a million items each way.
+//! and bounded memory with a million items each way. In process (`hubs::testing`), frame
+//! by frame, except the million items, which cross a real socket.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +11,9 @@ use hubs::protocol::{
     CancelInvocation, Completion, HubMessage, Invocation, Outcome, Protocol, StreamInvocation,
     StreamItem, Value,
 };
+use hubs::testing::TestServer;
 use hubs::{CancellationToken, HubError, Server, Stream, UploadStream, hub};
-use hubs_tests::{RawClient, interop_server, serve};
+use hubs_tests::{RawClient, interop_in_process, serve};
 
 fn stream_invocation(
     id: &str,
@@ -51,9 +53,9 @@ async fn collect(client: &mut RawClient, id: &str) -> (Vec<Value>, Outcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_items_then_completes() {
-    let addr = interop_server().await;
+    let server = interop_in_process();
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        let mut client = RawClient::in_process(&server, "/testhub", protocol).await;
         client
             .send(&stream_invocation("1", "Stream", vec![], vec![]))
             .await;
@@ -91,8 +93,8 @@ async fn streams_items_then_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatched_invocations_get_the_official_texts() {
-    let addr = interop_server().await;
-    let mut client = RawClient::connect(addr, "/testhub", Protocol::Json).await;
+    let server = interop_in_process();
+    let mut client = RawClient::in_process(&server, "/testhub", Protocol::Json).await;
     let id = client.invoke("EmptyStream", vec![]).await;
     assert_eq!(
         collect(&mut client, &id).await.1,
@@ -125,9 +127,9 @@ async fn mismatched_invocations_get_the_official_texts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_right_after_the_invocation_is_noticed() {
-    let addr = interop_server().await;
+    let server = interop_in_process();
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        let mut client = RawClient::in_process(&server, "/testhub", protocol).await;
         client
             .send(&stream_invocation("7", "InfiniteStream", vec![], vec![]))
             .await;
@@ -159,9 +161,9 @@ async fn cancel_right_after_the_invocation_is_noticed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_reach_the_method_and_errors_become_hub_errors() {
-    let addr = interop_server().await;
+    let server = interop_in_process();
     for protocol in Protocol::ALL {
-        let mut client = RawClient::connect(addr, "/testhub", protocol).await;
+        let mut client = RawClient::in_process(&server, "/testhub", protocol).await;
         client
             .send(&HubMessage::Invocation(Invocation {
                 invocation_id: Some("1".into()),
@@ -250,18 +252,20 @@ impl Pipes {
     }
 }
 
-async fn pipes() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+fn pipes_server() -> (Server, Arc<AtomicUsize>) {
     let finished = Arc::new(AtomicUsize::new(0));
-    let service = Server::new()
-        .hub(
-            "/pipes",
-            Pipes {
-                finished: finished.clone(),
-            },
-        )
-        .build()
-        .expect("builds");
-    (serve(service).await, finished)
+    let server = Server::new().hub(
+        "/pipes",
+        Pipes {
+            finished: finished.clone(),
+        },
+    );
+    (server, finished)
+}
+
+fn pipes() -> (TestServer, Arc<AtomicUsize>) {
+    let (server, finished) = pipes_server();
+    (TestServer::new(server).expect("builds"), finished)
 }
 
 /// Peak resident memory of this process (test client and server together), in KiB.
@@ -279,8 +283,8 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_while_streaming_end_the_stream() {
-    let (addr, _) = pipes().await;
-    let mut client = RawClient::connect(addr, "/pipes", Protocol::MessagePack).await;
+    let (server, _) = pipes();
+    let mut client = RawClient::in_process(&server, "/pipes", Protocol::MessagePack).await;
     let at = client.value(3u64);
     client
         .send(&stream_invocation("f", "Flaky", vec![at], vec![]))
@@ -297,8 +301,8 @@ async fn errors_while_streaming_end_the_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_and_download_in_one_method() {
-    let (addr, _) = pipes().await;
-    let mut client = RawClient::connect(addr, "/pipes", Protocol::Json).await;
+    let (server, _) = pipes();
+    let mut client = RawClient::in_process(&server, "/pipes", Protocol::Json).await;
     client
         .send(&stream_invocation(
             "e",
@@ -325,8 +329,8 @@ async fn upload_and_download_in_one_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_upload_ends_with_the_connection() {
-    let (addr, finished) = pipes().await;
-    let mut client = RawClient::connect(addr, "/pipes", Protocol::Json).await;
+    let (server, finished) = pipes();
+    let mut client = RawClient::in_process(&server, "/pipes", Protocol::Json).await;
     client
         .send(&HubMessage::Invocation(Invocation {
             invocation_id: Some("1".into()),
@@ -351,7 +355,7 @@ const MILLION: u64 = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_items_each_way_with_bounded_memory() {
-    let (addr, _) = pipes().await;
+    let addr = serve(pipes_server().0.build().expect("builds")).await;
     let before = peak_rss_kib();
 
     // Upload: the client sends as fast as it can, in frames of 1000 messages; the server's
