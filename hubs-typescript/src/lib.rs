@@ -7,14 +7,17 @@
 //! [ts-rs](https://docs.rs/ts-rs), which follows serde's `rename`, `rename_all`, `tag`,
 //! `flatten`, … ) on the payload types:
 //!
-//! ```ignore
+//! ```
 //! use hubs::{Context, client, hub};
 //! use serde::{Deserialize, Serialize};
 //! use ts_rs::TS;
 //!
 //! #[derive(Serialize, Deserialize, TS)]
 //! #[serde(rename_all = "camelCase")]
-//! pub struct Message { pub room_name: String, pub text: String }
+//! pub struct Message {
+//!     pub room_name: String,
+//!     pub text: String,
+//! }
 //!
 //! #[client(typescript)]
 //! pub trait ChatClient {
@@ -25,15 +28,22 @@
 //!
 //! #[hub(client = ChatClient, typescript)]
 //! impl Chat {
-//!     pub async fn send_message(&self, cx: &Context<Self>, message: Message) { /* … */ }
+//!     pub async fn send_message(&self, cx: &Context<Self>, message: Message) {
+//!         let _ = cx.clients().all().receive_message(message).await;
+//!     }
 //! }
 //!
-//! // In a test: writes `web/src/chat.ts` with `HUBS_TYPESCRIPT=overwrite`, and fails when
-//! // the file is not current otherwise.
-//! #[test]
-//! fn typescript_is_current() {
-//!     hubs::typescript::Module::new().hub::<Chat>().verify("web/src/chat.ts").unwrap();
-//! }
+//! let module = hubs::typescript::Module::new().hub::<Chat>();
+//! let text = module.render().unwrap();
+//! assert!(text.contains("export type Message = { roomName: string, text: string };"));
+//! assert!(text.contains("sendMessage(message: Message): Promise<void>;"));
+//! assert!(text.contains("receiveMessage(handler: (message: Message) => void | Promise<void>): () => void;"));
+//!
+//! // In a test, so the checked-in file cannot drift: writes `web/src/chat.ts` with
+//! // `HUBS_TYPESCRIPT=overwrite`, and fails when it is not current otherwise.
+//! # let _ = || {
+//! module.verify("web/src/chat.ts").unwrap();
+//! # };
 //! ```
 //!
 //! The page then uses the generated module:
