@@ -4,12 +4,17 @@
 //! * `baseline-server`: the least work that speaks enough SignalR for the same scenarios,
 //!   on the same stack (tokio + tungstenite, and the hubs protocol codec), with none of
 //!   the hub runtime.
+//! * `socketio-server` and `jsonrpc-server`: the peers, socketioxide and jsonrpsee serving
+//!   the same scenarios over their own protocols.
 //! * `hubs-bench`: the load generator: echo, broadcast and connect scenarios against any
-//!   server URL, one JSON line of results per run.
+//!   server URL, over SignalR, Socket.IO or JSON-RPC ([`wire`]), one JSON line of results
+//!   per run.
 //!
 //! `scripts/bench` runs them side by side; `BENCHMARKS.md` has the method and figures.
 
 use std::time::Duration;
+
+pub mod wire;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 

@@ -1,18 +1,20 @@
 //! The load generator. Speaks SignalR itself (handshake; JSON or MessagePack; WebSockets,
-//! skipping negotiation) and prints one JSON line of results per run.
+//! skipping negotiation), or Socket.IO v5 or JSON-RPC 2.0 for the peers, and prints one
+//! JSON line of results per run.
 //!
 //! ```text
 //! hubs-bench --url ws://127.0.0.1:5000/bench --scenario echo --connections 100 --size 16 \
 //!            [--inflight 1] [--duration 10] [--warmup 2] [--protocol json|messagepack]
+//!            [--wire signalr|socketio|jsonrpc]
 //! hubs-bench --url … --scenario broadcast --connections 1000 [--inflight 4] [--rate 200]
 //! hubs-bench --url … --scenario connect --connections 10000 --server-pid PID [--hold 3]
 //! ```
 //!
 //! Scenarios:
-//! * `echo`: each connection invokes `Echo(text of --size bytes)` in a closed loop with
+//! * `echo`: each connection calls `echo(text of --size bytes)` in a closed loop with
 //!   `--inflight` calls outstanding: invocations/s and latency percentiles.
-//! * `broadcast`: listeners count `Receive` deliveries while one sender invokes
-//!   `Broadcast(text)` (closed loop, `--inflight` outstanding): deliveries/s. With
+//! * `broadcast`: listeners count `receive` deliveries while one sender calls
+//!   `broadcast(text)` (closed loop, `--inflight` outstanding): deliveries/s. With
 //!   `--rate R`, the sender sends R broadcasts/s instead, each stamped with its send time,
 //!   and the listeners' delivery latency percentiles are reported.
 //! * `connect`: opens and holds idle connections (spread over 127.0.0.x source addresses
@@ -27,135 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use hubs::protocol::{
-    HandshakeRequest, HubMessage, Invocation, MessageDecoder, Outcome, Protocol, Value,
-};
-use tokio::net::TcpSocket;
+use hubs_bench::wire::{Defects, Event, Peer, Wire};
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
-
-type Socket = WebSocketStream<tokio::net::TcpStream>;
-
-#[derive(Default)]
-struct Defects {
-    wrong_frames: AtomicU64,
-    undecodable: AtomicU64,
-    unexpected: AtomicU64,
-}
-
-impl Defects {
-    fn total(&self) -> u64 {
-        self.wrong_frames.load(Ordering::Relaxed)
-            + self.undecodable.load(Ordering::Relaxed)
-            + self.unexpected.load(Ordering::Relaxed)
-    }
-}
-
-struct Peer {
-    socket: Socket,
-    protocol: Protocol,
-    decoder: MessageDecoder,
-}
-
-impl Peer {
-    /// Connects (from `source`, if given) and completes the handshake.
-    async fn connect(
-        url: &str,
-        address: SocketAddr,
-        protocol: Protocol,
-        source: Option<Ipv4Addr>,
-    ) -> std::io::Result<Self> {
-        let socket = TcpSocket::new_v4()?;
-        if let Some(source) = source {
-            socket.bind(SocketAddr::from((source, 0)))?;
-        }
-        let stream = socket.connect(address).await?;
-        stream.set_nodelay(true)?;
-        let request = url.into_client_request().map_err(std::io::Error::other)?;
-        let (mut socket, _) =
-            client_async_with_config(request, stream, Some(hubs_bench::websocket_config()))
-                .await
-                .map_err(std::io::Error::other)?;
-        let mut handshake = Vec::new();
-        HandshakeRequest::new(protocol.name(), 1).encode(&mut handshake);
-        socket
-            .send(Message::Text(
-                String::from_utf8_lossy(&handshake).into_owned().into(),
-            ))
-            .await
-            .map_err(std::io::Error::other)?;
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => break,
-                Some(Ok(_)) => {}
-                _ => return Err(std::io::Error::other("closed during the handshake")),
-            }
-        }
-        Ok(Self {
-            socket,
-            protocol,
-            decoder: protocol.decoder().with_max_message_size(None),
-        })
-    }
-
-    fn frame(&self, bytes: Vec<u8>) -> Message {
-        match self.protocol {
-            Protocol::Json => Message::Text(String::from_utf8(bytes).unwrap_or_default().into()),
-            Protocol::MessagePack => Message::Binary(bytes.into()),
-        }
-    }
-
-    /// The next hub messages (one frame's worth), counting defects.
-    async fn messages(&mut self, defects: &Defects) -> Option<Vec<HubMessage>> {
-        loop {
-            let frame = self.socket.next().await?.ok()?;
-            let bytes: Bytes = match (frame, self.protocol) {
-                (Message::Text(text), Protocol::Json) => Bytes::from(text),
-                (Message::Binary(bytes), Protocol::MessagePack) => bytes,
-                (Message::Text(_) | Message::Binary(_), _) => {
-                    defects.wrong_frames.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                (Message::Close(_), _) => return None,
-                _ => continue,
-            };
-            self.decoder.push(&bytes);
-            let mut out = Vec::new();
-            loop {
-                match self.decoder.next_message() {
-                    Ok(Some(HubMessage::Ping)) => {}
-                    Ok(Some(message)) => out.push(message),
-                    Ok(None) => break,
-                    Err(_) => {
-                        defects.undecodable.fetch_add(1, Ordering::Relaxed);
-                        if self.decoder.next_message().is_err() {
-                            return None;
-                        }
-                    }
-                }
-            }
-            if !out.is_empty() {
-                return Some(out);
-            }
-        }
-    }
-}
-
-fn invocation(protocol: Protocol, id: Option<String>, target: &str, text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let message = HubMessage::Invocation(Invocation {
-        invocation_id: id,
-        target: target.to_owned(),
-        arguments: vec![Value::serialize(protocol, text).unwrap_or_else(|_| Value::null(protocol))],
-        ..Default::default()
-    });
-    let _ = protocol.encode(&message, &mut out);
-    out
-}
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
@@ -174,7 +49,7 @@ fn source_address(i: usize) -> Option<Ipv4Addr> {
 struct Settings {
     url: String,
     address: SocketAddr,
-    protocol: Protocol,
+    wire: Wire,
     connections: usize,
     size: usize,
     inflight: usize,
@@ -183,21 +58,27 @@ struct Settings {
     server_pid: u32,
 }
 
-async fn connect_all(settings: &Settings, defects: &Arc<Defects>) -> Vec<Peer> {
+async fn connect_all(settings: &Settings, defects: &Arc<Defects>, subscribe: bool) -> Vec<Peer> {
     let mut peers = Vec::with_capacity(settings.connections);
     for i in 0..settings.connections {
-        match Peer::connect(
+        let connected = Peer::connect(
             &settings.url,
             settings.address,
-            settings.protocol,
+            settings.wire,
             source_address(i),
         )
-        .await
-        {
+        .await;
+        let subscribed = match connected {
+            Ok(mut peer) if subscribe => peer.subscribe().await.map(|()| peer),
+            other => other,
+        };
+        match subscribed {
             Ok(peer) => peers.push(peer),
             Err(error) => {
-                eprintln!("connection {i} failed: {error}");
-                defects.unexpected.fetch_add(1, Ordering::Relaxed);
+                let failed = defects.unexpected.fetch_add(1, Ordering::Relaxed);
+                if failed < 3 {
+                    eprintln!("connection {i} failed: {error}");
+                }
             }
         }
     }
@@ -206,7 +87,7 @@ async fn connect_all(settings: &Settings, defects: &Arc<Defects>) -> Vec<Peer> {
 
 async fn echo(settings: Settings) -> serde_json::Value {
     let defects = Arc::new(Defects::default());
-    let peers = connect_all(&settings, &defects).await;
+    let peers = connect_all(&settings, &defects, false).await;
     let text = "x".repeat(settings.size);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -224,31 +105,33 @@ async fn echo(settings: Settings) -> serde_json::Value {
         );
         let inflight = settings.inflight;
         tasks.push(tokio::spawn(async move {
-            let mut sent: HashMap<String, Instant> = HashMap::new();
+            let mut sent: HashMap<u64, Instant> = HashMap::new();
             let mut next = 0u64;
             let mut local = Vec::new();
             for _ in 0..inflight {
                 next += 1;
-                let id = next.to_string();
-                let frame = peer.frame(invocation(peer.protocol, Some(id.clone()), "Echo", &text));
-                sent.insert(id, Instant::now());
-                if peer.socket.send(frame).await.is_err() {
+                sent.insert(next, Instant::now());
+                if peer.send(peer.echo(next, &text)).await.is_err() {
                     return;
                 }
             }
             while !stop.load(Ordering::Relaxed) {
-                let Some(messages) = peer.messages(&defects).await else {
+                let Some(events) = peer.events(&defects).await else {
                     break;
                 };
-                for message in messages {
-                    let HubMessage::Completion(completion) = message else {
-                        defects.unexpected.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                for event in events {
+                    let id = match event {
+                        Event::Reply(id) => id,
+                        Event::Failed(id) => {
+                            defects.unexpected.fetch_add(1, Ordering::Relaxed);
+                            id
+                        }
+                        Event::Delivery(_) => {
+                            defects.unexpected.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                     };
-                    if !matches!(completion.outcome, Outcome::Result(_)) {
-                        defects.unexpected.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(started) = sent.remove(&completion.invocation_id)
+                    if let Some(started) = sent.remove(&id)
                         && measuring.load(Ordering::Relaxed)
                     {
                         count.fetch_add(1, Ordering::Relaxed);
@@ -258,17 +141,13 @@ async fn echo(settings: Settings) -> serde_json::Value {
                         continue;
                     }
                     next += 1;
-                    let id = next.to_string();
-                    let frame =
-                        peer.frame(invocation(peer.protocol, Some(id.clone()), "Echo", &text));
-                    sent.insert(id, Instant::now());
-                    if peer.socket.send(frame).await.is_err() {
+                    sent.insert(next, Instant::now());
+                    if peer.send(peer.echo(next, &text)).await.is_err() {
                         break;
                     }
                 }
             }
             latencies.lock().await.extend(local);
-            let _ = peer.socket.close(None).await;
         }));
     }
     tokio::time::sleep(settings.warmup).await;
@@ -301,7 +180,7 @@ async fn echo(settings: Settings) -> serde_json::Value {
 
 async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     let defects = Arc::new(Defects::default());
-    let listeners = connect_all(&settings, &defects).await;
+    let listeners = connect_all(&settings, &defects, true).await;
     let connected = listeners.len() as u64;
     let received = Arc::new(AtomicU64::new(0));
     let received_total = Arc::new(AtomicU64::new(0));
@@ -319,33 +198,24 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
         );
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
-            while let Some(messages) = peer.messages(&defects).await {
-                for message in messages {
-                    match message {
-                        HubMessage::Invocation(Invocation {
-                            target, arguments, ..
-                        }) if target == "Receive" => {
-                            received_total.fetch_add(1, Ordering::Relaxed);
-                            if measuring.load(Ordering::Relaxed) {
-                                received.fetch_add(1, Ordering::Relaxed);
-                                if rate.is_some()
-                                    && let Some(sent) = arguments
-                                        .first()
-                                        .and_then(|a| a.deserialize::<String>().ok())
-                                    && let Ok(sent) = sent.parse::<u64>()
-                                {
-                                    let now = epoch.elapsed().as_micros() as u64;
-                                    local
-                                        .push(now.saturating_sub(sent).min(u64::from(u32::MAX))
-                                            as u32);
-                                    if local.len() >= 64 {
-                                        latencies.lock().await.append(&mut local);
-                                    }
-                                }
-                            }
-                        }
-                        _ => {
-                            defects.unexpected.fetch_add(1, Ordering::Relaxed);
+            while let Some(events) = peer.events(&defects).await {
+                for event in events {
+                    let Event::Delivery(text) = event else {
+                        defects.unexpected.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    received_total.fetch_add(1, Ordering::Relaxed);
+                    if !measuring.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    received.fetch_add(1, Ordering::Relaxed);
+                    if rate.is_some()
+                        && let Ok(sent) = text.parse::<u64>()
+                    {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        local.push(now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
+                        if local.len() >= 64 {
+                            latencies.lock().await.append(&mut local);
                         }
                     }
                 }
@@ -356,7 +226,7 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     let mut sender = match Peer::connect(
         &settings.url,
         settings.address,
-        settings.protocol,
+        settings.wire,
         Some(Ipv4Addr::new(127, 0, 0, 200)),
     )
     .await
@@ -383,36 +253,26 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                 None => {
                     for _ in 0..inflight {
                         next += 1;
-                        let frame = sender.frame(invocation(
-                            sender.protocol,
-                            Some(next.to_string()),
-                            "Broadcast",
-                            &text,
-                        ));
-                        let _ = sender.socket.send(frame).await;
+                        let _ = sender.send(sender.broadcast(Some(next), &text)).await;
                     }
                     while !stop.load(Ordering::Relaxed) {
-                        let Some(messages) = sender.messages(&defects).await else {
+                        let Some(events) = sender.events(&defects).await else {
                             break;
                         };
-                        for message in messages {
-                            match message {
-                                HubMessage::Completion(_) => {
+                        for event in events {
+                            match event {
+                                Event::Reply(_) => {
                                     completed_total.fetch_add(1, Ordering::Relaxed);
                                     if measuring.load(Ordering::Relaxed) {
                                         completed.fetch_add(1, Ordering::Relaxed);
                                     }
                                     next += 1;
-                                    let frame = sender.frame(invocation(
-                                        sender.protocol,
-                                        Some(next.to_string()),
-                                        "Broadcast",
-                                        &text,
-                                    ));
-                                    let _ = sender.socket.send(frame).await;
+                                    let _ = sender.send(sender.broadcast(Some(next), &text)).await;
                                 }
-                                HubMessage::Invocation(_) => {}
-                                _ => {
+                                // The sender's own deliveries (SignalR's and Socket.IO's
+                                // broadcasts include it).
+                                Event::Delivery(_) => {}
+                                Event::Failed(_) => {
                                     defects.unexpected.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
@@ -421,20 +281,26 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
                 }
                 Some(rate) => {
                     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-                    // The sender's own deliveries and completions are read and dropped.
-                    let (mut sink, mut stream) = sender.socket.split();
-                    tokio::spawn(async move { while stream.next().await.is_some() {} });
                     while !stop.load(Ordering::Relaxed) {
-                        interval.tick().await;
-                        let stamp = epoch.elapsed().as_micros().to_string();
-                        let bytes = invocation(sender.protocol, None, "Broadcast", &stamp);
-                        let frame = match sender.protocol {
-                            Protocol::Json => {
-                                Message::Text(String::from_utf8(bytes).unwrap_or_default().into())
+                        tokio::select! {
+                            _ = interval.tick() => {}
+                            // The sender's own deliveries and answers are read and dropped
+                            // (and Engine.IO pings answered).
+                            events = sender.events(&defects) => {
+                                if events.is_none() {
+                                    break;
+                                }
+                                continue;
                             }
-                            Protocol::MessagePack => Message::Binary(bytes.into()),
-                        };
-                        if sink.send(frame).await.is_err() {
+                        }
+                        let stamp = epoch.elapsed().as_micros().to_string();
+                        next += 1;
+                        // Answered, so every wire acknowledges: the answers are dropped.
+                        if sender
+                            .send(sender.broadcast(Some(next), &stamp))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                         completed_total.fetch_add(1, Ordering::Relaxed);
@@ -523,9 +389,14 @@ async fn connect(settings: Settings, pid: u32, hold: Duration) -> serde_json::Va
     let defects = Arc::new(Defects::default());
     let before = rss_kib(pid);
     let started = Instant::now();
-    let peers = connect_all(&settings, &defects).await;
+    let mut peers = connect_all(&settings, &defects, false).await;
     let elapsed = started.elapsed().as_secs_f64();
-    tokio::time::sleep(hold).await;
+    // Hold them, answering pings (Engine.IO's server pings every 25 s).
+    let holding = futures_util::future::join_all(peers.iter_mut().map(|peer| {
+        let defects = defects.clone();
+        async move { while peer.events(&defects).await.is_some() {} }
+    }));
+    let _ = tokio::time::timeout(hold, holding).await;
     let after = rss_kib(pid);
     let held = peers.len();
     let per_connection = if held > 0 {
@@ -559,12 +430,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("cannot resolve --url")?;
     let scenario: String = hubs_bench::option(&args, "--scenario", "echo".to_owned());
-    let protocol = Protocol::from_name(&hubs_bench::option(&args, "--protocol", "json".to_owned()))
-        .ok_or("unknown --protocol")?;
+    let wire = Wire::parse(
+        &hubs_bench::option(&args, "--wire", "signalr".to_owned()),
+        &hubs_bench::option(&args, "--protocol", "json".to_owned()),
+    )
+    .ok_or("unknown --wire or --protocol")?;
     let settings = Settings {
         url: url.clone(),
         address,
-        protocol,
+        wire,
         connections: hubs_bench::option(&args, "--connections", 1),
         size: hubs_bench::option(&args, "--size", 16),
         inflight: hubs_bench::option(&args, "--inflight", 1),
@@ -575,7 +449,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut header = serde_json::json!({
         "scenario": scenario,
         "url": url,
-        "protocol": protocol.name(),
+        "wire": wire.name(),
         "connections": settings.connections,
         "size": settings.size,
         "inflight": settings.inflight,
