@@ -180,6 +180,11 @@ async fn run<S>(
                 }
                 continue;
             };
+            // Woken for a lone frame: let whatever is producing (a broadcast, a stream)
+            // queue more before paying for the write, so one write carries several.
+            if outgoing.is_empty() && !finishing {
+                tokio::task::yield_now().await;
+            }
             let written = {
                 let queue = &mut outgoing;
                 let sink = &mut sink;
