@@ -89,6 +89,12 @@ pub struct Method {
     pub authorize: Option<Requirement>,
     /// The limits declared on it (`#[hub(limit(...))]`).
     pub limits: &'static [Limit],
+    /// A plain `fn` (not `async`), which is done when it returns: with no filter or
+    /// requirement around it and no other invocation of its connection running, it runs
+    /// on the connection's read loop and its Completion is queued at once, without a task
+    /// of its own. Keep such methods short; work that blocks belongs in an `async fn`
+    /// (with `spawn_blocking`).
+    pub immediate: bool,
 }
 
 /// A service a hub method injects: by type, and optionally by key.

@@ -184,6 +184,11 @@ impl Watched {
     }
 
     /// Holds the slot until the client answers.
+    /// A plain `fn`: it runs on the read loop (no task), and may panic.
+    pub(crate) fn divide(&self, a: u32, b: u32) -> u32 {
+        a / b
+    }
+
     pub(crate) async fn hold(&self, cx: &Context<Self>) -> Result<String, HubError> {
         cx.clients().caller().invoke("Release", ()).await
     }
@@ -450,4 +455,48 @@ async fn a_stream_that_panics_ends_with_an_error_and_the_connection_stays() {
         .await;
     let done = completions(&mut client, &["c"], |_| None).await;
     assert_eq!(done[0].outcome, Outcome::Result(client.value(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_methods_run_in_order_and_a_panic_answers_only_its_call() {
+    for protocol in [Protocol::Json, Protocol::MessagePack] {
+        let (server, _seen) = watched_in_process(HubOptions::default());
+        let mut client = RawClient::in_process(&server, "/watched", protocol).await;
+        // A burst of plain calls, one that panics among them, and an async call between:
+        // every call is answered, in order, and the connection stays.
+        let mut ids = Vec::new();
+        for (a, b) in [(6u32, 3u32), (1, 0), (8, 2)] {
+            let (a, b) = (client.value(a), client.value(b));
+            ids.push(client.invoke("Divide", vec![a, b]).await);
+        }
+        client.send(&upload_invocation("c", "Count", "v")).await;
+        client
+            .send(&HubMessage::Completion(Completion::void("v")))
+            .await;
+        let (a, b) = (client.value(9u32), client.value(3u32));
+        ids.push(client.invoke("Divide", vec![a, b]).await);
+        ids.insert(3, "c".into());
+        let mut order = Vec::new();
+        let mut outcomes = Vec::new();
+        while order.len() < ids.len() {
+            match client.next_message().await {
+                Some(HubMessage::Completion(c)) => {
+                    order.push(c.invocation_id);
+                    outcomes.push(c.outcome);
+                }
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+        assert_eq!(order, ids, "{protocol}: answered in order");
+        assert_eq!(outcomes[0], Outcome::Result(client.value(2u32)));
+        assert_eq!(
+            outcomes[1],
+            Outcome::Error("An unexpected error occurred invoking 'Divide' on the server.".into()),
+            "{protocol}: the panic answers its own call"
+        );
+        assert_eq!(outcomes[2], Outcome::Result(client.value(4u32)));
+        assert_eq!(outcomes[3], Outcome::Result(client.value(0usize)));
+        assert_eq!(outcomes[4], Outcome::Result(client.value(3u32)));
+    }
 }

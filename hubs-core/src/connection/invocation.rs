@@ -85,6 +85,7 @@ struct Queued {
 pub(super) struct Invocations {
     queue: VecDeque<Queued>,
     slots: Arc<Semaphore>,
+    max_parallel: usize,
     /// Error Completions waiting for room in a full outbound queue.
     refusals: Arc<AtomicUsize>,
 }
@@ -98,6 +99,7 @@ impl Invocations {
         Self {
             queue: VecDeque::new(),
             slots: Arc::new(Semaphore::new(max_parallel)),
+            max_parallel,
             refusals: Arc::default(),
         }
     }
@@ -125,7 +127,19 @@ impl Invocations {
     /// right behind it are not lost.
     pub(super) fn accept<H: Hub>(&mut self, cx: &Context<H>, request: Request) {
         match self.check(cx, request) {
-            Ok(queued) => self.queue.push_back(queued),
+            Ok(queued) => {
+                // An immediate method with nothing ahead of it and nothing running runs
+                // here and now: no task, no queue (the common call, cheapest).
+                if self.queue.is_empty()
+                    && immediate(cx, &queued)
+                    && self.slots.available_permits() == self.max_parallel
+                    && let Ok(slot) = self.slots.clone().try_acquire_owned()
+                {
+                    run_now(cx, queued, slot);
+                    return;
+                }
+                self.queue.push_back(queued);
+            }
             Err((Some(id), text)) => {
                 complete_with_error(cx.handle(), &self.refusals, id, text);
             }
@@ -168,7 +182,15 @@ impl Invocations {
             return Err(refuse(wire::too_many_queued(target, MAX_QUEUED)));
         }
         let streams = cx.streams().clone();
-        let cancel = cx.handle().end_handle().token().child_token();
+        // Only a stream is cancelled on its own (CancelInvocation); any other call ends
+        // with its connection, so it shares the connection's token (a child token per
+        // call costs a lock and an allocation).
+        let connection = cx.handle().end_handle().token();
+        let cancel = if request.streaming {
+            connection.child_token()
+        } else {
+            connection.clone()
+        };
         let mut guard = InvocationGuard {
             streams: streams.clone(),
             download: None,
@@ -206,23 +228,183 @@ impl Invocations {
             return;
         };
         queued.guard.permit = Some(slot);
-        let method = H::methods()[queued.method].name;
-        let runtime = cx.runtime();
-        // OpenTelemetry's RPC conventions; a child of the connection's span.
-        let span = tracing::info_span!(
-            "signalr.invocation",
-            otel.name = format!("{}/{method}", runtime.name()),
-            otel.kind = "server",
-            rpc.system = "signalr",
-            rpc.service = runtime.name(),
-            rpc.method = method,
-            signalr.invocation.id = queued.request.invocation_id.as_deref(),
-            signalr.outcome = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-        );
-        crate::trace_context::continue_trace(&span, &queued.request.headers);
+        let span = invocation_span(cx, &queued);
         tokio::spawn(run(cx.clone(), queued).instrument(span));
     }
+}
+
+/// The invocation's span, after OpenTelemetry's RPC conventions; a child of the
+/// connection's span, continuing the caller's trace.
+fn invocation_span<H: Hub>(cx: &Context<H>, queued: &Queued) -> tracing::Span {
+    let method = H::methods()[queued.method].name;
+    let runtime = cx.runtime();
+    let span = tracing::info_span!(
+        "signalr.invocation",
+        otel.name = format!("{}/{method}", runtime.name()),
+        otel.kind = "server",
+        rpc.system = "signalr",
+        rpc.service = runtime.name(),
+        rpc.method = method,
+        signalr.invocation.id = queued.request.invocation_id.as_deref(),
+        signalr.outcome = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    crate::trace_context::continue_trace(&span, &queued.request.headers);
+    span
+}
+
+/// Whether `queued` may run on the read loop: an immediate method, called plainly, with
+/// no filter or requirement around it.
+fn immediate<H: Hub>(cx: &Context<H>, queued: &Queued) -> bool {
+    let descriptor = &H::methods()[queued.method];
+    descriptor.immediate
+        && !queued.request.streaming
+        && queued.uploads.is_empty()
+        && descriptor.authorize.is_none()
+        && cx.runtime().chains[queued.method].is_empty()
+}
+
+/// Runs an immediate method on the read loop and queues its Completion; only a full
+/// queue (or a method that unexpectedly waits) leaves the rest to a task.
+fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePermit) {
+    queued.guard.permit = Some(slot);
+    let span = invocation_span(cx, &queued);
+    let _entered = span.enter();
+    let Queued {
+        mut guard,
+        method,
+        request,
+        uploads,
+    } = queued;
+    let started = std::time::Instant::now();
+    let runtime = cx.runtime();
+    let mut call = runtime.hub.clone().invoke(
+        method,
+        Call::new(cx.clone(), request.arguments, uploads, guard.cancel.clone()),
+    );
+    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().now_or_never()));
+    let outcome = match polled {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => {
+            // It waits after all: finish it as a task does.
+            drop(_entered);
+            let cx = cx.clone();
+            let (id, target) = (request.invocation_id, request.target);
+            let task = async move {
+                let outcome = AssertUnwindSafe(call)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked("the hub method panicked")));
+                conclude(&cx, guard, method, id, &target, outcome, started).await;
+            };
+            tokio::spawn(task.instrument(span.clone()));
+            return;
+        }
+        Err(_) => {
+            tracing::error!("hub method panicked");
+            Err(panicked("the hub method panicked"))
+        }
+    };
+    if let Err(error) = &outcome {
+        tracing::debug!(?error, "invocation failed");
+    }
+    let method_name = H::methods()[method].name;
+    let Some(id) = request.invocation_id else {
+        drop(guard);
+        finished(
+            runtime,
+            (method, method_name),
+            started,
+            outcome.is_ok(),
+            error_type(&outcome),
+        );
+        return;
+    };
+    let error = error_type(&outcome);
+    let completion = completion_for(cx, id, outcome, &request.target);
+    let ok = !matches!(completion.outcome, Outcome::Error(_));
+    guard.release_streams();
+    let message = HubMessage::Completion(completion);
+    let handle = cx.handle();
+    if handle.try_send_message(&message) || handle.is_closed() {
+        drop(guard);
+        finished(runtime, (method, method_name), started, ok, error);
+        return;
+    }
+    // The queue is full: wait for room in a task, keeping the slot (so Completions stay
+    // in order).
+    let runtime = runtime.clone();
+    let handle = handle.clone();
+    let task = async move {
+        let _ = handle.send_message(&message).await;
+        drop(guard);
+        finished(&runtime, (method, method_name), started, ok, error);
+    };
+    tokio::spawn(task.instrument(span.clone()));
+}
+
+/// A panic, as the error it becomes.
+fn panicked(message: &str) -> DispatchError {
+    DispatchError::Failed {
+        type_name: "Panic".to_owned(),
+        message: message.to_owned(),
+        hub_error: false,
+    }
+}
+
+/// The Completion of a call that did not stream.
+fn completion_for<H: Hub>(
+    cx: &Context<H>,
+    id: String,
+    outcome: Result<Reply, DispatchError>,
+    target: &str,
+) -> Completion {
+    match outcome {
+        Ok(Reply::Unit | Reply::Stream(_)) => Completion::result(id, Value::null(cx.protocol())),
+        Ok(Reply::Value(value)) => Completion::result(id, value),
+        Err(error) => Completion::error(
+            id,
+            wire::invocation_error(&error, target, cx.runtime().options.detailed_errors),
+        ),
+    }
+}
+
+/// Queues the Completion of a call that did not stream, then releases what it held.
+async fn conclude<H: Hub>(
+    cx: &Context<H>,
+    mut guard: InvocationGuard,
+    method: usize,
+    invocation_id: Option<String>,
+    target: &str,
+    outcome: Result<Reply, DispatchError>,
+    started: std::time::Instant,
+) {
+    let runtime = cx.runtime();
+    let method_name = H::methods()[method].name;
+    if let Err(error) = &outcome {
+        tracing::debug!(?error, "invocation failed");
+    }
+    let error = error_type(&outcome);
+    let Some(id) = invocation_id else {
+        drop(guard);
+        finished(
+            runtime,
+            (method, method_name),
+            started,
+            outcome.is_ok(),
+            error,
+        );
+        return;
+    };
+    let completion = completion_for(cx, id, outcome, target);
+    let ok = !matches!(completion.outcome, Outcome::Error(_));
+    guard.release_streams();
+    let _ = cx
+        .handle()
+        .send_message(&HubMessage::Completion(completion))
+        .await;
+    drop(guard);
+    finished(runtime, (method, method_name), started, ok, error);
 }
 
 /// Runs one invocation to its last message.
@@ -240,14 +422,9 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
         streaming,
         ..
     } = request;
-    let runtime = cx.runtime().clone();
     let started = std::time::Instant::now();
-    let method_name = H::methods()[method].name;
-    let detailed = runtime.options.detailed_errors;
-    let handle = cx.handle().clone();
-    let protocol = cx.protocol();
     let outcome = AssertUnwindSafe(call_through_filters(
-        cx,
+        cx.clone(),
         method,
         arguments,
         uploads,
@@ -257,61 +434,42 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
     .await
     .unwrap_or_else(|_| {
         tracing::error!("hub method panicked");
-        Err(DispatchError::Failed {
-            type_name: "Panic".to_owned(),
-            message: "the hub method panicked".to_owned(),
-            hub_error: false,
-        })
+        Err(panicked("the hub method panicked"))
     });
-    if let Err(error) = &outcome {
-        tracing::debug!(?error, "invocation failed");
-    }
-    let Some(id) = invocation_id else {
+    let stream = match outcome {
+        Ok(Reply::Stream(stream)) if streaming && invocation_id.is_some() => stream,
+        outcome => {
+            return conclude(&cx, guard, method, invocation_id, &target, outcome, started).await;
+        }
+    };
+    let id = invocation_id.unwrap_or_default();
+    let runtime = cx.runtime();
+    let method_name = H::methods()[method].name;
+    let handle = cx.handle();
+    guard.release_slot();
+    let detailed = runtime.options.detailed_errors;
+    let Some(completion) = pump(stream, &id, handle, &guard.cancel, &target, detailed).await else {
         finished(
-            &runtime,
+            runtime,
             (method, method_name),
             started,
-            outcome.is_ok(),
-            error_type(&outcome),
+            false,
+            Some("disconnected"),
         );
         return;
     };
-    let error = error_type(&outcome);
-    let completion = match outcome {
-        Ok(Reply::Stream(stream)) if streaming => {
-            guard.release_slot();
-            match pump(stream, &id, &handle, &guard.cancel, &target, detailed).await {
-                Some(completion) => completion,
-                None => {
-                    finished(
-                        &runtime,
-                        (method, method_name),
-                        started,
-                        false,
-                        Some("disconnected"),
-                    );
-                    return;
-                }
-            }
-        }
-        Ok(Reply::Unit | Reply::Stream(_)) => Completion::result(id, Value::null(protocol)),
-        Ok(Reply::Value(value)) => Completion::result(id, value),
-        Err(error) => Completion::error(id, wire::invocation_error(&error, &target, detailed)),
-    };
     let ok = !matches!(completion.outcome, Outcome::Error(_));
     guard.release_streams();
-    // The slot is kept until the Completion is queued, so with one slot the completions
-    // go out in order.
     let _ = handle
         .send_message(&HubMessage::Completion(completion))
         .await;
     drop(guard);
     finished(
-        &runtime,
+        runtime,
         (method, method_name),
         started,
         ok,
-        error.or((!ok).then_some("stream")),
+        (!ok).then_some("stream"),
     );
 }
 

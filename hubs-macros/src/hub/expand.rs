@@ -25,6 +25,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             .filter(|p| matches!(p, Param::Upload { .. }))
             .count();
         let streaming = matches!(m.ret, Return::Stream { .. });
+        // Done when it returns: nothing to await, nothing streamed either way.
+        let immediate = !m.is_async && !streaming && uploads == 0;
         let authorize = match &m.authorize {
             Some(authorize) => {
                 let requirement = access::requirement(&p, authorize);
@@ -40,6 +42,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             uploads: #uploads,
             authorize: #authorize,
             limits: &[#(#limits),*],
+            immediate: #immediate,
         })
     });
     let services = model
