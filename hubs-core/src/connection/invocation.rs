@@ -8,19 +8,19 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::conclusion::{Conclusion, finished, panicked, pump};
 use super::handle::ConnectionHandle;
 use super::streams::Streams;
 use crate::context::Context;
 use crate::error::DispatchError;
 use crate::hub::{Call, Hub, Reply};
-use crate::protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
-use crate::runtime::HubRuntime;
-use crate::stream::{ReplyStream, UploadReceiver, UploadSender};
+use crate::protocol::{Completion, HubMessage, Outcome, Value};
+use crate::stream::{UploadReceiver, UploadSender};
 use crate::wire;
 
 /// Invocations that may wait for a slot; more are refused with an error Completion.
@@ -305,68 +305,34 @@ fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePerm
             Err(panicked("the hub method panicked"))
         }
     };
-    if let Err(error) = &outcome {
-        tracing::debug!(?error, "invocation failed");
-    }
-    let method_name = H::methods()[method].name;
-    let Some(id) = request.invocation_id else {
-        drop(guard);
-        finished(
-            runtime,
-            (method, method_name),
-            started,
-            outcome.is_ok(),
-            error_type(&outcome),
-        );
-        return;
-    };
-    let error = error_type(&outcome);
-    let completion = completion_for(cx, id, outcome, &request.target);
-    let ok = !matches!(completion.outcome, Outcome::Error(_));
+    let conclusion = Conclusion::new(
+        cx,
+        method,
+        request.invocation_id,
+        &request.target,
+        outcome,
+        started,
+    );
     guard.release_streams();
-    let message = HubMessage::Completion(completion);
     let handle = cx.handle();
-    if handle.try_send_message(&message) || handle.is_closed() {
+    let queued = conclusion
+        .message
+        .as_ref()
+        .is_none_or(|message| handle.try_send_message(message) || handle.is_closed());
+    if queued {
         drop(guard);
-        finished(runtime, (method, method_name), started, ok, error);
+        conclusion.record(runtime);
         return;
     }
     // The queue is full: wait for room in a task, keeping the slot (so Completions stay
     // in order).
-    let runtime = runtime.clone();
-    let handle = handle.clone();
+    let cx = cx.clone();
     let task = async move {
-        let _ = handle.send_message(&message).await;
+        conclusion.send(&cx).await;
         drop(guard);
-        finished(&runtime, (method, method_name), started, ok, error);
+        conclusion.record(cx.runtime());
     };
     tokio::spawn(task.instrument(span.clone()));
-}
-
-/// A panic, as the error it becomes.
-fn panicked(message: &str) -> DispatchError {
-    DispatchError::Failed {
-        type_name: "Panic".to_owned(),
-        message: message.to_owned(),
-        hub_error: false,
-    }
-}
-
-/// The Completion of a call that did not stream.
-fn completion_for<H: Hub>(
-    cx: &Context<H>,
-    id: String,
-    outcome: Result<Reply, DispatchError>,
-    target: &str,
-) -> Completion {
-    match outcome {
-        Ok(Reply::Unit | Reply::Stream(_)) => Completion::result(id, Value::null(cx.protocol())),
-        Ok(Reply::Value(value)) => Completion::result(id, value),
-        Err(error) => Completion::error(
-            id,
-            wire::invocation_error(&error, target, cx.runtime().options.detailed_errors),
-        ),
-    }
 }
 
 /// Queues the Completion of a call that did not stream, then releases what it held.
@@ -379,32 +345,11 @@ async fn conclude<H: Hub>(
     outcome: Result<Reply, DispatchError>,
     started: std::time::Instant,
 ) {
-    let runtime = cx.runtime();
-    let method_name = H::methods()[method].name;
-    if let Err(error) = &outcome {
-        tracing::debug!(?error, "invocation failed");
-    }
-    let error = error_type(&outcome);
-    let Some(id) = invocation_id else {
-        drop(guard);
-        finished(
-            runtime,
-            (method, method_name),
-            started,
-            outcome.is_ok(),
-            error,
-        );
-        return;
-    };
-    let completion = completion_for(cx, id, outcome, target);
-    let ok = !matches!(completion.outcome, Outcome::Error(_));
+    let conclusion = Conclusion::new(cx, method, invocation_id, target, outcome, started);
     guard.release_streams();
-    let _ = cx
-        .handle()
-        .send_message(&HubMessage::Completion(completion))
-        .await;
+    conclusion.send(cx).await;
     drop(guard);
-    finished(runtime, (method, method_name), started, ok, error);
+    conclusion.record(cx.runtime());
 }
 
 /// Runs one invocation to its last message.
@@ -512,101 +457,6 @@ async fn call_through_filters<H: Hub>(
         hub.invoke(method, Call::new(cx, invocation.arguments, uploads, cancel))
     });
     crate::filter::Next::new(chain, last).run(invocation).await
-}
-
-/// The kind of a failure, for the span's `error.type`.
-fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
-    match outcome {
-        Ok(_) => None,
-        Err(DispatchError::Bind { .. }) => Some("bind"),
-        Err(DispatchError::Failed { .. }) => Some("failed"),
-        Err(DispatchError::MissingService { .. }) => Some("missing_service"),
-        Err(DispatchError::Encode(_)) => Some("encode"),
-        Err(DispatchError::Unauthorized) => Some("unauthorized"),
-        Err(DispatchError::Refused { .. }) => Some("refused"),
-    }
-}
-
-/// Records the end of an invocation: its span's outcome and its duration.
-fn finished<H: Hub>(
-    runtime: &HubRuntime<H>,
-    (index, method): (usize, &'static str),
-    started: std::time::Instant,
-    ok: bool,
-    error: Option<&'static str>,
-) {
-    let span = tracing::Span::current();
-    span.record("signalr.outcome", if ok { "ok" } else { "error" });
-    if let Some(error) = error {
-        span.record("error.type", error);
-    }
-    runtime
-        .meters
-        .invocation(index, method, ok, started.elapsed().as_secs_f64());
-}
-
-/// Sends a stream's items, each waiting for room in the connection's queue (so a slow
-/// client slows only its own streams), until it ends, fails or is cancelled. Returns the
-/// final Completion, or `None` when the connection is gone.
-async fn pump(
-    mut stream: ReplyStream,
-    id: &str,
-    handle: &ConnectionHandle,
-    cancel: &CancellationToken,
-    target: &str,
-    detailed: bool,
-) -> Option<Completion> {
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                tracing::debug!("stream cancelled");
-                return (!handle.is_closed()).then(|| Completion::void(id));
-            }
-            item = AssertUnwindSafe(stream.next()).catch_unwind() => match item {
-                Ok(item) => item,
-                Err(_) => {
-                    tracing::error!(%target, "a hub method's stream panicked");
-                    Some(Err(DispatchError::Failed {
-                        type_name: "Panic".to_owned(),
-                        message: "the stream panicked".to_owned(),
-                        hub_error: false,
-                    }))
-                }
-            },
-        };
-        match item {
-            None => return Some(Completion::void(id)),
-            Some(Ok(item)) => {
-                tracing::trace!("stream item");
-                let headers = match handle
-                    .outgoing
-                    .headers(crate::filter::OutgoingKind::StreamItem, None)
-                {
-                    Ok(headers) => headers,
-                    Err(dropped) => {
-                        tracing::debug!(reason = %dropped.0, "an outgoing filter dropped a stream item");
-                        continue;
-                    }
-                };
-                let message = HubMessage::StreamItem(StreamItem {
-                    headers,
-                    invocation_id: id.to_owned(),
-                    item,
-                });
-                if handle.send_message(&message).await.is_err() {
-                    return None;
-                }
-            }
-            Some(Err(error)) => {
-                tracing::debug!(?error, %target, "stream failed");
-                return Some(Completion::error(
-                    id,
-                    wire::streaming_error(&error, target, detailed),
-                ));
-            }
-        }
-    }
 }
 
 /// Answers an invocation with an error without holding up the reader: queued at once

@@ -8,6 +8,7 @@
 //! * [`teardown`]: why it ended and what is released, in order.
 //! * [`handle`] and [`results`]: the sending end routing uses, and client results.
 
+mod conclusion;
 mod end;
 mod handle;
 mod handshake;
