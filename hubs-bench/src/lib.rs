@@ -18,12 +18,14 @@ pub mod wire;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// The WebSocket buffers both servers and the load generator use: tungstenite's default
-/// read buffer is 128 KiB, zero-filled, per connection; idle connections need far less.
+/// The WebSocket buffers the baseline server and the load generator use, the same as the
+/// hubs transport's: tungstenite's default read buffer is 128 KiB, zero-filled, per
+/// connection, and idle connections need far less; an 8 KiB write buffer lets the frames
+/// of one flush go out in one write (with 0, every frame is a `send(2)` of its own).
 pub fn websocket_config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = 4 * 1024;
-    config.write_buffer_size = 0;
+    config.write_buffer_size = 8 * 1024;
     config
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::{Clients, Groups};
@@ -31,6 +31,35 @@ impl Request {
             headers,
             user: None,
         }
+    }
+
+    /// A request that a connection keeps for its lifetime: copies of `uri` and `headers`
+    /// that hold nothing else alive. A server that parses without copying (hyper does)
+    /// makes the URI and every header value slices of its read buffer, and one kept slice
+    /// keeps that whole buffer (8 KiB in hyper) for as long as the connection lasts.
+    ///
+    /// ```
+    /// # use hubs_core::Request;
+    /// let uri: http::Uri = "/chat?id=x".parse().unwrap();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-room", http::HeaderValue::from_static("7"));
+    /// let request = Request::owned(&uri, &headers);
+    /// assert_eq!(request.uri(), &uri);
+    /// assert_eq!(request.header("X-Room"), Some("7"));
+    /// ```
+    pub fn owned(uri: &Uri, headers: &HeaderMap) -> Self {
+        let uri = Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
+            .unwrap_or_else(|_| uri.clone());
+        let mut copies = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let mut copy =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            copy.set_sensitive(value.is_sensitive());
+            let name =
+                HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+            copies.append(name, copy);
+        }
+        Self::new(uri, copies)
     }
 
     /// The same request, authenticated as `user`.
@@ -290,5 +319,49 @@ impl<H: Hub> Context<H> {
     /// Who is connected, on every server; ending any connection by id.
     pub fn presence(&self) -> crate::Presence {
         self.runtime.presence()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, Uri};
+
+    use super::Request;
+
+    /// Whether `part` lies inside `buffer`.
+    fn within(buffer: &Bytes, part: &[u8]) -> bool {
+        let range = buffer.as_ptr_range();
+        range.contains(&part.as_ptr())
+    }
+
+    #[test]
+    fn an_owned_request_keeps_no_slice_of_the_buffer_it_was_parsed_from() {
+        // What a zero-copy parser (hyper) hands over: slices of its read buffer.
+        let buffer = Bytes::from(b"/hub?id=abc x-room: 7 cookie: k=v".to_vec());
+        let uri = Uri::from_maybe_shared(buffer.slice(0..11)).expect("a URI");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-room",
+            HeaderValue::from_maybe_shared(buffer.slice(20..21)).expect("a value"),
+        );
+        let mut cookie = HeaderValue::from_maybe_shared(buffer.slice(30..33)).expect("a value");
+        cookie.set_sensitive(true);
+        headers.insert("cookie", cookie);
+        assert!(within(&buffer, headers["x-room"].as_bytes()));
+        assert!(within(&buffer, uri.path().as_bytes()));
+
+        let request = Request::owned(&uri, &headers);
+        assert_eq!(request.uri(), &uri);
+        assert_eq!(request.header("X-Room"), Some("7"));
+        assert!(request.headers()["cookie"].is_sensitive());
+        assert!(!within(&buffer, request.uri().path().as_bytes()));
+        assert!(!within(
+            &buffer,
+            request.uri().query().unwrap_or("").as_bytes()
+        ));
+        for value in request.headers().values() {
+            assert!(!within(&buffer, value.as_bytes()));
+        }
     }
 }

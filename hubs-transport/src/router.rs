@@ -205,8 +205,7 @@ impl HubService {
                     );
                 }
                 let hub_request =
-                    hubs_core::Request::new(request.uri().clone(), request.headers().clone())
-                        .with_user(user);
+                    hubs_core::Request::owned(request.uri(), request.headers()).with_user(user);
                 let Some(connection) = self.inner.registry.attach_http(&token, |early| {
                     HttpConnection::start(
                         endpoint,
@@ -281,8 +280,8 @@ impl HubService {
                 return refused;
             }
         };
-        let hub_request = hubs_core::Request::new(request.uri().clone(), request.headers().clone())
-            .with_user(user);
+        let hub_request =
+            hubs_core::Request::owned(request.uri(), request.headers()).with_user(user);
         let (resume, run) = stateful::start(endpoint, connection_id, hub_request);
         let Some(early) = self.inner.registry.attach_websocket(token, Some(resume)) else {
             on_end();

@@ -23,6 +23,12 @@ use crate::body::{self, Body};
 /// Frames written per flush at most.
 const BATCH: usize = 64;
 
+/// Bytes the socket's write buffer gathers before it writes: the frames of one batch go
+/// out in one `send(2)` (flushed at the end of the batch), and a connection keeps at
+/// most this much (plus one frame) of buffer after a burst. tungstenite writes every
+/// frame on its own when this is 0.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 /// An upgraded WebSocket, server side.
 pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -58,11 +64,7 @@ pub(crate) fn accept<B: Send + 'static>(
                 return None;
             }
         };
-        let mut config = WebSocketConfig::default();
-        config.read_buffer_size = 4 * 1024;
-        config.write_buffer_size = 0;
-        config.max_message_size = max_message;
-        config.max_frame_size = max_message;
+        let config = socket_config(max_message);
         Some(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await,
@@ -77,6 +79,18 @@ pub(crate) fn accept<B: Send + 'static>(
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     Ok((response, socket))
+}
+
+/// The server socket's settings: a small read buffer (tungstenite's default is 128 KiB,
+/// zero-filled, per connection), a write buffer so a batch goes out in one write, and
+/// the message limit.
+fn socket_config(max_message: Option<usize>) -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = WRITE_BUFFER;
+    config.max_message_size = max_message;
+    config.max_frame_size = max_message;
+    config
 }
 
 /// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
@@ -94,24 +108,31 @@ pub(crate) fn upgrade<B: Send + 'static>(
             return refused;
         }
     };
+    // What the task holds for the connection's lifetime, it holds small: the upgrade's
+    // future and the request are boxed (a spawned future keeps the room of everything
+    // it captured until it ends, even once moved out).
     let hub_request =
-        hubs_core::Request::new(request.uri().clone(), request.headers().clone()).with_user(user);
+        Box::new(hubs_core::Request::owned(request.uri(), request.headers()).with_user(user));
+    let socket = Box::pin(socket);
     tokio::spawn(async move {
         if let Some(socket) = socket.await {
-            run(socket, endpoint, connection_id, hub_request, early).await;
+            run(socket, endpoint, connection_id, *hub_request, early).await;
         }
         on_end();
     });
     response
 }
 
-async fn run<S>(
+/// Starts the connection on `socket` and spawns its writer; the future it returns holds
+/// only the connection's task and the writer's handle.
+fn run<S>(
     socket: WebSocketStream<S>,
     endpoint: Arc<dyn HubEndpoint>,
     connection_id: ConnectionId,
     request: hubs_core::Request,
     early: Vec<Bytes>,
-) where
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let send_timeout = endpoint.options().configured_send_timeout();
@@ -237,8 +258,10 @@ async fn run<S>(
     // The writer is a task of its own: a frame queued for this connection wakes only it,
     // not the connection's read loop.
     let writer = tokio::spawn(writer);
-    task.await;
-    let _ = writer.await;
+    async move {
+        task.await;
+        let _ = writer.await;
+    }
 }
 
 /// The close code for a frame that breaks the WebSocket rules: 1007 for text that is not
@@ -262,5 +285,121 @@ pub(crate) fn message(frame: Frame) -> Message {
             Ok(text) => Message::Text(text),
             Err(_) => Message::Binary(frame.bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use hubs_core::{EndHandle, HubOptions};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// A socket that reads nothing and records the size of every write.
+    struct Recording(Arc<Mutex<Vec<usize>>>);
+
+    impl tokio::io::AsyncRead for Recording {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Recording {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A hub that queues `frames` at once and is done.
+    struct Burst {
+        options: HubOptions,
+        frames: Vec<Frame>,
+    }
+
+    impl HubEndpoint for Burst {
+        fn options(&self) -> &HubOptions {
+            &self.options
+        }
+
+        fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
+            let (tx, rx) = mpsc::channel(self.frames.len());
+            for frame in &self.frames {
+                tx.try_send(frame.clone()).expect("room");
+            }
+            let finished = CancellationToken::new();
+            finished.cancel();
+            Connected {
+                outgoing: rx,
+                finished,
+                end: EndHandle::new(),
+                task: Box::pin(async move { drop((connection, tx)) }),
+            }
+        }
+
+        fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+            self
+        }
+
+        fn shutdown(&self) {}
+    }
+
+    #[tokio::test]
+    async fn frames_queued_together_go_out_in_one_write() {
+        let frames: Vec<Frame> = (0..10)
+            .map(|n| Frame {
+                bytes: Bytes::from(format!("{{\"type\":6,\"n\":{n}}}\u{1e}")),
+                binary: false,
+                sequenced: true,
+            })
+            .collect();
+        // A server's frame: a 2-byte header (short, unmasked), then the payload.
+        let burst: usize = frames.iter().map(|f| 2 + f.bytes.len()).sum();
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let socket = WebSocketStream::from_raw_socket(
+            Recording(writes.clone()),
+            Role::Server,
+            Some(socket_config(None)),
+        )
+        .await;
+        let endpoint = Arc::new(Burst {
+            options: HubOptions::default(),
+            frames,
+        });
+        let request = hubs_core::Request::new(http::Uri::from_static("/hub"), Default::default());
+        run(
+            socket,
+            endpoint,
+            ConnectionId::generate(),
+            request,
+            Vec::new(),
+        )
+        .await;
+        let writes = writes.lock().unwrap().clone();
+        // The burst, then the Close frame: not a write per frame.
+        assert_eq!(writes.first(), Some(&burst), "writes: {writes:?}");
+        assert_eq!(writes.len(), 2, "writes: {writes:?}");
     }
 }
