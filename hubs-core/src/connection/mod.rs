@@ -62,6 +62,9 @@ pub(crate) fn start<H: Hub>(
         signalr.protocol = tracing::field::Empty,
         enduser.id = tracing::field::Empty,
     );
+    // Boxed: a future keeps room for what it was given until it ends, and the connection
+    // needs its parts only while it starts.
+    let connection = Box::new(connection);
     let task = run(runtime, connection, tx, end.clone(), finished.clone()).instrument(span);
     Connected {
         outgoing: rx,
@@ -83,22 +86,100 @@ fn handshake_frame(response: &HandshakeResponse, protocol: Option<Protocol>) -> 
     }
 }
 
+/// An established connection: what its read loop and teardown need.
+struct Established<H: Hub> {
+    cx: Context<H>,
+    incoming: crate::transport::Incoming,
+    capabilities: crate::transport::Capabilities,
+    protocol: Protocol,
+    /// What came after the handshake in its chunk.
+    leftover: bytes::BytesMut,
+    /// Ends the connection when its credential expires.
+    expiry: Option<tokio::task::JoinHandle<()>>,
+}
+
 async fn run<H: Hub>(
     runtime: Arc<HubRuntime<H>>,
-    connection: TransportConnection,
+    connection: Box<TransportConnection>,
     tx: mpsc::Sender<Frame>,
     end: EndHandle,
     finished: CancellationToken,
 ) {
+    // In steps whose state does not outlive them: the handshake's, the read loop's, the
+    // teardown's.
+    let Some(Established {
+        cx,
+        mut incoming,
+        capabilities,
+        protocol,
+        leftover,
+        expiry,
+    }) = establish(&runtime, connection, tx, end, &finished).await
+    else {
+        return;
+    };
+    let options = &runtime.options;
+
+    // The hook runs until it returns or the connection ends (its transport may go).
+    let hook = tokio::select! {
+        hook = AssertUnwindSafe(crate::filter::on_connected(&cx)).catch_unwind() => Some(hook),
+        () = cx.handle().end_handle().ended() => None,
+    };
+    let ending = match hook {
+        None => Ending::signalled(
+            cx.handle().end_handle().reason(),
+            runtime.shutdown.is_cancelled(),
+        ),
+        Some(Ok(Ok(()))) => {
+            let decoder = |leftover: &[u8]| {
+                let mut decoder = protocol
+                    .decoder()
+                    .with_max_message_size(options.max_message_size);
+                decoder.push(leftover);
+                decoder
+            };
+            let mut reader = Reader::new(&cx, capabilities, decoder(&leftover));
+            reader.run(&mut incoming).await
+        }
+        Some(Ok(Err(error))) => Ending::Error {
+            text: wire::closed_with_error(Some(("HubException", error.message()))),
+            allow_reconnect: false,
+        },
+        Some(Err(_)) => {
+            tracing::error!("on_connected panicked");
+            Ending::Error {
+                text: wire::closed_with_error(
+                    options
+                        .detailed_errors
+                        .then_some(("Panic", "on_connected panicked")),
+                ),
+                allow_reconnect: false,
+            }
+        }
+    };
+    if let Some(expiry) = expiry {
+        expiry.abort();
+    }
+    tear_down(&runtime, cx, ending, &finished).await;
+}
+
+/// The handshake, then the connection's registration; `None` when the handshake failed
+/// or the connection ended first (it is then over: `finished` is cancelled).
+async fn establish<H: Hub>(
+    runtime: &Arc<HubRuntime<H>>,
+    connection: Box<TransportConnection>,
+    tx: mpsc::Sender<Frame>,
+    end: EndHandle,
+    finished: &CancellationToken,
+) -> Option<Established<H>> {
     let TransportConnection {
         connection_id,
         request,
         transport,
         capabilities,
         mut incoming,
-    } = connection;
+    } = *connection;
     let options = &runtime.options;
-
     let handshake = tokio::select! {
         read = handshake::read(options, &mut incoming, capabilities) => read,
         () = end.ended() => Err(Refusal::Gone),
@@ -112,7 +193,7 @@ async fn run<H: Hub>(
             }
             end.finish();
             finished.cancel();
-            return;
+            return None;
         }
     };
     tracing::Span::current().record("signalr.protocol", protocol.name());
@@ -166,46 +247,12 @@ async fn run<H: Hub>(
         protocol = protocol.name(),
         "connected"
     );
-
-    // The hook runs until it returns or the connection ends (its transport may go).
-    let hook = tokio::select! {
-        hook = AssertUnwindSafe(crate::filter::on_connected(&cx)).catch_unwind() => Some(hook),
-        () = cx.handle().end_handle().ended() => None,
-    };
-    let ending = match hook {
-        None => Ending::signalled(
-            cx.handle().end_handle().reason(),
-            runtime.shutdown.is_cancelled(),
-        ),
-        Some(hook) => match hook {
-            Ok(Ok(())) => {
-                let mut decoder = protocol
-                    .decoder()
-                    .with_max_message_size(options.max_message_size);
-                decoder.push(&leftover);
-                Reader::new(&cx, capabilities, decoder)
-                    .run(&mut incoming)
-                    .await
-            }
-            Ok(Err(error)) => Ending::Error {
-                text: wire::closed_with_error(Some(("HubException", error.message()))),
-                allow_reconnect: false,
-            },
-            Err(_) => {
-                tracing::error!("on_connected panicked");
-                Ending::Error {
-                    text: wire::closed_with_error(
-                        options
-                            .detailed_errors
-                            .then_some(("Panic", "on_connected panicked")),
-                    ),
-                    allow_reconnect: false,
-                }
-            }
-        },
-    };
-    if let Some(expiry) = expiry {
-        expiry.abort();
-    }
-    tear_down(&runtime, cx, ending, &finished).await;
+    Some(Established {
+        cx,
+        incoming,
+        capabilities,
+        protocol,
+        leftover,
+        expiry,
+    })
 }

@@ -1,7 +1,9 @@
 //! The read loop of an established connection. It never waits on one invocation: it
 //! reads and decodes what the client sends, hands invocations to the queue, starts them
 //! as slots free up, routes Completions and cancellations, and keeps the connection
-//! alive, all from one `select!` over named events.
+//! alive, all from one `select!` over named events. A method it starts itself (see
+//! [`Method::immediate`](crate::Method::immediate)) runs on it only until its first
+//! wait.
 //!
 //! Uploads are fed without waiting. The only time the loop holds back from reading is
 //! while a method is draining an upload that holds more than `stream_buffer_capacity`
@@ -9,7 +11,9 @@
 //! then for at most [`UPLOAD_STALL`] without progress: an upload its method does not
 //! drain never holds up the messages behind it.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,14 +51,19 @@ enum Event {
     Chunk(Option<io::Result<Bytes>>),
 }
 
+/// Waiting for a congested upload to drain: `true` once it did, `false` once
+/// [`UPLOAD_STALL`] passed.
+type UploadWait = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 pub(super) struct Reader<'a, H: Hub> {
     cx: &'a Context<H>,
     capabilities: Capabilities,
     decoder: MessageDecoder,
     invocations: Invocations,
     keep_alive: KeepAlive,
-    /// The upload the loop waits for, and until when.
-    congestion: Option<(UploadSender, Instant)>,
+    /// The upload the loop waits for, and the wait: `true` once it drained, `false`
+    /// after [`UPLOAD_STALL`] (boxed: it is rare, and the loop's state stays small).
+    congestion: Option<(UploadSender, UploadWait)>,
 }
 
 impl<'a, H: Hub> Reader<'a, H> {
@@ -74,7 +83,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    pub(super) async fn run(mut self, incoming: &mut Incoming) -> Ending {
+    pub(super) async fn run(&mut self, incoming: &mut Incoming) -> Ending {
         // Messages that arrived with the handshake.
         if let Some(ending) = self.drain() {
             return ending;
@@ -87,20 +96,23 @@ impl<'a, H: Hub> Reader<'a, H> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.congestion.is_none() {
-                self.congestion = self
-                    .cx
-                    .streams()
-                    .congested()
-                    .map(|upload| (upload, Instant::now() + UPLOAD_STALL));
+                self.congestion = self.cx.streams().congested().map(|upload| {
+                    let waiting = upload.clone();
+                    let wait: UploadWait = Box::pin(async move {
+                        tokio::select! {
+                            () = waiting.drained() => true,
+                            () = tokio::time::sleep(UPLOAD_STALL) => false,
+                        }
+                    });
+                    (upload, wait)
+                });
             }
             let event = {
                 let reading = self.congestion.is_none();
-                let upload = async {
-                    match &self.congestion {
-                        Some((upload, deadline)) => tokio::select! {
-                            () = upload.drained() => true,
-                            () = tokio::time::sleep_until(*deadline) => false,
-                        },
+                let congestion = &mut self.congestion;
+                let upload = async move {
+                    match congestion {
+                        Some((_, wait)) => wait.as_mut().await,
                         None => std::future::pending().await,
                     }
                 };
@@ -123,6 +135,8 @@ impl<'a, H: Hub> Reader<'a, H> {
         match event {
             Event::Ended => {
                 let end = self.cx.handle().end_handle();
+                // Ended from outside perhaps (shutdown): sends stop here too.
+                end.finish();
                 let shutting_down = self.cx.runtime().shutdown.is_cancelled();
                 Some(Ending::signalled(end.reason(), shutting_down))
             }
