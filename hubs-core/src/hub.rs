@@ -89,11 +89,14 @@ pub struct Method {
     pub authorize: Option<Requirement>,
     /// The limits declared on it (`#[hub(limit(...))]`).
     pub limits: &'static [Limit],
-    /// A plain `fn` (not `async`), which is done when it returns: with no filter or
-    /// requirement around it and no other invocation of its connection running, it runs
-    /// on the connection's read loop and its Completion is queued at once, without a task
-    /// of its own. Keep such methods short; work that blocks belongs in an `async fn`
-    /// (with `spawn_blocking`).
+    /// Whether it may start on its connection's read loop: it streams nothing either
+    /// way. With no filter or requirement around it and no other invocation of its
+    /// connection running, it is polled there first, as ASP.NET Core's receive loop runs
+    /// a method until its first `await`. One that is done then (a plain `fn`, an `async
+    /// fn` that did not wait) has its Completion queued at once, with no task of its own;
+    /// one that waits moves to a task at once, and the loop reads on. Code before a
+    /// method's first `.await` should therefore be short: blocking work belongs in
+    /// `spawn_blocking`.
     pub immediate: bool,
 }
 

@@ -183,12 +183,27 @@ impl Watched {
         })
     }
 
-    /// Holds the slot until the client answers.
     /// A plain `fn`: it runs on the read loop (no task), and may panic.
     pub(crate) fn divide(&self, a: u32, b: u32) -> u32 {
         a / b
     }
 
+    /// The task it runs on, from a plain `fn`: the connection's read loop.
+    pub(crate) fn loop_task(&self) -> String {
+        tokio::task::id().to_string()
+    }
+
+    /// An `async fn` that may finish without waiting, wait first, or panic before it
+    /// waits; it answers with the task it finished on.
+    pub(crate) async fn settle(&self, wait_ms: u64, panic: bool) -> String {
+        assert!(!panic, "settle panicked");
+        if wait_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        }
+        tokio::task::id().to_string()
+    }
+
+    /// Holds the slot until the client answers.
     pub(crate) async fn hold(&self, cx: &Context<Self>) -> Result<String, HubError> {
         cx.clients().caller().invoke("Release", ()).await
     }
@@ -498,5 +513,81 @@ async fn plain_methods_run_in_order_and_a_panic_answers_only_its_call() {
         assert_eq!(outcomes[2], Outcome::Result(client.value(4u32)));
         assert_eq!(outcomes[3], Outcome::Result(client.value(0usize)));
         assert_eq!(outcomes[4], Outcome::Result(client.value(3u32)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_methods_start_on_the_read_loop_and_leave_it_when_they_wait() {
+    for protocol in [Protocol::Json, Protocol::MessagePack] {
+        let (server, _seen) = watched_in_process(HubOptions::default());
+        let mut client = RawClient::in_process(&server, "/watched", protocol).await;
+        let answers = async |client: &mut RawClient, calls: &[(&str, Vec<Value>)]| {
+            let mut ids = Vec::new();
+            for (target, arguments) in calls {
+                ids.push(client.invoke(target, arguments.clone()).await);
+            }
+            let mut order = Vec::new();
+            let mut outcomes = Vec::new();
+            while order.len() < ids.len() {
+                match client.next_message().await {
+                    Some(HubMessage::Completion(c)) => {
+                        order.push(c.invocation_id);
+                        outcomes.push(c.outcome);
+                    }
+                    Some(_) => {}
+                    None => panic!("closed"),
+                }
+            }
+            assert_eq!(order, ids, "{protocol}: answered in order");
+            outcomes
+        };
+        let task = |outcome: &Outcome| match outcome {
+            Outcome::Result(value) => value.deserialize::<String>().expect("a task id"),
+            other => panic!("{protocol}: expected a result, got {other:?}"),
+        };
+        let settle = |wait_ms: u64, panic: bool| {
+            ("Settle", vec![client.value(wait_ms), client.value(panic)])
+        };
+        let (quick, slow, panicky) = (settle(0, false), settle(30, false), settle(0, true));
+        let divide = ("Divide", vec![client.value(8u32), client.value(2u32)]);
+
+        let read_loop = task(&answers(&mut client, &[("LoopTask", vec![])]).await[0]);
+        let alone = answers(&mut client, std::slice::from_ref(&quick)).await;
+        assert_eq!(
+            task(&alone[0]),
+            read_loop,
+            "{protocol}: an async method that did not wait ran on the read loop"
+        );
+        // One that waits, then calls queued behind it (one panics before it waits):
+        // every call is answered, in order, and the connection stays.
+        let burst = [slow, panicky, quick.clone(), divide, quick];
+        let outcomes = answers(&mut client, &burst).await;
+        assert_ne!(
+            task(&outcomes[0]),
+            read_loop,
+            "{protocol}: a method that waited finished on a task of its own"
+        );
+        assert_eq!(
+            outcomes[1],
+            Outcome::Error("An unexpected error occurred invoking 'Settle' on the server.".into()),
+            "{protocol}: the panic answers its own call"
+        );
+        task(&outcomes[2]);
+        assert_eq!(outcomes[3], Outcome::Result(client.value(4u32)));
+        task(&outcomes[4]);
+
+        // While a method waits (here for a client result), the loop reads on: the
+        // client's answer reaches it.
+        let hold = client.invoke("Hold", vec![]).await;
+        let released = client.value("released");
+        let done = completions(&mut client, &[hold.as_str()], |invocation| {
+            let id = invocation.invocation_id?;
+            Some(HubMessage::Completion(Completion::result(
+                id,
+                released.clone(),
+            )))
+        })
+        .await;
+        assert_eq!(done[0].outcome, Outcome::Result(client.value("released")));
     }
 }

@@ -1,5 +1,7 @@
 //! Invocations of one connection: checked when read, queued for a free slot
-//! (`max_parallel_invocations`), then run on a task of their own. One type,
+//! (`max_parallel_invocations`), then run on a task of their own; or, when nothing of the
+//! connection runs and nothing filters them, started on the read loop and moved to a task
+//! only if they wait. One type,
 //! [`InvocationGuard`], owns what a running invocation holds (its download, its uploads,
 //! its slot, its cancellation) and releases all of it when dropped.
 
@@ -128,8 +130,10 @@ impl Invocations {
     pub(super) fn accept<H: Hub>(&mut self, cx: &Context<H>, request: Request) {
         match self.check(cx, request) {
             Ok(queued) => {
-                // An immediate method with nothing ahead of it and nothing running runs
-                // here and now: no task, no queue (the common call, cheapest).
+                // An immediate method with nothing ahead of it and nothing running starts
+                // here and now: no task or queue unless it waits (the common call,
+                // cheapest; and a broadcast's fan-outs run back to back, so its
+                // recipients' writers find several frames to write at once).
                 if self.queue.is_empty()
                     && immediate(cx, &queued)
                     && self.slots.available_permits() == self.max_parallel
@@ -264,8 +268,8 @@ fn immediate<H: Hub>(cx: &Context<H>, queued: &Queued) -> bool {
         && cx.runtime().chains[queued.method].is_empty()
 }
 
-/// Runs an immediate method on the read loop and queues its Completion; only a full
-/// queue (or a method that unexpectedly waits) leaves the rest to a task.
+/// Starts an immediate method on the read loop and queues its Completion; a method that
+/// waits, or a full queue, leaves the rest to a task.
 fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePermit) {
     queued.guard.permit = Some(slot);
     let span = invocation_span(cx, &queued);
@@ -286,7 +290,7 @@ fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePerm
     let outcome = match polled {
         Ok(Some(outcome)) => outcome,
         Ok(None) => {
-            // It waits after all: finish it as a task does.
+            // It waits: finish it as a task does, holding the slot.
             drop(_entered);
             let cx = cx.clone();
             let (id, target) = (request.invocation_id, request.target);

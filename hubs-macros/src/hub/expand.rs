@@ -25,8 +25,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             .filter(|p| matches!(p, Param::Upload { .. }))
             .count();
         let streaming = matches!(m.ret, Return::Stream { .. });
-        // Done when it returns: nothing to await, nothing streamed either way.
-        let immediate = !m.is_async && !streaming && uploads == 0;
+        // Answered with one Completion, nothing streamed either way: it may start on the
+        // read loop (a plain `fn`, or an `async fn` until it first waits).
+        let immediate = !streaming && uploads == 0;
         let authorize = match &m.authorize {
             Some(authorize) => {
                 let requirement = access::requirement(&p, authorize);
