@@ -73,6 +73,12 @@ impl Defects {
     fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts a defect in `counter`, for a frame that yields no event.
+    fn none(counter: &AtomicU64) -> Vec<Event> {
+        Self::count(counter);
+        Vec::new()
+    }
 }
 
 /// What the server sent, as a scenario sees it.
@@ -328,8 +334,7 @@ fn text(bytes: Vec<u8>) -> Message {
 /// `42["receive",…]` (an event).
 fn socketio(bytes: &[u8], defects: &Defects) -> Vec<Event> {
     let Some(packet) = bytes.strip_prefix(b"4") else {
-        Defects::count(&defects.unexpected);
-        return Vec::new();
+        return Defects::none(&defects.unexpected);
     };
     match packet.split_first() {
         Some((b'3', rest)) => {
@@ -339,27 +344,15 @@ fn socketio(bytes: &[u8], defects: &Defects) -> Vec<Event> {
                 .and_then(|d| d.parse().ok())
             {
                 Some(id) => vec![Event::Reply(id)],
-                None => {
-                    Defects::count(&defects.undecodable);
-                    Vec::new()
-                }
+                None => Defects::none(&defects.undecodable),
             }
         }
         Some((b'2', rest)) => match serde_json::from_slice::<(String, String)>(rest) {
             Ok((event, text)) if event == "receive" => vec![Event::Delivery(text)],
-            Ok(_) => {
-                Defects::count(&defects.unexpected);
-                Vec::new()
-            }
-            Err(_) => {
-                Defects::count(&defects.undecodable);
-                Vec::new()
-            }
+            Ok(_) => Defects::none(&defects.unexpected),
+            Err(_) => Defects::none(&defects.undecodable),
         },
-        _ => {
-            Defects::count(&defects.unexpected);
-            Vec::new()
-        }
+        _ => Defects::none(&defects.unexpected),
     }
 }
 
@@ -392,14 +385,8 @@ fn jsonrpc(bytes: &[u8], defects: &Defects) -> Vec<Event> {
             params: Some(notification),
             ..
         }) if method == "receive" => vec![Event::Delivery(notification.result)],
-        Ok(_) => {
-            Defects::count(&defects.unexpected);
-            Vec::new()
-        }
-        Err(_) => {
-            Defects::count(&defects.undecodable);
-            Vec::new()
-        }
+        Ok(_) => Defects::none(&defects.unexpected),
+        Err(_) => Defects::none(&defects.undecodable),
     }
 }
 

@@ -48,8 +48,7 @@ impl Request {
     /// assert_eq!(request.header("X-Room"), Some("7"));
     /// ```
     pub fn owned(uri: &Uri, headers: &HeaderMap) -> Self {
-        let uri = Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(uri.to_string().as_bytes()))
-            .unwrap_or_else(|_| uri.clone());
+        let uri = Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone());
         let mut copies = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
             let mut copy =

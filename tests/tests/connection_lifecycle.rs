@@ -54,6 +54,29 @@ async fn completions(
     done
 }
 
+/// The outcomes of the calls `ids`, asserting they are answered in that order (other
+/// messages are skipped).
+async fn answered_in_order(
+    client: &mut RawClient,
+    ids: &[String],
+    protocol: Protocol,
+) -> Vec<Outcome> {
+    let mut order = Vec::new();
+    let mut outcomes = Vec::new();
+    while order.len() < ids.len() {
+        match client.next_message().await {
+            Some(HubMessage::Completion(c)) => {
+                order.push(c.invocation_id);
+                outcomes.push(c.outcome);
+            }
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    assert_eq!(order, ids, "{protocol}: answered in order");
+    outcomes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_behind_a_slot_busy_with_a_client_result_completes() {
     let server = interop_in_process();
@@ -491,19 +514,7 @@ async fn plain_methods_run_in_order_and_a_panic_answers_only_its_call() {
         let (a, b) = (client.value(9u32), client.value(3u32));
         ids.push(client.invoke("Divide", vec![a, b]).await);
         ids.insert(3, "c".into());
-        let mut order = Vec::new();
-        let mut outcomes = Vec::new();
-        while order.len() < ids.len() {
-            match client.next_message().await {
-                Some(HubMessage::Completion(c)) => {
-                    order.push(c.invocation_id);
-                    outcomes.push(c.outcome);
-                }
-                Some(_) => {}
-                None => panic!("closed"),
-            }
-        }
-        assert_eq!(order, ids, "{protocol}: answered in order");
+        let outcomes = answered_in_order(&mut client, &ids, protocol).await;
         assert_eq!(outcomes[0], Outcome::Result(client.value(2u32)));
         assert_eq!(
             outcomes[1],
@@ -526,20 +537,7 @@ async fn async_methods_start_on_the_read_loop_and_leave_it_when_they_wait() {
             for (target, arguments) in calls {
                 ids.push(client.invoke(target, arguments.clone()).await);
             }
-            let mut order = Vec::new();
-            let mut outcomes = Vec::new();
-            while order.len() < ids.len() {
-                match client.next_message().await {
-                    Some(HubMessage::Completion(c)) => {
-                        order.push(c.invocation_id);
-                        outcomes.push(c.outcome);
-                    }
-                    Some(_) => {}
-                    None => panic!("closed"),
-                }
-            }
-            assert_eq!(order, ids, "{protocol}: answered in order");
-            outcomes
+            answered_in_order(client, &ids, protocol).await
         };
         let task = |outcome: &Outcome| match outcome {
             Outcome::Result(value) => value.deserialize::<String>().expect("a task id"),

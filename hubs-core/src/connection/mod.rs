@@ -131,6 +131,8 @@ async fn run<H: Hub>(
             runtime.shutdown.is_cancelled(),
         ),
         Some(Ok(Ok(()))) => {
+            // Built in a call: a decoder named here would keep its room in this future
+            // beside the Reader that owns it.
             let decoder = |leftover: &[u8]| {
                 let mut decoder = protocol
                     .decoder()
