@@ -46,7 +46,8 @@ pub use clients::{
     Untyped,
 };
 pub use connection::{
-    ClientResultError, ConnectionClosed, ConnectionHandle, EndHandle, Frame, TrySendError,
+    ClientResultError, ConnectionClosed, ConnectionHandle, EndHandle, Frame, OutboundQueue,
+    Outgoing, TryRecvError, TrySendError,
 };
 pub use connection_id::ConnectionId;
 pub use context::{Context, Items, Request};
@@ -63,11 +64,12 @@ pub use options::HubOptions;
 pub use presence::Presence;
 pub use routing::{
     InMemoryLifetimeManager, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
-    deliver_now,
 };
 pub use runtime::{HubContext, HubRuntime, MissingServiceError, MountError, UnknownPolicyError};
 pub use services::Services;
-pub use slow_consumer::{Delivery, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats};
+pub use slow_consumer::{
+    Delivery, OutboundBudget, SlowConsumer, SlowConsumerPolicy, SlowConsumerStats,
+};
 pub use stream::{ReplyStream, UploadStream, receiver_stream, reply_fallible_stream, reply_stream};
 pub use throttle::Throttle;
 pub use tokio_util::sync::CancellationToken;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::context::Request;
 use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
 use crate::routing::{InMemoryLifetimeManager, LifetimeManager};
-use crate::slow_consumer::SlowConsumerPolicy;
+use crate::slow_consumer::{OutboundBudget, SlowConsumerPolicy};
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
 
@@ -33,7 +33,7 @@ pub struct HubOptions {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_parallel_invocations: usize,
-    pub(crate) outbound_capacity: usize,
+    pub(crate) outbound_budget: OutboundBudget,
     pub(crate) send_timeout: Duration,
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) client_result_timeout: Duration,
@@ -61,7 +61,7 @@ impl Default for HubOptions {
             handshake_timeout: Duration::from_secs(15),
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             max_parallel_invocations: 1,
-            outbound_capacity: 256,
+            outbound_budget: OutboundBudget::default(),
             send_timeout: Duration::from_secs(10),
             slow_consumer: SlowConsumerPolicy::default(),
             client_result_timeout: Duration::from_secs(30),
@@ -204,33 +204,36 @@ impl HubOptions {
     }
 
     /// How many invocations of one client run at once (default 1); later ones wait.
-    /// The connection keeps reading meanwhile, so client results and pings still arrive.
+    /// The connection keeps reading meanwhile (up to 1024 waiting invocations, then it
+    /// holds back until one starts), so client results and pings still arrive.
     #[must_use]
     pub fn max_parallel_invocations(mut self, max: usize) -> Self {
         self.max_parallel_invocations = max.max(1);
         self
     }
 
-    /// How many frames may wait in a connection's outbound queue (default 256).
+    /// How much a connection's outbound queue may hold, in bytes, and when a client
+    /// counts as persistently behind (see [`OutboundBudget`] for the defaults and why).
     #[must_use]
-    pub fn outbound_capacity(mut self, capacity: usize) -> Self {
-        self.outbound_capacity = capacity.max(1);
+    pub fn outbound_budget(mut self, budget: OutboundBudget) -> Self {
+        self.outbound_budget = budget;
         self
     }
 
-    /// How long one transport write may block before the connection is closed (default
-    /// 10 s, ASP.NET Core's `TransportSendTimeout`). What a send does when the outbound
-    /// queue is full is the [`slow_consumer`](Self::slow_consumer) policy.
+    /// How long the transport may make no progress writing to a client before the
+    /// connection is closed (default 10 s, ASP.NET Core's `TransportSendTimeout`). What
+    /// a send does for a client that stays behind is the
+    /// [`slow_consumer`](Self::slow_consumer) policy.
     #[must_use]
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
     }
 
-    /// What a send does when a connection's outbound queue is full (default: a message to
-    /// many connections closes that one at once, so a fan-out never waits on one
-    /// recipient; a message to it alone waits up to 10 s for room first). Hub code can
-    /// override it per connection with
+    /// What a send does for a connection that is persistently behind (see
+    /// [`OutboundBudget`]; default: a message to many connections closes it, so a fan-out
+    /// never waits on a client that does not read; a message to it alone waits up to 10 s
+    /// for it to catch up first). Hub code can override it per connection with
     /// [`Context::set_slow_consumer_policy`](crate::Context::set_slow_consumer_policy).
     #[must_use]
     pub fn slow_consumer(mut self, policy: SlowConsumerPolicy) -> Self {
@@ -337,9 +340,9 @@ impl HubOptions {
         self.send_timeout
     }
 
-    /// The configured capacity of each connection's outgoing queue.
-    pub fn configured_outbound_capacity(&self) -> usize {
-        self.outbound_capacity
+    /// The configured budget of each connection's outbound queue.
+    pub fn configured_outbound_budget(&self) -> OutboundBudget {
+        self.outbound_budget
     }
 
     pub(crate) fn take_lifetime(&mut self) -> Arc<dyn LifetimeManager> {
@@ -358,7 +361,7 @@ impl fmt::Debug for HubOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_parallel_invocations", &self.max_parallel_invocations)
-            .field("outbound_capacity", &self.outbound_capacity)
+            .field("outbound_budget", &self.outbound_budget)
             .field("send_timeout", &self.send_timeout)
             .field("slow_consumer", &self.slow_consumer)
             .field("client_result_timeout", &self.client_result_timeout)

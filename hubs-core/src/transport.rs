@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{EndHandle, Frame};
+use crate::connection::{EndHandle, Outgoing};
 use crate::connection_id::ConnectionId;
 use crate::context::Request;
 use crate::hub::BoxFuture;
@@ -94,7 +93,7 @@ pub struct TransportConnection {
 /// What the transport runs for a connection.
 pub struct Connected {
     /// Frames to write to the client, in order.
-    pub outgoing: mpsc::Receiver<Frame>,
+    pub outgoing: Outgoing,
     /// Cancelled once the connection has queued its last frame: the transport writes
     /// what is still in `outgoing`, then closes.
     pub finished: CancellationToken,
@@ -120,6 +119,14 @@ pub trait HubEndpoint: Send + Sync + 'static {
     /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
     /// another server), and pending client results fail.
     fn shutdown(&self);
+
+    /// Whether the endpoint reads whole transport messages (a raw connection handler
+    /// sees one WebSocket message at a time) rather than a byte stream cut anywhere (the
+    /// hub protocol finds its own message boundaries, so a WebSocket message of any size
+    /// is read in pieces). Default `false`.
+    fn whole_messages(&self) -> bool {
+        false
+    }
 
     /// Whether the hub has a requirement of its connections (then every request is
     /// checked with [`authorize`](Self::authorize)).

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hubs_core::{
-    Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint, TransportConnection,
-    TransportKind, wire,
+    Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint, Outgoing,
+    TransportConnection, TransportKind, wire,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ pub(crate) struct HttpConnection {
     /// Where POST bodies go; taken by a long-polling `DELETE`, which ends the client's
     /// side cleanly.
     incoming: Mutex<Option<mpsc::Sender<Bytes>>>,
-    outgoing: tokio::sync::Mutex<mpsc::Receiver<Frame>>,
+    outgoing: tokio::sync::Mutex<Outgoing>,
     finished: CancellationToken,
     end: EndHandle,
     polls: Mutex<Polls>,
@@ -281,7 +281,7 @@ where
 }
 
 /// The first frame and whatever else is queued, up to [`POLL_BATCH`] bytes.
-fn batch(first: Frame, outgoing: &mut mpsc::Receiver<Frame>) -> Bytes {
+fn batch(first: Frame, outgoing: &mut Outgoing) -> Bytes {
     if outgoing.is_empty() {
         return first.bytes;
     }

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hubs_core::{
     BoxFuture, CancellationToken, Connected, ConnectionClosed, ConnectionId, EndHandle, Frame,
-    HubEndpoint, HubOptions, Incoming, Request, TransportConnection, TransportKind,
+    HubEndpoint, HubOptions, Incoming, OutboundQueue, Request, TransportConnection, TransportKind,
 };
-use tokio::sync::mpsc;
 
 type Handler = dyn Fn(RawConnection) -> BoxFuture<()> + Send + Sync;
 
@@ -38,14 +37,15 @@ pub struct RawConnection {
 /// Sends to one raw connection; cheap to clone, usable from other tasks.
 #[derive(Clone, Debug)]
 pub struct RawSender {
-    queue: mpsc::Sender<Frame>,
+    queue: Arc<OutboundQueue>,
     /// Cancelled once the connection has finished (its handler returned or it failed).
     finished: CancellationToken,
 }
 
 impl RawSender {
     /// Queues a text message (a text WebSocket frame; SSE and long polling carry text
-    /// as is). Waits while the connection's queue is full.
+    /// as is), then waits while the connection's queue holds more than its budget's
+    /// `pace` (the endpoint's [`OutboundBudget`](hubs_core::OutboundBudget)).
     ///
     /// # Errors
     ///
@@ -78,8 +78,15 @@ impl RawSender {
         if self.finished.is_cancelled() {
             return Err(ConnectionClosed);
         }
+        self.queue.push(frame);
+        let pace = self.queue.budget().pace;
         tokio::select! {
-            sent = self.queue.send(frame) => sent.map_err(|_| ConnectionClosed),
+            () = self.queue.under(pace) => {
+                if self.queue.is_abandoned() {
+                    return Err(ConnectionClosed);
+                }
+                Ok(())
+            }
             () = self.finished.cancelled() => Err(ConnectionClosed),
         }
     }
@@ -170,7 +177,8 @@ impl HubEndpoint for RawEndpoint {
     }
 
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
-        let (queue, outgoing) = mpsc::channel(self.options.configured_outbound_capacity());
+        let (queue, outgoing) = OutboundQueue::new(self.options.configured_outbound_budget());
+        let queue = Arc::new(queue);
         let finished = CancellationToken::new();
         let end = EndHandle::new();
         let raw = RawConnection {
@@ -207,6 +215,10 @@ impl HubEndpoint for RawEndpoint {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn whole_messages(&self) -> bool {
+        true
     }
 
     fn shutdown(&self) {

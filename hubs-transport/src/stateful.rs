@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hubs_core::protocol::{
     Ack, Framed, HandshakeRequest, HubMessage, MessageDecoder, Protocol, ReceivedSequence,
     ReplayBuffer, Sequence,
@@ -31,11 +31,11 @@ use hubs_core::{
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::websocket::{Socket, message};
+use crate::websocket::{Event as WsEvent, Socket, violation_code};
+
+/// The normal WebSocket close code.
+const NORMAL: u16 = 1000;
 
 /// How often the relay acknowledges what it received (as the official server).
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
@@ -102,7 +102,6 @@ async fn run(
     let options = endpoint.options();
     let limit = options.stateful_reconnect().unwrap_or(100_000);
     let max_message = options.max_message_size_limit();
-    let send_timeout = options.configured_send_timeout();
     let window = options.configured_stateful_reconnect_window();
     let (to_hub, mut from_relay) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let incoming = futures_util::stream::poll_fn(move |cx| from_relay.poll_recv(cx));
@@ -129,9 +128,10 @@ async fn run(
         replay: ReplayBuffer::new(limit),
         received: ReceivedSequence::default(),
         max_message,
-        send_timeout,
         window,
         detached_since: None,
+        client_closed: false,
+        close_code: NORMAL,
     };
     let relay = tokio::spawn(relay.run(finished));
     task.await;
@@ -144,7 +144,7 @@ struct Relay {
     /// New sockets of the same connection.
     sockets: mpsc::UnboundedReceiver<Socket>,
     /// What the hub sends.
-    outgoing: mpsc::Receiver<Frame>,
+    outgoing: hubs_core::Outgoing,
     /// What the client sends, to the hub; `None` once the client closed cleanly.
     to_hub: Option<mpsc::Sender<std::io::Result<Bytes>>>,
     end: EndHandle,
@@ -155,18 +155,21 @@ struct Relay {
     replay: ReplayBuffer,
     received: ReceivedSequence,
     max_message: Option<usize>,
-    send_timeout: Duration,
     /// How long the client may be away.
     window: Duration,
     /// When the socket was lost, while the client has none.
     detached_since: Option<Instant>,
+    /// The client sent its Close: the socket is only written to from then on.
+    client_closed: bool,
+    /// The code of the Close frame the relay ends the socket with.
+    close_code: u16,
 }
 
 /// What the relay's loop waits for.
 enum Event {
     Socket(Option<Box<Socket>>),
     Frame(Option<Frame>),
-    Read(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Read(Option<std::io::Result<WsEvent>>),
     AckDue,
     Abandoned,
     Finished,
@@ -193,7 +196,7 @@ impl Relay {
                 biased;
                 socket = self.sockets.recv() => Event::Socket(socket.map(Box::new)),
                 frame = self.outgoing.recv(), if take_frames => Event::Frame(frame),
-                read = next_read(&mut self.socket) => Event::Read(read),
+                read = next_read(&mut self.socket, self.client_closed) => Event::Read(read),
                 _ = acks.tick(), if self.counting() && self.socket.is_some() => Event::AckDue,
                 () = tokio::time::sleep_until(abandon_at), if self.detached_since.is_some() => Event::Abandoned,
                 () = &mut finishing => Event::Finished,
@@ -226,15 +229,7 @@ impl Relay {
             self.send(frame).await;
         }
         if let Some(mut socket) = self.socket.take() {
-            let close = Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            }));
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                let _ = socket.send(close).await;
-                let _ = socket.close(None).await;
-            })
-            .await;
+            socket.writer.close(self.close_code).await;
         }
     }
 
@@ -247,25 +242,23 @@ impl Relay {
             // A Ping or a Close for a client that is away: nothing to keep.
             return;
         }
-        self.write(vec![message(frame)]).await;
+        self.write(&[frame]).await;
     }
 
     /// Writes to the socket, if there is one; a failure detaches it.
-    async fn write(&mut self, messages: Vec<Message>) {
+    async fn write(&mut self, frames: &[Frame]) {
         let Some(socket) = self.socket.as_mut() else {
             return;
         };
-        let written = tokio::time::timeout(self.send_timeout, async {
-            for message in messages {
-                socket.feed(message).await?;
+        for frame in frames {
+            socket.writer.feed(frame);
+        }
+        match socket.writer.flush().await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                self.lost("The WebSocket write timed out.".to_owned());
             }
-            socket.flush().await
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.lost(format!("The WebSocket write failed: {error}")),
-            Err(_) => self.lost("The WebSocket write timed out.".to_owned()),
+            Err(error) => self.lost(format!("The WebSocket write failed: {error}")),
         }
     }
 
@@ -275,11 +268,11 @@ impl Relay {
         };
         let mut bytes = Vec::new();
         if protocol.encode(control, &mut bytes).is_ok() {
-            self.write(vec![message(Frame {
+            self.write(&[Frame {
                 bytes: bytes.into(),
                 binary: protocol == Protocol::MessagePack,
                 sequenced: false,
-            })])
+            }])
             .await;
         }
     }
@@ -301,16 +294,18 @@ impl Relay {
         if !self.counting() || self.to_hub.is_none() {
             // Nothing to resume (not stateful, or the client closed): turn it away.
             let mut socket = socket;
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.writer.close(NORMAL)).await;
             return;
         }
         // A socket that had not failed yet (the server had not noticed) gives way.
         if let Some(mut old) = self.socket.replace(socket) {
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), old.close(None)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), old.writer.close(NORMAL)).await;
             });
         }
         self.detached_since = None;
+        self.client_closed = false;
         // The client announces its own sequence first; ours resets its expectations.
         let Some(protocol) = self.decoder.as_ref().map(MessageDecoder::protocol) else {
             return;
@@ -324,48 +319,52 @@ impl Relay {
             return;
         }
         let binary = protocol == Protocol::MessagePack;
-        let mut messages = vec![message(Frame {
+        let mut messages = vec![Frame {
             bytes: sequence.into(),
             binary,
             sequenced: false,
-        })];
-        messages.extend(self.replay.unacknowledged().map(|bytes| {
-            message(Frame {
-                bytes: bytes.clone(),
-                binary,
-                sequenced: true,
-            })
+        }];
+        messages.extend(self.replay.unacknowledged().map(|bytes| Frame {
+            bytes: bytes.clone(),
+            binary,
+            sequenced: true,
         }));
         tracing::debug!(
             replayed = messages.len() - 1,
             "client resumed its connection"
         );
-        self.write(messages).await;
+        self.write(&messages).await;
     }
 
-    async fn received_from_client(
-        &mut self,
-        read: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) {
+    async fn received_from_client(&mut self, read: Option<std::io::Result<WsEvent>>) {
         let bytes = match read {
-            Some(Ok(Message::Text(text))) => Bytes::from(text),
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(_)) => return,
+            Some(Ok(WsEvent::Data { payload, .. })) if !payload.is_empty() => payload,
+            Some(Ok(WsEvent::Ping(payload))) => {
+                if let Some(socket) = self.socket.as_mut() {
+                    socket.writer.feed_pong(&payload);
+                }
+                self.write(&[]).await;
+                return;
+            }
+            Some(Ok(WsEvent::Data { .. } | WsEvent::Pong)) => return,
             // A closing handshake: the client is done for good.
-            Some(Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)) | None => {
+            Some(Ok(WsEvent::Close(_))) => {
+                self.client_closed = true;
+                self.to_hub = None;
+                return;
+            }
+            None => {
                 self.socket = None;
                 self.to_hub = None;
                 return;
             }
             Some(Err(error)) => {
-                if let Some(code) = crate::websocket::violation_code(&error) {
+                if let Some(code) = violation_code(&error) {
                     // Broken WebSocket rules end the connection, as on any socket.
-                    tracing::debug!(%error, ?code, "websocket protocol violation");
-                    self.forward(Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        error,
-                    )))
-                    .await;
+                    tracing::debug!(%error, code, "websocket protocol violation");
+                    self.close_code = code;
+                    self.client_closed = true;
+                    self.forward(Err(error)).await;
                     self.to_hub = None;
                     return;
                 }
@@ -470,12 +469,11 @@ impl Relay {
     }
 }
 
-/// The next message from the socket, or never when there is none.
-async fn next_read(
-    socket: &mut Option<Socket>,
-) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+/// The next event from the socket, or never when there is none (or the client has
+/// closed its side).
+async fn next_read(socket: &mut Option<Socket>, closed: bool) -> Option<std::io::Result<WsEvent>> {
     match socket.as_mut() {
-        Some(socket) => socket.next().await,
-        None => std::future::pending().await,
+        Some(socket) if !closed => socket.reader.next().await,
+        _ => std::future::pending().await,
     }
 }

@@ -105,8 +105,12 @@ fn group_routing(c: &mut Criterion) {
     let mut queues = Vec::new();
     runtime.block_on(async {
         for i in 0..10_000 {
-            let (handle, rx) =
-                ConnectionHandle::standalone(ConnectionId::generate(), None, Protocol::Json, 4);
+            let (handle, rx) = ConnectionHandle::standalone(
+                ConnectionId::generate(),
+                None,
+                Protocol::Json,
+                Default::default(),
+            );
             let id = handle.id().clone();
             manager.on_connected(handle).await;
             manager

@@ -228,8 +228,8 @@
 pub use hubs_core::{
     Arguments, Binary, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId,
     Context, Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager,
-    Items, LifetimeManager, Many, One, PerProtocol, Presence, Recipients, Request, Responses,
-    Selection, SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy,
+    Items, LifetimeManager, Many, One, OutboundBudget, PerProtocol, Presence, Recipients, Request,
+    Responses, Selection, SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy,
     SlowConsumerStats, Stream, TransportKind, Untyped, UploadStream, wire,
 };
 pub use hubs_core::{
@@ -269,7 +269,8 @@ pub mod runtime {
     pub use hubs_core::{
         Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
         Delivery, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method, MissingServiceError,
-        MountError, ServiceKey, TransportConnection, TrySendError, UnknownPolicyError, deliver,
+        MountError, OutboundQueue, Outgoing, ServiceKey, TransportConnection, TryRecvError,
+        TrySendError, UnknownPolicyError, deliver,
     };
 }
 

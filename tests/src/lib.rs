@@ -401,3 +401,323 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// This process's peak resident memory so far, in KiB (`VmHWM`); 0 when it cannot be
+/// read.
+pub fn peak_rss_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A server in a child process (the calling test binary, run again), so that its memory
+/// and file descriptors are its own.
+///
+/// A test file declares an ignored test named `child_server` that calls
+/// [`serve_testhub`](child::serve_testhub); [`ServerProcess::start`](child::ServerProcess::start) runs the binary again
+/// with only that test, and reads the address it listens on.
+pub mod child {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use hubs::Server;
+    use hubs_examples::interop::TestHub;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::process::{Child, Command};
+
+    use super::{STEP, peak_rss_kib_of, rss_kib_of};
+
+    /// Set in the environment of a child test process that serves TestHub.
+    const CHILD: &str = "HUBS_TESTS_CHILD";
+
+    /// In a child process (see [`ServerProcess`]): serves TestHub at `/testhub` on a free
+    /// port, prints it, and serves until stdin closes (two minutes at most). Elsewhere,
+    /// does nothing.
+    ///
+    /// It takes one command on stdin: `broadcast COUNT SIZE` sends COUNT messages of SIZE
+    /// bytes to every connection through the hub context (`AllMessage`, each text starting
+    /// with its number in 8 digits and a colon), as fast as the sends return, then prints
+    /// `broadcast: sent_ms=… longest_send_ms=… disconnected=… cut_ms=…` (when the first slow consumer was
+    /// cut, from the start; -1 for none).
+    pub fn serve_testhub() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let service = Server::new()
+                .hub("/testhub", TestHub)
+                .build()
+                .expect("builds");
+            let context: hubs::HubContext<TestHub> = service.hub_context().expect("the hub");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("binds");
+            println!(
+                "child listening on {}",
+                listener.local_addr().expect("addr")
+            );
+            tokio::spawn(service.serve(listener));
+            let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while let Ok(Ok(Some(line))) =
+                tokio::time::timeout_at(deadline, stdin.next_line()).await
+            {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["broadcast", count, size] = words[..] {
+                    let count: u64 = count.parse().expect("a count");
+                    let size: usize = size.parse().expect("a size");
+                    broadcast(&context, count, size).await;
+                }
+            }
+        });
+    }
+
+    async fn broadcast(context: &hubs::HubContext<TestHub>, count: u64, size: usize) {
+        let started = std::time::Instant::now();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let watcher = tokio::spawn({
+            let context = context.clone();
+            let cut = cut.clone();
+            async move {
+                while context.slow_consumer_stats().disconnected == 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                cut.store(
+                    started.elapsed().as_millis() as i64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        });
+        let pad = "x".repeat(size.saturating_sub(9));
+        let mut longest = Duration::ZERO;
+        for i in 0..count {
+            let text = format!("{i:08}:{pad}");
+            let one = std::time::Instant::now();
+            let _ = context.clients().all().send("AllMessage", (text,)).await;
+            longest = longest.max(one.elapsed());
+        }
+        let sent = started.elapsed().as_millis();
+        // A cut comes within grace + send_timeout of the start.
+        let _ = tokio::time::timeout(Duration::from_secs(20), watcher).await;
+        println!(
+            "broadcast: sent_ms={sent} longest_send_ms={} disconnected={} cut_ms={}",
+            longest.as_millis(),
+            context.slow_consumer_stats().disconnected,
+            cut.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    /// A TestHub server in a child process, optionally with a file-descriptor limit;
+    /// killed when dropped.
+    pub struct ServerProcess {
+        child: Child,
+        lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        /// Where it listens.
+        pub addr: std::net::SocketAddr,
+    }
+
+    impl ServerProcess {
+        /// Starts it and waits until it listens.
+        pub async fn start(max_files: Option<u32>) -> Self {
+            let exe = std::env::current_exe().expect("the test binary");
+            let mut command = match max_files {
+                Some(n) => {
+                    let mut command = Command::new("bash");
+                    command
+                        .arg("-c")
+                        .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                        .arg(exe);
+                    command
+                }
+                None => Command::new(exe),
+            };
+            let mut child = command
+                .args([
+                    "--exact",
+                    "child_server",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("starts the child server");
+            let stdout = child.stdout.take().expect("stdout");
+            let mut lines = BufReader::new(stdout).lines();
+            let addr = tokio::time::timeout(STEP, async {
+                while let Some(line) = lines.next_line().await.expect("reads") {
+                    // libtest prints the test's name on the same line.
+                    if let Some((_, addr)) = line.split_once("child listening on ") {
+                        return addr.trim().parse().expect("an address");
+                    }
+                }
+                panic!("the child server ended before listening");
+            })
+            .await
+            .expect("the child server listens in time");
+            Self { child, lines, addr }
+        }
+
+        /// Sends the child a command (see [`serve_testhub`]) and returns the line it
+        /// answers with, the one starting with `answer` (waiting up to `within`).
+        pub async fn command(&mut self, command: &str, answer: &str, within: Duration) -> String {
+            use tokio::io::AsyncWriteExt;
+            let stdin = self.child.stdin.as_mut().expect("stdin");
+            stdin
+                .write_all(format!("{command}\n").as_bytes())
+                .await
+                .expect("writes");
+            tokio::time::timeout(within, async {
+                while let Some(line) = self.lines.next_line().await.expect("reads") {
+                    if let Some(at) = line.find(answer) {
+                        return line[at..].to_owned();
+                    }
+                }
+                panic!("the child server ended before answering {command}");
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {command} in {within:?}"))
+        }
+
+        fn pid(&self) -> String {
+            self.child.id().expect("running").to_string()
+        }
+
+        /// The child's resident memory, in KiB.
+        pub fn rss_kib(&self) -> u64 {
+            rss_kib_of(&self.pid())
+        }
+
+        /// The child's peak resident memory so far, in KiB.
+        pub fn peak_rss_kib(&self) -> u64 {
+            peak_rss_kib_of(&self.pid())
+        }
+    }
+}
+
+/// The number a burst's message starts with: 8 digits and a colon, right after a quote
+/// (`"00000042:…`), anywhere in a JSON frame.
+pub fn numbered(payload: &[u8]) -> Option<u64> {
+    (9..payload.len()).find_map(|i| {
+        (payload[i] == b':'
+            && payload[i - 9] == b'"'
+            && payload[i - 8..i].iter().all(u8::is_ascii_digit))
+        .then(|| std::str::from_utf8(&payload[i - 8..i]).ok()?.parse().ok())
+        .flatten()
+    })
+}
+
+/// A light WebSocket reader of the JSON hub protocol, for tests that receive millions of
+/// frames: the upgrade by hand, then frame headers read straight off the socket (server
+/// frames are never masked), so a debug build keeps up with the server.
+pub struct FrameReader {
+    stream: tokio::io::BufReader<TcpStream>,
+}
+
+impl FrameReader {
+    /// Connects to `path`, upgrades, and completes a JSON handshake.
+    pub async fn connect(addr: SocketAddr, path: &str) -> Self {
+        let mut stream = TcpStream::connect(addr).await.expect("connects");
+        let _ = stream.set_nodelay(true);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("writes");
+        let mut response = Vec::new();
+        while !response.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            within("the upgrade", stream.read_exact(&mut byte))
+                .await
+                .expect("reads the upgrade");
+            response.push(byte[0]);
+        }
+        assert!(response.starts_with(b"HTTP/1.1 101"), "upgraded");
+        let mut reader = Self {
+            stream: tokio::io::BufReader::with_capacity(64 * 1024, stream),
+        };
+        reader
+            .send_text(b"{\"protocol\":\"json\",\"version\":1}\x1e")
+            .await;
+        assert_eq!(reader.next_payload().await.as_deref(), Some(&b"{}\x1e"[..]));
+        reader
+    }
+
+    /// Invokes `target` with JSON `arguments` (e.g. `["room"]`) and waits for its
+    /// Completion, skipping what comes before it.
+    pub async fn invoke(&mut self, target: &str, arguments: &str) {
+        let message = format!(
+            "{{\"type\":1,\"invocationId\":\"call\",\"target\":\"{target}\",\"arguments\":{arguments}}}\u{1e}"
+        );
+        self.send_text(message.as_bytes()).await;
+        loop {
+            let payload = within("a completion", self.next_payload())
+                .await
+                .expect("open");
+            let text = String::from_utf8_lossy(&payload);
+            if text.contains("\"type\":3") && text.contains("\"invocationId\":\"call\"") {
+                return;
+            }
+        }
+    }
+
+    /// Sends one masked text frame.
+    pub async fn send_text(&mut self, payload: &[u8]) {
+        let mask = [0x11u8, 0x22, 0x33, 0x44];
+        let mut frame = vec![0x81];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= usize::from(u16::MAX) => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream
+            .get_mut()
+            .write_all(&frame)
+            .await
+            .expect("writes");
+    }
+
+    /// The next data frame's payload; `None` once the server closed (a close frame, or
+    /// the end of the stream).
+    pub async fn next_payload(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).await.ok()?;
+            let len = match head[1] & 0x7f {
+                126 => u64::from(self.stream.read_u16().await.ok()?),
+                127 => self.stream.read_u64().await.ok()?,
+                n => u64::from(n),
+            };
+            let mut payload = vec![0u8; usize::try_from(len).ok()?];
+            self.stream.read_exact(&mut payload).await.ok()?;
+            match head[0] & 0x0f {
+                0x1 | 0x2 => return Some(payload),
+                0x8 => return None,
+                _ => {}
+            }
+        }
+    }
+}

@@ -2,110 +2,21 @@
 //! (cleanly or by reset) must leave no connection, group or memory behind; a server out
 //! of file descriptors keeps serving its connections and recovers.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hubs::protocol::{HubMessage, Protocol};
 use hubs::{HubOptions, InMemoryLifetimeManager, Server};
 use hubs_examples::interop::TestHub;
-use hubs_tests::{RawClient, STEP, rss_kib, rss_kib_of, serve};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Set in the environment of a child test process that serves TestHub (see
-/// [`child_server`]).
-const CHILD: &str = "HUBS_FAULTS_CHILD";
+use hubs_tests::child::ServerProcess;
+use hubs_tests::{RawClient, STEP, rss_kib, serve};
 
 /// Not a test of its own: the server that [`ServerProcess`] runs in a child process, so
-/// that its memory and file descriptors are its own. It serves until its stdin closes.
+/// that its memory and file descriptors are its own.
 #[test]
 #[ignore = "run by the fault tests as a child process"]
 fn child_server() {
-    if std::env::var_os(CHILD).is_none() {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let service = Server::new()
-            .hub("/testhub", TestHub)
-            .build()
-            .expect("builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        println!(
-            "child listening on {}",
-            listener.local_addr().expect("addr")
-        );
-        tokio::spawn(service.serve(listener));
-        // Serve until the parent closes stdin (or goes away), at most two minutes.
-        let mut stdin = BufReader::new(tokio::io::stdin());
-        let mut line = String::new();
-        let _ = tokio::time::timeout(Duration::from_secs(120), stdin.read_line(&mut line)).await;
-    });
-}
-
-/// A TestHub server in a child process (this test binary, running [`child_server`]),
-/// optionally with a file-descriptor limit; killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl ServerProcess {
-    async fn start(max_files: Option<u32>) -> Self {
-        let exe = std::env::current_exe().expect("the test binary");
-        let mut command = match max_files {
-            Some(n) => {
-                let mut command = Command::new("bash");
-                command
-                    .arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(exe);
-                command
-            }
-            None => Command::new(exe),
-        };
-        let mut child = command
-            .args([
-                "--exact",
-                "child_server",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starts the child server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(STEP, async {
-            while let Some(line) = lines.next_line().await.expect("reads") {
-                // libtest prints the test's name on the same line.
-                if let Some((_, addr)) = line.split_once("child listening on ") {
-                    return addr.trim().parse().expect("an address");
-                }
-            }
-            panic!("the child server ended before listening");
-        })
-        .await
-        .expect("the child server listens in time");
-        Self { child, addr }
-    }
-
-    /// The child's resident memory, in KiB.
-    fn rss_kib(&self) -> u64 {
-        rss_kib_of(&self.child.id().expect("running").to_string())
-    }
+    hubs_tests::child::serve_testhub();
 }
 
 /// One wave: `clients` connect, join one of 20 groups, send to their group, and leave,

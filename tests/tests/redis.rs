@@ -984,3 +984,57 @@ async fn a_redis_cluster_with_sharded_pub_sub() {
         .expect("a client result across the cluster");
     assert_eq!(answer, "bob answers ready?");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_to_a_group_reaches_every_member_on_another_server_in_order() {
+    const MEMBERS: usize = 100;
+    const MESSAGES: u64 = 5_000;
+    let mut redis = Redis::start(free_port()).await;
+    let a = interop_on(&redis.url()).await;
+    let b = interop_on(&redis.url()).await;
+    let mut members = Vec::with_capacity(MEMBERS);
+    for _ in 0..MEMBERS {
+        let mut reader = hubs_tests::FrameReader::connect(b, "/testhub").await;
+        reader.invoke("JoinGroup", "[\"burst\"]").await;
+        members.push(reader);
+    }
+    // Every member counts its GroupMessages, in order.
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|mut reader| {
+            tokio::spawn(async move {
+                let mut next = 0;
+                while next < MESSAGES {
+                    let Some(payload) = reader.next_payload().await else {
+                        return Err(format!("closed after {next}"));
+                    };
+                    if let Some(number) = hubs_tests::numbered(&payload) {
+                        if number != next {
+                            return Err(format!("expected {next}, got {number}"));
+                        }
+                        next += 1;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    // The sender on the other server: 5,000 SendToGroup written in a tight loop, never
+    // waiting for an answer.
+    let mut sender = hubs_tests::FrameReader::connect(a, "/testhub").await;
+    let pad = "x".repeat(100);
+    for i in 0..MESSAGES {
+        let message = format!(
+            "{{\"type\":1,\"target\":\"SendToGroup\",\"arguments\":[\"burst\",\"{i:08}:{pad}\"]}}\u{1e}"
+        );
+        sender.send_text(message.as_bytes()).await;
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let result = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .unwrap_or_else(|_| panic!("member {i} did not get every message in time"))
+            .expect("the member's task");
+        assert_eq!(result, Ok(()), "member {i}");
+    }
+    redis.stop().await;
+}

@@ -6,13 +6,24 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hubs::protocol::{HubMessage, Invocation, Protocol};
-use hubs::{HubContext, HubOptions, Server, SlowConsumer, SlowConsumerPolicy};
+use hubs::{HubContext, HubOptions, OutboundBudget, Server, SlowConsumer, SlowConsumerPolicy};
 use hubs_examples::interop::TestHub;
 use hubs_tests::{RawClient, serve};
 
 async fn server(options: HubOptions) -> (SocketAddr, HubContext<TestHub>) {
     let service = Server::new()
-        .hub_with("/testhub", TestHub, options.outbound_capacity(8))
+        .hub_with(
+            "/testhub",
+            TestHub,
+            options.outbound_budget(
+                OutboundBudget::default()
+                    .pause_reading(16 * 1024)
+                    .pace(32 * 1024)
+                    .soft_budget(64 * 1024)
+                    .grace(Duration::from_millis(500))
+                    .hard_cap(1 << 20),
+            ),
+        )
         .build()
         .expect("builds");
     let context = service.hub_context::<TestHub>().expect("the hub");

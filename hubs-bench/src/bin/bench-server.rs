@@ -22,9 +22,7 @@ impl Bench {
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = hubs_bench::option(&args, "--port", 5000);
-    let options = HubOptions::default()
-        .max_message_size(Some(64 * 1024))
-        .outbound_capacity(1024);
+    let options = HubOptions::default().max_message_size(Some(64 * 1024));
     let service = Server::new().hub_with("/bench", Bench, options).build()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -54,10 +54,11 @@ impl Conclusion {
         }
     }
 
-    /// Queues the Completion, waiting for room.
-    pub(super) async fn send<H: Hub>(&self, cx: &Context<H>) {
+    /// Queues the Completion (a reply of the connection's own: never refused; the
+    /// connection's reading slows down instead).
+    pub(super) fn send<H: Hub>(&self, cx: &Context<H>) {
         if let Some(message) = &self.message {
-            let _ = cx.handle().send_message(message).await;
+            cx.handle().reply(message);
         }
     }
 
@@ -124,8 +125,8 @@ pub(super) fn finished<H: Hub>(
         .invocation(index, method, ok, started.elapsed().as_secs_f64());
 }
 
-/// Sends a stream's items, each waiting for room in the connection's queue (so a slow
-/// client slows only its own streams), until it ends, fails or is cancelled. Returns the
+/// Sends a stream's items, each waiting while the connection's queue is over its pace (so
+/// a slow client slows only its own streams), until it ends, fails or is cancelled. Returns the
 /// final Completion, or `None` when the connection is gone.
 pub(super) async fn pump(
     mut stream: ReplyStream,
@@ -173,7 +174,7 @@ pub(super) async fn pump(
                     invocation_id: id.to_owned(),
                     item,
                 });
-                if handle.send_message(&message).await.is_err() {
+                if !handle.reply_paced(&message).await {
                     return None;
                 }
             }

@@ -1,35 +1,22 @@
-//! The sending end of one connection: its bounded outbound queue, as routing and hub code
-//! see it.
+//! The sending end of one connection: its outbound queue, as routing and hub code see
+//! it, and the slow-consumer policy that judges it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::end::{EndHandle, EndReason};
+use super::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_queue};
 use super::results::PendingResults;
 use crate::connection_id::ConnectionId;
 use crate::meters::ConnectionMeters;
 use crate::protocol::{HubMessage, Protocol};
-use crate::slow_consumer::{Delivery, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy};
-
-/// Queue slots kept for the connection's final Close, so a client closed for not reading
-/// still gets told why.
-const RESERVED: usize = 1;
-
-/// One write for the transport: whole hub messages, in a text or a binary frame.
-#[derive(Clone, Debug)]
-pub struct Frame {
-    /// The encoded messages.
-    pub bytes: Bytes,
-    /// Whether the frame is binary (MessagePack) rather than text (JSON, the handshake of
-    /// a JSON connection).
-    pub binary: bool,
-    /// Whether the frame is one trackable hub message, counted by stateful reconnect
-    /// (not a handshake answer, a Ping or a Close).
-    pub sequenced: bool,
-}
+use crate::slow_consumer::{
+    Delivery, OutboundBudget, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy,
+};
 
 /// The connection is closed; the message was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,28 +26,40 @@ pub struct ConnectionClosed;
 /// Why [`ConnectionHandle::try_send`] did not queue a message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TrySendError {
-    /// The queue is full; the bytes are given back.
-    #[error("the connection's outbound queue is full")]
+    /// The connection is persistently behind (see [`OutboundBudget`]); the bytes are
+    /// given back.
+    #[error("the connection is behind on its outbound queue")]
     Full(Bytes),
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
 }
 
+/// What a send did for one recipient, before any waiting.
+enum Offered {
+    /// Queued; the recipient holds this many bytes now.
+    Queued(usize),
+    /// Left out (the `Skip` rule).
+    Skipped,
+    /// The recipient is behind and its rule is to wait this long for it.
+    Wait(Duration, Bytes),
+}
+
 /// The sending end of one connection, as routing sees it.
 ///
 /// Every sender (hub methods of any connection, the hub context, a backplane) goes through
-/// the connection's bounded queue; one task per connection owns the socket. What a send
-/// does when the queue is full is the connection's [`SlowConsumerPolicy`]: by default a
-/// message to many connections disconnects it at once, and a message to it alone waits up
-/// to 10 s for room first. A client that stops reading so slows only itself, and nothing
-/// is dropped without being counted and logged.
+/// the connection's outbound queue, counted in bytes; one task per connection owns the
+/// socket. A send queues the message, and when the recipient already holds more than its
+/// budget's `pace`, waits for it while its writer makes progress, so a loop of sends runs
+/// at the speed of the client. What happens to a recipient that is *persistently* behind
+/// (see [`OutboundBudget`]) is its [`SlowConsumerPolicy`]: by default it is closed.
+/// Nothing is dropped without being counted and logged.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     id: ConnectionId,
     user: Option<String>,
     protocol: Protocol,
-    outbound: mpsc::Sender<Frame>,
+    queue: OutboundQueue,
     end: EndHandle,
     policy: Mutex<SlowConsumerPolicy>,
     counters: Arc<SlowConsumerCounters>,
@@ -70,18 +69,12 @@ pub struct ConnectionHandle {
     pub(super) outgoing: crate::filter::Outgoing,
 }
 
-/// A new connection's outbound queue: `capacity` frames for messages, plus the slot
-/// kept for its final Close.
-pub(crate) fn outbound_queue(capacity: usize) -> (mpsc::Sender<Frame>, mpsc::Receiver<Frame>) {
-    mpsc::channel(capacity.max(1) + RESERVED)
-}
-
 impl ConnectionHandle {
     pub(crate) fn new(
         id: ConnectionId,
         user: Option<String>,
         protocol: Protocol,
-        outbound: mpsc::Sender<Frame>,
+        queue: OutboundQueue,
         end: EndHandle,
         (policy, counters): (SlowConsumerPolicy, Arc<SlowConsumerCounters>),
         (meters, outgoing): (ConnectionMeters, crate::filter::Outgoing),
@@ -90,7 +83,7 @@ impl ConnectionHandle {
             id,
             user,
             protocol,
-            outbound,
+            queue,
             end,
             policy: Mutex::new(policy),
             counters,
@@ -108,14 +101,14 @@ impl ConnectionHandle {
         id: ConnectionId,
         user: Option<String>,
         protocol: Protocol,
-        capacity: usize,
-    ) -> (Arc<Self>, mpsc::Receiver<Frame>) {
-        let (tx, rx) = outbound_queue(capacity);
+        budget: OutboundBudget,
+    ) -> (Arc<Self>, Outgoing) {
+        let (queue, outgoing) = outbound_queue(budget);
         let handle = Self::new(
             id,
             user,
             protocol,
-            tx,
+            queue,
             EndHandle::new(),
             (SlowConsumerPolicy::default(), Arc::default()),
             (
@@ -123,7 +116,7 @@ impl ConnectionHandle {
                 crate::filter::Outgoing::none(),
             ),
         );
-        (Arc::new(handle), rx)
+        (Arc::new(handle), outgoing)
     }
 
     /// The connection's id.
@@ -189,35 +182,40 @@ impl ConnectionHandle {
         }
     }
 
-    /// Queues encoded messages without waiting.
+    /// The connection's outbound queue.
+    pub(crate) fn queue(&self) -> &OutboundQueue {
+        &self.queue
+    }
+
+    /// Queues encoded messages without waiting, unless the connection is persistently
+    /// behind.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] (with the bytes) when the queue is full,
-    /// [`TrySendError::Closed`] when the connection is closed.
+    /// [`TrySendError::Full`] (with the bytes) when the connection is persistently behind
+    /// (see [`OutboundBudget`]), [`TrySendError::Closed`] when it is closed.
     pub fn try_send(&self, bytes: Bytes) -> Result<(), TrySendError> {
+        self.try_send_at(bytes, Instant::now()).map(|_| ())
+    }
+
+    /// [`try_send`](Self::try_send) at `now` (one clock reading serves a whole fan-out);
+    /// the bytes queued after it.
+    pub(crate) fn try_send_at(&self, bytes: Bytes, now: Instant) -> Result<usize, TrySendError> {
         if self.end.is_ended() {
             return Err(TrySendError::Closed);
         }
-        // Room beyond the slot kept for the Close, taken atomically.
-        match self.outbound.try_reserve_many(RESERVED + 1) {
-            Ok(mut permits) => match permits.next() {
-                Some(permit) => {
-                    let len = bytes.len();
-                    permit.send(self.frame(bytes));
-                    self.sent(len);
-                    Ok(())
-                }
-                None => Err(TrySendError::Full(bytes)),
-            },
-            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(bytes)),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed),
+        let len = bytes.len();
+        match self.queue.push_at(self.frame(bytes), now, true) {
+            Ok(queued) => {
+                self.sent(len);
+                Ok(queued)
+            }
+            Err((_, frame)) => Err(TrySendError::Full(frame.bytes)),
         }
     }
 
-    /// Queues encoded messages for this connection alone: when the queue is full, the
-    /// policy's `direct` rule applies (by default, wait up to 10 s for room, then close
-    /// the connection).
+    /// Queues encoded messages for this connection alone (see [`deliver`](Self::deliver)
+    /// with [`Delivery::Direct`]).
     ///
     /// # Errors
     ///
@@ -225,13 +223,15 @@ impl ConnectionHandle {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future before it completes drops the message unsent.
+    /// The message is queued (or refused) before the first wait; dropping the future
+    /// then only stops waiting.
     pub async fn send(&self, bytes: Bytes) -> Result<(), ConnectionClosed> {
         self.deliver(bytes, Delivery::Direct).await
     }
 
-    /// Queues encoded messages; when the queue is full, the policy's rule for `delivery`
-    /// applies.
+    /// Queues encoded messages, then, while the connection holds more than its budget's
+    /// `pace`, waits for its writer as long as that writer is taking frames. A
+    /// connection that is persistently behind gets the policy's rule for `delivery`.
     ///
     /// # Errors
     ///
@@ -240,83 +240,141 @@ impl ConnectionHandle {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future before it completes drops the message unsent.
+    /// The message is queued (or refused) before the first wait, unless the rule is
+    /// [`SlowConsumer::Wait`]; dropping the future then only stops waiting.
     pub async fn deliver(&self, bytes: Bytes, delivery: Delivery) -> Result<(), ConnectionClosed> {
-        let bytes = match self.try_send(bytes) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed) => return Err(ConnectionClosed),
-            Err(TrySendError::Full(bytes)) => bytes,
-        };
-        match self.slow_consumer_policy().rule(delivery) {
-            SlowConsumer::Disconnect => {
-                self.disconnect_slow_consumer();
-                Err(ConnectionClosed)
-            }
-            SlowConsumer::Skip => {
-                self.counters.skipped(self.id.as_str());
+        match self.offer_now(bytes, delivery)? {
+            Offered::Queued(queued) if self.over_pace(queued) => {
+                self.pace().await;
                 Ok(())
             }
-            SlowConsumer::Wait(timeout) => self.wait_for_room(bytes, timeout).await,
+            Offered::Queued(_) | Offered::Skipped => Ok(()),
+            Offered::Wait(timeout, bytes) => self.wait_then_push(bytes, timeout).await,
         }
     }
 
-    /// Queues encoded messages without ever waiting: when the queue is full, the policy's
-    /// rule for `delivery` applies with `Wait` taken as `Disconnect` (a backplane's
-    /// listener, which serves many connections, must not wait on one).
+    /// Queues encoded messages without ever waiting: for a persistently behind
+    /// connection, the policy's rule for `delivery` applies with `Wait` taken as
+    /// `Disconnect`.
     ///
     /// # Errors
     ///
     /// [`ConnectionClosed`] when the connection is (or gets) closed.
     pub fn offer(&self, bytes: Bytes, delivery: Delivery) -> Result<(), ConnectionClosed> {
-        match self.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed) => Err(ConnectionClosed),
-            Err(TrySendError::Full(_)) => match self.slow_consumer_policy().rule(delivery) {
-                SlowConsumer::Skip => {
-                    self.counters.skipped(self.id.as_str());
-                    Ok(())
-                }
-                SlowConsumer::Disconnect | SlowConsumer::Wait(_) => {
-                    self.disconnect_slow_consumer();
-                    Err(ConnectionClosed)
-                }
-            },
-        }
-    }
-
-    async fn wait_for_room(
-        &self,
-        bytes: Bytes,
-        timeout: std::time::Duration,
-    ) -> Result<(), ConnectionClosed> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Room for the message beyond the slot kept for the Close.
-        let room = tokio::select! {
-            room = tokio::time::timeout_at(deadline, self.outbound.reserve_many(RESERVED + 1)) => room,
-            () = self.end.ended() => return Err(ConnectionClosed),
-        };
-        match room {
-            Ok(Ok(mut permits)) if !self.end.is_ended() => match permits.next() {
-                Some(permit) => {
-                    let len = bytes.len();
-                    permit.send(self.frame(bytes));
-                    self.sent(len);
-                    Ok(())
-                }
-                None => Err(ConnectionClosed),
-            },
-            Ok(_) => Err(ConnectionClosed),
-            Err(_) => {
-                self.disconnect_slow_consumer();
+        match self.offer_now(bytes, delivery)? {
+            Offered::Queued(_) | Offered::Skipped => Ok(()),
+            Offered::Wait(..) => {
+                self.disconnect_slow_consumer(Behind::OverBudget);
                 Err(ConnectionClosed)
             }
         }
     }
 
-    pub(crate) fn disconnect_slow_consumer(&self) {
+    /// Queues `bytes` unless the connection is persistently behind, in which case the
+    /// rule for `delivery` decides.
+    fn offer_now(&self, bytes: Bytes, delivery: Delivery) -> Result<Offered, ConnectionClosed> {
+        let behind = match self.try_send_at(bytes, Instant::now()) {
+            Ok(queued) => return Ok(Offered::Queued(queued)),
+            Err(TrySendError::Closed) => return Err(ConnectionClosed),
+            Err(TrySendError::Full(bytes)) => {
+                let behind = self
+                    .queue
+                    .judge(bytes.len(), Instant::now())
+                    .unwrap_or(Behind::OverBudget);
+                (behind, bytes)
+            }
+        };
+        let (behind, bytes) = behind;
+        match self.slow_consumer_policy().rule(delivery) {
+            SlowConsumer::Disconnect => {
+                self.disconnect_slow_consumer(behind);
+                Err(ConnectionClosed)
+            }
+            SlowConsumer::Skip => {
+                self.counters.skipped(self.id.as_str(), behind.as_str());
+                Ok(Offered::Skipped)
+            }
+            SlowConsumer::Wait(timeout) => Ok(Offered::Wait(timeout, bytes)),
+        }
+    }
+
+    /// Whether a send to this connection would wait for it (it holds more than its
+    /// `pace`), so a fan-out can serve everyone else first.
+    pub(crate) fn needs_pacing(&self) -> bool {
+        self.over_pace(self.queue.bytes())
+    }
+
+    /// Whether `queued` bytes are more than the connection's `pace`.
+    pub(crate) fn over_pace(&self, queued: usize) -> bool {
+        queued > self.queue.budget().pace
+    }
+
+    /// Waits while the connection holds more than its `pace` and its writer is taking
+    /// frames.
+    pub(crate) async fn pace(&self) {
+        let pace = self.queue.budget().pace;
+        tokio::select! {
+            paced = self.queue.paced(pace) => {
+                if paced == Paced::Stalled {
+                    tracing::trace!(connection = %self.id, "not waiting for a writer that takes nothing");
+                }
+            }
+            () = self.end.ended() => {}
+        }
+    }
+
+    /// The `Wait` rule: up to `timeout` for the connection to get back under its soft
+    /// budget, then it is closed.
+    async fn wait_then_push(
+        &self,
+        bytes: Bytes,
+        timeout: Duration,
+    ) -> Result<(), ConnectionClosed> {
+        let soft = self.queue.budget().soft_budget;
+        let caught_up = tokio::select! {
+            caught_up = tokio::time::timeout(timeout, self.queue.under(soft)) => caught_up.is_ok(),
+            () = self.end.ended() => return Err(ConnectionClosed),
+        };
+        if self.end.is_ended() {
+            return Err(ConnectionClosed);
+        }
+        match self.queue.judge(bytes.len(), Instant::now()) {
+            Some(behind) if !caught_up || behind == Behind::OverCap => {
+                self.disconnect_slow_consumer(behind);
+                Err(ConnectionClosed)
+            }
+            _ => {
+                self.push(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the connection for being persistently behind, logging why and how much
+    /// it held.
+    pub(crate) fn disconnect_slow_consumer(&self, behind: Behind) {
         if !self.end.is_ended() {
-            self.counters.disconnected(self.id.as_str());
+            let depth = self.queue.depth();
+            self.counters.disconnected(
+                self.id.as_str(),
+                behind.as_str(),
+                (depth.bytes, depth.frames, depth.oldest),
+            );
             self.end.end(EndReason::SlowConsumer);
+        }
+    }
+
+    /// Checks a connection that is over its soft budget while nothing is sent to it:
+    /// one persistently behind is closed, unless its policy skips (then the next send
+    /// is skipped).
+    pub(crate) fn check_behind(&self) {
+        if self.end.is_ended() {
+            return;
+        }
+        if let Some(behind) = self.queue.judge(0, Instant::now())
+            && self.slow_consumer_policy().fan_out != SlowConsumer::Skip
+        {
+            self.disconnect_slow_consumer(behind);
         }
     }
 
@@ -334,48 +392,68 @@ impl ConnectionHandle {
         }
     }
 
-    /// Queues `message` without waiting; `false` when it was not queued.
-    pub(crate) fn try_send_message(&self, message: &HubMessage) -> bool {
-        self.encode(message)
-            .is_some_and(|bytes| self.try_send(bytes).is_ok())
+    /// Queues one of the connection's own replies (a Completion, an error for a refused
+    /// invocation): always, since the connection's reading slows down instead. `false`
+    /// when the connection is closed or the message cannot be encoded.
+    pub(crate) fn reply(&self, message: &HubMessage) -> bool {
+        if self.end.is_ended() {
+            return false;
+        }
+        match self.encode(message) {
+            Some(bytes) => {
+                self.push(bytes);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Queues the connection's last message (its Close) after it has ended, in the slot
-    /// kept for it. Senders that were waiting for room saw the end and let go of what they
-    /// held, so this waits for them briefly; a queue that is truly full gets no Close.
-    pub(crate) async fn push_final(&self, message: &HubMessage) {
-        let Some(bytes) = self.encode(message) else {
-            return;
-        };
-        let room = tokio::time::timeout(
-            std::time::Duration::from_millis(100),
-            self.outbound.reserve(),
-        )
-        .await;
-        if let Ok(Ok(permit)) = room {
+    /// Queues a stream item of the connection's own stream, then waits while the
+    /// connection holds more than its `pace` (a stream runs at the speed of its client,
+    /// however slow). `false` when the connection is closed.
+    pub(crate) async fn reply_paced(&self, message: &HubMessage) -> bool {
+        if !self.reply(message) {
+            return false;
+        }
+        if self.needs_pacing() {
+            tokio::select! {
+                () = self.queue.under(self.queue.budget().pace) => {}
+                () = self.end.ended() => return false,
+            }
+        }
+        !self.end.is_ended()
+    }
+
+    /// Queues the connection's last message (its Close) after it has ended.
+    pub(crate) fn push_final(&self, message: &HubMessage) {
+        if let Some(bytes) = self.encode(message) {
             let len = bytes.len();
-            permit.send(self.control_frame(bytes));
+            self.queue.push(self.control_frame(bytes));
             self.sent(len);
         }
     }
 
-    /// Queues a Ping if there is room (keep-alive traffic is not counted as messages).
+    /// Queues a Ping (keep-alive traffic is not counted as messages).
     pub(crate) fn send_ping(&self) {
         if self.end.is_ended() {
             return;
         }
-        if let Some(bytes) = self.encode(&HubMessage::Ping)
-            && let Ok(mut permits) = self.outbound.try_reserve_many(RESERVED + 1)
-            && let Some(permit) = permits.next()
-        {
-            permit.send(self.control_frame(bytes));
+        if let Some(bytes) = self.encode(&HubMessage::Ping) {
+            self.queue.push(self.control_frame(bytes));
             self.wrote.store(true, Ordering::Relaxed);
         }
     }
 
     /// Frames waiting in the outbound queue.
     pub(crate) fn queued(&self) -> usize {
-        self.outbound.max_capacity() - self.outbound.capacity()
+        self.queue.depth().frames
+    }
+
+    fn push(&self, bytes: Bytes) -> usize {
+        let len = bytes.len();
+        let queued = self.queue.push(self.frame(bytes));
+        self.sent(len);
+        queued
     }
 
     fn sent(&self, bytes: usize) {

@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -16,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::conclusion::{Conclusion, finished, panicked, pump};
-use super::handle::ConnectionHandle;
 use super::streams::Streams;
 use crate::context::Context;
 use crate::error::DispatchError;
@@ -25,7 +23,8 @@ use crate::protocol::{Completion, HubMessage, Outcome, Value};
 use crate::stream::{UploadReceiver, UploadSender};
 use crate::wire;
 
-/// Invocations that may wait for a slot; more are refused with an error Completion.
+/// Invocations that may wait for a slot; past it the read loop stops reading until one
+/// starts (as ASP.NET Core's receive loop waits for its dispatcher).
 pub(super) const MAX_QUEUED: usize = 1024;
 
 /// What the client asked for, as read.
@@ -88,13 +87,7 @@ pub(super) struct Invocations {
     queue: VecDeque<Queued>,
     slots: Arc<Semaphore>,
     max_parallel: usize,
-    /// Error Completions waiting for room in a full outbound queue.
-    refusals: Arc<AtomicUsize>,
 }
-
-/// Error Completions that may wait for room at once; past it the client, which sends
-/// calls it does not read the answers to, is disconnected as a slow consumer.
-const MAX_WAITING_REFUSALS: usize = 16;
 
 impl Invocations {
     pub(super) fn new(max_parallel: usize) -> Self {
@@ -102,13 +95,18 @@ impl Invocations {
             queue: VecDeque::new(),
             slots: Arc::new(Semaphore::new(max_parallel)),
             max_parallel,
-            refusals: Arc::default(),
         }
     }
 
     /// Whether an invocation waits for a slot.
     pub(super) fn waiting(&self) -> bool {
         !self.queue.is_empty()
+    }
+
+    /// Whether the queue of invocations waiting for a slot is full: the read loop holds
+    /// back until one starts.
+    pub(super) fn full(&self) -> bool {
+        self.queue.len() >= MAX_QUEUED
     }
 
     /// The next free slot.
@@ -145,7 +143,8 @@ impl Invocations {
                 self.queue.push_back(queued);
             }
             Err((Some(id), text)) => {
-                complete_with_error(cx.handle(), &self.refusals, id, text);
+                cx.handle()
+                    .reply(&HubMessage::Completion(Completion::error(id, text)));
             }
             Err((None, text)) => tracing::debug!(error = %text, "non-blocking call refused"),
         }
@@ -181,9 +180,6 @@ impl Invocations {
                 detail: wire::argument_count_mismatch(request.arguments.len(), descriptor.params),
             };
             return Err(refuse(wire::invocation_error(&error, target, detailed)));
-        }
-        if self.queue.len() >= MAX_QUEUED {
-            return Err(refuse(wire::too_many_queued(target, MAX_QUEUED)));
         }
         let streams = cx.streams().clone();
         // Only a stream is cancelled on its own (CancelInvocation); any other call ends
@@ -318,25 +314,9 @@ fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePerm
         started,
     );
     guard.release_streams();
-    let handle = cx.handle();
-    let queued = conclusion
-        .message
-        .as_ref()
-        .is_none_or(|message| handle.try_send_message(message) || handle.is_closed());
-    if queued {
-        drop(guard);
-        conclusion.record(runtime);
-        return;
-    }
-    // The queue is full: wait for room in a task, keeping the slot (so Completions stay
-    // in order).
-    let cx = cx.clone();
-    let task = async move {
-        conclusion.send(&cx).await;
-        drop(guard);
-        conclusion.record(cx.runtime());
-    };
-    tokio::spawn(task.instrument(span.clone()));
+    conclusion.send(cx);
+    drop(guard);
+    conclusion.record(runtime);
 }
 
 /// Queues the Completion of a call that did not stream, then releases what it held.
@@ -351,7 +331,7 @@ async fn conclude<H: Hub>(
 ) {
     let conclusion = Conclusion::new(cx, method, invocation_id, target, outcome, started);
     guard.release_streams();
-    conclusion.send(cx).await;
+    conclusion.send(cx);
     drop(guard);
     conclusion.record(cx.runtime());
 }
@@ -409,9 +389,7 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
     };
     let ok = !matches!(completion.outcome, Outcome::Error(_));
     guard.release_streams();
-    let _ = handle
-        .send_message(&HubMessage::Completion(completion))
-        .await;
+    handle.reply(&HubMessage::Completion(completion));
     drop(guard);
     finished(
         runtime,
@@ -461,29 +439,4 @@ async fn call_through_filters<H: Hub>(
         hub.invoke(method, Call::new(cx, invocation.arguments, uploads, cancel))
     });
     crate::filter::Next::new(chain, last).run(invocation).await
-}
-
-/// Answers an invocation with an error without holding up the reader: queued at once
-/// when there is room, otherwise by a task that waits for it (a few at most).
-fn complete_with_error(
-    handle: &Arc<ConnectionHandle>,
-    refusals: &Arc<AtomicUsize>,
-    id: String,
-    text: String,
-) {
-    let message = HubMessage::Completion(Completion::error(id, text));
-    if handle.try_send_message(&message) || handle.is_closed() {
-        return;
-    }
-    if refusals.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_REFUSALS {
-        refusals.fetch_sub(1, Ordering::AcqRel);
-        handle.disconnect_slow_consumer();
-        return;
-    }
-    let handle = handle.clone();
-    let refusals = refusals.clone();
-    tokio::spawn(async move {
-        let _ = handle.send_message(&message).await;
-        refusals.fetch_sub(1, Ordering::AcqRel);
-    });
 }

@@ -14,6 +14,7 @@ mod handle;
 mod handshake;
 mod invocation;
 mod keep_alive;
+mod outbound;
 mod reader;
 mod results;
 mod streams;
@@ -23,12 +24,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use end::EndHandle;
-pub use handle::{ConnectionClosed, ConnectionHandle, Frame, TrySendError};
+pub use handle::{ConnectionClosed, ConnectionHandle, TrySendError};
+pub use outbound::{Frame, OutboundQueue, Outgoing, TryRecvError};
 pub use results::ClientResultError;
 pub(crate) use streams::Streams;
 
@@ -48,7 +49,7 @@ pub(crate) fn start<H: Hub>(
     runtime: Arc<HubRuntime<H>>,
     connection: TransportConnection,
 ) -> Connected {
-    let (tx, rx) = handle::outbound_queue(runtime.options.outbound_capacity);
+    let (tx, rx) = outbound::outbound_queue(runtime.options.outbound_budget);
     let finished = CancellationToken::new();
     // Shutting the hub down ends every connection.
     let end = EndHandle::child_of(&runtime.shutdown);
@@ -101,7 +102,7 @@ struct Established<H: Hub> {
 async fn run<H: Hub>(
     runtime: Arc<HubRuntime<H>>,
     connection: Box<TransportConnection>,
-    tx: mpsc::Sender<Frame>,
+    tx: OutboundQueue,
     end: EndHandle,
     finished: CancellationToken,
 ) {
@@ -170,7 +171,7 @@ async fn run<H: Hub>(
 async fn establish<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
     connection: Box<TransportConnection>,
-    tx: mpsc::Sender<Frame>,
+    tx: OutboundQueue,
     end: EndHandle,
     finished: &CancellationToken,
 ) -> Option<Established<H>> {
@@ -191,7 +192,7 @@ async fn establish<H: Hub>(
         Err(refusal) => {
             if let Refusal::Answer(text) = refusal {
                 tracing::debug!(error = %text, "handshake failed");
-                let _ = tx.try_send(handshake_frame(&HandshakeResponse::error(text), None));
+                tx.push(handshake_frame(&HandshakeResponse::error(text), None));
             }
             end.finish();
             finished.cancel();
@@ -199,7 +200,7 @@ async fn establish<H: Hub>(
         }
     };
     tracing::Span::current().record("signalr.protocol", protocol.name());
-    let _ = tx.try_send(handshake_frame(&HandshakeResponse::ok(), Some(protocol)));
+    tx.push(handshake_frame(&HandshakeResponse::ok(), Some(protocol)));
 
     // The hub's provider, else the authenticated user's id (its `sub` claim).
     let user = options.user_id_of(&request);

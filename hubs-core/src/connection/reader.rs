@@ -5,11 +5,22 @@
 //! [`Method::immediate`](crate::Method::immediate)) runs on it only until its first
 //! wait.
 //!
-//! Uploads are fed without waiting. The only time the loop holds back from reading is
-//! while a method is draining an upload that holds more than `stream_buffer_capacity`
-//! items (back-pressure on a client that uploads faster than the method consumes), and
-//! then for at most [`UPLOAD_STALL`] without progress: an upload its method does not
-//! drain never holds up the messages behind it.
+//! Uploads are fed without waiting. The loop holds back from reading (the client's bytes
+//! wait in its socket and in the decoder) in three cases, each back-pressure on a client
+//! that sends faster than it is served:
+//!
+//! * the connection's outbound queue holds more than the budget's `pause_reading` (its own
+//!   replies, or anything else sent to it, wait for the client to read them): it reads
+//!   again under half of it, as ASP.NET Core's pipes pause and resume;
+//! * [`MAX_QUEUED`](super::invocation::MAX_QUEUED) invocations wait for a slot: it reads
+//!   again once one starts;
+//! * a method is draining an upload that holds more than `stream_buffer_capacity` items,
+//!   for at most [`UPLOAD_STALL`] without progress: an upload its method does not drain
+//!   never holds up the messages behind it.
+//!
+//! None of these counts as the client's silence for the client timeout. While the
+//! outbound queue is over its soft budget, the loop also checks on a timer whether the
+//! client is persistently behind, so a client nobody sends to any more is still judged.
 
 use std::future::Future;
 use std::io;
@@ -49,6 +60,11 @@ enum Event {
     Upload { drained: bool },
     /// The transport delivered bytes, ended cleanly (`None`) or failed.
     Chunk(Option<io::Result<Bytes>>),
+    /// The outbound queue drained under half of `pause_reading`: read on.
+    Resume,
+    /// The outbound queue is over its soft budget: time to check whether the client is
+    /// persistently behind.
+    Behind,
 }
 
 /// Waiting for a congested upload to drain: `true` once it did, `false` once
@@ -64,6 +80,9 @@ pub(super) struct Reader<'a, H: Hub> {
     /// The upload the loop waits for, and the wait: `true` once it drained, `false`
     /// after [`UPLOAD_STALL`] (boxed: it is rare, and the loop's state stays small).
     congestion: Option<(UploadSender, UploadWait)>,
+    /// The outbound queue went over `pause_reading`: the loop reads no further until it
+    /// drains under half of it.
+    paused: bool,
 }
 
 impl<'a, H: Hub> Reader<'a, H> {
@@ -80,6 +99,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             invocations: Invocations::new(options.max_parallel_invocations),
             keep_alive: KeepAlive::new(options, Instant::now()),
             congestion: None,
+            paused: false,
         }
     }
 
@@ -92,6 +112,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         // One waiter for the whole connection (registering one per message is costly).
         let ended = end.ended();
         tokio::pin!(ended);
+        let resume_at = self.cx.runtime().options.outbound_budget.pause_reading / 2;
         let mut heartbeat = tokio::time::interval(self.keep_alive.period());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -107,6 +128,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                     (upload, wait)
                 });
             }
+            self.paused = self.paused || self.over_pause();
             let event = {
                 let reading = self.congestion.is_none();
                 let congestion = &mut self.congestion;
@@ -116,14 +138,23 @@ impl<'a, H: Hub> Reader<'a, H> {
                         None => std::future::pending().await,
                     }
                 };
+                let queue = self.cx.handle().queue();
+                let take_chunks = reading && !self.paused && !self.invocations.full();
                 tokio::select! {
                     biased;
                     () = &mut ended => Event::Ended,
                     slot = self.invocations.slot(), if self.invocations.waiting() => Event::Slot(slot),
                     _ = heartbeat.tick(), if self.capabilities.keep_alive => Event::Beat,
+                    () = queue.under(resume_at), if self.paused => Event::Resume,
+                    () = queue.over_budget(), if !self.paused => Event::Behind,
                     drained = upload, if !reading => Event::Upload { drained },
-                    chunk = incoming.next(), if reading => Event::Chunk(chunk),
+                    chunk = incoming.next(), if take_chunks => Event::Chunk(chunk),
                 }
+            };
+            let event = match event {
+                // Over the soft budget: judged on a timer until it is back under.
+                Event::Behind => self.watch_behind(&mut ended).await,
+                event => event,
             };
             if let Some(ending) = self.handle(event) {
                 return ending;
@@ -142,8 +173,14 @@ impl<'a, H: Hub> Reader<'a, H> {
             }
             Event::Slot(slot) => {
                 self.invocations.start_next(self.cx, slot);
-                None
+                // Room in the queue: what the decoder holds goes on.
+                self.drain()
             }
+            Event::Resume => {
+                self.paused = false;
+                self.drain()
+            }
+            Event::Behind => None,
             Event::Beat => self.beat(),
             Event::Upload { drained } => {
                 if let Some((upload, _)) = self.congestion.take()
@@ -181,10 +218,47 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
+    /// Whether the outbound queue holds more than `pause_reading`.
+    fn over_pause(&self) -> bool {
+        self.cx.handle().queue().bytes() > self.cx.runtime().options.outbound_budget.pause_reading
+    }
+
+    /// Whether the loop holds back from handling more of what the client sent.
+    fn holding(&self) -> bool {
+        self.paused || self.invocations.full()
+    }
+
+    /// While the outbound queue is over its soft budget, judges it every check period
+    /// (and keeps the rest of the loop waiting: the client is behind, so it is not read
+    /// from meanwhile either). Returns once the queue is back under its soft budget
+    /// ([`Event::Behind`], nothing to do) or the connection ends ([`Event::Ended`]).
+    async fn watch_behind(
+        &mut self,
+        ended: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Event {
+        let handle = self.cx.handle();
+        let budget = self.cx.runtime().options.outbound_budget;
+        let mut checks = tokio::time::interval(budget.check_period());
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.paused = true;
+        loop {
+            tokio::select! {
+                biased;
+                () = ended.as_mut() => return Event::Ended,
+                () = handle.queue().under(budget.soft_budget) => return Event::Behind,
+                _ = checks.tick() => {
+                    handle.check_behind();
+                    // The client's silence meanwhile is the server's doing.
+                    self.keep_alive.received(Instant::now());
+                }
+            }
+        }
+    }
+
     fn beat(&mut self) -> Option<Ending> {
         let handle = self.cx.handle();
         handle.meters.queue_depth.record(handle.queued() as f64);
-        let reading = self.congestion.is_none();
+        let reading = self.congestion.is_none() && !self.holding();
         match self
             .keep_alive
             .on_beat(Instant::now(), handle.take_wrote(), reading)
@@ -213,6 +287,10 @@ impl<'a, H: Hub> Reader<'a, H> {
     /// Handles every complete message; `Some` ends the connection.
     fn drain(&mut self) -> Option<Ending> {
         loop {
+            if self.holding() || self.over_pause() {
+                self.paused = self.paused || self.over_pause();
+                return None;
+            }
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
                     if let Some(ending) = self.dispatch(message) {

@@ -115,7 +115,7 @@ pub(super) async fn tear_down<H: Hub>(
     handle.results.fail_all();
     cx.streams().close();
     if let Some(close) = ending.close() {
-        handle.push_final(&HubMessage::Close(close)).await;
+        handle.push_final(&HubMessage::Close(close));
     }
     finished.cancel();
     runtime.lifetime.on_disconnected(&handle).await;

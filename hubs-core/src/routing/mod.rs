@@ -47,33 +47,6 @@ pub enum Selection {
     Users(Vec<String>),
 }
 
-/// Queues `message` on every connection in `targets` without ever waiting (see
-/// [`ConnectionHandle::offer`]): for a backplane's listener, which must not wait on one
-/// slow connection.
-///
-/// # Errors
-///
-/// [`SendError::Encode`] when the message cannot be encoded for a recipient's protocol
-/// (the other recipients are served).
-pub fn deliver_now(
-    targets: &[Arc<ConnectionHandle>],
-    message: &SerializedMessage<'_>,
-    delivery: Delivery,
-) -> Result<(), SendError> {
-    let mut failed = None;
-    for connection in targets {
-        match message.bytes(connection.protocol()) {
-            Ok(bytes) => {
-                let _ = connection.offer(bytes, delivery);
-            }
-            Err(error) => {
-                failed.get_or_insert(error);
-            }
-        }
-    }
-    failed.map_or(Ok(()), |error| Err(SendError::Encode(error)))
-}
-
 impl Selection {
     /// Whether the selection is one connection ([`Delivery::Direct`]) or may be several
     /// ([`Delivery::FanOut`]), for the slow-consumer policy.
@@ -157,23 +130,33 @@ pub trait LifetimeManager: Send + Sync + 'static {
     ) -> Result<Outcome, ClientResultError>;
 }
 
-/// Queues `message` on every connection in `targets`. A full queue is handled by that
-/// connection's slow-consumer policy for `delivery`: with the default fan-out policy the
-/// connection is closed at once and nobody waits; connections whose policy says
-/// [`Wait`](crate::SlowConsumer::Wait) are waited on concurrently. Used by
-/// [`InMemoryLifetimeManager`] and available to backplanes for their local delivery.
+/// Queues `message` on every connection in `targets`, then waits for those that hold
+/// more than their budget's `pace` while their writers make progress (never for a writer
+/// that takes nothing), so a loop of fan-outs runs at the speed of its receivers instead of
+/// filling memory. A recipient that is persistently behind (see
+/// [`OutboundBudget`](crate::OutboundBudget)) gets its slow-consumer policy for
+/// `delivery`: by default it is closed and nobody waits for it; recipients whose policy
+/// says [`Wait`](crate::SlowConsumer::Wait) are waited on concurrently. Every recipient is
+/// queued before any is waited for. Used by [`InMemoryLifetimeManager`], and by backplanes
+/// for their local delivery and for what arrives from other servers.
+///
+/// The fan-out also gives the scheduler a turn when its task has used up its budget
+/// (tokio's cooperative scheduling), so a burst of fan-outs cannot starve the writers that
+/// run on the same threads.
 ///
 /// # Errors
 ///
-/// [`SendError::Encode`] when the message cannot be encoded for a recipient's protocol.
+/// [`SendError::Encode`] when the message cannot be encoded for a recipient's protocol
+/// (the other recipients are served).
 pub async fn deliver(
     targets: &[Arc<ConnectionHandle>],
     message: &SerializedMessage<'_>,
     delivery: Delivery,
 ) -> Result<(), SendError> {
-    let mut waiting = FuturesUnordered::new();
+    let mut waiting = Vec::new();
     // A protocol the message cannot be encoded for fails its recipients, not the others.
     let mut failed = None;
+    let now = tokio::time::Instant::now();
     for connection in targets {
         let bytes = match message.bytes(connection.protocol()) {
             Ok(bytes) => bytes,
@@ -182,12 +165,38 @@ pub async fn deliver(
                 continue;
             }
         };
-        if let Err(TrySendError::Full(bytes)) = connection.try_send(bytes) {
-            waiting.push(async move {
-                let _ = connection.deliver(bytes, delivery).await;
-            });
+        match connection.try_send_at(bytes, now) {
+            Ok(queued) if connection.over_pace(queued) => waiting.push(Waiter::Pace(connection)),
+            Ok(_) | Err(TrySendError::Closed) => {}
+            Err(TrySendError::Full(bytes)) => {
+                waiting.push(Waiter::Deliver(connection, bytes, delivery))
+            }
         }
     }
+    let mut waiting = waiting
+        .into_iter()
+        .map(Waiter::run)
+        .collect::<FuturesUnordered<_>>();
     while waiting.next().await.is_some() {}
+    tokio::task::consume_budget().await;
     failed.map_or(Ok(()), |error| Err(SendError::Encode(error)))
+}
+
+/// A recipient a fan-out waits for.
+enum Waiter<'a> {
+    /// Queued; over its pace.
+    Pace(&'a Arc<ConnectionHandle>),
+    /// Persistently behind: its policy decides.
+    Deliver(&'a Arc<ConnectionHandle>, bytes::Bytes, Delivery),
+}
+
+impl Waiter<'_> {
+    async fn run(self) {
+        match self {
+            Self::Pace(connection) => connection.pace().await,
+            Self::Deliver(connection, bytes, delivery) => {
+                let _ = connection.deliver(bytes, delivery).await;
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hubs_core::protocol::{Outcome, Protocol, Value};
 use hubs_core::{
-    ConnectionId, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver_now,
+    ConnectionId, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
 };
 
 use super::{LAG, RedisLifetimeManager, lock};
@@ -79,9 +79,10 @@ impl RedisLifetimeManager {
                     Some(Bytes::from(json)),
                     Some(Bytes::from(messagepack)),
                 );
-                // Never waits on one connection: the listener serves them all.
+                // Paced by the recipients that are reading, never held up by one that is
+                // not: the listener serves them all (and yields to their writers).
                 let targets = self.local.select(&selection);
-                if let Err(error) = deliver_now(&targets, &message, selection.delivery()) {
+                if let Err(error) = deliver(&targets, &message, selection.delivery()).await {
                     tracing::warn!(%error, "cannot deliver a message from the backplane");
                 }
             }

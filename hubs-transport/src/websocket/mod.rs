@@ -1,36 +1,36 @@
-//! The WebSockets transport.
+//! The WebSockets transport: the upgrade, then a connection's read side (frames read in
+//! pieces: a WebSocket message is a stream of hub messages, and the hub protocol above
+//! applies its limits per hub message) and its writer task.
+
+mod frame;
+mod socket;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hubs_core::{
-    Capabilities, Connected, ConnectionId, Frame, HubEndpoint, TransportConnection, TransportKind,
+    Capabilities, Connected, ConnectionId, HubEndpoint, TransportConnection, TransportKind,
 };
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::body::{self, Body};
+pub(crate) use frame::Event;
+use frame::FrameReader;
+pub(crate) use socket::{Socket, SocketWriter, violation_code};
 
-/// Frames written per flush at most.
-const BATCH: usize = 64;
+/// Frames gathered for one write at most, in bytes: a burst goes out in few `send(2)`s.
+const BATCH_BYTES: usize = 64 * 1024;
 
-/// Bytes the socket's write buffer gathers before it writes: the frames of one batch go
-/// out in one `send(2)` (flushed at the end of the batch), and a connection keeps at
-/// most this much (plus one frame) of buffer after a burst. tungstenite writes every
-/// frame on its own when this is 0.
-const WRITE_BUFFER: usize = 8 * 1024;
-
-/// An upgraded WebSocket, server side.
-pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// The normal close code.
+const NORMAL: u16 = 1000;
+/// The close code for a message over the size limit.
+const TOO_BIG: u16 = 1009;
 
 /// Answers a WebSocket upgrade; the future yields the socket once the client has switched
 /// protocols (`None` when the upgrade failed). `Err` is the refusal to send instead.
@@ -50,12 +50,7 @@ pub(crate) fn accept<B: Send + 'static>(
     };
     let accept = derive_accept_key(key.as_bytes());
     let upgrade = hyper::upgrade::on(&mut *request);
-    // A WebSocket message may carry several hub messages, so the socket's own limit is
-    // looser than the hub's; the hub protocol enforces the real one, with the official
-    // close text.
-    let max_message = options
-        .max_message_size_limit()
-        .map(|max| max.saturating_mul(4).max(1 << 20));
+    let send_timeout = options.configured_send_timeout();
     let socket = async move {
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
@@ -64,11 +59,7 @@ pub(crate) fn accept<B: Send + 'static>(
                 return None;
             }
         };
-        let config = socket_config(max_message);
-        Some(
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await,
-        )
+        Some(Socket::new(TokioIo::new(upgraded), send_timeout))
     };
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -79,18 +70,6 @@ pub(crate) fn accept<B: Send + 'static>(
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     Ok((response, socket))
-}
-
-/// The server socket's settings: a small read buffer (tungstenite's default is 128 KiB,
-/// zero-filled, per connection), a write buffer so a batch goes out in one write, and
-/// the message limit.
-fn socket_config(max_message: Option<usize>) -> WebSocketConfig {
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 4 * 1024;
-    config.write_buffer_size = WRITE_BUFFER;
-    config.max_message_size = max_message;
-    config.max_frame_size = max_message;
-    config
 }
 
 /// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
@@ -126,50 +105,35 @@ pub(crate) fn upgrade<B: Send + 'static>(
 /// Starts the connection on `socket` and spawns its writer; the future it returns holds
 /// only the connection's task and the writer's handle.
 fn run<S>(
-    socket: WebSocketStream<S>,
+    socket: Socket<S>,
     endpoint: Arc<dyn HubEndpoint>,
     connection_id: ConnectionId,
     request: hubs_core::Request,
     early: Vec<Bytes>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let send_timeout = endpoint.options().configured_send_timeout();
-    let (mut sink, stream) = socket.split();
+    let Socket { reader, writer } = socket;
     // A close frame ends the stream cleanly; a read error (a reset without the closing
     // handshake) ends it with that error. A frame that breaks the WebSocket rules ends it
     // with an `InvalidData` error (the hub answers with a Close message) and picks the
     // close code the writer sends.
-    let close_code = Arc::new(AtomicU16::new(u16::from(CloseCode::Normal)));
-    let violation = close_code.clone();
-    let incoming = futures_util::stream::unfold(Some(stream), move |stream| {
-        let violation = violation.clone();
-        async move {
-            let mut stream = stream?;
-            loop {
-                match stream.next().await? {
-                    Ok(Message::Text(text)) => return Some((Ok(Bytes::from(text)), Some(stream))),
-                    Ok(Message::Binary(bytes)) => return Some((Ok(bytes), Some(stream))),
-                    Ok(Message::Close(_)) => return None,
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::debug!(%error, "websocket read failed");
-                        let error = match violation_code(&error) {
-                            Some(code) => {
-                                violation.store(u16::from(code), Ordering::Relaxed);
-                                std::io::Error::new(std::io::ErrorKind::InvalidData, error)
-                            }
-                            None => std::io::Error::other(error),
-                        };
-                        return Some((Err(error), None));
-                    }
-                }
-            }
-        }
-    });
+    let close_code = Arc::new(AtomicU16::new(NORMAL));
+    let pongs = Arc::new(Pongs::default());
+    let whole = endpoint
+        .whole_messages()
+        .then(|| whole_message_limit(endpoint.options()));
+    let incoming = Incoming {
+        reader,
+        close_code: close_code.clone(),
+        pongs: pongs.clone(),
+        whole,
+        message: BytesMut::new(),
+    }
+    .into_stream();
     let Connected {
-        mut outgoing,
+        outgoing,
         finished,
         end,
         task,
@@ -180,111 +144,175 @@ where
         capabilities: Capabilities::new(true, true),
         incoming: Box::pin(futures_util::stream::iter(early.into_iter().map(Ok)).chain(incoming)),
     });
-
-    let writer = async move {
-        let mut finishing = false;
-        // One waiter for the whole connection (registering one per frame is costly).
-        let ended = finished.cancelled();
-        tokio::pin!(ended);
-        loop {
-            let first = tokio::select! {
-                biased;
-                frame = outgoing.recv() => frame,
-                () = &mut ended, if !finishing => {
-                    finishing = true;
-                    outgoing.try_recv().ok()
-                }
-            };
-            let Some(first) = first else {
-                if finishing || finished.is_cancelled() {
-                    break;
-                }
-                continue;
-            };
-            // Woken for a lone frame: let whatever is producing (a broadcast, a stream)
-            // queue more before paying for the write, so one write carries several.
-            if outgoing.is_empty() && !finishing {
-                tokio::task::yield_now().await;
-            }
-            let written = {
-                let queue = &mut outgoing;
-                let sink = &mut sink;
-                let write = async move {
-                    sink.feed(message(first)).await?;
-                    for _ in 1..BATCH {
-                        match queue.try_recv() {
-                            Ok(frame) => sink.feed(message(frame)).await?,
-                            Err(_) => break,
-                        }
-                    }
-                    sink.flush().await
-                };
-                // Writes almost always complete at once; a timer is armed only for one
-                // that does not (one per message per connection would dominate a
-                // broadcast).
-                let mut write = std::pin::pin!(write);
-                match futures_util::poll!(&mut write) {
-                    std::task::Poll::Ready(result) => Ok(result),
-                    std::task::Poll::Pending => tokio::time::timeout(send_timeout, write).await,
-                }
-            };
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "websocket write failed");
-                    end.transport_lost(format!("The WebSocket write failed: {error}"));
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("websocket write timed out");
-                    end.transport_lost("The WebSocket write timed out.");
-                    return;
-                }
-            }
-            if finishing && outgoing.is_empty() {
-                break;
-            }
-        }
-        let close = Message::Close(Some(CloseFrame {
-            code: CloseCode::from(close_code.load(Ordering::Relaxed)),
-            reason: "".into(),
-        }));
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = sink.send(close).await;
-            let _ = sink.close().await;
-        })
-        .await;
-    };
     // The writer is a task of its own: a frame queued for this connection wakes only it,
     // not the connection's read loop.
-    let writer = tokio::spawn(writer);
+    let writer = tokio::spawn(
+        Writer {
+            socket: writer,
+            outgoing,
+            finished,
+            end,
+            pongs,
+            close_code,
+        }
+        .run(),
+    );
     async move {
         task.await;
         let _ = writer.await;
     }
 }
 
-/// The close code for a frame that breaks the WebSocket rules: 1007 for text that is not
-/// UTF-8, 1009 for a message over the limit, 1002 for other protocol errors. `None` for
-/// a transport that just failed.
-pub(crate) fn violation_code(error: &WsError) -> Option<CloseCode> {
-    match error {
-        WsError::Utf8(_) => Some(CloseCode::Invalid),
-        WsError::Capacity(_) => Some(CloseCode::Size),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(_) => Some(CloseCode::Protocol),
-        _ => None,
+/// The largest whole message a raw connection endpoint reads: four times the hub limit,
+/// at least 1 MiB.
+fn whole_message_limit(options: &hubs_core::HubOptions) -> usize {
+    options
+        .max_message_size_limit()
+        .map_or(usize::MAX, |max| max.saturating_mul(4).max(1 << 20))
+}
+
+/// The Ping a client sent last, for the writer to answer.
+#[derive(Default)]
+struct Pongs {
+    latest: std::sync::Mutex<Option<Bytes>>,
+    due: Notify,
+}
+
+impl Pongs {
+    fn ask(&self, payload: Bytes) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        self.due.notify_one();
+    }
+
+    fn take(&self) -> Option<Bytes> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
-pub(crate) fn message(frame: Frame) -> Message {
-    if frame.binary {
-        Message::Binary(frame.bytes)
-    } else {
-        match Utf8Bytes::try_from(frame.bytes.clone()) {
-            Ok(text) => Message::Text(text),
-            Err(_) => Message::Binary(frame.bytes),
+/// The read side: what the client sends, as the hub reads it.
+struct Incoming<S> {
+    reader: FrameReader<tokio::io::ReadHalf<S>>,
+    close_code: Arc<AtomicU16>,
+    pongs: Arc<Pongs>,
+    /// Whole messages, up to this size (raw connection endpoints); `None` gives each
+    /// piece as it comes (the hub protocol finds its own message boundaries).
+    whole: Option<usize>,
+    message: BytesMut,
+}
+
+impl<S: AsyncRead + Send + 'static> Incoming<S> {
+    fn into_stream(self) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut state = state?;
+            let item = state.next().await?;
+            let go_on = item.is_ok();
+            Some((item, go_on.then_some(state)))
+        })
+    }
+
+    /// The next bytes for the hub; `None` once the client closed.
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            match self.reader.next().await? {
+                Ok(Event::Data { payload, last, .. }) => match self.whole {
+                    None if payload.is_empty() => {}
+                    None => return Some(Ok(payload)),
+                    Some(max) => {
+                        if self.message.len() + payload.len() > max {
+                            self.close_code.store(TOO_BIG, Ordering::Relaxed);
+                            return Some(Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("a WebSocket message over {max} bytes"),
+                            )));
+                        }
+                        self.message.extend_from_slice(&payload);
+                        if last {
+                            return Some(Ok(self.message.split().freeze()));
+                        }
+                    }
+                },
+                Ok(Event::Ping(payload)) => self.pongs.ask(payload),
+                Ok(Event::Pong) => {}
+                Ok(Event::Close(_)) => return None,
+                Err(error) => {
+                    tracing::debug!(%error, "websocket read failed");
+                    if let Some(code) = violation_code(&error) {
+                        self.close_code.store(code, Ordering::Relaxed);
+                    }
+                    return Some(Err(error));
+                }
+            }
         }
+    }
+}
+
+/// The write side: the connection's frames, in batches, then the close.
+struct Writer<S> {
+    socket: SocketWriter<S>,
+    outgoing: hubs_core::Outgoing,
+    finished: tokio_util::sync::CancellationToken,
+    end: hubs_core::EndHandle,
+    pongs: Arc<Pongs>,
+    close_code: Arc<AtomicU16>,
+}
+
+impl<S: AsyncWrite + Send> Writer<S> {
+    async fn run(mut self) {
+        let mut finishing = false;
+        // One waiter for the whole connection (registering one per frame is costly).
+        let finished = self.finished.clone();
+        let ended = finished.cancelled();
+        tokio::pin!(ended);
+        loop {
+            let first = tokio::select! {
+                biased;
+                frame = self.outgoing.recv() => frame,
+                () = self.pongs.due.notified() => None,
+                () = &mut ended, if !finishing => {
+                    finishing = true;
+                    self.outgoing.try_recv().ok()
+                }
+            };
+            if let Some(pong) = self.pongs.take() {
+                self.socket.feed_pong(&pong);
+            }
+            match first {
+                Some(first) => {
+                    // Woken for a lone frame: let whatever is producing (a broadcast, a
+                    // stream) queue more before paying for the write, so one write
+                    // carries several.
+                    if self.outgoing.is_empty() && !finishing {
+                        tokio::task::yield_now().await;
+                    }
+                    self.socket.feed(&first);
+                    while self.socket.buffered() < BATCH_BYTES {
+                        match self.outgoing.try_recv() {
+                            Ok(frame) => self.socket.feed(&frame),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None if self.socket.buffered() > 0 => {}
+                None if finishing || self.finished.is_cancelled() => break,
+                None => continue,
+            }
+            if let Err(error) = self.socket.flush().await {
+                tracing::debug!(%error, "websocket write failed");
+                self.end
+                    .transport_lost(if error.kind() == std::io::ErrorKind::TimedOut {
+                        "The WebSocket write timed out.".to_owned()
+                    } else {
+                        format!("The WebSocket write failed: {error}")
+                    });
+                return;
+            }
+            if finishing && self.outgoing.is_empty() {
+                break;
+            }
+        }
+        self.socket
+            .close(self.close_code.load(Ordering::Relaxed))
+            .await;
     }
 }
 
@@ -295,8 +323,7 @@ mod tests {
     use std::sync::Mutex;
     use std::task::{Context, Poll};
 
-    use hubs_core::{EndHandle, HubOptions};
-    use tokio::sync::mpsc;
+    use hubs_core::{EndHandle, Frame, HubOptions};
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -345,9 +372,9 @@ mod tests {
         }
 
         fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
-            let (tx, rx) = mpsc::channel(self.frames.len());
+            let (tx, rx) = hubs_core::OutboundQueue::new(Default::default());
             for frame in &self.frames {
-                tx.try_send(frame.clone()).expect("room");
+                tx.push(frame.clone());
             }
             let finished = CancellationToken::new();
             finished.cancel();
@@ -378,12 +405,10 @@ mod tests {
         // A server's frame: a 2-byte header (short, unmasked), then the payload.
         let burst: usize = frames.iter().map(|f| 2 + f.bytes.len()).sum();
         let writes = Arc::new(Mutex::new(Vec::new()));
-        let socket = WebSocketStream::from_raw_socket(
+        let socket = Socket::new(
             Recording(writes.clone()),
-            Role::Server,
-            Some(socket_config(None)),
-        )
-        .await;
+            std::time::Duration::from_secs(10),
+        );
         let endpoint = Arc::new(Burst {
             options: HubOptions::default(),
             frames,
