@@ -17,6 +17,7 @@ SERVERS = [
 FIGURES = [
     "invocations_per_s", "deliveries_per_s", "p50_us", "p99_us", "p999_us",
     "server_cpu_us_per_op", "server_rss_per_connection_bytes", "held", "defects",
+    "seconds", "lost", "cut", "server_peak_rss_kib",
 ]
 
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]

@@ -118,8 +118,11 @@ impl<K: Cardinality> Recipients<K> {
     /// without waiting for the clients (`SendAsync`).
     ///
     /// The message is encoded once per protocol in use and the bytes are shared. It
-    /// returns once the message is queued for every selected connection (a full queue is
-    /// waited on, up to the send timeout, after which that connection is closed).
+    /// returns once the message is queued for every selected connection, after waiting
+    /// briefly (250 ms at most) for those that hold a lot and are reading, so a loop of
+    /// sends runs at the speed of its receivers; a connection that stays behind is closed
+    /// (or skipped) by its [`SlowConsumerPolicy`](crate::SlowConsumerPolicy), never waited
+    /// for (see [`OutboundBudget`](crate::OutboundBudget)).
     ///
     /// # Errors
     ///

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
@@ -34,7 +34,9 @@ pub(crate) struct HttpConnection {
     end: EndHandle,
     polls: Mutex<Polls>,
     posts: tokio::sync::Mutex<()>,
-    max_post: usize,
+    /// The largest POST body, for an endpoint that reads whole messages; `None` streams
+    /// every body through in pieces.
+    max_post: Option<usize>,
     /// The authenticated user's id: later requests must carry the same user.
     user_id: Option<String>,
 }
@@ -68,7 +70,12 @@ impl HttpConnection {
                 rx.recv().await.map(|b| (Ok(b), rx))
             }),
         );
-        let max_post = max_post(endpoint.options());
+        // A raw connection handler reads each POST whole; a hub reads the bytes as they
+        // come, however large the body (the official clients coalesce queued sends into
+        // one POST), and applies its limit per hub message.
+        let max_post = endpoint
+            .whole_messages()
+            .then(|| max_post(endpoint.options()));
         let long_polling = transport == TransportKind::LongPolling;
         let user_id = request
             .user()
@@ -126,24 +133,51 @@ impl HttpConnection {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let bytes = match read_body(body, self.max_post).await {
-            Ok(bytes) => bytes,
-            Err(refused) => return refused,
-        };
         // One POST at a time per connection, in order.
         let _turn = self.posts.lock().await;
         let incoming = lock(&self.incoming).clone();
-        let delivered = match incoming {
-            Some(incoming) if !self.end.is_ended() => tokio::select! {
-                sent = incoming.send(bytes) => sent.is_ok(),
-                () = self.end.ended() => false,
-            },
-            _ => false,
+        let Some(incoming) = incoming.filter(|_| !self.end.is_ended()) else {
+            return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
+        };
+        let delivered = match self.max_post {
+            Some(max) => {
+                let bytes = match read_body(body, max).await {
+                    Ok(bytes) => bytes,
+                    Err(refused) => return refused,
+                };
+                self.forward(&incoming, bytes).await
+            }
+            None => {
+                // Piece by piece as the body arrives, each waiting for the hub to take it.
+                let mut body = std::pin::pin!(body);
+                loop {
+                    // The body's error is not `Send`: it is not held across a wait.
+                    let data = match body.as_mut().frame().await {
+                        None => break true,
+                        Some(Ok(frame)) => frame.into_data().ok(),
+                        Some(Err(_)) => return body::text(StatusCode::BAD_REQUEST, ""),
+                    };
+                    if let Some(mut data) = data.filter(Buf::has_remaining) {
+                        let bytes = data.copy_to_bytes(data.remaining());
+                        if !self.forward(&incoming, bytes).await {
+                            break false;
+                        }
+                    }
+                }
+            }
         };
         if !delivered {
             return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
         }
         body::empty_ok()
+    }
+
+    /// Hands bytes of a POST to the hub; `false` once the connection has ended.
+    async fn forward(&self, incoming: &mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
+        tokio::select! {
+            sent = incoming.send(bytes) => sent.is_ok(),
+            () = self.end.ended() => false,
+        }
     }
 
     /// `DELETE` on a long-polling connection: the client's side ends cleanly; the pending

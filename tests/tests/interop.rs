@@ -23,9 +23,9 @@ async fn run(mut command: Command, what: &str) {
     let child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+    let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("{what} did not finish in 120 s"))
+        .unwrap_or_else(|_| panic!("{what} did not finish in 300 s"))
         .expect("waits");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,6 +1,7 @@
 //! Metrics through a real Prometheus recorder: after a known sequence (3 connect, 10
-//! echo, 3 disconnect), `GET /metrics` of the interop server says exactly that. This file
-//! is its own process: the recorder is global.
+//! echo, 3 disconnect), `GET /metrics` of the interop server says exactly that; a
+//! best-effort hub's skipped messages are counted. This file is its own process: the
+//! recorder is global (each test uses a hub of its own).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,6 +9,15 @@ use std::time::Duration;
 use hubs::protocol::{HubMessage, Protocol};
 use hubs_tests::{RawClient, STEP, http};
 use tokio::net::TcpListener;
+
+/// The process's one Prometheus recorder, installed by whichever test comes first.
+fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| hubs_examples::metrics::install().expect("the only recorder"))
+        .clone()
+}
 
 /// `name{labels} value` lines of the text format, by `name{labels}`.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -22,7 +32,7 @@ fn samples(text: &str) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_connections_messages_and_invocations() {
-    let handle = hubs_examples::metrics::install().expect("the only recorder");
+    let handle = recorder();
     let settings = hubs_examples::interop::Settings {
         metrics: Some(handle),
         ..Default::default()
@@ -112,4 +122,54 @@ async fn metrics_count_connections_messages_and_invocations() {
     );
     assert!(get("signalr_server_bytes_received_total{hub=\"/testhub\",protocol=\"json\"}") > 0.0);
     assert!(body.contains("# TYPE signalr_server_invocation_duration_seconds histogram"));
+}
+
+/// A best-effort hub (`Skip`) drops messages for a client that stays behind: the drops are
+/// counted in the meters, and `/metrics` says how many, as `slow_consumer_stats` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_messages_are_counted_in_the_meters() {
+    use hubs::{HubOptions, OutboundBudget, Server, SlowConsumer, SlowConsumerPolicy};
+    let handle = recorder();
+    let options = HubOptions::default()
+        .slow_consumer(SlowConsumerPolicy {
+            fan_out: SlowConsumer::Skip,
+            ..SlowConsumerPolicy::default()
+        })
+        .outbound_budget(
+            OutboundBudget::default()
+                .pace(16 * 1024)
+                .soft_budget(32 * 1024)
+                .grace(Duration::from_millis(100))
+                .hard_cap(256 * 1024),
+        );
+    let service = Server::new()
+        .hub_with("/besteffort", hubs_examples::interop::TestHub, options)
+        .build()
+        .expect("builds");
+    let context = service
+        .hub_context::<hubs_examples::interop::TestHub>()
+        .expect("the hub");
+    let addr = hubs_tests::serve(service).await;
+    // Connected, then never reads: the kernel's buffers fill, then its queue.
+    let _stuck = RawClient::connect(addr, "/besteffort", Protocol::Json).await;
+    let payload = "p".repeat(16 * 1024);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while context.slow_consumer_stats().skipped < 10 {
+            let _ = context
+                .clients()
+                .all()
+                .send("AllMessage", (&payload,))
+                .await;
+        }
+    })
+    .await
+    .expect("the stuck client is skipped");
+    let stats = context.slow_consumer_stats();
+    assert_eq!(stats.disconnected, 0);
+    let body = handle.render();
+    let counted = samples(&body)
+        .get("signalr_server_slow_consumer_total{hub=\"/besteffort\",action=\"skipped\"}")
+        .copied()
+        .unwrap_or_else(|| panic!("no skipped count in\n{body}"));
+    assert_eq!(counted, stats.skipped as f64);
 }

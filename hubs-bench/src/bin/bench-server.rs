@@ -1,7 +1,9 @@
 //! The hubs bench hub: `Echo(text) -> text` and `Broadcast(text)` (calls `Receive(text)`
 //! on every connection).
 //!
-//! `bench-server --port 5000` prints `listening on http://127.0.0.1:<port>`.
+//! `bench-server --port 5000 [--redis redis://127.0.0.1:6379/]` prints `listening on
+//! http://127.0.0.1:<port>`; with `--redis`, servers that share the Redis server share
+//! their connections (the backplane).
 
 use hubs::{Context, HubOptions, Server, hub};
 
@@ -22,7 +24,17 @@ impl Bench {
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = hubs_bench::option(&args, "--port", 5000);
-    let options = HubOptions::default().max_message_size(Some(64 * 1024));
+    let mut options = HubOptions::default().max_message_size(Some(64 * 1024));
+    let redis: String = hubs_bench::option(&args, "--redis", String::new());
+    if !redis.is_empty() {
+        let backplane = hubs_redis::RedisLifetimeManager::connect(
+            hubs_redis::RedisOptions::new(redis).prefix("bench"),
+            "bench",
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        options = options.lifetime_manager(backplane);
+    }
     let service = Server::new().hub_with("/bench", Bench, options).build()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -8,6 +8,8 @@
 //!            [--wire signalr|socketio|jsonrpc]
 //! hubs-bench --url … --scenario broadcast --connections 1000 [--inflight 4] [--rate 200]
 //! hubs-bench --url … --scenario connect --connections 10000 --server-pid PID [--hold 3]
+//! hubs-bench --url … --scenario burst --connections 200 --messages 20000 --size 1024 \
+//!            --server-pid PID [--sender-url ws://…]
 //! ```
 //!
 //! Scenarios:
@@ -17,6 +19,10 @@
 //!   `broadcast(text)` (closed loop, `--inflight` outstanding): deliveries/s. With
 //!   `--rate R`, the sender sends R broadcasts/s instead, each stamped with its send time,
 //!   and the listeners' delivery latency percentiles are reported.
+//! * `burst`: listeners count `receive` deliveries while one sender writes `--messages`
+//!   broadcasts as fast as it can, never waiting for an answer (`--sender-url` puts the
+//!   sender on another server, e.g. across a Redis backplane): the time until every
+//!   listener has them all, deliveries lost, listeners cut, and the server's peak RSS.
 //! * `connect`: opens and holds idle connections (spread over 127.0.0.x source addresses
 //!   when many): successes, connect rate, and the server's RSS per connection from /proc.
 //!
@@ -358,6 +364,99 @@ async fn broadcast(settings: Settings, rate: Option<f64>) -> serde_json::Value {
     })
 }
 
+/// A burst: every broadcast written at once, then every listener waits for all of them.
+async fn burst(settings: Settings, messages: u64, sender_url: String) -> serde_json::Value {
+    let defects = Arc::new(Defects::default());
+    let listeners = connect_all(&settings, &defects, true).await;
+    let connected = listeners.len() as u64;
+    let received = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicU64::new(0));
+    let peak_before = peak_rss_kib(settings.server_pid);
+    let mut tasks = Vec::new();
+    for mut peer in listeners {
+        let (received, cut, defects) = (received.clone(), cut.clone(), defects.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            while got < messages {
+                let Some(events) = peer.events(&defects).await else {
+                    cut.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                for event in events {
+                    if let Event::Delivery(_) = event {
+                        got += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let sender_address = sender_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.parse().ok())
+        .unwrap_or(settings.address);
+    let mut sender = match Peer::connect(
+        &sender_url,
+        sender_address,
+        settings.wire,
+        Some(Ipv4Addr::new(127, 0, 0, 200)),
+    )
+    .await
+    {
+        Ok(sender) => sender,
+        Err(error) => return serde_json::json!({ "error": format!("sender: {error}") }),
+    };
+    let text = "y".repeat(settings.size);
+    let started = Instant::now();
+    // The sender's own deliveries are read and dropped, so it is never the one behind.
+    let draining = tokio::spawn({
+        let defects = defects.clone();
+        async move {
+            for _ in 0..messages {
+                if sender.send(sender.broadcast(None, &text)).await.is_err() {
+                    break;
+                }
+            }
+            while sender.events(&defects).await.is_some() {}
+        }
+    });
+    let all = futures_util::future::join_all(tasks);
+    let finished = tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .is_ok();
+    let seconds = started.elapsed().as_secs_f64();
+    draining.abort();
+    let delivered = received.load(Ordering::Relaxed);
+    serde_json::json!({
+        "listeners": connected,
+        "messages": messages,
+        "delivered": delivered,
+        "lost": (messages * connected).saturating_sub(delivered),
+        "cut": cut.load(Ordering::Relaxed),
+        "finished": finished,
+        "seconds": seconds,
+        "deliveries_per_s": (delivered as f64 / seconds).round(),
+        "server_peak_rss_kib": peak_rss_kib(settings.server_pid),
+        "server_peak_rss_before_kib": peak_before,
+        "defects": defects.total(),
+    })
+}
+
+/// The server's peak resident memory so far (`VmHWM`), in KiB, from /proc.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The server's CPU time so far (user + system), in seconds, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -460,6 +559,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "broadcast" => {
             let rate: f64 = hubs_bench::option(&args, "--rate", 0.0);
             broadcast(settings, (rate > 0.0).then_some(rate)).await
+        }
+        "burst" => {
+            let messages = hubs_bench::option(&args, "--messages", 10_000);
+            let sender = hubs_bench::option(&args, "--sender-url", url.clone());
+            burst(settings, messages, sender).await
         }
         "connect" => {
             let pid = settings.server_pid;

@@ -255,6 +255,21 @@ impl OutboundQueue {
         self.behind(&state, len, now)
     }
 
+    /// Drops every frame still queued (a client cut for staying behind); the writer keeps
+    /// only what it has already taken.
+    pub(crate) fn discard(&self) {
+        let dropped = {
+            let mut state = self.shared.lock();
+            state.over_since = None;
+            std::mem::take(&mut state.frames)
+        };
+        let bytes: usize = dropped.iter().map(|(frame, _)| frame.bytes.len()).sum();
+        self.shared.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if self.shared.room_waiters.load(Ordering::Acquire) > 0 {
+            self.shared.room.notify_waiters();
+        }
+    }
+
     /// How much waits, and for how long.
     pub(crate) fn depth(&self) -> Depth {
         let state = self.shared.lock();

@@ -26,7 +26,7 @@ pub(super) enum Ending {
     ClientClosed(Option<String>),
     /// Hub code called `abort`.
     Aborted,
-    /// Its outbound queue stayed full: the slow-consumer policy closed it.
+    /// It stayed behind on its outbound queue: the slow-consumer policy closed it.
     SlowConsumer,
     /// The server is shutting down.
     Shutdown,
@@ -114,6 +114,11 @@ pub(super) async fn tear_down<H: Hub>(
     handle.end_handle().finish();
     handle.results.fail_all();
     cx.streams().close();
+    if matches!(ending, Ending::SlowConsumer) {
+        // What it is behind on goes (it was counted and logged when it was cut): its Close
+        // is next, as soon as the socket takes anything, and the memory comes back now.
+        handle.queue().discard();
+    }
     if let Some(close) = ending.close() {
         handle.push_final(&HubMessage::Close(close));
     }

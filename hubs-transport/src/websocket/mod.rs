@@ -266,7 +266,12 @@ impl<S: AsyncWrite + Send> Writer<S> {
         loop {
             let first = tokio::select! {
                 biased;
-                frame = self.outgoing.recv() => frame,
+                frame = self.outgoing.recv() => {
+                    // Closed: the connection's task is gone (it finished, or it was
+                    // dropped with its runtime): nothing more will come.
+                    finishing |= frame.is_none();
+                    frame
+                }
                 () = self.pongs.due.notified() => None,
                 () = &mut ended, if !finishing => {
                     finishing = true;
