@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{self, Body};
 use crate::registry::DISCONNECT_TIMEOUT;
 
+/// How long a finished long-polling connection waits for a poll to take what it queued
+/// last.
+const LAST_POLL: Duration = Duration::from_secs(5);
+
 /// The most bytes one poll response carries (more waits for the next poll).
 const POLL_BATCH: usize = 1 << 20;
 
@@ -108,8 +112,14 @@ impl HttpConnection {
             max_post,
             user_id,
         });
+        let drained = Arc::downgrade(&connection);
         tokio::spawn(async move {
             task.await;
+            if long_polling {
+                // What the hub queued last (its Close) goes out with the next poll, as
+                // long as the client still polls.
+                drain_by_polls(drained).await;
+            }
             on_end();
         });
         if long_polling {
@@ -370,6 +380,26 @@ fn sse_event(bytes: &[u8]) -> Bytes {
 }
 
 /// Ends a long-polling connection that nobody polls for [`DISCONNECT_TIMEOUT`].
+/// Waits until a poll has taken everything a finished long-polling connection queued,
+/// for [`LAST_POLL`] at most.
+async fn drain_by_polls(connection: std::sync::Weak<HttpConnection>) {
+    let until = Instant::now() + LAST_POLL;
+    while Instant::now() < until {
+        let Some(connection) = connection.upgrade() else {
+            return;
+        };
+        if connection
+            .outgoing
+            .try_lock()
+            .is_ok_and(|outgoing| outgoing.is_empty())
+        {
+            return;
+        }
+        drop(connection);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn reap_when_not_polled(connection: std::sync::Weak<HttpConnection>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -353,10 +353,11 @@ impl Relay {
                 self.to_hub = None;
                 return;
             }
+            // The socket ended without the closing handshake: lost, as a failed read.
             None => {
-                self.socket = None;
-                self.to_hub = None;
-                return;
+                return self
+                    .read_failed(crate::websocket::lost_without_close())
+                    .await;
             }
             Some(Err(error)) => {
                 if let Some(code) = violation_code(&error) {
@@ -368,13 +369,7 @@ impl Relay {
                     self.to_hub = None;
                     return;
                 }
-                self.lost(format!("The WebSocket read failed: {error}"));
-                if !self.counting() {
-                    self.forward(Err(std::io::Error::other("the WebSocket read failed")))
-                        .await;
-                    self.to_hub = None;
-                }
-                return;
+                return self.read_failed(error).await;
             }
         };
         if let Some(mut pending) = self.handshake.take() {
@@ -405,6 +400,17 @@ impl Relay {
             return;
         }
         self.relay_to_hub(bytes).await;
+    }
+
+    /// The socket failed on reading: when counting, the client may come back; else the
+    /// connection ends.
+    async fn read_failed(&mut self, error: std::io::Error) {
+        self.lost(format!("The WebSocket read failed: {error}"));
+        if !self.counting() {
+            self.forward(Err(std::io::Error::other("the WebSocket read failed")))
+                .await;
+            self.to_hub = None;
+        }
     }
 
     /// Bytes from the client after the handshake.

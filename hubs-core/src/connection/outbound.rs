@@ -20,6 +20,9 @@ use tokio::time::Instant;
 
 use crate::slow_consumer::OutboundBudget;
 
+/// Frames a drained queue may keep room for; a burst's larger room is given back.
+const SHRINK_ABOVE: usize = 64;
+
 /// One write for the transport: whole hub messages, in a text or a binary frame.
 #[derive(Clone, Debug)]
 pub struct Frame {
@@ -427,6 +430,10 @@ impl Outgoing {
                     let bytes = shared.bytes.fetch_sub(len, Ordering::AcqRel) - len;
                     if bytes <= shared.budget.soft_budget {
                         state.over_since = None;
+                    }
+                    if state.frames.is_empty() && state.frames.capacity() > SHRINK_ABOVE {
+                        // A burst is over: give its room back.
+                        state.frames = VecDeque::new();
                     }
                     Some(frame)
                 }

@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -47,6 +47,9 @@ use crate::wire;
 /// How long the reader waits for a method to take an item from a full upload before it
 /// reads on.
 pub(super) const UPLOAD_STALL: Duration = Duration::from_secs(1);
+
+/// How many chunks already received [`Reader::last_words`] looks through at most.
+const LAST_WORDS: usize = 16;
 
 /// What woke the loop.
 enum Event {
@@ -146,7 +149,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                     slot = self.invocations.slot(), if self.invocations.waiting() => Event::Slot(slot),
                     _ = heartbeat.tick(), if self.capabilities.keep_alive => Event::Beat,
                     () = queue.under(resume_at), if self.paused => Event::Resume,
-                    () = queue.over_budget(), if !self.paused => Event::Behind,
+                    () = queue.over_budget() => Event::Behind,
                     drained = upload, if !reading => Event::Upload { drained },
                     chunk = incoming.next(), if take_chunks => Event::Chunk(chunk),
                 }
@@ -156,8 +159,35 @@ impl<'a, H: Hub> Reader<'a, H> {
                 Event::Behind => self.watch_behind(&mut ended).await,
                 event => event,
             };
+            if let Event::Ended = event
+                && let Some(closed) = self.last_words(incoming)
+            {
+                return closed;
+            }
             if let Some(ending) = self.handle(event) {
                 return ending;
+            }
+        }
+    }
+
+    /// The connection ended from outside (its transport went, say): a Close the client
+    /// sent just before, already received, still counts as its clean close. Looks only at
+    /// what is there now, and at nothing but a Close.
+    fn last_words(&mut self, incoming: &mut Incoming) -> Option<Ending> {
+        for _ in 0..LAST_WORDS {
+            match incoming.next().now_or_never() {
+                Some(Some(Ok(bytes))) => self.decoder.push(&bytes),
+                _ => break,
+            }
+        }
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(HubMessage::Close(close))) => {
+                    return Some(Ending::ClientClosed(close.error));
+                }
+                Ok(Some(_)) => {}
+                Err(error) if !error.is_fatal() => {}
+                Ok(None) | Err(_) => return None,
             }
         }
     }

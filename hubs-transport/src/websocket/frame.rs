@@ -25,6 +25,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// The most bytes [`FrameReader`] reads from its socket at a time.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
+/// What [`FrameReader`] reads at once while it holds nothing (between messages): the
+/// common small message in one read, and no buffer kept by an idle connection.
+const IDLE_READ: usize = 512;
+
 /// The largest payload of a control frame (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
@@ -588,9 +592,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
             }
             // The decoder wants more only with less than a control frame left in `buf`.
-            let room = READ_CHUNK.saturating_sub(self.buf.len()).max(1);
-            self.buf.reserve(room);
-            match self.io.read_buf(&mut (&mut self.buf).limit(room)).await {
+            let read = if self.buf.is_empty() {
+                // Between messages, maybe idle for long: no buffer is held while waiting
+                // (a connection would keep READ_CHUNK bytes for nothing); what a small
+                // read brings is copied out.
+                self.buf = BytesMut::new();
+                let mut small = [0u8; IDLE_READ];
+                let read = self.io.read(&mut small).await;
+                if let Ok(n) = read {
+                    self.buf.extend_from_slice(&small[..n]);
+                }
+                read
+            } else {
+                let room = READ_CHUNK.saturating_sub(self.buf.len()).max(1);
+                self.buf.reserve(room);
+                self.io.read_buf(&mut (&mut self.buf).limit(room)).await
+            };
+            match read {
                 Ok(0) => {
                     self.done = true;
                     if self.buf.is_empty() && self.decoder.is_idle() {

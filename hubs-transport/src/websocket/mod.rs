@@ -210,10 +210,14 @@ impl<S: AsyncRead + Send + 'static> Incoming<S> {
         })
     }
 
-    /// The next bytes for the hub; `None` once the client closed.
+    /// The next bytes for the hub; `None` once the client closed (its Close frame). A
+    /// socket that ends without one is an error: the transport was lost.
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
         loop {
-            match self.reader.next().await? {
+            let Some(event) = self.reader.next().await else {
+                return Some(Err(lost_without_close()));
+            };
+            match event {
                 Ok(Event::Data { payload, last, .. }) => match self.whole {
                     None if payload.is_empty() => {}
                     None => return Some(Ok(payload)),
@@ -244,6 +248,14 @@ impl<S: AsyncRead + Send + 'static> Incoming<S> {
             }
         }
     }
+}
+
+/// A socket that ended without the closing handshake.
+pub(crate) fn lost_without_close() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the WebSocket ended without a closing handshake",
+    )
 }
 
 /// The write side: the connection's frames, in batches, then the close.
