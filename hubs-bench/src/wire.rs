@@ -252,6 +252,54 @@ impl Peer {
         }
     }
 
+    /// Sends `frame`, reading (and dropping) what arrives meanwhile: a sender that also
+    /// receives what it sends never stops reading, as the official clients do not.
+    ///
+    /// # Errors
+    ///
+    /// When the connection fails or ends.
+    pub async fn send_reading(&mut self, frame: Message) -> std::io::Result<()> {
+        use futures_util::{Sink, Stream};
+        use std::pin::Pin;
+        use std::task::Poll;
+        let socket = &mut self.socket;
+        let mut frame = Some(frame);
+        std::future::poll_fn(|cx| {
+            loop {
+                match Pin::new(&mut *socket).poll_next(cx) {
+                    Poll::Ready(Some(Ok(_))) => {}
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(Err(std::io::Error::other(error)));
+                    }
+                    Poll::Ready(None) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(next) = frame.take() {
+                match Pin::new(&mut *socket).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if let Err(error) = Pin::new(&mut *socket).start_send(next) {
+                            return Poll::Ready(Err(std::io::Error::other(error)));
+                        }
+                    }
+                    Poll::Ready(Err(error)) => {
+                        return Poll::Ready(Err(std::io::Error::other(error)));
+                    }
+                    Poll::Pending => {
+                        frame = Some(next);
+                        return Poll::Pending;
+                    }
+                }
+            }
+            Pin::new(&mut *socket)
+                .poll_flush(cx)
+                .map_err(std::io::Error::other)
+        })
+        .await
+    }
+
     /// The next events (one frame's worth), answering pings and counting defects; `None`
     /// when the connection ends.
     pub async fn events(&mut self, defects: &Defects) -> Option<Vec<Event>> {

@@ -415,17 +415,35 @@ async fn burst(settings: Settings, messages: u64, sender_url: String) -> serde_j
         let defects = defects.clone();
         async move {
             for _ in 0..messages {
-                if sender.send(sender.broadcast(None, &text)).await.is_err() {
+                let message = sender.broadcast(None, &text);
+                if sender.send_reading(message).await.is_err() {
                     break;
                 }
             }
             while sender.events(&defects).await.is_some() {}
         }
     });
+    // Until every listener has every message, or nothing more arrives for 5 s (a server
+    // that drops), two minutes at most.
     let all = futures_util::future::join_all(tasks);
-    let finished = tokio::time::timeout(Duration::from_secs(120), all)
-        .await
-        .is_ok();
+    let stalled = {
+        let received = received.clone();
+        async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let now = received.load(Ordering::Relaxed);
+                if now == last {
+                    return;
+                }
+                last = now;
+            }
+        }
+    };
+    let finished = tokio::select! {
+        done = tokio::time::timeout(Duration::from_secs(120), all) => done.is_ok(),
+        () = stalled => false,
+    };
     let seconds = started.elapsed().as_secs_f64();
     draining.abort();
     let delivered = received.load(Ordering::Relaxed);

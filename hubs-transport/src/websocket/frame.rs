@@ -550,6 +550,7 @@ impl<R> fmt::Debug for FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader of the frames that `io` carries from its start.
+    #[cfg(test)]
     pub(crate) fn new(io: R) -> Self {
         Self::with_leftover(io, Bytes::new())
     }

@@ -14,8 +14,6 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hubs_core::{
     Capabilities, Connected, ConnectionId, HubEndpoint, TransportConnection, TransportKind,
 };
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -59,7 +57,7 @@ pub(crate) fn accept<B: Send + 'static>(
                 return None;
             }
         };
-        Some(Socket::new(TokioIo::new(upgraded), send_timeout))
+        Some(Socket::upgraded(upgraded, send_timeout))
     };
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -104,16 +102,13 @@ pub(crate) fn upgrade<B: Send + 'static>(
 
 /// Starts the connection on `socket` and spawns its writer; the future it returns holds
 /// only the connection's task and the writer's handle.
-fn run<S>(
-    socket: Socket<S>,
+fn run(
+    socket: Socket,
     endpoint: Arc<dyn HubEndpoint>,
     connection_id: ConnectionId,
     request: hubs_core::Request,
     early: Vec<Bytes>,
-) -> impl std::future::Future<Output = ()> + Send + 'static
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let Socket { reader, writer } = socket;
     // A close frame ends the stream cleanly; a read error (a reset without the closing
     // handshake) ends it with that error. A frame that breaks the WebSocket rules ends it
@@ -190,8 +185,8 @@ impl Pongs {
 }
 
 /// The read side: what the client sends, as the hub reads it.
-struct Incoming<S> {
-    reader: FrameReader<tokio::io::ReadHalf<S>>,
+struct Incoming {
+    reader: FrameReader<socket::ReadSide>,
     close_code: Arc<AtomicU16>,
     pongs: Arc<Pongs>,
     /// Whole messages, up to this size (raw connection endpoints); `None` gives each
@@ -200,7 +195,7 @@ struct Incoming<S> {
     message: BytesMut,
 }
 
-impl<S: AsyncRead + Send + 'static> Incoming<S> {
+impl Incoming {
     fn into_stream(self) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send {
         futures_util::stream::unfold(Some(self), |state| async move {
             let mut state = state?;
@@ -259,8 +254,8 @@ pub(crate) fn lost_without_close() -> std::io::Error {
 }
 
 /// The write side: the connection's frames, in batches, then the close.
-struct Writer<S> {
-    socket: SocketWriter<S>,
+struct Writer {
+    socket: SocketWriter,
     outgoing: hubs_core::Outgoing,
     finished: tokio_util::sync::CancellationToken,
     end: hubs_core::EndHandle,
@@ -268,7 +263,7 @@ struct Writer<S> {
     close_code: Arc<AtomicU16>,
 }
 
-impl<S: AsyncWrite + Send> Writer<S> {
+impl Writer {
     async fn run(mut self) {
         let mut finishing = false;
         // One waiter for the whole connection (registering one per frame is costly).

@@ -7,39 +7,72 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use hubs_core::Frame;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::frame::{FrameError, FrameReader, OpCode, close_payload, encode};
 
-/// An upgraded connection, as hyper hands it over.
-pub(crate) type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+/// The reading side of a socket.
+pub(crate) type ReadSide = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing side of a socket.
+type WriteSide = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A buffer larger than this after a write is let go, so an idle connection keeps
 /// little: a burst's batches allocate their own.
 const KEEP_BUFFER: usize = 8 * 1024;
 
 /// An upgraded WebSocket, server side.
-pub(crate) struct Socket<S = Upgraded> {
+pub(crate) struct Socket {
     /// What the client sends.
-    pub(crate) reader: FrameReader<ReadHalf<S>>,
+    pub(crate) reader: FrameReader<ReadSide>,
     /// What the server sends.
-    pub(crate) writer: SocketWriter<S>,
+    pub(crate) writer: SocketWriter,
 }
 
-impl<S> std::fmt::Debug for Socket<S> {
+impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket").finish_non_exhaustive()
     }
 }
 
-impl<S: AsyncRead + AsyncWrite> Socket<S> {
+impl Socket {
     /// The WebSocket on `io`; writes fail after `send_timeout` without progress.
-    pub(crate) fn new(io: S, send_timeout: Duration) -> Self {
+    pub(crate) fn new<S>(io: S, send_timeout: Duration) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (read, write) = tokio::io::split(io);
+        Self::from_halves(Box::new(read), Box::new(write), Bytes::new(), send_timeout)
+    }
+
+    /// The WebSocket on a connection hyper upgraded. Over plain TCP its two directions are
+    /// the socket's own halves (no lock between the reader and the writer); over anything
+    /// else (TLS) they share the stream.
+    pub(crate) fn upgraded(upgraded: hyper::upgrade::Upgraded, send_timeout: Duration) -> Self {
+        type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+        match upgraded.downcast::<Tcp>() {
+            Ok(parts) => {
+                let (read, write) = parts.io.into_inner().into_split();
+                Self::from_halves(
+                    Box::new(read),
+                    Box::new(write),
+                    parts.read_buf,
+                    send_timeout,
+                )
+            }
+            Err(upgraded) => Self::new(hyper_util::rt::TokioIo::new(upgraded), send_timeout),
+        }
+    }
+
+    fn from_halves(
+        read: ReadSide,
+        write: WriteSide,
+        leftover: Bytes,
+        send_timeout: Duration,
+    ) -> Self {
         Self {
-            reader: FrameReader::new(read),
+            reader: FrameReader::with_leftover(read, leftover),
             writer: SocketWriter {
                 io: write,
                 buf: BytesMut::new(),
@@ -51,13 +84,13 @@ impl<S: AsyncRead + AsyncWrite> Socket<S> {
 
 /// The writing half of a [`Socket`]: frames are gathered with [`feed`](Self::feed) and
 /// written together by [`flush`](Self::flush).
-pub(crate) struct SocketWriter<S> {
-    io: WriteHalf<S>,
+pub(crate) struct SocketWriter {
+    io: WriteSide,
     buf: BytesMut,
     send_timeout: Duration,
 }
 
-impl<S: AsyncWrite> SocketWriter<S> {
+impl SocketWriter {
     /// Adds a frame of the hub's (text or binary) to the next write.
     pub(crate) fn feed(&mut self, frame: &Frame) {
         let opcode = if frame.binary {
@@ -110,11 +143,7 @@ impl<S: AsyncWrite> SocketWriter<S> {
 /// Writes all of `buf`, failing only when a write makes no progress for `timeout`.
 /// Writes almost always complete at once; a timer is armed only for one that does not
 /// (one per write per connection would dominate a broadcast).
-async fn write_all<W: AsyncWrite>(
-    io: &mut WriteHalf<W>,
-    mut buf: &[u8],
-    timeout: Duration,
-) -> io::Result<()> {
+async fn write_all(io: &mut WriteSide, mut buf: &[u8], timeout: Duration) -> io::Result<()> {
     while !buf.is_empty() {
         let written = {
             let mut write = std::pin::pin!(io.write(buf));
