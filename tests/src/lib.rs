@@ -260,15 +260,31 @@ pub fn rss_kib() -> u64 {
 /// The resident memory of process `pid` (or `"self"`) now, in KiB (`VmRSS`); 0 when it
 /// cannot be read.
 pub fn rss_kib_of(pid: &str) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A memory figure of `/proc/{pid}/status`, in KiB; 0 when it cannot be read.
+fn status_kib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A small outbound budget, so tests reach a slow consumer's limits in a few messages:
+/// 16 KiB to pause reading, 32 KiB to pace, 64 KiB soft for 500 ms, 1 MiB hard.
+pub fn small_budget() -> hubs::OutboundBudget {
+    hubs::OutboundBudget::default()
+        .pause_reading(16 * 1024)
+        .pace(32 * 1024)
+        .soft_budget(64 * 1024)
+        .grace(Duration::from_millis(500))
+        .hard_cap(1 << 20)
 }
 
 /// Sends a bare HTTP/1.1 request and returns the status, headers and body as text.
@@ -405,15 +421,7 @@ impl Drop for TcpProxy {
 /// This process's peak resident memory so far, in KiB (`VmHWM`); 0 when it cannot be
 /// read.
 pub fn peak_rss_kib_of(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib(pid, "VmHWM:")
 }
 
 /// A server in a child process (the calling test binary, run again), so that its memory

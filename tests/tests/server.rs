@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hubs::protocol::{Completion, HubMessage, Invocation, Outcome, Protocol};
 use hubs::testing::TestServer;
-use hubs::{Context, HubError, HubOptions, OutboundBudget, Server, hub};
+use hubs::{Context, HubError, HubOptions, Server, hub};
 use hubs_tests::{RawClient, STEP, http, interop_server, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,14 +344,7 @@ fn a_missing_service_fails_the_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_slows_only_itself() {
     let options = HubOptions::default()
-        .outbound_budget(
-            OutboundBudget::default()
-                .pause_reading(16 * 1024)
-                .pace(32 * 1024)
-                .soft_budget(64 * 1024)
-                .grace(Duration::from_millis(500))
-                .hard_cap(1 << 20),
-        )
+        .outbound_budget(hubs_tests::small_budget())
         .send_timeout(Duration::from_millis(500));
     let service = Server::new()
         .hub_with("/testhub", hubs_examples::interop::TestHub, options)

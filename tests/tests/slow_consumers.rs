@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hubs::protocol::{HubMessage, Invocation, Protocol};
-use hubs::{HubContext, HubOptions, OutboundBudget, Server, SlowConsumer, SlowConsumerPolicy};
+use hubs::{HubContext, HubOptions, Server, SlowConsumer, SlowConsumerPolicy};
 use hubs_examples::interop::TestHub;
 use hubs_tests::{RawClient, serve};
 
@@ -15,14 +15,7 @@ async fn server(options: HubOptions) -> (SocketAddr, HubContext<TestHub>) {
         .hub_with(
             "/testhub",
             TestHub,
-            options.outbound_budget(
-                OutboundBudget::default()
-                    .pause_reading(16 * 1024)
-                    .pace(32 * 1024)
-                    .soft_budget(64 * 1024)
-                    .grace(Duration::from_millis(500))
-                    .hard_cap(1 << 20),
-            ),
+            options.outbound_budget(hubs_tests::small_budget()),
         )
         .build()
         .expect("builds");

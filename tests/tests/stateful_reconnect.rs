@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hubs::client::{ConnectionEvent, ConnectionState, HubConnection};
 use hubs::protocol::{HandshakeRequest, HubMessage, Protocol};
-use hubs::{Context, HubOptions, OutboundBudget, Server, hub};
+use hubs::{Context, HubOptions, Server, hub};
 use hubs_tests::{RawClient, TcpProxy, interop_server, within};
 use tokio::sync::mpsc;
 
@@ -139,14 +139,7 @@ async fn short_window_server() -> std::net::SocketAddr {
         .allow_stateful_reconnects(true)
         .stateful_reconnect_window(Duration::from_millis(500))
         .stateful_reconnect_buffer_size(4_096)
-        .outbound_budget(
-            OutboundBudget::default()
-                .pause_reading(16 * 1024)
-                .pace(32 * 1024)
-                .soft_budget(64 * 1024)
-                .grace(Duration::from_millis(500))
-                .hard_cap(1 << 20),
-        );
+        .outbound_budget(hubs_tests::small_budget());
     let service = Server::new()
         .hub_with("/short", Short, options)
         .build()

@@ -464,11 +464,16 @@ async fn burst(settings: Settings, messages: u64, sender_url: String) -> serde_j
 
 /// The server's peak resident memory so far (`VmHWM`), in KiB, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/{pid}/status`, in KiB; 0 when it cannot be read.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|n| n.parse().ok())
         })
@@ -491,15 +496,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib(pid, "VmRSS:")
 }
 
 async fn connect(settings: Settings, pid: u32, hold: Duration) -> serde_json::Value {
