@@ -399,17 +399,27 @@ impl Outgoing {
     ///
     /// Cancel safe: a frame is taken only when this returns it.
     pub async fn recv(&mut self) -> Option<Frame> {
-        let shared = self.shared.clone();
-        loop {
-            let data = shared.data.notified();
-            tokio::pin!(data);
-            data.as_mut().enable();
-            match self.try_recv() {
-                Ok(frame) => return Some(frame),
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) => data.await,
-            }
+        // A frame already there costs no waiter.
+        let taken = match self.take() {
+            Ok(frame) => Some(frame),
+            Err(TryRecvError::Closed) => None,
+            Err(TryRecvError::Empty) => loop {
+                let data = self.shared.data.notified();
+                tokio::pin!(data);
+                data.as_mut().enable();
+                match self.take() {
+                    Ok(frame) => break Some(frame),
+                    Err(TryRecvError::Closed) => break None,
+                    Err(TryRecvError::Empty) => data.await,
+                }
+            },
+        };
+        if taken.is_some() {
+            // The writer's progress, once per wake (a batch's further frames come from
+            // `try_recv`): what tells a writer that takes from one that does not.
+            self.shared.lock().last_taken = Instant::now();
         }
+        taken
     }
 
     /// The next frame if one is queued.
@@ -419,13 +429,15 @@ impl Outgoing {
     /// [`TryRecvError::Empty`] when nothing is queued, [`TryRecvError::Closed`] when
     /// nothing is queued and nothing will be.
     pub fn try_recv(&mut self) -> Result<Frame, TryRecvError> {
+        self.take()
+    }
+
+    fn take(&self) -> Result<Frame, TryRecvError> {
         let shared = &*self.shared;
         let taken = {
             let mut state = shared.lock();
             match state.frames.pop_front() {
                 Some((frame, _)) => {
-                    let now = Instant::now();
-                    state.last_taken = now;
                     let len = frame.bytes.len();
                     let bytes = shared.bytes.fetch_sub(len, Ordering::AcqRel) - len;
                     if bytes <= shared.budget.soft_budget {
