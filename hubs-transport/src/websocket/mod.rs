@@ -4,6 +4,7 @@
 
 mod frame;
 mod socket;
+mod utf8;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
