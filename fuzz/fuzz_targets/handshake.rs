@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use hubs_core::protocol::{HandshakeRequest, HandshakeResponse};
+use hubs_protocol::{HandshakeRequest, HandshakeResponse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

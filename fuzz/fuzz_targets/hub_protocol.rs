@@ -2,7 +2,7 @@
 //! endless loop, and every message they accept encodes and decodes back to itself.
 #![no_main]
 
-use hubs_core::protocol::{HubMessage, Protocol};
+use hubs_protocol::{HubMessage, Protocol};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 //! Binding the arguments of a server's call to a handler's parameter tuple.
 
-use hubs_core::protocol::{DecodeError, Value};
+use hubs_protocol::{DecodeError, Value};
 use serde::de::DeserializeOwned;
 
 /// A tuple of handler parameters, bound from a call's arguments: `()`, `(A,)`, `(A, B)`, …

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use hubs_core::TransportKind;
-use hubs_core::protocol::Protocol;
+use hubs_protocol::Protocol;
+use hubs_protocol::TransportKind;
 
 use crate::HubConnection;
 use crate::retry::{DefaultRetryPolicy, RetryPolicy};

@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use hubs_core::protocol::{Headers, Invocation, Outcome, Protocol, Value};
-use hubs_core::wire;
+use hubs_protocol::wire;
+use hubs_protocol::{Headers, Invocation, Outcome, Protocol, Value};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -147,7 +147,7 @@ impl Dispatcher {
             rpc.system = "signalr",
             rpc.method = invocation.target.as_str(),
         );
-        hubs_core::trace_context::continue_trace(&span, &invocation.headers);
+        hubs_protocol::trace_context::continue_trace(&span, &invocation.headers);
         let protocol = self.protocol;
         let replies = async {
             let mut replies = Vec::new();

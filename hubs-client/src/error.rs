@@ -1,7 +1,7 @@
 //! What can fail: starting a connection, and calls to the server.
 
-use hubs_core::protocol::DecodeError;
-use hubs_core::{HubError, wire};
+use hubs_protocol::DecodeError;
+use hubs_protocol::{HubError, wire};
 
 /// A connection could not be started.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! What a connection is doing, and what happened to it.
 
-use hubs_core::TransportKind;
+use hubs_protocol::TransportKind;
 
 /// The state of a [`HubConnection`](crate::HubConnection).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

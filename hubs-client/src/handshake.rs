@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, header};
-use hubs_core::TransportKind;
-use hubs_core::protocol::{
-    HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat,
-};
+use hubs_protocol::TransportKind;
+use hubs_protocol::{HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat};
 
 use crate::StartError;
 use crate::builder::Config;

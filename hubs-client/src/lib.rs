@@ -55,10 +55,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use hubs_core::protocol::{
+use hubs_protocol::{Arguments, TransportKind, wire};
+use hubs_protocol::{
     Completion, HubMessage, Invocation, Outcome, Protocol, StreamInvocation, StreamItem, Value,
 };
-use hubs_core::{Arguments, TransportKind, wire};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -241,7 +241,7 @@ impl HubConnection {
     pub fn on_with_headers<A, F, Fut>(&self, target: &str, handler: F)
     where
         A: FromArguments + Send + 'static,
-        F: Fn(hubs_core::protocol::Headers, A) -> Fut + Send + Sync + 'static,
+        F: Fn(hubs_protocol::Headers, A) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
         Fut::Output: HandlerReply,
     {
@@ -329,7 +329,7 @@ impl HubConnection {
         uploads: Vec<Upload>,
     ) -> Result<T, InvokeError> {
         let span = call_span(method);
-        let headers = span.in_scope(hubs_core::trace_context::current);
+        let headers = span.in_scope(hubs_protocol::trace_context::current);
         async {
             let protocol = self.shared.config.protocol;
             let id = self.next_id();
@@ -371,7 +371,7 @@ impl HubConnection {
     /// When the connection is not connected or the arguments cannot be encoded.
     pub async fn send(&self, method: &str, arguments: impl Arguments) -> Result<(), InvokeError> {
         let span = call_span(method);
-        let headers = span.in_scope(hubs_core::trace_context::current);
+        let headers = span.in_scope(hubs_protocol::trace_context::current);
         let bytes = self.encode(&HubMessage::Invocation(Invocation {
             headers,
             target: method.to_owned(),
@@ -410,7 +410,7 @@ impl HubConnection {
         arguments: impl Arguments,
         uploads: Vec<Upload>,
     ) -> Result<ClientStream<T>, InvokeError> {
-        let headers = call_span(method).in_scope(hubs_core::trace_context::current);
+        let headers = call_span(method).in_scope(hubs_protocol::trace_context::current);
         let protocol = self.shared.config.protocol;
         let id = self.next_id();
         let stream_ids: Vec<String> = uploads.iter().map(|_| self.next_id()).collect();

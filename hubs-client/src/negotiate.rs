@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use hubs_core::TransportKind;
+use hubs_protocol::TransportKind;
 use serde::Deserialize;
 
 use crate::StartError;
@@ -89,7 +89,7 @@ pub(crate) async fn negotiate(
             .map_err(|e| StartError::Negotiate(format!("invalid response: {e}")))?;
         if wire.protocol_version.is_some() {
             return Err(StartError::Negotiate(
-                hubs_core::wire::LEGACY_SERVER.to_owned(),
+                hubs_protocol::wire::LEGACY_SERVER.to_owned(),
             ));
         }
         if let Some(error) = wire.error {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use hubs_core::Arguments;
+use hubs_protocol::Arguments;
 use serde::de::DeserializeOwned;
 
 use crate::{ClientStream, FromArguments, HandlerReply, HubConnection, InvokeError, Upload};

@@ -5,12 +5,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hubs_core::TransportKind;
-use hubs_core::protocol::{
+use hubs_protocol::TransportKind;
+use hubs_protocol::wire;
+use hubs_protocol::{
     Ack, DecodeError, HubMessage, MessageDecoder, Protocol, ReceivedSequence, ReplayBuffer,
     Sequence, TransferFormat,
 };
-use hubs_core::wire;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Interval};
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::{Stream, StreamExt};
-use hubs_core::protocol::{CancelInvocation, HubMessage, Outcome, Protocol, Value};
+use hubs_protocol::{CancelInvocation, HubMessage, Outcome, Protocol, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};

@@ -9,14 +9,15 @@ use futures_util::stream::FuturesUnordered;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::arguments::Arguments;
 use crate::connection::ClientResultError;
 use crate::connection_id::ConnectionId;
-use crate::error::{HubError, SendError};
+use crate::error::SendError;
 use crate::filter::{Outgoing, OutgoingKind};
 use crate::hub::Hub;
-use crate::protocol::{Outcome, Protocol, Value};
 use crate::routing::{LifetimeManager, PerProtocol, Selection, SerializedMessage};
+use hubs_protocol::Arguments;
+use hubs_protocol::HubError;
+use hubs_protocol::{Outcome, Protocol, Value};
 
 /// Marks a target that is exactly one connection (caller, client): client results are
 /// offered only there.
@@ -237,7 +238,7 @@ fn bind_outcome<T: DeserializeOwned>(
         Outcome::Void => Value::null(Protocol::Json),
     };
     value.deserialize().map_err(|error| {
-        HubError::new(crate::wire::result_not_bound(
+        HubError::new(hubs_protocol::wire::result_not_bound(
             std::any::type_name::<T>(),
             &error.to_string(),
         ))

@@ -10,9 +10,9 @@ use crate::connection::{ConnectionHandle, Streams};
 use crate::connection_id::ConnectionId;
 use crate::hub::Hub;
 use crate::identity::User;
-use crate::protocol::Protocol;
 use crate::runtime::HubRuntime;
-use crate::transport::TransportKind;
+use hubs_protocol::Protocol;
+use hubs_protocol::TransportKind;
 
 /// The HTTP request that opened a connection: its URI (with the query string), headers
 /// (cookies included), and the user its credential authenticated.

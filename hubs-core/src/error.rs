@@ -2,58 +2,7 @@
 
 use std::fmt;
 
-use crate::protocol::{DecodeError, EncodeError};
-
-/// An error whose message is meant for the caller: the `HubException` of ASP.NET Core.
-///
-/// When a hub method fails with a `HubError`, the caller's error reads
-/// `An unexpected error occurred invoking '{method}' on the server. HubException: {message}`
-/// even when detailed errors are off; any other error type is reduced to the generic first
-/// sentence unless the hub enables detailed errors.
-///
-/// # Examples
-///
-/// ```
-/// use hubs_core::HubError;
-///
-/// fn withdraw(balance: u64, amount: u64) -> Result<u64, HubError> {
-///     balance
-///         .checked_sub(amount)
-///         .ok_or_else(|| HubError::new("insufficient funds"))
-/// }
-/// assert_eq!(withdraw(1, 2).unwrap_err().message(), "insufficient funds");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct HubError {
-    message: String,
-}
-
-impl HubError {
-    /// An error carrying `message` to the caller.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
-    }
-
-    /// The message the caller sees.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl From<&str> for HubError {
-    fn from(message: &str) -> Self {
-        Self::new(message)
-    }
-}
-
-impl From<String> for HubError {
-    fn from(message: String) -> Self {
-        Self::new(message)
-    }
-}
+use hubs_protocol::{DecodeError, EncodeError, HubError, wire};
 
 /// Sending a message to clients failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +22,7 @@ pub enum SendError {
 /// Why a hub method call failed, before the wire text is chosen.
 ///
 /// Generated dispatchers produce it; the runtime turns it into the caller's error text
-/// (in one place, `wire::invocation_error`), hiding details unless the hub enables
+/// (in one place, [`DispatchError::invocation_text`]), hiding details unless the hub enables
 /// detailed errors.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -142,6 +91,62 @@ impl DispatchError {
     }
 }
 
+impl DispatchError {
+    /// The text sent to the caller of `method` for `error`: details are shown only for
+    /// [`HubError`](crate::HubError)s or when the hub enables detailed errors.
+    pub fn invocation_text(&self, method: &str, detailed: bool) -> String {
+        match self {
+            DispatchError::Bind { detail } => wire::bind_failed(
+                method,
+                detailed.then_some(("InvalidDataException", detail.as_str())),
+            ),
+            DispatchError::Failed {
+                type_name,
+                message,
+                hub_error,
+            } => wire::unexpected_error(
+                method,
+                (detailed || *hub_error).then_some((type_name.as_str(), message.as_str())),
+            ),
+            DispatchError::MissingService { service } => {
+                let message = format!("No service for type '{service}' has been registered.");
+                wire::unexpected_error(
+                    method,
+                    detailed.then_some(("InvalidOperationException", message.as_str())),
+                )
+            }
+            DispatchError::Encode(error) => wire::unexpected_error(
+                method,
+                detailed.then_some(("EncodeError", error.to_string().as_str())),
+            ),
+            DispatchError::Unauthorized => wire::unauthorized_method(method),
+            DispatchError::Refused { text } => text.clone(),
+        }
+    }
+
+    /// The error Completion of a stream that failed after it started.
+    pub fn streaming_text(&self, method: &str, detailed: bool) -> String {
+        let text = wire::STREAMING_FAILED.to_owned();
+        match self {
+            DispatchError::Failed {
+                type_name,
+                message,
+                hub_error,
+            } => wire::with_detail(
+                text,
+                (detailed || *hub_error).then_some((type_name.as_str(), message.as_str())),
+            ),
+            other => wire::with_detail(
+                text,
+                detailed.then_some((
+                    "InvalidDataException",
+                    other.invocation_text(method, true).as_str(),
+                )),
+            ),
+        }
+    }
+}
+
 /// `a::b::Foo<c::D>` → `Foo`.
 fn short_type_name(full: &str) -> &str {
     let base = full.split('<').next().unwrap_or(full);
@@ -182,6 +187,43 @@ mod tests {
         assert_eq!(
             short_type_name("alloc::boxed::Box<dyn core::error::Error>"),
             "Box"
+        );
+    }
+
+    #[test]
+    fn details_are_shown_only_when_allowed() {
+        let failed = DispatchError::Failed {
+            type_name: "InvalidOperationException".to_owned(),
+            message: "An error occurred.".to_owned(),
+            hub_error: false,
+        };
+        assert_eq!(
+            failed.invocation_text("ThrowException", true),
+            "An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred."
+        );
+        assert_eq!(
+            failed.invocation_text("ThrowException", false),
+            "An unexpected error occurred invoking 'ThrowException' on the server."
+        );
+        let hub = DispatchError::hub("Nope");
+        assert_eq!(
+            hub.invocation_text("Add", false),
+            "An unexpected error occurred invoking 'Add' on the server. HubException: Nope"
+        );
+        assert_eq!(
+            hub.streaming_text("Add", false),
+            "An error occurred on the server while streaming results. HubException: Nope"
+        );
+        assert_eq!(
+            failed.streaming_text("S", false),
+            "An error occurred on the server while streaming results."
+        );
+        let bind = DispatchError::Bind {
+            detail: wire::argument_count_mismatch(0, 1),
+        };
+        assert_eq!(
+            bind.invocation_text("Echo", true),
+            "Failed to invoke 'Echo' due to an error on the server. InvalidDataException: Invocation provides 0 argument(s) but target expects 1."
         );
     }
 }

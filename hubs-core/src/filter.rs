@@ -32,10 +32,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::connection_id::ConnectionId;
-use crate::error::{DispatchError, HubError};
+use crate::error::DispatchError;
 use crate::hub::{BoxFuture, Reply};
 use crate::identity::User;
-use crate::protocol::{Headers, Protocol, Value};
+use hubs_protocol::HubError;
+use hubs_protocol::{Headers, Protocol, Value};
 
 /// One invocation as filters see it: which hub and method, who called, and the
 /// arguments (which a filter may change).
@@ -488,7 +489,7 @@ pub struct TraceContext;
 
 impl OutgoingFilter for TraceContext {
     fn on_send(&self, message: &mut OutgoingMessage<'_>) -> Result<(), Dropped> {
-        for (name, value) in crate::trace_context::current() {
+        for (name, value) in hubs_protocol::trace_context::current() {
             message.headers.entry(name).or_insert(value);
         }
         Ok(())

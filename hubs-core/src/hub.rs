@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::authorization::Requirement;
 use crate::clients::ClientFamily;
 use crate::context::Context;
-use crate::error::{DispatchError, HubError};
+use crate::error::DispatchError;
 use crate::limit::Limit;
-use crate::protocol::{Protocol, Value};
 use crate::stream::{ReplyStream, UploadReceiver, UploadStream};
+use hubs_protocol::HubError;
+use hubs_protocol::{Protocol, Value};
 
 /// A boxed future that can move between threads, as generated dispatchers return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use metrics::{Counter, Gauge, Histogram, SharedString};
 
-use crate::protocol::Protocol;
+use hubs_protocol::Protocol;
 
 /// Metric names, in one place.
 pub mod names {

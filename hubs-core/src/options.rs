@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::Request;
-use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
 use crate::routing::{InMemoryLifetimeManager, LifetimeManager};
 use crate::slow_consumer::{OutboundBudget, SlowConsumerPolicy};
+use hubs_protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
 

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 
-use crate::error::{DispatchError, HubError};
-use crate::protocol::{Protocol, Value};
+use crate::error::DispatchError;
+use hubs_protocol::HubError;
+use hubs_protocol::{Protocol, Value};
 
 /// The items of a server-to-client stream, encoded for the caller's protocol.
 pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<Value, DispatchError>> + Send>>;
@@ -264,10 +265,9 @@ impl UploadSender {
         if !shared.budget.take(cost) {
             let freed = state.clear();
             shared.budget.give_back(freed);
-            state.end = Some(UploadEnd::Failed(Some(crate::wire::upload_overflow(
-                stream_id,
-                shared.budget.limits.max_bytes,
-            ))));
+            state.end = Some(UploadEnd::Failed(Some(
+                hubs_protocol::wire::upload_overflow(stream_id, shared.budget.limits.max_bytes),
+            )));
             state.wake();
             drop(state);
             shared.drained.notify_waiters();

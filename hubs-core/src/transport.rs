@@ -10,38 +10,13 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio_util::sync::CancellationToken;
 
+use hubs_protocol::TransportKind;
+
 use crate::connection::{EndHandle, Outgoing};
 use crate::connection_id::ConnectionId;
 use crate::context::Request;
 use crate::hub::BoxFuture;
 use crate::options::HubOptions;
-
-/// A transport a hub can be reached by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// WebSockets (full duplex).
-    WebSockets,
-    /// Server-Sent Events for server-to-client, POST for client-to-server.
-    ServerSentEvents,
-    /// Long polling for server-to-client, POST for client-to-server.
-    LongPolling,
-}
-
-impl TransportKind {
-    /// The name used in negotiate responses and by `GetActiveTransportName`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::WebSockets => "WebSockets",
-            Self::ServerSentEvents => "ServerSentEvents",
-            Self::LongPolling => "LongPolling",
-        }
-    }
-
-    /// Whether the transport carries binary data (MessagePack).
-    pub fn supports_binary(self) -> bool {
-        self != Self::ServerSentEvents
-    }
-}
 
 /// What a transport can do, as the hub runtime needs to know it.
 ///

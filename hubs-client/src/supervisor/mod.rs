@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hubs_core::protocol::{Close, HubMessage, Outcome, Value};
-use hubs_core::wire;
+use hubs_protocol::wire;
+use hubs_protocol::{Close, HubMessage, Outcome, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -203,7 +203,7 @@ impl Supervisor {
             ),
             Phase::Resuming { connection_id, .. } => (
                 connection_id.clone(),
-                Some(hubs_core::TransportKind::WebSockets),
+                Some(hubs_protocol::TransportKind::WebSockets),
                 true,
             ),
             _ => (None, None, false),
@@ -413,7 +413,7 @@ impl Supervisor {
                         Err(error) => {
                             // A message the client cannot read would come back in a
                             // replay: no resume. A sequence it cannot follow ends it.
-                            let fatal = error == hubs_core::protocol::SEQUENCE_AHEAD;
+                            let fatal = error == hubs_protocol::SEQUENCE_AHEAD;
                             self.lost(Some(error), !fatal, true);
                             return;
                         }

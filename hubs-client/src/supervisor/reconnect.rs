@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hubs_core::wire;
+use hubs_protocol::wire;
 use tokio::time::Instant;
 
 use super::{Phase, Retry, Supervisor};

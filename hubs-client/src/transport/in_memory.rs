@@ -2,7 +2,7 @@
 //! `hubs::testing` connects through).
 
 use bytes::Bytes;
-use hubs_core::TransportKind;
+use hubs_protocol::TransportKind;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 

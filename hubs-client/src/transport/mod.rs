@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use hubs_core::TransportKind;
+use hubs_protocol::TransportKind;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::DropGuard;
 

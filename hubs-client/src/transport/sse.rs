@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
-use hubs_core::TransportKind;
+use hubs_protocol::TransportKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -9,10 +9,9 @@ use super::handle::ConnectionHandle;
 use crate::context::Context;
 use crate::error::DispatchError;
 use crate::hub::{Hub, Reply};
-use crate::protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
 use crate::runtime::HubRuntime;
 use crate::stream::ReplyStream;
-use crate::wire;
+use hubs_protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
 
 /// How a call that did not stream ended: its Completion (none for a call that asked for
 /// no answer) and what [`finished`] records.
@@ -89,7 +88,7 @@ fn completion_for<H: Hub>(
         Ok(Reply::Value(value)) => Completion::result(id, value),
         Err(error) => Completion::error(
             id,
-            wire::invocation_error(&error, target, cx.runtime().options.detailed_errors),
+            error.invocation_text(target, cx.runtime().options.detailed_errors),
         ),
     }
 }
@@ -182,7 +181,7 @@ pub(super) async fn pump(
                 tracing::debug!(?error, %target, "stream failed");
                 return Some(Completion::error(
                     id,
-                    wire::streaming_error(&error, target, detailed),
+                    error.streaming_text(target, detailed),
                 ));
             }
         }

@@ -13,10 +13,10 @@ use super::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_qu
 use super::results::PendingResults;
 use crate::connection_id::ConnectionId;
 use crate::meters::ConnectionMeters;
-use crate::protocol::{HubMessage, Protocol};
 use crate::slow_consumer::{
     Delivery, OutboundBudget, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy,
 };
+use hubs_protocol::{HubMessage, Protocol};
 
 /// The connection is closed; the message was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

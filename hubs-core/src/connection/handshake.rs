@@ -4,9 +4,9 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 
 use crate::options::HubOptions;
-use crate::protocol::{DecodeError, HandshakeRequest, Protocol, TransferFormat};
 use crate::transport::{Capabilities, Incoming};
-use crate::wire;
+use hubs_protocol::wire;
+use hubs_protocol::{DecodeError, HandshakeRequest, Protocol, TransferFormat};
 
 /// Why there is no protocol to speak.
 pub(super) enum Refusal {

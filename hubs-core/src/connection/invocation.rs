@@ -19,9 +19,9 @@ use super::streams::Streams;
 use crate::context::Context;
 use crate::error::DispatchError;
 use crate::hub::{Call, Hub, Reply};
-use crate::protocol::{Completion, HubMessage, Outcome, Value};
 use crate::stream::{UploadReceiver, UploadSender};
-use crate::wire;
+use hubs_protocol::wire;
+use hubs_protocol::{Completion, HubMessage, Outcome, Value};
 
 /// Invocations that may wait for a slot; past it the read loop stops reading until one
 /// starts (as ASP.NET Core's receive loop waits for its dispatcher).
@@ -36,7 +36,7 @@ pub(super) struct Request {
     /// Whether the client used a StreamInvocation.
     pub(super) streaming: bool,
     /// The message's headers (trace context).
-    pub(super) headers: crate::protocol::Headers,
+    pub(super) headers: hubs_protocol::Headers,
 }
 
 /// Everything one invocation holds on its connection, from the moment it is read until
@@ -179,7 +179,7 @@ impl Invocations {
             let error = DispatchError::Bind {
                 detail: wire::argument_count_mismatch(request.arguments.len(), descriptor.params),
             };
-            return Err(refuse(wire::invocation_error(&error, target, detailed)));
+            return Err(refuse(error.invocation_text(target, detailed)));
         }
         let streams = cx.streams().clone();
         // Only a stream is cancelled on its own (CancelInvocation); any other call ends
@@ -249,7 +249,7 @@ fn invocation_span<H: Hub>(cx: &Context<H>, queued: &Queued) -> tracing::Span {
         signalr.outcome = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
-    crate::trace_context::continue_trace(&span, &queued.request.headers);
+    hubs_protocol::trace_context::continue_trace(&span, &queued.request.headers);
     span
 }
 
@@ -405,7 +405,7 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
 async fn call_through_filters<H: Hub>(
     cx: Context<H>,
     method: usize,
-    arguments: Vec<crate::protocol::Value>,
+    arguments: Vec<hubs_protocol::Value>,
     uploads: Vec<crate::stream::UploadReceiver>,
     cancel: CancellationToken,
 ) -> Result<Reply, DispatchError> {

@@ -36,12 +36,12 @@ pub(crate) use streams::Streams;
 use crate::context::{ConnectionState, Context, Items};
 use crate::hub::Hub;
 use crate::identity::User;
-use crate::protocol::{HandshakeResponse, Protocol, TransferFormat};
 use crate::runtime::HubRuntime;
 use crate::stream::{UploadBudget, UploadLimits};
 use crate::transport::{Connected, TransportConnection};
-use crate::wire;
 use handshake::Refusal;
+use hubs_protocol::wire;
+use hubs_protocol::{HandshakeResponse, Protocol, TransferFormat};
 use reader::Reader;
 use teardown::{Ending, tear_down};
 

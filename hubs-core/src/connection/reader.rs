@@ -37,12 +37,12 @@ use super::keep_alive::{Beat, KeepAlive};
 use super::teardown::Ending;
 use crate::context::Context;
 use crate::hub::Hub;
-use crate::protocol::{
-    DecodeError, HubMessage, MessageDecoder, Outcome, StreamInvocation, StreamItem,
-};
 use crate::stream::{Pushed, UploadSender};
 use crate::transport::{Capabilities, Incoming};
-use crate::wire;
+use hubs_protocol::wire;
+use hubs_protocol::{
+    DecodeError, HubMessage, MessageDecoder, Outcome, StreamInvocation, StreamItem,
+};
 
 /// How long the reader waits for a method to take an item from a full upload before it
 /// reads on.
@@ -420,6 +420,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             HubMessage::Ack(_) | HubMessage::Sequence(_) => {
                 tracing::debug!("stateful reconnect message on a connection without it; ignored");
             }
+            _ => tracing::debug!("a message type this server does not handle; ignored"),
         }
         None
     }

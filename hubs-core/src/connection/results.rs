@@ -9,10 +9,10 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::handle::ConnectionHandle;
-use crate::arguments::Arguments;
 use crate::connection_id::ConnectionId;
 use crate::error::SendError;
-use crate::protocol::{Completion, HubMessage, Invocation, Outcome};
+use hubs_protocol::Arguments;
+use hubs_protocol::{Completion, HubMessage, Invocation, Outcome};
 
 /// The client results one connection waits for, by invocation id.
 #[derive(Debug, Default)]
@@ -63,10 +63,10 @@ impl Drop for Registration<'_> {
 #[non_exhaustive]
 pub enum ClientResultError {
     /// The connection ended (or the server is shutting down) before the client answered.
-    #[error("{}", crate::wire::connection_disconnected(.0.as_str()))]
+    #[error("{}", hubs_protocol::wire::connection_disconnected(.0.as_str()))]
     Disconnected(ConnectionId),
     /// No connection has this id.
-    #[error("{}", crate::wire::connection_does_not_exist(.0.as_str()))]
+    #[error("{}", hubs_protocol::wire::connection_does_not_exist(.0.as_str()))]
     NoConnection(ConnectionId),
     /// The client did not answer in time.
     #[error("The client did not return a result within {0:?}.")]

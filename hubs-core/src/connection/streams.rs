@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::Value;
 use crate::stream::{Pushed, UploadBudget, UploadReceiver, UploadSender, upload};
+use hubs_protocol::Value;
 
 #[derive(Debug)]
 pub(crate) struct Streams {
@@ -127,7 +127,9 @@ impl Streams {
         // A consumer that outlives its invocation (moved to a task of its own) learns
         // that no more items come.
         for (_, upload) in ended {
-            upload.finish(Some(crate::wire::UPLOAD_INVOCATION_ENDED.to_owned()));
+            upload.finish(Some(
+                hubs_protocol::wire::UPLOAD_INVOCATION_ENDED.to_owned(),
+            ));
         }
     }
 
@@ -159,7 +161,9 @@ impl Streams {
             drained
         };
         for upload in drained {
-            upload.finish(Some(crate::wire::UPLOAD_CONNECTION_ENDED.to_owned()));
+            upload.finish(Some(
+                hubs_protocol::wire::UPLOAD_CONNECTION_ENDED.to_owned(),
+            ));
         }
     }
 }

@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::end::EndReason;
 use crate::context::Context;
-use crate::error::HubError;
 use crate::hub::Hub;
-use crate::protocol::{Close, HubMessage};
 use crate::runtime::HubRuntime;
-use crate::wire;
+use hubs_protocol::HubError;
+use hubs_protocol::wire;
+use hubs_protocol::{Close, HubMessage};
 
 /// How a connection ended.
 #[derive(Debug, PartialEq, Eq)]

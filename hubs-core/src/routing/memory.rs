@@ -7,11 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{LifetimeManager, Selection, SerializedMessage, deliver};
-use crate::arguments::Arguments;
 use crate::connection::{ClientResultError, ConnectionHandle};
 use crate::connection_id::ConnectionId;
 use crate::error::SendError;
-use crate::protocol::Outcome;
+use hubs_protocol::Arguments;
+use hubs_protocol::Outcome;
 
 /// The default lifetime manager: every connection of the hub is on this server.
 #[derive(Debug, Default)]

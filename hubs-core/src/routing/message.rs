@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::arguments::Arguments;
-use crate::protocol::{EncodeError, Headers, HubMessage, Invocation, Protocol, Value};
+use hubs_protocol::Arguments;
+use hubs_protocol::{EncodeError, Headers, HubMessage, Invocation, Protocol, Value};
 
 /// One `T` for each hub protocol: what is encoded once per protocol and shared by every
 /// recipient that speaks it.

@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::arguments::Arguments;
 use crate::connection::{ClientResultError, ConnectionHandle, TrySendError};
 use crate::connection_id::ConnectionId;
 use crate::error::SendError;
-use crate::protocol::Outcome;
 use crate::slow_consumer::Delivery;
+use hubs_protocol::Arguments;
+use hubs_protocol::Outcome;
 
 pub use memory::InMemoryLifetimeManager;
 pub use message::{PerProtocol, SerializedMessage};

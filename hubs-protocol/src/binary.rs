@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// may send it.
 ///
 /// ```
-/// use hubs_core::Binary;
+/// use hubs_protocol::Binary;
 ///
 /// let json = serde_json::to_string(&Binary::from(vec![1, 2, 3])).unwrap();
 /// assert_eq!(json, r#""AQID""#);

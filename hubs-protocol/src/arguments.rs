@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::protocol::{EncodeError, Protocol, Value};
+use crate::error::EncodeError;
+use crate::format::Protocol;
+use crate::message::Value;
 
 /// A list of arguments for an invocation sent to clients: `()`, or a tuple of serializable
 /// values (up to 12).
@@ -10,8 +12,8 @@ use crate::protocol::{EncodeError, Protocol, Value};
 /// A broadcast encodes the list once per protocol in use, and only then.
 ///
 /// ```
-/// use hubs_core::Arguments;
-/// use hubs_core::protocol::Protocol;
+/// use hubs_protocol::Arguments;
+/// use hubs_protocol::Protocol;
 ///
 /// let values = ("ann", 3).to_values(Protocol::Json).unwrap();
 /// assert_eq!(values[1].as_bytes(), b"3");

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use hubs_core::protocol::{ReceivedSequence, ReplayBuffer};
+//! use hubs_protocol::{ReceivedSequence, ReplayBuffer};
 //!
 //! // The sender numbers three messages; the peer acknowledges the first two.
 //! let mut sent = ReplayBuffer::new(100_000);
@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::HubMessage;
+use crate::message::HubMessage;
 
 /// The official text when a peer announces a sequence id beyond what was received.
 pub const SEQUENCE_AHEAD: &str = "Sequence ID greater than amount of messages we've received.";

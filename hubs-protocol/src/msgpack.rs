@@ -4,11 +4,12 @@ use bytes::Bytes;
 use rmp::Marker;
 use rmp::encode as mp;
 
-use super::message::{
+use crate::error::{DecodeError, EncodeError};
+use crate::format::Protocol;
+use crate::message::{
     Ack, CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, Sequence,
     StreamInvocation, StreamItem, Value,
 };
-use super::{DecodeError, EncodeError, Protocol};
 
 /// The largest body a length prefix can announce.
 const MAX_LENGTH: u64 = (1 << 31) - 1;

@@ -1,7 +1,7 @@
 //! Property tests: arbitrary messages round-trip through both protocols, in any chunking,
 //! and arbitrary bytes never make the decoder panic or spin.
 
-use hubs_core::protocol::{
+use hubs_protocol::{
     Ack, CancelInvocation, Close, Completion, DecodeError, Headers, HubMessage, Invocation,
     Outcome, Protocol, Sequence, StreamInvocation, StreamItem, Value,
 };

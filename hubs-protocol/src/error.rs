@@ -57,7 +57,7 @@ pub enum EncodeError {
     /// A payload's `Serialize` implementation failed.
     #[error("cannot serialize value: {0}")]
     Serialize(String),
-    /// A [`Value`](super::Value) encoded with one protocol was given to the other.
+    /// A [`Value`](crate::message::Value) encoded with one protocol was given to the other.
     #[error("a {value} value cannot be written by the {encoder} protocol")]
     ProtocolMismatch {
         /// The value's protocol name.

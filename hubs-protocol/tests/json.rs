@@ -1,6 +1,6 @@
 //! Byte-exact tests of the JSON hub protocol, from the examples in `protocol.md` §5.
 
-use hubs_core::protocol::{
+use hubs_protocol::{
     Ack, CancelInvocation, Close, Completion, DecodeError, Headers, HubMessage, Invocation,
     Protocol, Sequence, StreamInvocation, StreamItem, Value,
 };

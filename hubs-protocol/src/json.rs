@@ -4,11 +4,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::message::{
+use crate::error::{DecodeError, EncodeError};
+use crate::format::{Protocol, RECORD_SEPARATOR};
+use crate::message::{
     Ack, CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, Sequence,
     StreamInvocation, StreamItem, Value,
 };
-use super::{DecodeError, EncodeError, Protocol, RECORD_SEPARATOR};
 
 /// Every field any message type may carry; which are required depends on `type`.
 #[derive(Deserialize)]

@@ -6,7 +6,8 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{DecodeError, EncodeError, Protocol};
+use crate::error::{DecodeError, EncodeError};
+use crate::format::Protocol;
 
 /// Message headers: string keys to string values, allowed on message types 1–5.
 ///
@@ -25,7 +26,7 @@ pub type Headers = BTreeMap<String, String>;
 /// # Examples
 ///
 /// ```
-/// use hubs_core::protocol::{Protocol, Value};
+/// use hubs_protocol::{Protocol, Value};
 ///
 /// let value = Value::serialize(Protocol::Json, &("ann", 7)).unwrap();
 /// assert_eq!(value.as_bytes(), br#"["ann",7]"#);

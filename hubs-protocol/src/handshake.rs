@@ -3,7 +3,8 @@
 use bytes::BytesMut;
 use serde::Deserialize;
 
-use super::{DecodeError, RECORD_SEPARATOR};
+use crate::error::DecodeError;
+use crate::format::RECORD_SEPARATOR;
 
 /// The first message a client sends: which hub protocol it speaks.
 ///
@@ -11,7 +12,7 @@ use super::{DecodeError, RECORD_SEPARATOR};
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use hubs_core::protocol::HandshakeRequest;
+/// use hubs_protocol::HandshakeRequest;
 ///
 /// let mut buf = BytesMut::from(&b"{\"protocol\":\"json\",\"version\":1}\x1e"[..]);
 /// let request = HandshakeRequest::decode(&mut buf, None).unwrap().unwrap();

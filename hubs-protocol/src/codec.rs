@@ -1,116 +1,13 @@
-//! The SignalR hub protocol, pure: bytes in, messages out, no I/O.
-//!
-//! * [`HubMessage`] and its nine message types, with every field the protocol defines.
-//! * [`Protocol`]: the JSON and MessagePack hub protocols, each with an encoder that appends
-//!   to a reusable buffer ([`Protocol::encode`]) and a streaming [`MessageDecoder`] that
-//!   takes bytes in chunks of any size.
-//! * [`HandshakeRequest`] and [`HandshakeResponse`], always JSON.
-//! * [`Value`]: arguments, items and results stay in their wire encoding until a typed
-//!   caller binds them, so a broadcast is encoded once per protocol and shared.
-//!
-//! # Examples
-//!
-//! ```
-//! use hubs_core::protocol::{HubMessage, Invocation, Protocol, Value};
-//!
-//! let call = HubMessage::Invocation(Invocation {
-//!     invocation_id: Some("0".into()),
-//!     target: "SendMessage".into(),
-//!     arguments: vec![
-//!         Value::serialize(Protocol::Json, "ann").unwrap(),
-//!         Value::serialize(Protocol::Json, "hi").unwrap(),
-//!     ],
-//!     ..Default::default()
-//! });
-//! let mut out = Vec::new();
-//! Protocol::Json.encode(&call, &mut out).unwrap();
-//! assert_eq!(
-//!     out,
-//!     b"{\"type\":1,\"invocationId\":\"0\",\"target\":\"SendMessage\",\"arguments\":[\"ann\",\"hi\"]}\x1e"
-//! );
-//!
-//! // The decoder takes bytes as they come: here one byte at a time.
-//! let mut decoder = Protocol::Json.decoder();
-//! let mut decoded = Vec::new();
-//! for byte in &out {
-//!     decoder.push(std::slice::from_ref(byte));
-//!     while let Some(message) = decoder.next_message().unwrap() {
-//!         decoded.push(message);
-//!     }
-//! }
-//! assert_eq!(decoded, [call]);
-//! ```
-
-mod error;
-mod handshake;
-mod json;
-mod message;
-mod msgpack;
-mod sequence;
-
-use std::fmt;
+//! Encoding hub messages into frames and splitting a byte stream back into messages.
 
 use bytes::BytesMut;
 
-pub use error::{DecodeError, EncodeError};
-pub use handshake::{HandshakeRequest, HandshakeResponse};
-pub use message::{
-    Ack, CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, Sequence,
-    StreamInvocation, StreamItem, Value,
-};
-pub use sequence::{ReceivedSequence, ReplayBuffer, SEQUENCE_AHEAD};
-
-/// The byte that ends every JSON message and the handshake: ASCII record separator.
-pub const RECORD_SEPARATOR: u8 = 0x1e;
-
-/// The default limit on one incoming message, as in ASP.NET Core: 32 KiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 * 1024;
-
-/// A hub protocol: how hub messages become bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// `json`: UTF-8 JSON objects ended by [`RECORD_SEPARATOR`]; text transfer format.
-    Json,
-    /// `messagepack`: VarInt length prefix and a MessagePack array; binary transfer format.
-    MessagePack,
-}
+use crate::error::{DecodeError, EncodeError};
+use crate::format::{DEFAULT_MAX_MESSAGE_SIZE, Protocol, RECORD_SEPARATOR};
+use crate::message::HubMessage;
+use crate::{json, msgpack};
 
 impl Protocol {
-    /// Both protocols, in the order a server offers them.
-    pub const ALL: [Protocol; 2] = [Protocol::Json, Protocol::MessagePack];
-
-    /// The highest protocol version this implementation speaks (2 adds stateful reconnect).
-    pub const MAX_VERSION: u32 = 2;
-
-    /// The name used in the handshake: `json` or `messagepack`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::MessagePack => "messagepack",
-        }
-    }
-
-    /// Looks a protocol up by its handshake name, ignoring case, as the official server does.
-    ///
-    /// ```
-    /// # use hubs_core::protocol::Protocol;
-    /// assert_eq!(Protocol::from_name("MessagePack"), Some(Protocol::MessagePack));
-    /// assert_eq!(Protocol::from_name("xml"), None);
-    /// ```
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
-    }
-
-    /// Whether the protocol needs a transport that carries text or binary data.
-    pub fn transfer_format(self) -> TransferFormat {
-        match self {
-            Self::Json => TransferFormat::Text,
-            Self::MessagePack => TransferFormat::Binary,
-        }
-    }
-
     /// Appends `message`, framed (record separator or length prefix), to `out`.
     ///
     /// `out` is never cleared, so one buffer can collect several messages for one write, and
@@ -118,7 +15,7 @@ impl Protocol {
     ///
     /// # Errors
     ///
-    /// [`EncodeError::ProtocolMismatch`] when a [`Value`] in the message was encoded with
+    /// [`EncodeError::ProtocolMismatch`] when a [`Value`](crate::message::Value) in the message was encoded with
     /// the other protocol; [`EncodeError::TooLarge`] when a MessagePack message exceeds the
     /// framing limit. `out` is left as it was.
     pub fn encode(self, message: &HubMessage, out: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -132,31 +29,6 @@ impl Protocol {
     /// [`DEFAULT_MAX_MESSAGE_SIZE`] per message.
     pub fn decoder(self) -> MessageDecoder {
         MessageDecoder::new(self)
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a transport has to carry for a protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransferFormat {
-    /// UTF-8 text (WebSocket text frames; the only format Server-Sent Events carry).
-    Text,
-    /// Arbitrary bytes (WebSocket binary frames).
-    Binary,
-}
-
-impl TransferFormat {
-    /// The name used in negotiate responses: `Text` or `Binary`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Text => "Text",
-            Self::Binary => "Binary",
-        }
     }
 }
 

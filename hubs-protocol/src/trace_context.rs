@@ -6,7 +6,7 @@
 //! OpenTelemetry propagator (install `TraceContextPropagator`) and `tracing-opentelemetry`.
 //! Without it, these functions do nothing.
 
-use crate::protocol::Headers;
+use crate::message::Headers;
 
 /// Makes `span` a continuation of the trace `headers` carry, if any.
 #[cfg(feature = "opentelemetry")]

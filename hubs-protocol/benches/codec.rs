@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hubs_core::protocol::{HubMessage, Invocation, Protocol, Value};
+use hubs_protocol::{HubMessage, Invocation, Protocol, Value};
 
 fn invocation(protocol: Protocol, payload: usize) -> HubMessage {
     HubMessage::Invocation(Invocation {

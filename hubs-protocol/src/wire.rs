@@ -3,16 +3,14 @@
 //! official clients report. Compatibility with the official implementation is a diff of
 //! this one file; each text is checked against `protocol.md` in the tests below.
 //!
-//! Rust errors stay Rust errors elsewhere; they become wire text here, in
-//! [`invocation_error`] and [`streaming_error`].
-
-use crate::error::DispatchError;
+//! Rust errors stay Rust errors elsewhere; hubs-core's `DispatchError` composes its texts
+//! from the functions here.
 
 /// An error's short type name and message, appended as ` {type}: {message}` when shown.
 pub type Detail<'a> = (&'a str, &'a str);
 
 /// Appends ` {type}: {message}` when there is a detail to show.
-fn with_detail(mut text: String, detail: Option<Detail<'_>>) -> String {
+pub fn with_detail(mut text: String, detail: Option<Detail<'_>>) -> String {
     if let Some((type_name, message)) = detail {
         text.push(' ');
         text.push_str(type_name);
@@ -90,60 +88,6 @@ pub fn argument_count_mismatch(provided: usize, expected: usize) -> String {
 
 /// A stream that fails once it has started.
 pub const STREAMING_FAILED: &str = "An error occurred on the server while streaming results.";
-
-/// The text sent to the caller of `method` for `error`: details are shown only for
-/// [`HubError`](crate::HubError)s or when the hub enables detailed errors.
-pub fn invocation_error(error: &DispatchError, method: &str, detailed: bool) -> String {
-    match error {
-        DispatchError::Bind { detail } => bind_failed(
-            method,
-            detailed.then_some(("InvalidDataException", detail.as_str())),
-        ),
-        DispatchError::Failed {
-            type_name,
-            message,
-            hub_error,
-        } => unexpected_error(
-            method,
-            (detailed || *hub_error).then_some((type_name.as_str(), message.as_str())),
-        ),
-        DispatchError::MissingService { service } => {
-            let message = format!("No service for type '{service}' has been registered.");
-            unexpected_error(
-                method,
-                detailed.then_some(("InvalidOperationException", message.as_str())),
-            )
-        }
-        DispatchError::Encode(error) => unexpected_error(
-            method,
-            detailed.then_some(("EncodeError", error.to_string().as_str())),
-        ),
-        DispatchError::Unauthorized => unauthorized_method(method),
-        DispatchError::Refused { text } => text.clone(),
-    }
-}
-
-/// The error Completion of a stream that failed after it started.
-pub fn streaming_error(error: &DispatchError, method: &str, detailed: bool) -> String {
-    let text = STREAMING_FAILED.to_owned();
-    match error {
-        DispatchError::Failed {
-            type_name,
-            message,
-            hub_error,
-        } => with_detail(
-            text,
-            (detailed || *hub_error).then_some((type_name.as_str(), message.as_str())),
-        ),
-        other => with_detail(
-            text,
-            detailed.then_some((
-                "InvalidDataException",
-                invocation_error(other, method, true).as_str(),
-            )),
-        ),
-    }
-}
 
 /// What an upload stream yields when its connection ended before the client completed
 /// it (not an official text: the official server ends such a stream silently).
@@ -379,40 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn details_are_shown_only_when_allowed() {
-        let failed = DispatchError::Failed {
-            type_name: "InvalidOperationException".to_owned(),
-            message: "An error occurred.".to_owned(),
-            hub_error: false,
-        };
-        assert_eq!(
-            invocation_error(&failed, "ThrowException", true),
-            "An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred."
-        );
-        assert_eq!(
-            invocation_error(&failed, "ThrowException", false),
-            "An unexpected error occurred invoking 'ThrowException' on the server."
-        );
-        let hub = DispatchError::hub("Nope");
-        assert_eq!(
-            invocation_error(&hub, "Add", false),
-            "An unexpected error occurred invoking 'Add' on the server. HubException: Nope"
-        );
-        assert_eq!(
-            streaming_error(&hub, "Add", false),
-            "An error occurred on the server while streaming results. HubException: Nope"
-        );
-        assert_eq!(
-            streaming_error(&failed, "S", false),
-            "An error occurred on the server while streaming results."
-        );
-        let bind = DispatchError::Bind {
-            detail: argument_count_mismatch(0, 1),
-        };
-        assert_eq!(
-            invocation_error(&bind, "Echo", true),
-            "Failed to invoke 'Echo' due to an error on the server. InvalidDataException: Invocation provides 0 argument(s) but target expects 1."
-        );
+    fn unknown_methods_are_named() {
         assert_eq!(
             unknown_method("NoSuchMethodXyz"),
             "Failed to invoke 'NoSuchMethodXyz' due to an error on the server. HubException: Method does not exist."
