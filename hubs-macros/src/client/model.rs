@@ -11,12 +11,13 @@ pub(crate) struct Model {
     pub(crate) proxy: Ident,
     pub(crate) ask: Ident,
     pub(crate) krate: Path,
-    pub(crate) methods: Vec<Method>,
+    pub(crate) methods: Vec<ClientMethodDef>,
     /// Whether the trait describes itself to `hubs::typescript`.
     pub(crate) typescript: bool,
 }
 
-pub(crate) struct Method {
+/// A method of the client trait: a target the server calls.
+pub(crate) struct ClientMethodDef {
     pub(crate) ident: Ident,
     pub(crate) docs: Vec<Attribute>,
     pub(crate) wire: String,
@@ -86,7 +87,7 @@ pub(crate) fn lower(input: &Input) -> Model {
                 (ident, (*typed.ty).clone())
             })
             .collect();
-        methods.push(Method {
+        methods.push(ClientMethodDef {
             ident: sig.ident.clone(),
             docs: function
                 .attrs

@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::access;
-use super::model::{Hook, Method, Model, Param, Return};
+use super::model::{Hook, HubMethodDef, Model, Param, Return, stream_item};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     let krate = &model.krate;
@@ -224,24 +224,6 @@ fn proxy(model: &Model) -> TokenStream {
     }
 }
 
-/// The item type a client receives: `T` for `T` and for `Result<T, E>`.
-pub(super) fn stream_item(stream: &super::model::StreamShape) -> TokenStream {
-    let item = &stream.item;
-    if stream.fallible
-        && let Some(segment) = super::model::last_segment(item)
-        && let Some(ok) = match &segment.arguments {
-            syn::PathArguments::AngleBracketed(args) => args.args.first().and_then(|a| match a {
-                syn::GenericArgument::Type(ty) => Some(ty.clone()),
-                _ => None,
-            }),
-            _ => None,
-        }
-    {
-        return quote!(#ok);
-    }
-    quote!(#item)
-}
-
 fn option_str(value: Option<&str>) -> TokenStream {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
@@ -249,7 +231,7 @@ fn option_str(value: Option<&str>) -> TokenStream {
     }
 }
 
-fn dispatch_arm(p: &TokenStream, index: usize, method: &Method) -> TokenStream {
+fn dispatch_arm(p: &TokenStream, index: usize, method: &HubMethodDef) -> TokenStream {
     let ident = &method.ident;
     let mut bindings = Vec::new();
     let mut args = Vec::new();

@@ -13,7 +13,7 @@ pub(crate) struct Model {
     pub(crate) krate: Path,
     /// The proxy family of `#[hub(client = Trait)]`: the path of `TraitProxy`.
     pub(crate) client: Option<Path>,
-    pub(crate) methods: Vec<Method>,
+    pub(crate) methods: Vec<HubMethodDef>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
     /// What every connection must meet.
@@ -22,7 +22,9 @@ pub(crate) struct Model {
     pub(crate) typescript: bool,
 }
 
-pub(crate) struct Method {
+/// A method clients call, as the macro describes it: `expand` turns it into the
+/// runtime's method descriptor and a dispatch arm.
+pub(crate) struct HubMethodDef {
     pub(crate) ident: Ident,
     pub(crate) wire: String,
     pub(crate) is_async: bool,
@@ -106,6 +108,23 @@ pub(crate) fn stream_shape(ty: &Type) -> Option<StreamShape> {
         fallible,
         receiver,
     })
+}
+
+/// The item type a client receives: `T` for `T` and for `Result<T, E>`.
+pub(crate) fn stream_item(stream: &StreamShape) -> &Type {
+    let ok = stream
+        .fallible
+        .then(|| last_segment(&stream.item))
+        .flatten()
+        .and_then(|segment| match &segment.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.first(),
+            _ => None,
+        })
+        .and_then(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        });
+    ok.unwrap_or(&stream.item)
 }
 
 /// `UploadStream<T>`.
@@ -304,7 +323,7 @@ pub(crate) fn lower(input: &Input) -> Model {
             }
             Role::Method => {}
         }
-        methods.push(Method {
+        methods.push(HubMethodDef {
             ident: f.sig.ident.clone(),
             wire: wire_name(f),
             is_async,

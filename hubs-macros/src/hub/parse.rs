@@ -1,7 +1,10 @@
 //! Reads the `impl` block and every `#[hub(...)]` option, stripping the helper attributes.
 
 use proc_macro2::{Span, TokenStream};
-use syn::{FnArg, ImplItem, ItemImpl, LitStr, Path, Signature, Type, Visibility};
+use syn::{
+    Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, LitStr, PatType, Path, Signature, Type,
+    Visibility,
+};
 
 use super::access::{self, Authorize, LimitSpec};
 use crate::attr;
@@ -50,130 +53,173 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
             return None;
         }
     };
+    let options = block_options(attr, errors);
+    let fns = item
+        .items
+        .iter_mut()
+        .filter_map(|impl_item| match impl_item {
+            ImplItem::Fn(function) => Some(fn_input(function, errors)),
+            _ => None,
+        })
+        .collect();
+    Some(Input {
+        item,
+        krate: options.krate,
+        client: options.client,
+        authorize: options.authorize,
+        typescript: options.typescript,
+        fns,
+    })
+}
 
-    let mut krate = None;
-    let mut client = None;
-    let mut block_authorize = None;
-    let mut typescript = None;
-    if !attr.is_empty() {
-        let parser = syn::meta::parser(|meta| {
+/// The options of `#[hub(...)]` on the block.
+#[derive(Default)]
+struct BlockOptions {
+    krate: Option<Path>,
+    client: Option<Path>,
+    authorize: Option<Authorize>,
+    typescript: Option<Span>,
+}
+
+fn block_options(attr: TokenStream, errors: &Errors) -> BlockOptions {
+    let mut options = BlockOptions::default();
+    if attr.is_empty() {
+        return options;
+    }
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("authorize") {
+            attr::once(
+                &mut options.authorize,
+                &meta,
+                "authorize",
+                access::parse_authorize,
+            )
+        } else if meta.path.is_ident("client") {
+            attr::once(&mut options.client, &meta, "client", |m| {
+                m.value()?.parse::<Path>()
+            })
+        } else if meta.path.is_ident("crate") {
+            attr::once(&mut options.krate, &meta, "crate", |m| {
+                let lit: LitStr = m.value()?.parse()?;
+                lit.parse::<Path>()
+            })
+        } else if meta.path.is_ident("typescript") {
+            attr::once(&mut options.typescript, &meta, "typescript", |m| {
+                Ok(m.path.segments[0].ident.span())
+            })
+        } else {
+            Err(attr::unknown(
+                &meta,
+                "hub",
+                &["authorize", "client", "crate", "typescript"],
+            ))
+        }
+    });
+    if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
+        errors.push(error);
+    }
+    options
+}
+
+/// One function of the block, its `#[hub(...)]` attributes (and its parameters') stripped.
+fn fn_input(function: &mut ImplItemFn, errors: &Errors) -> FnInput {
+    let options = method_options(&mut function.attrs, errors);
+    let params = function
+        .sig
+        .inputs
+        .iter_mut()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(param_input(typed, errors)),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    FnInput {
+        sig: function.sig.clone(),
+        is_pub: !matches!(function.vis, Visibility::Inherited),
+        rename: options.rename,
+        skip: options.skip,
+        authorize: options.authorize,
+        limits: options.limits,
+        params,
+        docs: attr::doc_lines(&function.attrs),
+    }
+}
+
+/// The options of `#[hub(...)]` on a function.
+#[derive(Default)]
+struct MethodOptions {
+    rename: Option<LitStr>,
+    skip: Option<Span>,
+    authorize: Option<Authorize>,
+    limits: Vec<LimitSpec>,
+}
+
+fn method_options(attrs: &mut Vec<Attribute>, errors: &Errors) -> MethodOptions {
+    let mut options = MethodOptions::default();
+    for attribute in attr::take(attrs, "hub") {
+        let result = attribute.parse_nested_meta(|meta| {
             if meta.path.is_ident("authorize") {
                 attr::once(
-                    &mut block_authorize,
+                    &mut options.authorize,
                     &meta,
                     "authorize",
                     access::parse_authorize,
                 )
-            } else if meta.path.is_ident("client") {
-                attr::once(&mut client, &meta, "client", |m| m.value()?.parse::<Path>())
-            } else if meta.path.is_ident("crate") {
-                attr::once(&mut krate, &meta, "crate", |m| {
-                    let lit: LitStr = m.value()?.parse()?;
-                    lit.parse::<Path>()
+            } else if meta.path.is_ident("limit") {
+                options.limits.push(access::parse_limit(&meta)?);
+                Ok(())
+            } else if meta.path.is_ident("rename") {
+                attr::once(&mut options.rename, &meta, "rename", |m| {
+                    m.value()?.parse::<LitStr>()
                 })
-            } else if meta.path.is_ident("typescript") {
-                attr::once(&mut typescript, &meta, "typescript", |m| {
+            } else if meta.path.is_ident("skip") {
+                attr::once(&mut options.skip, &meta, "skip", |m| {
                     Ok(m.path.segments[0].ident.span())
                 })
             } else {
                 Err(attr::unknown(
                     &meta,
                     "hub",
-                    &["authorize", "client", "crate", "typescript"],
+                    &["authorize", "limit", "rename", "skip"],
                 ))
             }
         });
-        if let Err(error) = syn::parse::Parser::parse2(parser, attr) {
+        if let Err(error) = result {
             errors.push(error);
         }
     }
+    options
+}
 
-    let mut fns = Vec::new();
-    for impl_item in &mut item.items {
-        let ImplItem::Fn(function) = impl_item else {
-            continue;
-        };
-        let mut rename = None;
-        let mut skip = None;
-        let mut authorize = None;
-        let mut limits = Vec::new();
-        for attribute in attr::take(&mut function.attrs, "hub") {
-            let result = attribute.parse_nested_meta(|meta| {
-                if meta.path.is_ident("authorize") {
-                    attr::once(&mut authorize, &meta, "authorize", access::parse_authorize)
-                } else if meta.path.is_ident("limit") {
-                    limits.push(access::parse_limit(&meta)?);
-                    Ok(())
-                } else if meta.path.is_ident("rename") {
-                    attr::once(&mut rename, &meta, "rename", |m| {
-                        m.value()?.parse::<LitStr>()
-                    })
-                } else if meta.path.is_ident("skip") {
-                    attr::once(&mut skip, &meta, "skip", |m| {
-                        Ok(m.path.segments[0].ident.span())
-                    })
-                } else {
-                    Err(attr::unknown(
-                        &meta,
-                        "hub",
-                        &["authorize", "limit", "rename", "skip"],
-                    ))
-                }
-            });
-            if let Err(error) = result {
-                errors.push(error);
-            }
-        }
-        let mut params = Vec::new();
-        for input in &mut function.sig.inputs {
-            let FnArg::Typed(typed) = input else { continue };
-            let mut service = None;
-            for attribute in attr::take(&mut typed.attrs, "hub") {
-                let result = attribute.parse_nested_meta(|meta| {
-                    if meta.path.is_ident("service") {
-                        let span = meta.path.segments[0].ident.span();
-                        attr::once(&mut service, &meta, "service", |m| {
-                            let key = if m.input.peek(syn::Token![=]) {
-                                Some(m.value()?.parse::<LitStr>()?)
-                            } else {
-                                None
-                            };
-                            Ok((span, key))
-                        })
+/// One typed parameter, its `#[hub(service)]` read and stripped.
+fn param_input(typed: &mut PatType, errors: &Errors) -> ParamInput {
+    let mut service = None;
+    for attribute in attr::take(&mut typed.attrs, "hub") {
+        let result = attribute.parse_nested_meta(|meta| {
+            if meta.path.is_ident("service") {
+                let span = meta.path.segments[0].ident.span();
+                attr::once(&mut service, &meta, "service", |m| {
+                    let key = if m.input.peek(syn::Token![=]) {
+                        Some(m.value()?.parse::<LitStr>()?)
                     } else {
-                        Err(attr::unknown(&meta, "hub", &["service"]))
-                    }
-                });
-                if let Err(error) = result {
-                    errors.push(error);
-                }
+                        None
+                    };
+                    Ok((span, key))
+                })
+            } else {
+                Err(attr::unknown(&meta, "hub", &["service"]))
             }
-            params.push(ParamInput {
-                name: match &*typed.pat {
-                    syn::Pat::Ident(pat) => Some(pat.ident.clone()),
-                    _ => None,
-                },
-                ty: typed.ty.clone(),
-                service,
-            });
-        }
-        fns.push(FnInput {
-            sig: function.sig.clone(),
-            is_pub: !matches!(function.vis, Visibility::Inherited),
-            rename,
-            skip,
-            authorize,
-            limits,
-            params,
-            docs: crate::attr::doc_lines(&function.attrs),
         });
+        if let Err(error) = result {
+            errors.push(error);
+        }
     }
-    Some(Input {
-        item,
-        krate,
-        client,
-        authorize: block_authorize,
-        typescript,
-        fns,
-    })
+    ParamInput {
+        name: match &*typed.pat {
+            syn::Pat::Ident(pat) => Some(pat.ident.clone()),
+            _ => None,
+        },
+        ty: typed.ty.clone(),
+        service,
+    }
 }

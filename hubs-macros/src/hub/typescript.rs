@@ -4,8 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::expand::stream_item;
-use super::model::{Model, Param, Return};
+use super::model::{Model, Param, Return, stream_item};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     if !model.typescript {
