@@ -36,7 +36,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let limits = m.limits.iter().map(|spec| access::limit(&p, spec));
-        quote!(#p::Method {
+        quote!(#p::HubMethod {
             name: #wire,
             params: #params,
             streaming: #streaming,
@@ -89,8 +89,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             impl #p::Hub for #self_ty {
                 type Client = #client;
 
-                fn methods() -> &'static [#p::Method] {
-                    const METHODS: &[#p::Method] = &[#(#descriptors),*];
+                fn methods() -> &'static [#p::HubMethod] {
+                    const METHODS: &[#p::HubMethod] = &[#(#descriptors),*];
                     METHODS
                 }
 
@@ -433,7 +433,7 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
         const _: () = {
             impl #p::Hub for #self_ty {
                 type Client = #p::Untyped;
-                fn methods() -> &'static [#p::Method] {
+                fn methods() -> &'static [#p::HubMethod] {
                     &[]
                 }
 
@@ -448,5 +448,37 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use crate::diag::Errors;
+    use crate::hub::{model, parse};
+
+    /// The runtime's method descriptor is `__private::HubMethod`, in the output and in the
+    /// fallback after an error alike.
+    #[test]
+    fn names_the_runtime_descriptor_hub_method() {
+        let errors = Errors::new();
+        let input = parse::parse(
+            quote!(),
+            quote! {
+                impl Chat {
+                    pub fn send(&self, text: String) {}
+                }
+            },
+            &errors,
+        )
+        .expect("an impl block");
+        errors.finish().expect("no mistakes");
+        let expanded = super::expand(&model::lower(&input)).to_string();
+        let fallback = super::fallback(&input).to_string();
+        for out in [expanded, fallback] {
+            assert!(out.contains(":: hubs :: __private :: HubMethod"), "{out}");
+            assert!(!out.contains("__private :: Method"), "{out}");
+        }
     }
 }
