@@ -2,7 +2,6 @@
 //! reconnect policy and stateful reconnect of a connection.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,40 +9,17 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use hubs_protocol::Protocol;
 use hubs_protocol::TransportKind;
 
-use crate::HubConnection;
+use crate::config::Config;
+use crate::connection::HubConnection;
 use crate::retry::{DefaultRetryPolicy, RetryPolicy};
+use crate::transport::in_memory::Connector;
 
-/// A boxed future that can move between threads.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
-
-/// Everything a connection was built with.
-pub(crate) struct Config {
-    pub(crate) url: String,
-    pub(crate) transports: Vec<TransportKind>,
-    pub(crate) protocol: Protocol,
-    pub(crate) headers: HeaderMap,
-    pub(crate) access_token: Option<TokenProvider>,
-    pub(crate) skip_negotiation: bool,
-    pub(crate) keep_alive: Duration,
-    pub(crate) server_timeout: Duration,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) retry: Option<Arc<dyn RetryPolicy>>,
-    /// The replay buffer's size when stateful reconnect is asked for.
-    pub(crate) stateful: Option<usize>,
-    /// How long a stateful connection keeps trying to resume before it gives up on it.
-    pub(crate) resume_window: Duration,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: crate::tls::TlsConfig,
-    /// Opens the transport instead of HTTP (an in-process server).
-    pub(crate) connector: Option<Arc<dyn Connector>>,
-}
-
-/// Opens a transport that is not HTTP: a server in the same process, for tests
-/// (`hubs::testing`). The client skips negotiate and runs the handshake over it.
-pub trait Connector: Send + Sync + 'static {
-    /// A new pair of queues to the server.
-    fn open(&self) -> BoxFuture<Result<crate::Duplex, crate::StartError>>;
+impl HubConnection {
+    /// A builder for a connection to the hub at `url` (`http://`, `https://`, `ws://` or
+    /// `wss://`).
+    pub fn builder(url: impl Into<String>) -> HubConnectionBuilder {
+        HubConnectionBuilder::new(url.into())
+    }
 }
 
 /// Builds a [`HubConnection`].

@@ -16,15 +16,15 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::FromArguments;
-use crate::builder::Config;
-use crate::supervisor::{Call, Command};
+use crate::arguments::FromArguments;
+use crate::command::{self, Call, Command};
+use crate::config::Config;
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
 /// A type-erased handler: the call's arguments and headers in, its reply out.
 pub(crate) type Handler = Arc<dyn Fn(Vec<Value>, Headers, Protocol) -> HandlerFuture + Send + Sync>;
 
-/// What a handler given to [`HubConnection::on`](crate::HubConnection::on) may return:
+/// What a handler given to [`HubConnection::on`](crate::connection::HubConnection::on) may return:
 /// `()` (no result), or a `Result<T, E>` (a client result: the value, or the error's text).
 pub trait HandlerReply: Send + 'static {
     /// The value to send back, in `protocol`, if any.
@@ -175,7 +175,7 @@ impl Dispatcher {
             (Some(Err(error)), None) => Outcome::Error(error),
             _ => Outcome::Error(wire::NO_CLIENT_RESULT.to_owned()),
         };
-        let Some(bytes) = crate::encode(protocol, &crate::completion(id, outcome)) else {
+        let Some(bytes) = command::encode(protocol, &command::completion(id, outcome)) else {
             return;
         };
         if let Some(commands) = self.commands.upgrade() {

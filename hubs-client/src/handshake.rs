@@ -9,8 +9,8 @@ use http::{HeaderMap, HeaderValue, header};
 use hubs_protocol::TransportKind;
 use hubs_protocol::{HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat};
 
-use crate::StartError;
-use crate::builder::Config;
+use crate::config::Config;
+use crate::error::StartError;
 use crate::negotiate::negotiate;
 use crate::transport::{self, Link, Net, Outgoing};
 

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hubs_protocol::TransportKind;
 use serde::Deserialize;
 
-use crate::StartError;
+use crate::error::StartError;
 use crate::transport::{Net, http_url, read_body, request, with_path_and_query};
 
 /// What negotiate told us.

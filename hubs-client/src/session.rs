@@ -11,18 +11,15 @@ use hubs_protocol::{
     Ack, DecodeError, HubMessage, MessageDecoder, Protocol, ReceivedSequence, ReplayBuffer,
     Sequence, TransferFormat,
 };
-use tokio::sync::oneshot;
 use tokio::time::{Instant, Interval};
 
-use crate::InvokeError;
+use crate::command::{self, Sent};
+use crate::error::InvokeError;
 use crate::handshake::{Opened, ResumeAt};
 use crate::transport::{Link, Outgoing};
 
 /// How often a stateful connection acknowledges what it received, at most.
 const ACK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Told once a message is handed to the transport (or cannot be).
-pub(crate) type Sent = oneshot::Sender<Result<(), InvokeError>>;
 
 /// Stateful reconnect's state, kept across transports.
 pub(crate) struct Stateful {
@@ -178,7 +175,7 @@ impl Session {
 
     /// Queues a Ping, an Ack, a Sequence or a Close (never numbered).
     pub(crate) fn push_control(&mut self, message: &HubMessage) {
-        if let Some(bytes) = crate::encode(self.protocol, message) {
+        if let Some(bytes) = command::encode(self.protocol, message) {
             self.outbox.push_back((bytes, None));
         }
     }
@@ -290,9 +287,9 @@ impl Session {
         }
     }
 
-    /// Ends the session gracefully: what is queued is written, then `last` (a Close), then
-    /// the transport closes; bounded by `patience`. Tells each waiting sender.
-    pub(crate) async fn finish(mut self, last: Option<HubMessage>, patience: Duration) {
+    /// Closes the session gracefully: what is queued is written, then `last` (a Close),
+    /// then the transport closes; bounded by `patience`. Tells each waiting sender.
+    pub(crate) async fn close(mut self, last: Option<HubMessage>, patience: Duration) {
         if let Some(last) = &last {
             self.push_control(last);
         }
@@ -310,7 +307,7 @@ impl Session {
                     });
                 }
             }
-            link.finish(patience).await;
+            link.close(patience).await;
         })
         .await;
     }
@@ -324,7 +321,7 @@ impl Session {
         false
     }
 
-    /// Ends the session at once; the stateful state survives, for a resume.
+    /// Drops the session at once; the stateful state survives, for a resume.
     pub(crate) fn abandon(mut self) -> (Option<Stateful>, Vec<Sent>, Option<Resuming>) {
         let waiting = self.outbox.drain(..).filter_map(|(_, sent)| sent).collect();
         (self.stateful.take(), waiting, self.resuming.take())

@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::{Stream, StreamExt};
-use hubs_protocol::{CancelInvocation, HubMessage, Outcome, Protocol, Value};
+use hubs_protocol::{HubMessage, Outcome, Protocol, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::InvokeError;
-use crate::supervisor::{Call, Command};
+use crate::command::{self, Call, Command};
+use crate::error::InvokeError;
 
 /// A stream of items sent to the server with a call (an `UploadStream` on the hub side).
 pub struct Upload {
@@ -48,8 +48,8 @@ impl fmt::Debug for Upload {
     }
 }
 
-/// Sends one upload's items, then its Completion, each once the previous is on its way. Ends
-/// when the connection does (it holds no strong reference to it).
+/// Sends one upload's items, then its Completion, each once the previous is on its way. Stops
+/// when the connection closes (it holds no strong reference to it).
 pub(crate) async fn run_upload(
     commands: mpsc::WeakUnboundedSender<Command>,
     protocol: Protocol,
@@ -59,7 +59,7 @@ pub(crate) async fn run_upload(
     let send = |message: HubMessage| {
         let commands = commands.clone();
         async move {
-            let Some(bytes) = crate::encode(protocol, &message) else {
+            let Some(bytes) = command::encode(protocol, &message) else {
                 return false;
             };
             let Some(commands) = commands.upgrade() else {
@@ -84,7 +84,7 @@ pub(crate) async fn run_upload(
     while let Some(item) = upload.stream.next().await {
         match item.encode(protocol) {
             Ok(value) => {
-                if !send(crate::stream_item(id.clone(), value)).await {
+                if !send(command::stream_item(id.clone(), value)).await {
                     return;
                 }
             }
@@ -94,11 +94,11 @@ pub(crate) async fn run_upload(
             }
         }
     }
-    send(crate::completion(id, outcome)).await;
+    send(command::completion(id, outcome)).await;
 }
 
-/// Items of a server-to-client stream, buffered until read. Dropping it before the end
-/// cancels the stream on the server.
+/// Items of a server-to-client stream, buffered until read. Dropping it before its
+/// completion cancels the stream on the server.
 pub struct ClientStream<T> {
     items: mpsc::UnboundedReceiver<Result<Value, InvokeError>>,
     id: String,
@@ -167,12 +167,4 @@ impl<T> Drop for ClientStream<T> {
             let _ = commands.send(Command::Cancel(std::mem::take(&mut self.id)));
         }
     }
-}
-
-/// The CancelInvocation for stream `id`.
-pub(crate) fn cancel(id: String) -> HubMessage {
-    HubMessage::CancelInvocation(CancelInvocation {
-        headers: Default::default(),
-        invocation_id: id,
-    })
 }

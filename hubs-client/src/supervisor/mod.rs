@@ -1,6 +1,7 @@
 //! The one task that owns a connection: its phase (an enum, so each phase holds exactly
 //! what it needs), the calls waiting for results, the streams being received, and the
-//! commands of every [`HubConnection`](crate::HubConnection) clone, handled in order.
+//! commands of every [`HubConnection`](crate::connection::HubConnection) clone, handled in
+//! order.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -14,40 +15,20 @@ use hubs_protocol::{Close, HubMessage, Outcome, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::builder::Config;
+use crate::command::{self, Call, Command, Sent};
+use crate::config::Config;
 use crate::dispatch::DispatchItem;
+use crate::error::{InvokeError, StartError};
 use crate::events::{ConnectionEvent, ConnectionState, Status};
 use crate::handshake::{self, Opened};
 use crate::retry::RetryPolicy;
-use crate::session::{Sent, Session, SessionEvent, Stateful};
+use crate::session::{Session, SessionEvent, Stateful};
 use crate::transport::{Link, Net};
-use crate::{InvokeError, StartError};
 
 mod reconnect;
 
 /// How long `stop` waits for the transport to write what is queued and the Close.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
-
-/// What a handle asks of the supervisor.
-pub(crate) enum Command {
-    Start(oneshot::Sender<Result<(), StartError>>),
-    Stop(oneshot::Sender<()>),
-    /// An encoded trackable message, and what waits for its answer.
-    Send {
-        bytes: Bytes,
-        call: Call,
-        sent: Option<Sent>,
-    },
-    /// A [`ClientStream`](crate::ClientStream) was dropped before its end.
-    Cancel(String),
-}
-
-/// What waits for the answer to a message.
-pub(crate) enum Call {
-    None,
-    Invoke(String, oneshot::Sender<Result<Outcome, InvokeError>>),
-    Stream(String, mpsc::UnboundedSender<Result<Value, InvokeError>>),
-}
 
 type Attempt<T> = Pin<Box<dyn Future<Output = Result<T, StartError>> + Send>>;
 
@@ -83,9 +64,10 @@ enum Phase {
         connection_id: Option<String>,
         reason: Option<String>,
     },
-    /// `stop` was called on a live connection: writing the Close.
+    /// `stop` was called on a live connection: writing the Close, then closing the
+    /// transport.
     Stopping {
-        finishing: Pin<Box<dyn Future<Output = ()> + Send>>,
+        closing: Pin<Box<dyn Future<Output = ()> + Send>>,
         waiters: Vec<oneshot::Sender<()>>,
     },
 }
@@ -141,11 +123,11 @@ impl Supervisor {
             match self.next_event().await {
                 Event::Command(Some(command)) => self.command(command),
                 Event::Command(None) => {
-                    // Every handle is gone: stop, then end.
+                    // Every handle is gone: stop, then return.
                     let (waiter, _) = oneshot::channel();
                     self.stop(waiter);
-                    if let Phase::Stopping { finishing, .. } = &mut self.phase {
-                        finishing.await;
+                    if let Phase::Stopping { closing, .. } = &mut self.phase {
+                        closing.await;
                     }
                     self.stopped();
                     return;
@@ -187,9 +169,9 @@ impl Supervisor {
                 command = commands.recv() => Event::Command(command),
                 () = tokio::time::sleep_until(*next_try) => Event::ResumeDue,
             },
-            Phase::Stopping { finishing, .. } => tokio::select! {
+            Phase::Stopping { closing, .. } => tokio::select! {
                 command = commands.recv() => Event::Command(command),
-                () = finishing => Event::Stopped,
+                () = closing => Event::Stopped,
             },
         }
     }
@@ -227,8 +209,7 @@ impl Supervisor {
             Command::Send { bytes, call, sent } => self.send(bytes, call, sent),
             Command::Cancel(id) => {
                 if self.streams.remove(&id).is_some()
-                    && let Some(bytes) =
-                        crate::encode(self.config.protocol, &crate::stream::cancel(id))
+                    && let Some(bytes) = command::encode(self.config.protocol, &command::cancel(id))
                 {
                     self.send(bytes, Call::None, None);
                 }
@@ -272,18 +253,18 @@ impl Supervisor {
             }
             Phase::Connected(session) => {
                 self.phase = Phase::Stopping {
-                    finishing: Box::pin(
-                        (*session).finish(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
+                    closing: Box::pin(
+                        (*session).close(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
                     ),
                     waiters: vec![reply],
                 };
             }
             Phase::Stopping {
-                finishing,
+                closing,
                 mut waiters,
             } => {
                 waiters.push(reply);
-                self.phase = Phase::Stopping { finishing, waiters };
+                self.phase = Phase::Stopping { closing, waiters };
             }
         }
     }
@@ -299,7 +280,7 @@ impl Supervisor {
         }
     }
 
-    /// The connection is over: calls fail, the state is Disconnected, and (when it had
+    /// The connection closed: calls fail, the state is Disconnected, and (when it had
     /// been connected) `Closed` is the last event.
     fn closed(&mut self, reason: Option<String>, announce: bool) {
         self.phase = Phase::Disconnected;
@@ -412,7 +393,7 @@ impl Supervisor {
                         Ok(None) => break,
                         Err(error) => {
                             // A message the client cannot read would come back in a
-                            // replay: no resume. A sequence it cannot follow ends it.
+                            // replay: no resume. A sequence it cannot follow closes it.
                             let fatal = error == hubs_protocol::SEQUENCE_AHEAD;
                             self.lost(Some(error), !fatal, true);
                             return;
@@ -452,10 +433,9 @@ impl Supervisor {
                 if gone {
                     // The caller gave up before it got its stream: cancel it.
                     self.streams.remove(&item.invocation_id);
-                    if let Some(bytes) = crate::encode(
-                        self.config.protocol,
-                        &crate::stream::cancel(item.invocation_id),
-                    ) {
+                    if let Some(bytes) =
+                        command::encode(self.config.protocol, &command::cancel(item.invocation_id))
+                    {
                         self.send(bytes, Call::None, None);
                     }
                 }

@@ -7,11 +7,11 @@ use hubs_protocol::wire;
 use tokio::time::Instant;
 
 use super::{Phase, Retry, Supervisor};
+use crate::error::{InvokeError, StartError};
 use crate::events::{ConnectionEvent, ConnectionState};
 use crate::handshake::{self, Opened};
 use crate::session::{Resuming, Session, Stateful};
 use crate::transport::Link;
-use crate::{InvokeError, StartError};
 
 /// The wait before resume attempt `tries + 1`: 250 ms, doubling, at most 2 s.
 fn backoff(tries: u32) -> Duration {
@@ -91,7 +91,7 @@ impl Supervisor {
         }
     }
 
-    /// The session ended: resume a stateful connection whose transport failed; otherwise
+    /// The session closed: resume a stateful connection whose transport failed; otherwise
     /// reconnect as the policy says, or close.
     pub(super) fn lost(&mut self, reason: Option<String>, allow_reconnect: bool, by_server: bool) {
         let Phase::Connected(session) = std::mem::replace(&mut self.phase, Phase::Disconnected)

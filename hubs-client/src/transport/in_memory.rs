@@ -1,16 +1,27 @@
 //! A transport that is not HTTP: two queues to a server in the same process (what
 //! `hubs::testing` connects through).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 use hubs_protocol::TransportKind;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Link, Outgoing};
+use super::link::{Link, Outgoing};
+use crate::error::StartError;
 
-/// The two ends a [`Connector`](crate::Connector) opens: bytes for the server, and bytes
-/// from it. Dropping `to_server` is the client's clean close; the server ends
-/// `from_server` when the connection is over.
+/// Opens a transport that is not HTTP: a server in the same process, for tests
+/// (`hubs::testing`). The client skips negotiate and runs the handshake over it.
+pub trait Connector: Send + Sync + 'static {
+    /// A new pair of queues to the server.
+    fn open(&self) -> Pin<Box<dyn Future<Output = Result<Duplex, StartError>> + Send + 'static>>;
+}
+
+/// The two ends a [`Connector`] opens: bytes for the server, and bytes
+/// from it. Dropping `to_server` is the client's clean close; the server closes
+/// `from_server` when the connection closes.
 #[derive(Debug)]
 pub struct Duplex {
     /// What the client sends (the handshake first).

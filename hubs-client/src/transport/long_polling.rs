@@ -8,8 +8,10 @@ use hubs_protocol::TransportKind;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Link, Net, Outgoing, read_body, request, with_path_and_query};
-use crate::StartError;
+use super::http_client::{Net, read_body, request};
+use super::link::{Link, Outgoing};
+use super::url::with_path_and_query;
+use crate::error::StartError;
 
 /// Sends queued frames by POST, one request at a time, batching what queued up. The
 /// receiver fires once everything queued before the sender was dropped is sent.

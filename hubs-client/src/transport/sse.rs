@@ -7,9 +7,10 @@ use hubs_protocol::TransportKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::http_client::{Net, request};
+use super::link::Link;
 use super::long_polling::spawn_poster;
-use super::{Link, Net, request};
-use crate::StartError;
+use crate::error::StartError;
 
 pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result<Link, StartError> {
     let mut get_headers = headers.clone();

@@ -12,8 +12,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use super::{Link, Net, Outgoing};
-use crate::StartError;
+use super::http_client::Net;
+use super::link::{Link, Outgoing};
+use crate::error::StartError;
 
 #[cfg(feature = "tls")]
 type Stream = tokio_util::either::Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
@@ -87,7 +88,7 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
     let writer_stop = stop.clone();
     let closed_cleanly = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(async move {
-        // Closed by `finish` (the sender dropped): a clean close. Stopped (the link dropped,
+        // Closed by `Link::close` (the sender dropped): a clean close. Stopped (the link dropped,
         // the socket failed): no closing handshake, so a stateful server waits for a resume.
         let mut clean = false;
         loop {

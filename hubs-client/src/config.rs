@@ -1,0 +1,39 @@
+//! Everything a connection is built with, as the builder leaves it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use hubs_protocol::Protocol;
+use hubs_protocol::TransportKind;
+
+use crate::retry::RetryPolicy;
+use crate::transport::in_memory::Connector;
+
+/// A boxed future that can move between threads.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
+
+/// Everything a connection was built with.
+pub(crate) struct Config {
+    pub(crate) url: String,
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) protocol: Protocol,
+    pub(crate) headers: HeaderMap,
+    pub(crate) access_token: Option<TokenProvider>,
+    pub(crate) skip_negotiation: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) server_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) retry: Option<Arc<dyn RetryPolicy>>,
+    /// The replay buffer's size when stateful reconnect is asked for.
+    pub(crate) stateful: Option<usize>,
+    /// How long a stateful connection keeps trying to resume before it gives up on it.
+    pub(crate) resume_window: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::TlsConfig,
+    /// Opens the transport instead of HTTP (an in-process server).
+    pub(crate) connector: Option<Arc<dyn Connector>>,
+}
