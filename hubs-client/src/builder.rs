@@ -60,6 +60,7 @@ impl HubConnectionBuilder {
                 #[cfg(feature = "tls")]
                 tls: crate::tls::TlsConfig::default(),
                 connector: None,
+                invalid_header: None,
             },
         }
     }
@@ -79,18 +80,24 @@ impl HubConnectionBuilder {
         self
     }
 
-    /// A header sent on every request.
-    ///
-    /// # Panics
-    ///
-    /// When the name or value is not a valid HTTP header.
+    /// A header sent on every request. A name or a value that HTTP does not allow is
+    /// kept as an error: [`start`](HubConnection::start) then fails with
+    /// [`StartError::Header`](crate::error::StartError::Header).
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .unwrap_or_else(|_| panic!("invalid header name {name}"));
-        let value =
-            HeaderValue::from_str(value).unwrap_or_else(|_| panic!("invalid header value {value}"));
-        self.config.headers.insert(name, value);
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                self.config.headers.insert(name, value);
+            }
+            _ => {
+                self.config
+                    .invalid_header
+                    .get_or_insert_with(|| name.to_owned());
+            }
+        }
         self
     }
 
@@ -195,5 +202,40 @@ impl HubConnectionBuilder {
     /// The connection, not yet started. Building needs no runtime; `start` does.
     pub fn build(self) -> HubConnection {
         HubConnection::from_config(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StartError;
+
+    #[tokio::test]
+    async fn an_invalid_header_fails_start_with_its_name() {
+        let connection = HubConnection::builder("http://127.0.0.1:9/hub")
+            .header("x-fine", "yes")
+            .header("x-token", "a line\nbreak")
+            .header("not a name", "value")
+            .build();
+        let started = connection.start().await;
+        assert!(
+            matches!(&started, Err(StartError::Header(name)) if name == "x-token"),
+            "{started:?}"
+        );
+        assert_eq!(
+            started.map_err(|e| e.to_string()),
+            Err("invalid header `x-token`: its name or value is not allowed in HTTP".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_header_name_fails_start() {
+        let connection = HubConnection::builder("http://127.0.0.1:9/hub")
+            .header("not a name", "value")
+            .build();
+        assert!(matches!(
+            connection.start().await,
+            Err(StartError::Header(name)) if name == "not a name"
+        ));
     }
 }

@@ -36,4 +36,7 @@ pub(crate) struct Config {
     pub(crate) tls: crate::tls::TlsConfig,
     /// Opens the transport instead of HTTP (an in-process server).
     pub(crate) connector: Option<Arc<dyn Connector>>,
+    /// The name of the first header given to the builder that HTTP does not allow:
+    /// starting fails with it.
+    pub(crate) invalid_header: Option<String>,
 }

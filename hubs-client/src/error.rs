@@ -29,6 +29,11 @@ pub enum StartError {
     /// certificate configuration).
     #[error("TLS: {0}")]
     Tls(String),
+    /// A header given to [`HubConnectionBuilder::header`](crate::HubConnectionBuilder::header)
+    /// has a name or a value that HTTP does not allow (the header's name; the value is
+    /// left out, as it may be a secret).
+    #[error("invalid header `{0}`: its name or value is not allowed in HTTP")]
+    Header(String),
 }
 
 /// A call to the server failed.

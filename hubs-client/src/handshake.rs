@@ -61,6 +61,9 @@ fn text(protocol: Protocol) -> bool {
 
 /// Negotiates, opens the first transport that works and completes the handshake.
 pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartError> {
+    if let Some(name) = &config.invalid_header {
+        return Err(StartError::Header(name.clone()));
+    }
     if let Some(connector) = &config.connector {
         let duplex = connector.open().await?;
         let connection_id = duplex.connection_id.clone();
