@@ -63,5 +63,5 @@ pub use proxy::{ProxyInvoke, ProxyStream, ReceiverHost};
 pub use retry::{DefaultRetryPolicy, RetryPolicy};
 pub use stream::{ClientStream, Upload};
 #[cfg(feature = "tls")]
-pub use tls::{TlsConfig, TlsError};
+pub use tls::{TlsConfig, TlsConfigError};
 pub use transport::in_memory::{Connector, Duplex};

@@ -10,14 +10,14 @@ use rustls::{ClientConfig, RootCertStore};
 /// A TLS setting could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct TlsError(String);
+pub struct TlsConfigError(String);
 
 /// Which servers a client trusts, and the certificate it presents.
 ///
 /// ```
 /// use hubs_client::{HubConnection, TlsConfig};
 ///
-/// # fn f(ca_pem: &[u8]) -> Result<(), hubs_client::TlsError> {
+/// # fn f(ca_pem: &[u8]) -> Result<(), hubs_client::TlsConfigError> {
 /// // Trust a private CA as well as the public roots.
 /// let tls = TlsConfig::new().add_root_certificates_pem(ca_pem)?;
 /// let connection = HubConnection::builder("https://internal.example/chat").tls(tls).build();
@@ -79,12 +79,12 @@ impl TlsConfig {
     /// # Errors
     ///
     /// When `pem` holds no certificate or cannot be read.
-    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, TlsError> {
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, TlsConfigError> {
         let certificates = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError(format!("cannot read the root certificates: {e}")))?;
+            .map_err(|e| TlsConfigError(format!("cannot read the root certificates: {e}")))?;
         if certificates.is_empty() {
-            return Err(TlsError("no certificate in the PEM text".to_owned()));
+            return Err(TlsConfigError("no certificate in the PEM text".to_owned()));
         }
         self.roots.extend(certificates);
         Ok(self)
@@ -106,15 +106,17 @@ impl TlsConfig {
         mut self,
         chain_pem: &[u8],
         key_pem: &[u8],
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, TlsConfigError> {
         let chain = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError(format!("cannot read the client certificate: {e}")))?;
+            .map_err(|e| TlsConfigError(format!("cannot read the client certificate: {e}")))?;
         if chain.is_empty() {
-            return Err(TlsError("no client certificate in the PEM text".to_owned()));
+            return Err(TlsConfigError(
+                "no client certificate in the PEM text".to_owned(),
+            ));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|e| TlsError(format!("cannot read the client key: {e}")))?;
+            .map_err(|e| TlsConfigError(format!("cannot read the client key: {e}")))?;
         self.identity = Some(Identity { chain, key });
         // Checked now, so that a mismatch is an error here rather than at `start`.
         self.client_config()?;
@@ -130,7 +132,7 @@ impl TlsConfig {
     }
 
     /// The rustls configuration for HTTP/1.1 connections.
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, TlsConfigError> {
         if let Some(custom) = &self.custom {
             return Ok(custom.clone());
         }
@@ -141,16 +143,16 @@ impl TlsConfig {
         for root in &self.roots {
             roots
                 .add(root.clone())
-                .map_err(|e| TlsError(format!("cannot trust a root certificate: {e}")))?;
+                .map_err(|e| TlsConfigError(format!("cannot trust a root certificate: {e}")))?;
         }
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError(e.to_string()))?
+            .map_err(|e| TlsConfigError(e.to_string()))?
             .with_root_certificates(roots);
         let mut config = match &self.identity {
             Some(identity) => builder
                 .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
-                .map_err(|e| TlsError(format!("cannot use the client certificate: {e}")))?,
+                .map_err(|e| TlsConfigError(format!("cannot use the client certificate: {e}")))?,
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
