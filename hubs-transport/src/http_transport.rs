@@ -16,21 +16,21 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{self, Body};
-use crate::registry::DISCONNECT_TIMEOUT;
+use crate::options::DISCONNECT_TIMEOUT;
 
-/// How long a finished long-polling connection waits for a poll to take what it queued
+/// How long a closed long-polling connection waits for a poll to take what it queued
 /// last.
 const LAST_POLL: Duration = Duration::from_secs(5);
 
 /// The most bytes one poll response carries (more waits for the next poll).
 const POLL_BATCH: usize = 1 << 20;
 
-/// One SSE or long-polling connection: the queues between HTTP requests and the
-/// connection's task.
+/// The link between the HTTP requests of one SSE or long-polling connection and the
+/// connection's task: the queues both ways, the current poll, and who may use it.
 #[derive(Debug)]
-pub(crate) struct HttpConnection {
+pub(crate) struct HttpLink {
     transport: TransportKind,
-    /// Where POST bodies go; taken by a long-polling `DELETE`, which ends the client's
+    /// Where POST bodies go; taken by a long-polling `DELETE`, which closes the client's
     /// side cleanly.
     incoming: Mutex<Option<mpsc::Sender<Bytes>>>,
     outgoing: tokio::sync::Mutex<Outgoing>,
@@ -51,22 +51,22 @@ struct Polls {
     last_end: Instant,
 }
 
-impl HttpConnection {
-    /// Starts the hub connection behind an SSE stream or a long-polling session, with
-    /// `early`, what the client POSTed before. `on_end` runs when the connection's task
-    /// has finished.
+impl HttpLink {
     /// The authenticated user's id, if the connection has one.
     pub(crate) fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
     }
 
+    /// Starts the hub connection behind an SSE stream or a long-polling session, with
+    /// `early`, what the client POSTed before. `on_close` runs once the connection's task
+    /// is over.
     pub(crate) fn start(
         endpoint: Arc<dyn HubEndpoint>,
         connection_id: ConnectionId,
         request: hubs_core::Request,
         transport: TransportKind,
         early: Vec<Bytes>,
-        on_end: impl FnOnce() + Send + 'static,
+        on_close: impl FnOnce() + Send + 'static,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
         let incoming = futures_util::stream::iter(early.into_iter().map(Ok)).chain(
@@ -98,7 +98,7 @@ impl HttpConnection {
             capabilities: Capabilities::new(transport.supports_binary(), !long_polling),
             incoming: Box::pin(incoming),
         });
-        let connection = Arc::new(Self {
+        let link = Arc::new(Self {
             transport,
             incoming: Mutex::new(Some(tx)),
             outgoing: tokio::sync::Mutex::new(outgoing),
@@ -112,7 +112,7 @@ impl HttpConnection {
             max_post,
             user_id,
         });
-        let drained = Arc::downgrade(&connection);
+        let drained = Arc::downgrade(&link);
         tokio::spawn(async move {
             task.await;
             if long_polling {
@@ -120,12 +120,12 @@ impl HttpConnection {
                 // long as the client still polls.
                 drain_by_polls(drained).await;
             }
-            on_end();
+            on_close();
         });
         if long_polling {
-            tokio::spawn(reap_when_not_polled(Arc::downgrade(&connection)));
+            tokio::spawn(reap_when_not_polled(Arc::downgrade(&link)));
         }
-        connection
+        link
     }
 
     pub(crate) fn transport(&self) -> TransportKind {
@@ -182,7 +182,7 @@ impl HttpConnection {
         body::empty_ok()
     }
 
-    /// Hands bytes of a POST to the hub; `false` once the connection has ended.
+    /// Hands bytes of a POST to the hub; `false` once the connection has closed.
     async fn forward(&self, incoming: &mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
         tokio::select! {
             sent = incoming.send(bytes) => sent.is_ok(),
@@ -190,7 +190,7 @@ impl HttpConnection {
         }
     }
 
-    /// `DELETE` on a long-polling connection: the client's side ends cleanly; the pending
+    /// `DELETE` on a long-polling connection: the client's side closes cleanly; the pending
     /// poll gets 204.
     pub(crate) fn delete(&self) -> Response<Body> {
         if let Some(poll) = self.polls().current.take() {
@@ -203,8 +203,8 @@ impl HttpConnection {
     }
 
     /// A long poll: returns queued messages at once, or waits for some (up to
-    /// `timeout`). A newer poll supersedes this one (204); so does the end of the
-    /// connection once its last messages are out.
+    /// `timeout`). A newer poll supersedes this one (204); so does the connection's close
+    /// once its last messages are out.
     pub(crate) async fn poll(&self, timeout: Duration) -> Response<Body> {
         let token = CancellationToken::new();
         if let Some(previous) = self.polls().current.replace(token.clone()) {
@@ -241,7 +241,7 @@ impl HttpConnection {
     }
 
     /// The SSE response: a `:` comment, then one event per frame, until the connection
-    /// ends. Dropping the response (the client went away) ends the connection.
+    /// closes. Dropping the response (the client went away) closes the connection.
     pub(crate) fn event_stream(self: Arc<Self>) -> Response<Body> {
         /// The client closed the event stream (or it failed): the transport is gone.
         struct LostOnDrop(EndHandle);
@@ -257,21 +257,20 @@ impl HttpConnection {
         let first = futures_util::stream::once(async {
             Ok(hyper::body::Frame::data(Bytes::from_static(b":\r\n")))
         });
-        let events =
-            futures_util::stream::unfold((self, guard), |(connection, guard)| async move {
-                let frame = {
-                    let mut outgoing = connection.outgoing.lock().await;
-                    tokio::select! {
-                        biased;
-                        frame = outgoing.recv() => frame,
-                        () = connection.finished.cancelled() => outgoing.try_recv().ok(),
-                    }
-                }?;
-                Some((
-                    Ok(hyper::body::Frame::data(sse_event(&frame.bytes))),
-                    (connection, guard),
-                ))
-            });
+        let events = futures_util::stream::unfold((self, guard), |(link, guard)| async move {
+            let frame = {
+                let mut outgoing = link.outgoing.lock().await;
+                tokio::select! {
+                    biased;
+                    frame = outgoing.recv() => frame,
+                    () = link.finished.cancelled() => outgoing.try_recv().ok(),
+                }
+            }?;
+            Some((
+                Ok(hyper::body::Frame::data(sse_event(&frame.bytes))),
+                (link, guard),
+            ))
+        });
         let mut response = Response::new(BodyExt::boxed(StreamBody::new(first.chain(events))));
         let headers = response.headers_mut();
         headers.insert(
@@ -379,43 +378,43 @@ fn sse_event(bytes: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Ends a long-polling connection that nobody polls for [`DISCONNECT_TIMEOUT`].
-/// Waits until a poll has taken everything a finished long-polling connection queued,
-/// for [`LAST_POLL`] at most.
-async fn drain_by_polls(connection: std::sync::Weak<HttpConnection>) {
+/// Waits until a poll has taken everything a closed long-polling connection queued, for
+/// [`LAST_POLL`] at most.
+async fn drain_by_polls(link: std::sync::Weak<HttpLink>) {
     let until = Instant::now() + LAST_POLL;
     while Instant::now() < until {
-        let Some(connection) = connection.upgrade() else {
+        let Some(link) = link.upgrade() else {
             return;
         };
-        if connection
+        if link
             .outgoing
             .try_lock()
             .is_ok_and(|outgoing| outgoing.is_empty())
         {
             return;
         }
-        drop(connection);
+        drop(link);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn reap_when_not_polled(connection: std::sync::Weak<HttpConnection>) {
+/// Closes a long-polling connection that nobody polls for [`DISCONNECT_TIMEOUT`].
+async fn reap_when_not_polled(link: std::sync::Weak<HttpLink>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(connection) = connection.upgrade() else {
+        let Some(link) = link.upgrade() else {
             return;
         };
-        if connection.end.is_ended() {
+        if link.end.is_ended() {
             return;
         }
         let idle = {
-            let polls = connection.polls();
+            let polls = link.polls();
             polls.current.is_none() && polls.last_end.elapsed() >= DISCONNECT_TIMEOUT
         };
         if idle {
             tracing::debug!("long-polling connection not polled in time; closing it");
-            connection.end.transport_lost(format!(
+            link.end.transport_lost(format!(
                 "The client did not poll for {} s.",
                 DISCONNECT_TIMEOUT.as_secs()
             ));

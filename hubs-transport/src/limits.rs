@@ -1,5 +1,5 @@
 //! Caps on connections: per server and per endpoint, held by each running connection
-//! until it ends.
+//! until it closes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -139,7 +139,7 @@ where
             Ok(accepted) => accepted,
             Err(error) if is_per_connection(&error) => {
                 throttle.note(&error);
-                // Out of file descriptors and the like: give connections time to end.
+                // Out of file descriptors and the like: give connections time to close.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -187,7 +187,7 @@ async fn serve_connection<S, B>(
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
         .with_upgrades();
     if let Err(error) = connection.await {
-        tracing::debug!(%peer, %error, "http connection ended with an error");
+        tracing::debug!(%peer, %error, "http connection closed with an error");
     }
 }
 

@@ -11,6 +11,11 @@ use hubs_core::{Authenticator, Request, TransportKind};
 
 type Authorizer = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 
+/// How long a negotiated connection may wait for its transport, how long a closed one is
+/// remembered, and how long a long-polling connection may go without a poll (the official
+/// server's DisconnectTimeout).
+pub(crate) const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// How one endpoint is reached over HTTP. Every setting has the official server's
 /// default.
 ///

@@ -20,7 +20,7 @@ type Handler = dyn Fn(RawConnection) -> BoxFuture<()> + Send + Sync;
 ///
 /// [`recv`](Self::recv) yields what the client sent, one transport message at a time (a
 /// WebSocket message, an HTTP POST body); [`send`](Self::send) and
-/// [`send_binary`](Self::send_binary) queue data for it. The connection ends when the
+/// [`send_binary`](Self::send_binary) queue data for it. The connection closes when the
 /// handler's future returns: what is queued is written, then the transport closes (a
 /// WebSocket close with code 1000). When the client closes (a WebSocket close, a
 /// long-polling `DELETE`), `recv` yields `None`; when the transport fails (a failed
@@ -38,8 +38,8 @@ pub struct RawConnection {
 #[derive(Clone, Debug)]
 pub struct RawSender {
     queue: Arc<OutboundQueue>,
-    /// Cancelled once the connection has finished (its handler returned or it failed).
-    finished: CancellationToken,
+    /// Cancelled once the connection has closed (its handler returned or it failed).
+    closed: CancellationToken,
 }
 
 impl RawSender {
@@ -49,7 +49,7 @@ impl RawSender {
     ///
     /// # Errors
     ///
-    /// [`ConnectionClosed`] when the connection has ended.
+    /// [`ConnectionClosed`] when the connection has closed.
     pub async fn send(&self, text: impl Into<Bytes>) -> Result<(), ConnectionClosed> {
         self.push(Frame {
             bytes: text.into(),
@@ -64,7 +64,7 @@ impl RawSender {
     ///
     /// # Errors
     ///
-    /// [`ConnectionClosed`] when the connection has ended.
+    /// [`ConnectionClosed`] when the connection has closed.
     pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), ConnectionClosed> {
         self.push(Frame {
             bytes: bytes.into(),
@@ -75,7 +75,7 @@ impl RawSender {
     }
 
     async fn push(&self, frame: Frame) -> Result<(), ConnectionClosed> {
-        if self.finished.is_cancelled() {
+        if self.closed.is_cancelled() {
             return Err(ConnectionClosed);
         }
         self.queue.push(frame);
@@ -87,7 +87,7 @@ impl RawSender {
                 }
                 Ok(())
             }
-            () = self.finished.cancelled() => Err(ConnectionClosed),
+            () = self.closed.cancelled() => Err(ConnectionClosed),
         }
     }
 }
@@ -130,7 +130,7 @@ impl RawConnection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionClosed`] when the connection has ended.
+    /// [`ConnectionClosed`] when the connection has closed.
     pub async fn send(&mut self, text: impl Into<Bytes>) -> Result<(), ConnectionClosed> {
         self.outgoing.send(text).await
     }
@@ -139,7 +139,7 @@ impl RawConnection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionClosed`] when the connection has ended.
+    /// [`ConnectionClosed`] when the connection has closed.
     pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) -> Result<(), ConnectionClosed> {
         self.outgoing.send_binary(bytes).await
     }
@@ -188,7 +188,7 @@ impl HubEndpoint for RawEndpoint {
             incoming: connection.incoming,
             outgoing: RawSender {
                 queue,
-                finished: finished.clone(),
+                closed: finished.clone(),
             },
         };
         let handler = (self.handler)(raw);

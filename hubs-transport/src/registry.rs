@@ -1,8 +1,8 @@
 //! Negotiated connections, by token: waiting for a transport, running, and briefly after
-//! they end (so a late long poll gets 204 rather than 404).
+//! they close (so a late long poll gets 204 rather than 404).
 //!
 //! Every operation is O(1) under one short lock. Entries that wait (negotiated but
-//! unused, or ended) expire on a timer, in the order they started waiting, and the table
+//! unused, or closed) expire on a timer, in the order they started waiting, and the table
 //! shrinks when it empties out: a flood of unused negotiates costs its entries for 15 s
 //! and no more, and is capped.
 
@@ -12,14 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hubs_core::{ConnectionId, TransportKind};
+use hubs_core::ConnectionId;
 
-use crate::http_transport::HttpConnection;
+use crate::http_transport::HttpLink;
+use crate::options::DISCONNECT_TIMEOUT;
 use crate::stateful::Resume;
-
-/// How long a negotiated connection may wait for its transport, and how long an ended one
-/// is remembered (DisconnectTimeout).
-pub(crate) const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How often waiting entries are expired (the official server scans every second).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,8 +43,8 @@ enum State {
     WebSocket,
     /// A WebSocket connection that survives its socket (stateful reconnect).
     Resumable(Arc<Resume>),
-    Http(Arc<HttpConnection>),
-    Ended,
+    Http(Arc<HttpLink>),
+    Closed,
 }
 
 /// What a request finds under a token.
@@ -64,9 +61,9 @@ pub(crate) enum Lookup {
     /// A WebSocket connection a new socket may resume.
     Resumable(Arc<Resume>),
     /// Server-Sent Events or long polling.
-    Http(Arc<HttpConnection>),
-    /// The connection ended a moment ago.
-    Ended,
+    Http(Arc<HttpLink>),
+    /// The connection closed a moment ago.
+    Closed,
 }
 
 /// Why a negotiate was refused.
@@ -113,7 +110,7 @@ impl Table {
             };
             let current = self.entries.get(&token).is_some_and(|entry| {
                 entry.generation == generation
-                    && matches!(entry.state, State::Negotiated { .. } | State::Ended)
+                    && matches!(entry.state, State::Negotiated { .. } | State::Closed)
             });
             if current && let Some(entry) = self.entries.remove(&token) {
                 if matches!(entry.state, State::Negotiated { .. }) {
@@ -223,8 +220,8 @@ impl Registry {
             State::WebSocket => Lookup::WebSocket,
             State::Resumable(resume) => Lookup::Resumable(resume.clone()),
             State::Http(connection) => Lookup::Http(connection.clone()),
-            State::Ended if expired => Lookup::NotFound,
-            State::Ended => Lookup::Ended,
+            State::Closed if expired => Lookup::NotFound,
+            State::Closed => Lookup::Closed,
         }
     }
 
@@ -270,8 +267,8 @@ impl Registry {
     pub(crate) fn attach_http(
         &self,
         token: &str,
-        start: impl FnOnce(Vec<Bytes>) -> Arc<HttpConnection>,
-    ) -> Option<Arc<HttpConnection>> {
+        start: impl FnOnce(Vec<Bytes>) -> Arc<HttpLink>,
+    ) -> Option<Arc<HttpLink>> {
         // Under the lock, so a POST cannot slip between the early ones and the start.
         let mut table = self.lock();
         let entry = table.entries.get_mut(token)?;
@@ -298,8 +295,8 @@ impl Registry {
         Some(posted)
     }
 
-    /// The connection ended: remembered as ended for a while, then forgotten.
-    pub(crate) fn ended(&self, token: &str) {
+    /// The connection closed: remembered as closed for a while, then forgotten.
+    pub(crate) fn closed(&self, token: &str) {
         let now = Instant::now();
         let mut table = self.lock();
         if !table.entries.contains_key(token) {
@@ -309,7 +306,7 @@ impl Registry {
         let mut was_pending = false;
         if let Some(entry) = table.entries.get_mut(token) {
             was_pending = matches!(entry.state, State::Negotiated { .. });
-            entry.state = State::Ended;
+            entry.state = State::Closed;
             entry.since = now;
             entry.generation = generation;
         }
@@ -337,18 +334,19 @@ async fn sweep(registry: Weak<Registry>) {
         };
         let removed = registry.lock().sweep(Instant::now());
         if removed > 0 {
-            tracing::trace!(removed, "expired negotiated or ended connections");
+            tracing::trace!(removed, "expired negotiated or closed connections");
         }
     }
 }
 
 impl Lookup {
-    /// The transport attached, if any.
-    pub(crate) fn transport(&self) -> Option<TransportKind> {
+    /// Whether a running connection belongs to another user than `user_id` (a new socket,
+    /// a poll or a POST must carry the connection's user).
+    pub(crate) fn runs_for_another(&self, user_id: Option<&str>) -> bool {
         match self {
-            Self::WebSocket | Self::Resumable(_) => Some(TransportKind::WebSockets),
-            Self::Http(connection) => Some(connection.transport()),
-            _ => None,
+            Self::Resumable(resume) => resume.user_id() != user_id,
+            Self::Http(link) => link.user_id() != user_id,
+            _ => false,
         }
     }
 }
@@ -421,8 +419,8 @@ mod tests {
         let later = Instant::now() + DISCONNECT_TIMEOUT;
         registry.lock().sweep(later);
         assert_eq!(registry.sizes(), (1, 0), "only the attached one is left");
-        registry.ended("a");
-        assert!(matches!(registry.lookup("a", 0), Lookup::Ended));
+        registry.closed("a");
+        assert!(matches!(registry.lookup("a", 0), Lookup::Closed));
         registry.lock().sweep(later + DISCONNECT_TIMEOUT);
         assert_eq!(registry.sizes(), (0, 0));
     }

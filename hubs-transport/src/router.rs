@@ -1,13 +1,21 @@
 //! Routing one HTTP request: negotiate, the three transports, and the official status
 //! codes and texts for everything else (protocol.md §3.1).
+//!
+//! [`HubService::route`] only dispatches, to one step per kind of request: `negotiate`;
+//! `admit` (the hub, the endpoint's check, the user) for every transport request; then
+//! `connect_unnegotiated` (no token: a WebSocket that skips negotiate),
+//! `websocket_request` (an upgrade for a token) or `http_request` (the rest: event
+//! streams, long polls, POST and DELETE).
 
-use http::{Method, Request, Response, StatusCode, header};
-use hubs_core::{ConnectionId, TransportKind, wire};
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
+use hubs_core::{ConnectionId, TransportKind, User, wire};
 
 use crate::auth;
 use crate::body::{self, Body};
-use crate::http_transport::{self, HttpConnection};
-use crate::limits::admit;
+use crate::http_transport::{self, HttpLink};
+use crate::limits::{self, Admission, UserSlot};
 use crate::negotiate;
 use crate::options::EndpointOptions;
 use crate::registry::{Lookup, Posted, TooManyPending};
@@ -15,7 +23,11 @@ use crate::service::{HubService, Mounted};
 use crate::stateful;
 use crate::websocket;
 
+/// The user a request authenticated as (`None`: anonymous).
+type MaybeUser = Option<Arc<User>>;
+
 impl HubService {
+    /// Answers a request on a hub's path (CORS aside): each kind of request has its step.
     pub(crate) async fn route<B>(&self, mut request: Request<B>) -> Response<Body>
     where
         B: http_body::Body + Send + 'static,
@@ -25,241 +37,313 @@ impl HubService {
         let path = request.uri().path().to_owned();
         let lower = path.trim_end_matches('/').to_ascii_lowercase();
         if let Some(hub_path) = lower.strip_suffix("/negotiate") {
-            let Some((index, mounted)) = self.find(hub_path) else {
-                return body::text(StatusCode::NOT_FOUND, "");
-            };
-            if request.method() != Method::POST {
-                return body::text(StatusCode::METHOD_NOT_ALLOWED, "");
-            }
-            if let Some(refused) = unauthorized(&mounted.options, &request) {
-                return refused;
-            }
-            let user = match auth::identify(mounted, request.uri(), request.headers()).await {
-                Ok(user) => user,
-                Err(refused) => return refused,
-            };
-            if let Some(users) = &mounted.users
-                && let Some(id) = user_id(mounted, &request, &user)
-                && users.is_full(&id)
-            {
-                return auth::too_many_for_user();
-            }
-            let query = request.uri().query();
-            return self.negotiate(index, mounted, query);
+            return self.negotiate(hub_path, Head::of(&request)).await;
         }
-        let Some((index, mounted)) = self.find(&path) else {
+        let (index, mounted, user) = match self.admit(&path, Head::of(&request)).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let asked = Asked::of(&request);
+        let Some(token) = asked.token.as_deref() else {
+            return self.connect_unnegotiated(&mut request, mounted, user, &asked);
+        };
+        let found = match self.inner.registry.lookup(token, index) {
+            Lookup::NotFound | Lookup::OtherHub => return no_connection(),
+            Lookup::Closed if asked.is_poll() => return body::text(StatusCode::NO_CONTENT, ""),
+            Lookup::Closed => return no_connection(),
+            // Another user's credential on a running connection.
+            found if found.runs_for_another(user.as_deref().and_then(User::id)) => {
+                return body::text(StatusCode::FORBIDDEN, "");
+            }
+            found => found,
+        };
+        if asked.upgrade {
+            self.websocket_request(&mut request, found, mounted, token, user)
+        } else {
+            self.http_request(request, found, mounted, (token, user), &asked)
+                .await
+        }
+    }
+
+    /// `POST {hub}/negotiate`: a new connection's id and token, and the transports on
+    /// offer.
+    async fn negotiate(&self, hub_path: &str, head: Head<'_>) -> Response<Body> {
+        let Some((index, mounted)) = self.find(hub_path) else {
             return body::text(StatusCode::NOT_FOUND, "");
         };
-        if let Some(refused) = unauthorized(&mounted.options, &request) {
-            return refused;
+        if *head.method != Method::POST {
+            return body::text(StatusCode::METHOD_NOT_ALLOWED, "");
         }
-        let user = match auth::identify(mounted, request.uri(), request.headers()).await {
+        let user = match identify(mounted, head).await {
             Ok(user) => user,
             Err(refused) => return refused,
         };
-        let endpoint = mounted.endpoint.clone();
-        let enabled = |kind: TransportKind| mounted.options.offers(kind);
-        let method = request.method().clone();
-        let token = query_value(request.uri().query(), "id").map(str::to_owned);
-        let (is_upgrade, wants_events) = {
-            let header_has = |name: header::HeaderName, needle: &str| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
-            };
-            (
-                method == Method::GET && header_has(header::UPGRADE, "websocket"),
-                method == Method::GET && header_has(header::ACCEPT, "text/event-stream"),
-            )
-        };
-        let requested = if is_upgrade {
-            TransportKind::WebSockets
-        } else if wants_events {
-            TransportKind::ServerSentEvents
-        } else {
-            TransportKind::LongPolling
-        };
+        if let Some(users) = &mounted.users
+            && let Some(id) = user_id(mounted, head, &user)
+            && users.is_full(&id)
+        {
+            return auth::too_many_for_user();
+        }
+        self.issue(index, mounted, head.uri.query())
+    }
 
-        // WebSockets may skip negotiation.
-        let Some(token) = token else {
-            if is_upgrade {
-                if !enabled(TransportKind::WebSockets) {
-                    return not_enabled(TransportKind::WebSockets);
-                }
-                let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
-                    return server_full();
-                };
-                let Ok(slot) = user_slot(mounted, &request, &user) else {
-                    return auth::too_many_for_user();
-                };
-                let on_end = move || drop((admission, slot));
-                return websocket::upgrade(
-                    &mut request,
-                    endpoint,
-                    (ConnectionId::generate(), user),
-                    Vec::new(),
-                    on_end,
-                );
-            }
+    /// A transport's request reaches a hub: the hub mounted at `path` (its index and
+    /// mount) and the request's user, or the refusal (`404`, `401`, `403`).
+    async fn admit(
+        &self,
+        path: &str,
+        head: Head<'_>,
+    ) -> Result<(usize, &Mounted, MaybeUser), Response<Body>> {
+        let Some((index, mounted)) = self.find(path) else {
+            return Err(body::text(StatusCode::NOT_FOUND, ""));
+        };
+        let user = identify(mounted, head).await?;
+        Ok((index, mounted, user))
+    }
+
+    /// A request without a connection token: only a WebSocket may skip negotiation.
+    fn connect_unnegotiated<B: Send + 'static>(
+        &self,
+        request: &mut Request<B>,
+        mounted: &Mounted,
+        user: MaybeUser,
+        asked: &Asked,
+    ) -> Response<Body> {
+        if !asked.upgrade {
             return body::text(StatusCode::BAD_REQUEST, wire::CONNECTION_ID_REQUIRED);
+        }
+        if !mounted.options.offers(TransportKind::WebSockets) {
+            return not_enabled(TransportKind::WebSockets);
+        }
+        let places = match self.places(mounted, Head::of(request), &user) {
+            Ok(places) => places,
+            Err(full) => return full.response(),
         };
+        let on_close = move || drop(places);
+        websocket::upgrade(
+            request,
+            mounted.endpoint.clone(),
+            (ConnectionId::generate(), user),
+            Vec::new(),
+            on_close,
+        )
+    }
 
-        match self.inner.registry.lookup(&token, index) {
-            Lookup::NotFound | Lookup::OtherHub => {
-                body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID)
-            }
-            Lookup::Ended if method == Method::GET && !is_upgrade && !wants_events => {
-                body::text(StatusCode::NO_CONTENT, "")
-            }
-            Lookup::Ended => body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID),
-            Lookup::Resumable(resume)
-                if resume.user_id() != user.as_deref().and_then(hubs_core::User::id) =>
-            {
-                // Another user's credential on a running connection.
-                body::text(StatusCode::FORBIDDEN, "")
-            }
-            Lookup::Resumable(resume) => match (&method, is_upgrade) {
-                // The client is back with a new socket: the relay resumes the connection.
-                (&Method::GET, true) => match websocket::accept(&mut request, endpoint.options()) {
+    /// A WebSocket upgrade for a negotiated token: the connection's first socket, or a
+    /// stateful connection's next one.
+    fn websocket_request<B: Send + 'static>(
+        &self,
+        request: &mut Request<B>,
+        found: Lookup,
+        mounted: &Mounted,
+        token: &str,
+        user: MaybeUser,
+    ) -> Response<Body> {
+        match found {
+            // The client is back with a new socket: the relay resumes the connection.
+            Lookup::Resumable(resume) => {
+                match websocket::accept(request, mounted.endpoint.options()) {
                     Ok((response, socket)) => {
                         tokio::spawn(async move {
                             if let Some(socket) = socket.await
                                 && !resume.attach(socket)
                             {
-                                tracing::debug!("a resumed socket came after its connection ended");
+                                tracing::debug!(
+                                    "a resumed socket came after its connection closed"
+                                );
                             }
                         });
                         response
                     }
                     Err(refused) => refused,
-                },
-                (&Method::POST, _) => {
-                    body::text(StatusCode::METHOD_NOT_ALLOWED, wire::POST_TO_WEBSOCKET)
                 }
-                (&Method::DELETE, _) => {
-                    body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED)
-                }
-                (&Method::GET, false) => {
-                    body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED)
-                }
-                _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
-            },
+            }
             Lookup::Negotiated(connection_id, stateful) => {
-                if method == Method::DELETE {
-                    return body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED);
+                if !mounted.options.offers(TransportKind::WebSockets) {
+                    return not_enabled(TransportKind::WebSockets);
                 }
-                if method == Method::POST {
-                    // Before the transport: kept for it, as the official server does.
-                    let max = http_transport::max_post(endpoint.options());
-                    let bytes = match http_transport::read_body(request.into_body(), max).await {
-                        Ok(bytes) => bytes,
-                        Err(refused) => return refused,
-                    };
-                    return match self.inner.registry.post_early(&token, bytes, max) {
-                        Posted::Kept => body::empty_ok(),
-                        Posted::TooLarge => http_transport::payload_too_large(),
-                        Posted::NotWaiting => {
-                            body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID)
-                        }
-                    };
-                }
-                if method != Method::GET {
-                    return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
-                }
-                if !enabled(requested) {
-                    return not_enabled(requested);
-                }
-                let Some(admission) = admit(&self.inner.limit, &mounted.limit) else {
-                    return server_full();
+                let on_close = match self.hold(Head::of(request), mounted, &user, token) {
+                    Ok(on_close) => on_close,
+                    Err(full) => return full.response(),
                 };
-                let Ok(slot) = user_slot(mounted, &request, &user) else {
-                    return auth::too_many_for_user();
-                };
-                let service = self.clone();
-                let ended_token = token.clone();
-                let on_end = move || {
-                    drop((admission, slot));
-                    service.inner.registry.ended(&ended_token);
-                };
-                if is_upgrade && stateful {
+                let endpoint = mounted.endpoint.clone();
+                if stateful {
                     return self.upgrade_stateful(
-                        &mut request,
+                        request,
                         endpoint,
-                        &token,
+                        token,
                         (connection_id, user),
-                        on_end,
+                        on_close,
                     );
                 }
-                if is_upgrade {
-                    let Some(early) = self.inner.registry.attach_websocket(&token, None) else {
-                        return body::text(StatusCode::CONFLICT, "");
-                    };
-                    return websocket::upgrade(
-                        &mut request,
-                        endpoint,
-                        (connection_id, user),
-                        early,
-                        on_end,
-                    );
-                }
-                let hub_request =
-                    hubs_core::Request::owned(request.uri(), request.headers()).with_user(user);
-                let Some(connection) = self.inner.registry.attach_http(&token, |early| {
-                    HttpConnection::start(
-                        endpoint,
-                        connection_id,
-                        hub_request,
-                        requested,
-                        early,
-                        on_end,
-                    )
-                }) else {
+                let Some(early) = self.inner.registry.attach_websocket(token, None) else {
                     return body::text(StatusCode::CONFLICT, "");
                 };
-                if wants_events {
-                    connection.event_stream()
-                } else {
-                    http_transport::first_poll()
+                websocket::upgrade(request, endpoint, (connection_id, user), early, on_close)
+            }
+            // A second WebSocket on a live connection.
+            Lookup::WebSocket => body::text(StatusCode::CONFLICT, ""),
+            Lookup::Http(_) => body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED),
+            Lookup::NotFound | Lookup::OtherHub | Lookup::Closed => no_connection(),
+        }
+    }
+
+    /// A request for a negotiated token that is not an upgrade: the first GET starts an
+    /// event stream or long polling; then POSTs carry the client's messages, GETs poll,
+    /// and a DELETE closes long polling.
+    async fn http_request<B>(
+        &self,
+        request: Request<B>,
+        found: Lookup,
+        mounted: &Mounted,
+        (token, user): (&str, MaybeUser),
+        asked: &Asked,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match found {
+            Lookup::Negotiated(connection_id, _) => {
+                self.start_http(request, mounted, token, (connection_id, user), asked)
+                    .await
+            }
+            Lookup::Http(link) => match asked.method {
+                Method::POST => link.post(request.into_body()).await,
+                Method::DELETE if link.transport() == TransportKind::LongPolling => link.delete(),
+                Method::DELETE => body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED),
+                Method::GET if link.transport() != asked.transport => {
+                    body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED)
                 }
-            }
-            Lookup::Http(connection)
-                if connection.user_id() != user.as_deref().and_then(hubs_core::User::id) =>
-            {
-                // Another user's credential on a running connection.
-                body::text(StatusCode::FORBIDDEN, "")
-            }
-            found @ (Lookup::WebSocket | Lookup::Http(_)) => {
-                let current = found.transport();
-                match (&method, found) {
-                    (&Method::POST, Lookup::Http(connection)) => {
-                        connection.post(request.into_body()).await
-                    }
-                    (&Method::POST, _) => {
-                        body::text(StatusCode::METHOD_NOT_ALLOWED, wire::POST_TO_WEBSOCKET)
-                    }
-                    (&Method::DELETE, Lookup::Http(connection))
-                        if connection.transport() == TransportKind::LongPolling =>
-                    {
-                        connection.delete()
-                    }
-                    (&Method::DELETE, _) => {
-                        body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED)
-                    }
-                    (&Method::GET, found) if current == Some(requested) => match found {
-                        Lookup::Http(connection) if requested == TransportKind::LongPolling => {
-                            connection.poll(mounted.options.poll_timeout()).await
-                        }
-                        // A second WebSocket or event stream on a live connection.
-                        _ => body::text(StatusCode::CONFLICT, ""),
-                    },
-                    (&Method::GET, _) => {
-                        body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED)
-                    }
-                    _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
+                Method::GET if asked.transport == TransportKind::LongPolling => {
+                    link.poll(mounted.options.poll_timeout()).await
                 }
-            }
+                // A second event stream on a live connection.
+                Method::GET => body::text(StatusCode::CONFLICT, ""),
+                _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
+            },
+            Lookup::Resumable(_) | Lookup::WebSocket => match asked.method {
+                Method::POST => body::text(StatusCode::METHOD_NOT_ALLOWED, wire::POST_TO_WEBSOCKET),
+                Method::DELETE => body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED),
+                Method::GET => body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED),
+                _ => body::text(StatusCode::METHOD_NOT_ALLOWED, ""),
+            },
+            Lookup::NotFound | Lookup::OtherHub | Lookup::Closed => no_connection(),
+        }
+    }
+
+    /// The first request of a negotiated connection that is not an upgrade: a GET starts
+    /// its event stream or long polling; a POST that comes first is kept for it.
+    async fn start_http<B>(
+        &self,
+        request: Request<B>,
+        mounted: &Mounted,
+        token: &str,
+        (connection_id, user): (ConnectionId, MaybeUser),
+        asked: &Asked,
+    ) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if asked.method == Method::DELETE {
+            return body::text(StatusCode::BAD_REQUEST, wire::DELETE_NOT_ALLOWED);
+        }
+        if asked.method == Method::POST {
+            return self.post_early(request.into_body(), mounted, token).await;
+        }
+        if asked.method != Method::GET {
+            return no_connection();
+        }
+        if !mounted.options.offers(asked.transport) {
+            return not_enabled(asked.transport);
+        }
+        let on_close = match self.hold(Head::of(&request), mounted, &user, token) {
+            Ok(on_close) => on_close,
+            Err(full) => return full.response(),
+        };
+        let endpoint = mounted.endpoint.clone();
+        let hub_request =
+            hubs_core::Request::owned(request.uri(), request.headers()).with_user(user);
+        let Some(link) = self.inner.registry.attach_http(token, |early| {
+            HttpLink::start(
+                endpoint,
+                connection_id,
+                hub_request,
+                asked.transport,
+                early,
+                on_close,
+            )
+        }) else {
+            return body::text(StatusCode::CONFLICT, "");
+        };
+        if asked.events {
+            link.event_stream()
+        } else {
+            http_transport::first_poll()
+        }
+    }
+
+    /// A POST before the transport: kept for it, as the official server does.
+    async fn post_early<B>(&self, content: B, mounted: &Mounted, token: &str) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let max = http_transport::max_post(mounted.endpoint.options());
+        let bytes = match http_transport::read_body(content, max).await {
+            Ok(bytes) => bytes,
+            Err(refused) => return refused,
+        };
+        match self.inner.registry.post_early(token, bytes, max) {
+            Posted::Kept => body::empty_ok(),
+            Posted::TooLarge => http_transport::payload_too_large(),
+            Posted::NotWaiting => no_connection(),
+        }
+    }
+
+    /// Takes the places of a negotiated connection about to start. The callback returned
+    /// is for the connection's close: it gives the places back and remembers the token as
+    /// closed.
+    fn hold(
+        &self,
+        head: Head<'_>,
+        mounted: &Mounted,
+        user: &MaybeUser,
+        token: &str,
+    ) -> Result<impl FnOnce() + Send + 'static, Full> {
+        let places = self.places(mounted, head, user)?;
+        let service = self.clone();
+        let closed_token = token.to_owned();
+        Ok(move || {
+            drop(places);
+            service.inner.registry.closed(&closed_token);
+        })
+    }
+
+    /// A new connection's places: on the server and its endpoint, and among its user's
+    /// (`max_connections_per_user`). Given back when dropped.
+    fn places(
+        &self,
+        mounted: &Mounted,
+        head: Head<'_>,
+        user: &MaybeUser,
+    ) -> Result<(Admission, Option<UserSlot>), Full> {
+        let Some(admission) = limits::admit(&self.inner.limit, &mounted.limit) else {
+            return Err(Full::Server);
+        };
+        let Some(users) = &mounted.users else {
+            return Ok((admission, None));
+        };
+        let Some(id) = user_id(mounted, head, user) else {
+            return Ok((admission, None));
+        };
+        match users.try_acquire(&id) {
+            Some(slot) => Ok((admission, Some(slot))),
+            None => Err(Full::User),
         }
     }
 
@@ -268,15 +352,15 @@ impl HubService {
     fn upgrade_stateful<B: Send + 'static>(
         &self,
         request: &mut Request<B>,
-        endpoint: std::sync::Arc<dyn hubs_core::HubEndpoint>,
+        endpoint: Arc<dyn hubs_core::HubEndpoint>,
         token: &str,
-        (connection_id, user): (ConnectionId, Option<std::sync::Arc<hubs_core::User>>),
-        on_end: impl FnOnce() + Send + 'static,
+        (connection_id, user): (ConnectionId, MaybeUser),
+        on_close: impl FnOnce() + Send + 'static,
     ) -> Response<Body> {
         let (response, socket) = match websocket::accept(request, endpoint.options()) {
             Ok(accepted) => accepted,
             Err(refused) => {
-                on_end();
+                on_close();
                 return refused;
             }
         };
@@ -284,19 +368,20 @@ impl HubService {
             hubs_core::Request::owned(request.uri(), request.headers()).with_user(user);
         let (resume, run) = stateful::start(endpoint, connection_id, hub_request);
         let Some(early) = self.inner.registry.attach_websocket(token, Some(resume)) else {
-            on_end();
+            on_close();
             return body::text(StatusCode::CONFLICT, "");
         };
         tokio::spawn(async move {
             if let Some(socket) = socket.await {
                 run(socket, early).await;
             }
-            on_end();
+            on_close();
         });
         response
     }
 
-    fn negotiate(&self, index: usize, mounted: &Mounted, query: Option<&str>) -> Response<Body> {
+    /// Registers a new negotiated connection and answers negotiate with its id and token.
+    fn issue(&self, index: usize, mounted: &Mounted, query: Option<&str>) -> Response<Body> {
         if self.inner.limit.is_full() || mounted.limit.is_full() {
             return server_full();
         }
@@ -337,42 +422,116 @@ impl HubService {
     }
 }
 
-/// The user id a connection opened by `request` gets.
-fn user_id<B>(
-    mounted: &Mounted,
-    request: &Request<B>,
-    user: &Option<std::sync::Arc<hubs_core::User>>,
-) -> Option<String> {
-    let view = hubs_core::Request::new(request.uri().clone(), request.headers().clone())
-        .with_user(user.clone());
+/// What routing reads of a request besides its body: borrowed apart from the body, so
+/// that a step may hold it across a wait (the body need not be `Sync`).
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+}
+
+impl<'a> Head<'a> {
+    fn of<B>(request: &'a Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+
+    /// The request as the hub's checks read it.
+    fn view(self) -> hubs_core::Request {
+        hubs_core::Request::new(self.uri.clone(), self.headers.clone())
+    }
+}
+
+/// What a transport's request asks for.
+struct Asked {
+    method: Method,
+    /// The connection token (`id` in the query).
+    token: Option<String>,
+    /// A WebSocket upgrade (a GET).
+    upgrade: bool,
+    /// An event stream (a GET that accepts `text/event-stream`).
+    events: bool,
+    /// The transport the request is for.
+    transport: TransportKind,
+}
+
+impl Asked {
+    fn of<B>(request: &Request<B>) -> Self {
+        let method = request.method().clone();
+        let header_has = |name: header::HeaderName, needle: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
+        };
+        let upgrade = method == Method::GET && header_has(header::UPGRADE, "websocket");
+        let events = method == Method::GET && header_has(header::ACCEPT, "text/event-stream");
+        let transport = if upgrade {
+            TransportKind::WebSockets
+        } else if events {
+            TransportKind::ServerSentEvents
+        } else {
+            TransportKind::LongPolling
+        };
+        Self {
+            token: query_value(request.uri().query(), "id").map(str::to_owned),
+            method,
+            upgrade,
+            events,
+            transport,
+        }
+    }
+
+    /// A long poll.
+    fn is_poll(&self) -> bool {
+        self.method == Method::GET && !self.upgrade && !self.events
+    }
+}
+
+/// Why a new connection gets no place.
+enum Full {
+    /// The server or the endpoint runs as many connections as it takes.
+    Server,
+    /// The user runs as many connections as the endpoint allows.
+    User,
+}
+
+impl Full {
+    /// `503` or `429`, with the official texts.
+    fn response(self) -> Response<Body> {
+        match self {
+            Self::Server => server_full(),
+            Self::User => auth::too_many_for_user(),
+        }
+    }
+}
+
+/// The request's user, once the endpoint's `authorize` check passes (`401` otherwise):
+/// what [`auth::identify`] finds.
+async fn identify(mounted: &Mounted, head: Head<'_>) -> Result<MaybeUser, Response<Body>> {
+    if let Some(refused) = unauthorized(&mounted.options, head) {
+        return Err(refused);
+    }
+    auth::identify(mounted, head.uri, head.headers).await
+}
+
+/// The user id a connection opened by the request gets.
+fn user_id(mounted: &Mounted, head: Head<'_>, user: &MaybeUser) -> Option<String> {
+    let view = head.view().with_user(user.clone());
     mounted.endpoint.options().user_id_of(&view)
 }
 
-/// The connection's place among its user's (`max_connections_per_user`), or `429`.
-fn user_slot<B>(
-    mounted: &Mounted,
-    request: &Request<B>,
-    user: &Option<std::sync::Arc<hubs_core::User>>,
-) -> Result<Option<crate::limits::UserSlot>, TooManyForUser> {
-    let Some(users) = &mounted.users else {
-        return Ok(None);
-    };
-    let Some(id) = user_id(mounted, request, user) else {
-        return Ok(None);
-    };
-    users.try_acquire(&id).map(Some).ok_or(TooManyForUser)
-}
-
-/// The user runs as many connections as the endpoint allows.
-struct TooManyForUser;
-
 /// `401` with an empty body when the hub checks requests and this one fails.
-fn unauthorized<B>(options: &EndpointOptions, request: &Request<B>) -> Option<Response<Body>> {
+fn unauthorized(options: &EndpointOptions, head: Head<'_>) -> Option<Response<Body>> {
     if !options.checks_requests() {
         return None;
     }
-    let checked = hubs_core::Request::new(request.uri().clone(), request.headers().clone());
-    (!options.authorizes(&checked)).then(|| body::text(StatusCode::UNAUTHORIZED, ""))
+    (!options.authorizes(&head.view())).then(|| body::text(StatusCode::UNAUTHORIZED, ""))
 }
 
 fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -380,6 +539,11 @@ fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)
     })
+}
+
+/// `404`: no connection runs under the token.
+fn no_connection() -> Response<Body> {
+    body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID)
 }
 
 /// `503`: the server or the endpoint has as many connections as it takes.

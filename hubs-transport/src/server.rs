@@ -16,7 +16,7 @@ use crate::listener::ServeOptions;
 use crate::options::EndpointOptions;
 use crate::raw::{RawConnection, RawEndpoint};
 use crate::registry::Registry;
-use crate::service::{HubService, Inner, Mounted};
+use crate::service::{HubService, Inner, Mounted, normalize};
 
 /// What every hub of a server shares: services, filters and policies.
 struct Shared {
@@ -325,14 +325,5 @@ impl Server {
         let service = self.build()?;
         let listener = TcpListener::bind(addr).await?;
         service.serve(listener).await
-    }
-}
-
-pub(crate) fn normalize(path: &str) -> String {
-    let path = path.trim_end_matches('/').to_ascii_lowercase();
-    if path.starts_with('/') {
-        path
-    } else {
-        format!("/{path}")
     }
 }

@@ -18,7 +18,6 @@ use crate::limits::ConnectionLimit;
 use crate::listener::ServeOptions;
 use crate::options::EndpointOptions;
 use crate::registry::Registry;
-use crate::server::normalize;
 
 /// One mounted endpoint: a hub or a raw connection handler on a path.
 pub(crate) struct Mounted {
@@ -63,15 +62,15 @@ impl HubService {
             .map(|runtime| runtime.context())
     }
 
-    /// Ends every connection of every hub: each client gets a Close that allows it to
-    /// reconnect, pending client results fail, and `on_disconnected` runs.
+    /// Shuts every hub down, closing its connections: each client gets a Close that allows
+    /// it to reconnect, pending client results fail, and `on_disconnected` runs.
     pub fn shutdown(&self) {
         for mounted in &self.inner.hubs {
             mounted.endpoint.shutdown();
         }
     }
 
-    /// Serves `listener` until `signal` completes, then stops accepting and ends every
+    /// Serves `listener` until `signal` completes, then stops accepting and closes every
     /// connection (see [`shutdown`](Self::shutdown)).
     ///
     /// # Errors
@@ -160,5 +159,15 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let service = self.clone();
         Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}
+
+/// A mount path as routing compares it: lowercase, with a leading `/` and no trailing one.
+pub(crate) fn normalize(path: &str) -> String {
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
+    if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
     }
 }

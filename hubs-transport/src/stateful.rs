@@ -14,7 +14,7 @@
 //!
 //! The relay only counts once the handshake asked for protocol version 2; before that, and
 //! for a client that asked for version 1, it passes everything through, and a failed socket
-//! ends the connection as on any WebSocket.
+//! closes the connection as on any WebSocket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +49,7 @@ pub(crate) struct Resume {
 }
 
 impl Resume {
-    /// Hands a new socket to the relay; `false` when the connection has ended.
+    /// Hands a new socket to the relay; `false` when the connection has closed.
     pub(crate) fn attach(&self, socket: Socket) -> bool {
         self.sockets.send(socket).is_ok()
     }
@@ -161,7 +161,7 @@ struct Relay {
     detached_since: Option<Instant>,
     /// The client sent its Close: the socket is only written to from then on.
     client_closed: bool,
-    /// The code of the Close frame the relay ends the socket with.
+    /// The code of the Close frame the relay closes the socket with.
     close_code: u16,
 }
 
@@ -172,7 +172,8 @@ enum Event {
     Read(Option<std::io::Result<WsEvent>>),
     AckDue,
     Abandoned,
-    Finished,
+    /// The hub connection closed.
+    Closed,
 }
 
 impl Relay {
@@ -183,8 +184,8 @@ impl Relay {
     async fn run(mut self, finished: tokio_util::sync::CancellationToken) {
         let mut acks = tokio::time::interval(ACK_INTERVAL);
         acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let finishing = finished.cancelled();
-        tokio::pin!(finishing);
+        let closed = finished.cancelled();
+        tokio::pin!(closed);
         loop {
             // While the replay buffer is full, the hub's messages wait in its own queue.
             let take_frames = !(self.counting() && self.replay.is_full());
@@ -199,13 +200,13 @@ impl Relay {
                 read = next_read(&mut self.socket, self.client_closed) => Event::Read(read),
                 _ = acks.tick(), if self.counting() && self.socket.is_some() => Event::AckDue,
                 () = tokio::time::sleep_until(abandon_at), if self.detached_since.is_some() => Event::Abandoned,
-                () = &mut finishing => Event::Finished,
+                () = &mut closed => Event::Closed,
             };
             match event {
                 Event::Socket(Some(socket)) => self.resumed(*socket).await,
                 Event::Socket(None) => {}
                 Event::Frame(Some(frame)) => self.send(frame).await,
-                Event::Frame(None) | Event::Finished => break,
+                Event::Frame(None) | Event::Closed => break,
                 Event::Read(read) => self.received_from_client(read).await,
                 Event::AckDue => {
                     if let Some(id) = self.received.ack_due() {
@@ -214,7 +215,7 @@ impl Relay {
                     }
                 }
                 Event::Abandoned => {
-                    tracing::debug!("the client did not come back; the connection ends");
+                    tracing::debug!("the client did not come back; the connection closes");
                     self.end.transport_lost(
                         "The WebSocket was lost and the client did not reconnect in time.",
                     );
@@ -277,7 +278,7 @@ impl Relay {
         }
     }
 
-    /// The socket failed: wait for the client when counting, else the connection ends.
+    /// The socket failed: wait for the client when counting, else the connection closes.
     fn lost(&mut self, reason: String) {
         self.socket = None;
         if self.counting() && self.to_hub.is_some() {
@@ -361,7 +362,7 @@ impl Relay {
             }
             Some(Err(error)) => {
                 if let Some(code) = violation_code(&error) {
-                    // Broken WebSocket rules end the connection, as on any socket.
+                    // Broken WebSocket rules close the connection, as on any socket.
                     tracing::debug!(%error, code, "websocket protocol violation");
                     self.close_code = code;
                     self.client_closed = true;
@@ -403,7 +404,7 @@ impl Relay {
     }
 
     /// The socket failed on reading: when counting, the client may come back; else the
-    /// connection ends.
+    /// connection closes.
     async fn read_failed(&mut self, error: std::io::Error) {
         self.lost(format!("The WebSocket read failed: {error}"));
         if !self.counting() {

@@ -71,18 +71,19 @@ pub(crate) fn accept<B: Send + 'static>(
     Ok((response, socket))
 }
 
-/// Answers a WebSocket upgrade and runs the connection on the upgraded socket.
+/// Answers a WebSocket upgrade and runs the connection on the upgraded socket; `on_close`
+/// runs once the connection is over (or at once, when the upgrade is refused).
 pub(crate) fn upgrade<B: Send + 'static>(
     request: &mut Request<B>,
     endpoint: Arc<dyn HubEndpoint>,
     (connection_id, user): (ConnectionId, Option<Arc<hubs_core::User>>),
     early: Vec<Bytes>,
-    on_end: impl FnOnce() + Send + 'static,
+    on_close: impl FnOnce() + Send + 'static,
 ) -> Response<Body> {
     let (response, socket) = match accept(request, endpoint.options()) {
         Ok(accepted) => accepted,
         Err(refused) => {
-            on_end();
+            on_close();
             return refused;
         }
     };
@@ -96,7 +97,7 @@ pub(crate) fn upgrade<B: Send + 'static>(
         if let Some(socket) = socket.await {
             run(socket, endpoint, connection_id, *hub_request, early).await;
         }
-        on_end();
+        on_close();
     });
     response
 }
@@ -266,23 +267,23 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        let mut finishing = false;
+        let mut closing = false;
         // One waiter for the whole connection (registering one per frame is costly).
         let finished = self.finished.clone();
-        let ended = finished.cancelled();
-        tokio::pin!(ended);
+        let closed = finished.cancelled();
+        tokio::pin!(closed);
         loop {
             let first = tokio::select! {
                 biased;
                 frame = self.outgoing.recv() => {
-                    // Closed: the connection's task is gone (it finished, or it was
+                    // Closed: the connection's task is gone (it returned, or it was
                     // dropped with its runtime): nothing more will come.
-                    finishing |= frame.is_none();
+                    closing |= frame.is_none();
                     frame
                 }
                 () = self.pongs.due.notified() => None,
-                () = &mut ended, if !finishing => {
-                    finishing = true;
+                () = &mut closed, if !closing => {
+                    closing = true;
                     self.outgoing.try_recv().ok()
                 }
             };
@@ -294,7 +295,7 @@ impl Writer {
                     // Woken for a lone frame: let whatever is producing (a broadcast, a
                     // stream) queue more before paying for the write, so one write
                     // carries several.
-                    if self.outgoing.is_empty() && !finishing {
+                    if self.outgoing.is_empty() && !closing {
                         tokio::task::yield_now().await;
                     }
                     self.socket.feed(&first);
@@ -306,7 +307,7 @@ impl Writer {
                     }
                 }
                 None if self.socket.buffered() > 0 => {}
-                None if finishing || self.finished.is_cancelled() => break,
+                None if closing || self.finished.is_cancelled() => break,
                 None => continue,
             }
             if let Err(error) = self.socket.flush().await {
@@ -319,7 +320,7 @@ impl Writer {
                     });
                 return;
             }
-            if finishing && self.outgoing.is_empty() {
+            if closing && self.outgoing.is_empty() {
                 break;
             }
         }
