@@ -1,41 +1,38 @@
 //! One mounted hub: its value, options, routing and services, and the hub context for
 //! code outside hub methods.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authorization::{Requirement, Verdict};
-use crate::clients::{Groups, HubClients};
-use crate::filter::{HubFilter, Outgoing, OutgoingFilter, TraceContext};
-use crate::hub::BoxFuture;
-use crate::hub::{Hub, ServiceKey};
-use crate::identity::User;
-use crate::limit::LimitFilter;
-use crate::meters::HubMeters;
-use crate::options::HubOptions;
-use crate::presence::Presence;
-use crate::routing::LifetimeManager;
-use crate::services::Services;
-use crate::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
-use crate::transport::{Connected, HubEndpoint, TransportConnection};
+use crate::base::authorization::{Requirement, Verdict};
+use crate::base::connection_id::ConnectionId;
+use crate::base::filter::HubFilter;
+use crate::base::identity::User;
+use crate::base::limit::LimitFilter;
+use crate::base::meters::HubMeters;
+use crate::base::outgoing::OutgoingFilters;
+use crate::base::outgoing::{OutgoingFilter, TraceContext};
+use crate::base::services::ServiceKey;
+use crate::base::services::Services;
+use crate::base::slow_consumer::{SlowConsumerCounters, SlowConsumerStats};
+use crate::hub::clients::HubClients;
+use crate::hub::definition::Hub;
+use crate::hub::options::HubOptions;
+use crate::hub::shared::HubShared;
+use crate::routing::lifetime::LifetimeManager;
+use crate::routing::presence::Presence;
+use crate::routing::recipients::Groups;
 
 /// A hub with everything it runs with. Created by the server when a hub is mounted.
 pub struct HubRuntime<H: Hub> {
     pub(crate) hub: Arc<H>,
-    pub(crate) options: HubOptions,
-    pub(crate) lifetime: Arc<dyn LifetimeManager>,
-    pub(crate) services: Arc<Services>,
-    pub(crate) shutdown: tokio_util::sync::CancellationToken,
-    pub(crate) slow_consumers: Arc<SlowConsumerCounters>,
-    pub(crate) meters: Arc<HubMeters>,
-    pub(crate) outgoing: Outgoing,
+    /// What the hub's connections share: name, options, routing, services, meters.
+    pub(crate) shared: Arc<HubShared>,
     /// Per method: the server's and the hub's filters, then the method's limits.
     pub(crate) chains: Vec<Arc<[Arc<dyn HubFilter>]>>,
     /// The server's and the hub's filters, around the connection hooks.
     pub(crate) hook_filters: Arc<[Arc<dyn HubFilter>]>,
     limits: Vec<Arc<LimitFilter>>,
-    name: Arc<str>,
     method_index: HashMap<String, usize>,
 }
 
@@ -121,7 +118,7 @@ impl<H: Hub> HubRuntime<H> {
         let name: Arc<str> = Arc::from(name);
         let mut outgoing_filters: Vec<Arc<dyn OutgoingFilter>> = vec![Arc::new(TraceContext)];
         outgoing_filters.extend(options.outgoing_filters.iter().cloned());
-        let outgoing = Outgoing::new(name.clone(), outgoing_filters);
+        let outgoing = OutgoingFilters::new(name.clone(), outgoing_filters);
         let mut limits = Vec::new();
         let chains = H::methods()
             .iter()
@@ -136,8 +133,7 @@ impl<H: Hub> HubRuntime<H> {
             })
             .collect();
         let hook_filters = Arc::from(options.filters.clone());
-        Ok(Arc::new(Self {
-            hub: Arc::new(hub),
+        let shared = Arc::new(HubShared {
             lifetime: options.take_lifetime(),
             options,
             services,
@@ -145,10 +141,14 @@ impl<H: Hub> HubRuntime<H> {
             slow_consumers: Arc::new(SlowConsumerCounters::new(meters.clone())),
             meters,
             outgoing,
+            name,
+        });
+        Ok(Arc::new(Self {
+            hub: Arc::new(hub),
+            shared,
             chains,
             hook_filters,
             limits,
-            name,
             method_index,
         }))
     }
@@ -160,15 +160,11 @@ impl<H: Hub> HubRuntime<H> {
 
     /// The hub's name in metrics, spans and logs.
     pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub(crate) fn name_arc(&self) -> Arc<str> {
-        self.name.clone()
+        &self.shared.name
     }
 
     /// Forgets what the method limits counted for a connection that ended.
-    pub(crate) fn forget(&self, connection: &crate::ConnectionId) {
+    pub(crate) fn forget(&self, connection: &ConnectionId) {
         for limit in &self.limits {
             limit.forget(connection);
         }
@@ -181,49 +177,46 @@ impl<H: Hub> HubRuntime<H> {
         user: Option<Arc<User>>,
         method: Option<&'static str>,
     ) -> Verdict {
-        self.options
+        self.shared
+            .options
             .policies
-            .check(requirement, user, self.name.clone(), method)
+            .check(requirement, user, self.shared.name.clone(), method)
             .await
     }
 
     /// The hub's options.
     pub fn options(&self) -> &HubOptions {
-        &self.options
+        &self.shared.options
     }
 
     /// The services methods may inject.
     pub fn services(&self) -> &Services {
-        &self.services
+        &self.shared.services
     }
 
     /// The lifetime manager routing this hub's messages.
     pub fn lifetime_manager(&self) -> &Arc<dyn LifetimeManager> {
-        &self.lifetime
+        &self.shared.lifetime
     }
 
     /// What the hub's slow-consumer policy has cost so far.
     pub fn slow_consumer_stats(&self) -> SlowConsumerStats {
-        self.slow_consumers.stats()
+        self.shared.slow_consumers.stats()
     }
 
     /// The Clients targets, for use outside hub methods.
     pub fn clients(&self) -> HubClients<H> {
-        HubClients::new(
-            self.lifetime.clone(),
-            self.outgoing.clone(),
-            self.options.client_result_timeout,
-        )
+        HubClients::of(&self.shared)
     }
 
     /// Group membership.
     pub fn groups(&self) -> Groups {
-        Groups::new(self.lifetime.clone())
+        self.shared.groups()
     }
 
     /// Who is connected, on every server.
     pub fn presence(&self) -> Presence {
-        Presence::new(self.lifetime.clone())
+        self.shared.presence()
     }
 
     /// A handle for code outside hub methods.
@@ -284,42 +277,12 @@ impl<H: Hub> HubContext<H> {
     }
 
     /// What the hub's slow-consumer policy has cost so far.
-    pub fn slow_consumer_stats(&self) -> crate::SlowConsumerStats {
+    pub fn slow_consumer_stats(&self) -> SlowConsumerStats {
         self.runtime.slow_consumer_stats()
     }
 
     /// The runtime behind this context.
     pub fn runtime(&self) -> &Arc<HubRuntime<H>> {
         &self.runtime
-    }
-}
-
-impl<H: Hub> HubEndpoint for HubRuntime<H> {
-    fn options(&self) -> &HubOptions {
-        &self.options
-    }
-
-    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
-        crate::connection::start(self, connection)
-    }
-
-    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
-
-    fn shutdown(&self) {
-        self.shutdown.cancel();
-    }
-
-    fn has_requirement(&self) -> bool {
-        H::authorization().is_some()
-    }
-
-    fn authorize(&self, user: Option<Arc<User>>) -> BoxFuture<Verdict> {
-        let Some(requirement) = H::authorization() else {
-            return Box::pin(async { Verdict::Allowed });
-        };
-        let (policies, hub) = (self.options.policies.clone(), self.name.clone());
-        Box::pin(async move { policies.check(&requirement, user, hub, None).await })
     }
 }

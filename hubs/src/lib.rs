@@ -268,9 +268,9 @@ pub use hubs_macros::{client, hub};
 pub mod runtime {
     pub use hubs_core::{
         Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
-        Delivery, EndHandle, Frame, HubEndpoint, HubRuntime, Incoming, Method, MissingServiceError,
-        MountError, OutboundQueue, Outgoing, ServiceKey, TransportConnection, TryRecvError,
-        TrySendError, UnknownPolicyError, deliver,
+        Delivery, EndHandle, Frame, HubEndpoint, HubMethod, HubRuntime, Incoming,
+        MissingServiceError, MountError, OutboundQueue, Outgoing, ServiceKey, TransportConnection,
+        TryRecvError, TrySendError, UnknownPolicyError, deliver,
     };
 }
 

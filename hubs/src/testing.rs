@@ -45,9 +45,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hubs_client::{BoxFuture, Connector, Duplex, HubConnection, HubConnectionBuilder, StartError};
+use hubs_client::{Connector, Duplex, HubConnection, HubConnectionBuilder, StartError};
 use hubs_core::{
-    Capabilities, Connected, ConnectionId, Hub, HubContext, HubEndpoint, Request,
+    BoxFuture, Capabilities, Connected, ConnectionId, Hub, HubContext, HubEndpoint, Request,
     TransportConnection, TransportKind, User,
 };
 use tokio::sync::mpsc;

@@ -36,7 +36,7 @@ struct Signal {
 /// The "connection is ending" event of one connection, shared by its handle, its read
 /// loop and its transport. Cheap to clone.
 ///
-/// Transports get one in [`Connected`](crate::Connected) and call
+/// Transports get one in [`Connected`](crate::connection::transport::Connected) and call
 /// [`transport_lost`](Self::transport_lost) when their side fails; raw connection
 /// endpoints make their own with [`EndHandle::new`].
 #[derive(Clone, Debug)]

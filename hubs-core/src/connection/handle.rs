@@ -8,15 +8,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::end::{EndHandle, EndReason};
-use super::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_queue};
-use super::results::PendingResults;
-use crate::connection_id::ConnectionId;
-use crate::meters::ConnectionMeters;
-use crate::slow_consumer::{
+use crate::base::connection_id::ConnectionId;
+use crate::base::error::SendError;
+use crate::base::meters::ConnectionMeters;
+use crate::base::outgoing::OutgoingFilters;
+use crate::base::slow_consumer::{
     Delivery, OutboundBudget, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy,
 };
-use hubs_protocol::{HubMessage, Protocol};
+use crate::connection::end::{EndHandle, EndReason};
+use crate::connection::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_queue};
+use crate::connection::results::{ClientResultError, PendingResults, Registration};
+use hubs_protocol::{Arguments, Completion, HubMessage, Invocation, Outcome, Protocol};
+use tracing::Instrument;
 
 /// The connection is closed; the message was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,10 +66,10 @@ pub struct ConnectionHandle {
     end: EndHandle,
     policy: Mutex<SlowConsumerPolicy>,
     counters: Arc<SlowConsumerCounters>,
-    pub(super) meters: ConnectionMeters,
+    pub(crate) meters: ConnectionMeters,
     wrote: AtomicBool,
-    pub(super) results: PendingResults,
-    pub(super) outgoing: crate::filter::Outgoing,
+    pub(crate) results: PendingResults,
+    pub(crate) outgoing: OutgoingFilters,
 }
 
 impl ConnectionHandle {
@@ -77,7 +80,7 @@ impl ConnectionHandle {
         queue: OutboundQueue,
         end: EndHandle,
         (policy, counters): (SlowConsumerPolicy, Arc<SlowConsumerCounters>),
-        (meters, outgoing): (ConnectionMeters, crate::filter::Outgoing),
+        (meters, outgoing): (ConnectionMeters, OutgoingFilters),
     ) -> Self {
         Self {
             id,
@@ -113,7 +116,7 @@ impl ConnectionHandle {
             (SlowConsumerPolicy::default(), Arc::default()),
             (
                 ConnectionMeters::detached(),
-                crate::filter::Outgoing::none(),
+                crate::base::outgoing::OutgoingFilters::none(),
             ),
         );
         (Arc::new(handle), outgoing)
@@ -476,5 +479,100 @@ impl ConnectionHandle {
     /// Whether anything was queued since the last call.
     pub(crate) fn take_wrote(&self) -> bool {
         self.wrote.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl ConnectionHandle {
+    /// Invokes `target` on this client and waits for its Completion (a client result).
+    ///
+    /// The Invocation carries a server-chosen id (`s1`, `s2`, …); the wait ends on the
+    /// client's Completion, after `timeout`, or when the connection ends.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientResultError`] for a disconnect, a timeout or an encoding failure. An error
+    /// Completion from the client is not an error here: it is returned as
+    /// [`Outcome::Error`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future forgets the pending result; a late Completion is then ignored.
+    pub async fn invoke(
+        &self,
+        target: &str,
+        arguments: &dyn Arguments,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError> {
+        // A child of the hub method's span: the server calling a client.
+        let span = tracing::info_span!(
+            "signalr.client_result",
+            otel.name = target,
+            otel.kind = "client",
+            rpc.system = "signalr",
+            rpc.method = target,
+            signalr.connection.id = %self.id(),
+        );
+        self.invoke_in(target, arguments, timeout)
+            .instrument(span)
+            .await
+    }
+
+    async fn invoke_in(
+        &self,
+        target: &str,
+        arguments: &dyn Arguments,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientResultError> {
+        let arguments = arguments
+            .to_values(self.protocol())
+            .map_err(|e| ClientResultError::Send(SendError::Encode(e)))?;
+        let (id, rx) = self.results.register();
+        let registration = Registration {
+            results: &self.results,
+            id,
+        };
+        let headers = self
+            .outgoing
+            .headers(
+                crate::base::outgoing::OutgoingKind::ClientResult,
+                Some(target),
+            )
+            .map_err(|dropped| ClientResultError::Send(SendError::Dropped(dropped.0)))?;
+        let message = HubMessage::Invocation(Invocation {
+            headers,
+            invocation_id: Some(registration.id.clone()),
+            target: target.to_owned(),
+            arguments,
+            ..Default::default()
+        });
+        let disconnected = || ClientResultError::Disconnected(self.id().clone());
+        if self.send_message(&message).await.is_err() {
+            return Err(disconnected());
+        }
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, rx) => match outcome {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Err(disconnected()),
+                Err(_) => {
+                    self.meters.hub().client_result_timeout();
+                    Err(ClientResultError::Timeout(timeout))
+                }
+            },
+            () = self.end_handle().ended() => Err(disconnected()),
+        };
+        drop(registration);
+        outcome
+    }
+
+    /// Hands a client's Completion to the invocation waiting for it. Returns `false` when
+    /// no result with that id is pending.
+    pub fn complete(&self, completion: Completion) -> bool {
+        match self.results.lock().remove(&completion.invocation_id) {
+            Some(waiting) => {
+                let _ = waiting.send(completion.outcome);
+                true
+            }
+            None => false,
+        }
     }
 }

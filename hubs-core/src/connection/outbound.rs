@@ -5,7 +5,7 @@
 //! ([`Outgoing`]). The queue itself never refuses a frame: it measures. It knows how many
 //! bytes wait, since when it has been over the soft budget, how old its oldest frame is and
 //! how long the writer has left that frame untaken, so the connection's
-//! [slow-consumer policy](crate::SlowConsumerPolicy) can tell a receiver that is merely
+//! [slow-consumer policy](crate::base::slow_consumer::SlowConsumerPolicy) can tell a receiver that is merely
 //! busy from one that is persistently behind, and senders can wait for a writer that is
 //! making progress ([`OutboundQueue::paced`]) instead of queueing without end.
 
@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::slow_consumer::OutboundBudget;
+use crate::base::slow_consumer::OutboundBudget;
 
 /// Frames a drained queue may keep room for; a burst's larger room is given back.
 const SHRINK_ABOVE: usize = 64;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::stream::{Pushed, UploadBudget, UploadReceiver, UploadSender, upload};
+use crate::base::stream::{Pushed, UploadBudget, UploadReceiver, UploadSender, upload};
 use hubs_protocol::Value;
 
 #[derive(Debug)]

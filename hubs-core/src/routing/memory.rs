@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{LifetimeManager, Selection, SerializedMessage, deliver};
-use crate::connection::{ClientResultError, ConnectionHandle};
-use crate::connection_id::ConnectionId;
-use crate::error::SendError;
+use crate::base::connection_id::ConnectionId;
+use crate::base::error::SendError;
+use crate::connection::handle::ConnectionHandle;
+use crate::connection::results::ClientResultError;
+use crate::routing::deliver::deliver;
+use crate::routing::lifetime::LifetimeManager;
+use crate::routing::message::SerializedMessage;
+use crate::routing::selection::Selection;
 use hubs_protocol::Arguments;
 use hubs_protocol::Outcome;
 

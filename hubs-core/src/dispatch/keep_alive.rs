@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::options::HubOptions;
+use crate::hub::options::HubOptions;
 
 /// What a beat calls for.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Beat {
+pub(crate) enum Beat {
     /// Nothing.
     Quiet,
     /// Send a Ping.
@@ -20,7 +20,7 @@ pub(super) enum Beat {
 }
 
 #[derive(Debug)]
-pub(super) struct KeepAlive {
+pub(crate) struct KeepAlive {
     interval: Duration,
     client_timeout: Duration,
     beat: Duration,
@@ -30,7 +30,7 @@ pub(super) struct KeepAlive {
 }
 
 impl KeepAlive {
-    pub(super) fn new(options: &HubOptions, now: Instant) -> Self {
+    pub(crate) fn new(options: &HubOptions, now: Instant) -> Self {
         let beat = options
             .keep_alive_interval
             .min(options.client_timeout / 2)
@@ -48,17 +48,17 @@ impl KeepAlive {
 
     /// How often [`on_beat`](Self::on_beat) should run (at most 1 s, as the official
     /// server's heartbeat).
-    pub(super) fn period(&self) -> Duration {
+    pub(crate) fn period(&self) -> Duration {
         self.beat
     }
 
     /// Something arrived from the client.
-    pub(super) fn received(&mut self, now: Instant) {
+    pub(crate) fn received(&mut self, now: Instant) {
         self.last_received = now;
     }
 
     /// The client sent a Ping: from now on its silence is timed.
-    pub(super) fn client_pinged(&mut self) {
+    pub(crate) fn client_pinged(&mut self) {
         self.client_pinged = true;
     }
 
@@ -68,7 +68,7 @@ impl KeepAlive {
     ///
     /// Writes are noticed at the next beat, so the longest silence is the interval plus
     /// one beat, as on the official server.
-    pub(super) fn on_beat(&mut self, now: Instant, wrote: bool, reading: bool) -> Beat {
+    pub(crate) fn on_beat(&mut self, now: Instant, wrote: bool, reading: bool) -> Beat {
         if !reading {
             self.last_received = now;
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::meters::HubMeters;
-use crate::throttle::Throttle;
+use crate::base::meters::HubMeters;
+use crate::base::throttle::Throttle;
 
 /// How much a connection's outbound queue may hold, in bytes, and when a recipient that
 /// has fallen behind counts as *persistently* behind.

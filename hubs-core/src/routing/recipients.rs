@@ -1,4 +1,5 @@
-//! Calls from the server to clients: the Clients targets and group management.
+//! Sets of connections to call: the targets `Clients` hands out, the answers of client
+//! results, and group membership.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -6,18 +7,20 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::connection::ClientResultError;
-use crate::connection_id::ConnectionId;
-use crate::error::SendError;
-use crate::filter::{Outgoing, OutgoingKind};
-use crate::hub::Hub;
-use crate::routing::{LifetimeManager, PerProtocol, Selection, SerializedMessage};
+use crate::base::connection_id::ConnectionId;
+use crate::base::error::SendError;
+use crate::base::outgoing::OutgoingFilters;
+use crate::base::outgoing::OutgoingKind;
+use crate::connection::results::ClientResultError;
+use crate::routing::lifetime::LifetimeManager;
+use crate::routing::message::{PerProtocol, SerializedMessage};
+use crate::routing::selection::Selection;
 use hubs_protocol::Arguments;
 use hubs_protocol::HubError;
 use hubs_protocol::{Outcome, Protocol, Value};
+use serde::de::DeserializeOwned;
 
 /// Marks a target that is exactly one connection (caller, client): client results are
 /// offered only there.
@@ -58,7 +61,7 @@ impl ClientFamily for Untyped {
 /// A set of connections to send to, chosen through [`Clients`] or [`HubClients`].
 pub struct Recipients<K> {
     lifetime: Arc<dyn LifetimeManager>,
-    outgoing: Outgoing,
+    outgoing: OutgoingFilters,
     selection: Selection,
     timeout: Duration,
     confirmed: bool,
@@ -87,8 +90,8 @@ impl<K> std::fmt::Debug for Recipients<K> {
 }
 
 impl<K: Cardinality> Recipients<K> {
-    fn new(
-        (lifetime, outgoing): (Arc<dyn LifetimeManager>, Outgoing),
+    pub(crate) fn new(
+        (lifetime, outgoing): (Arc<dyn LifetimeManager>, OutgoingFilters),
         selection: Selection,
         timeout: Duration,
         confirmed: bool,
@@ -122,8 +125,8 @@ impl<K: Cardinality> Recipients<K> {
     /// returns once the message is queued for every selected connection, after waiting
     /// briefly (250 ms at most) for those that hold a lot and are reading, so a loop of
     /// sends runs at the speed of its receivers; a connection that stays behind is closed
-    /// (or skipped) by its [`SlowConsumerPolicy`](crate::SlowConsumerPolicy), never waited
-    /// for (see [`OutboundBudget`](crate::OutboundBudget)).
+    /// (or skipped) by its [`SlowConsumerPolicy`](crate::base::slow_consumer::SlowConsumerPolicy), never waited
+    /// for (see [`OutboundBudget`](crate::base::slow_consumer::OutboundBudget)).
     ///
     /// # Errors
     ///
@@ -310,210 +313,6 @@ impl<T> futures_util::Stream for Responses<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
-    }
-}
-
-/// The Clients targets available anywhere, including outside hub methods (`IHubClients`).
-pub struct HubClients<H: Hub> {
-    lifetime: Arc<dyn LifetimeManager>,
-    outgoing: Outgoing,
-    timeout: Duration,
-    confirmed: bool,
-    _hub: PhantomData<fn() -> H>,
-}
-
-impl<H: Hub> Clone for HubClients<H> {
-    fn clone(&self) -> Self {
-        Self {
-            lifetime: self.lifetime.clone(),
-            outgoing: self.outgoing.clone(),
-            timeout: self.timeout,
-            confirmed: self.confirmed,
-            _hub: PhantomData,
-        }
-    }
-}
-
-type Proxy<H, K> = <<H as Hub>::Client as ClientFamily>::Proxy<K>;
-
-impl<H: Hub> HubClients<H> {
-    pub(crate) fn new(
-        lifetime: Arc<dyn LifetimeManager>,
-        outgoing: Outgoing,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            lifetime,
-            outgoing,
-            timeout,
-            confirmed: false,
-            _hub: PhantomData,
-        }
-    }
-
-    /// The same targets, whose sends return only once the message has been handed over
-    /// for every server (with a backplane: once the broker accepted it), so a routing
-    /// failure comes back as [`SendError::Routing`]. Without it, a backplane delivers to
-    /// this server's connections, queues the rest and returns at once; what it then fails
-    /// to publish is counted and logged.
-    ///
-    /// ```no_run
-    /// # async fn f(cx: hubs_core::HubContext<impl hubs_core::Hub<Client = hubs_core::Untyped>>) -> Result<(), hubs_core::SendError> {
-    /// cx.clients().confirmed().all().send("Notice", ("maintenance at noon",)).await?;
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn confirmed(&self) -> Self {
-        Self {
-            confirmed: true,
-            ..self.clone()
-        }
-    }
-
-    fn many(&self, selection: Selection) -> Proxy<H, Many> {
-        Recipients::new(
-            (self.lifetime.clone(), self.outgoing.clone()),
-            selection,
-            self.timeout,
-            self.confirmed,
-        )
-        .into()
-    }
-
-    fn one(&self, selection: Selection) -> Proxy<H, One> {
-        Recipients::new(
-            (self.lifetime.clone(), self.outgoing.clone()),
-            selection,
-            self.timeout,
-            self.confirmed,
-        )
-        .into()
-    }
-
-    /// Every connection of the hub.
-    pub fn all(&self) -> Proxy<H, Many> {
-        self.many(Selection::All)
-    }
-
-    /// Every connection but the given ones.
-    pub fn all_except<I>(&self, excluded: I) -> Proxy<H, Many>
-    where
-        I: IntoIterator,
-        I::Item: Into<ConnectionId>,
-    {
-        self.many(Selection::AllExcept(ids(excluded)))
-    }
-
-    /// One connection.
-    pub fn client(&self, id: impl Into<ConnectionId>) -> Proxy<H, One> {
-        self.one(Selection::Connection(id.into()))
-    }
-
-    /// These connections.
-    pub fn clients<I>(&self, ids_: I) -> Proxy<H, Many>
-    where
-        I: IntoIterator,
-        I::Item: Into<ConnectionId>,
-    {
-        self.many(Selection::Connections(ids(ids_)))
-    }
-
-    /// The members of a group.
-    pub fn group(&self, group: impl Into<String>) -> Proxy<H, Many> {
-        self.many(Selection::Group(group.into()))
-    }
-
-    /// The members of any of these groups, each connection once.
-    pub fn groups<I>(&self, groups: I) -> Proxy<H, Many>
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.many(Selection::Groups(
-            groups.into_iter().map(Into::into).collect(),
-        ))
-    }
-
-    /// The members of a group but the given connections.
-    pub fn group_except<I>(&self, group: impl Into<String>, excluded: I) -> Proxy<H, Many>
-    where
-        I: IntoIterator,
-        I::Item: Into<ConnectionId>,
-    {
-        self.many(Selection::GroupExcept(group.into(), ids(excluded)))
-    }
-
-    /// The connections of a user.
-    pub fn user(&self, user: impl Into<String>) -> Proxy<H, Many> {
-        self.many(Selection::User(user.into()))
-    }
-
-    /// The connections of any of these users.
-    pub fn users<I>(&self, users: I) -> Proxy<H, Many>
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.many(Selection::Users(
-            users.into_iter().map(Into::into).collect(),
-        ))
-    }
-}
-
-fn ids<I>(ids: I) -> Vec<ConnectionId>
-where
-    I: IntoIterator,
-    I::Item: Into<ConnectionId>,
-{
-    ids.into_iter().map(Into::into).collect()
-}
-
-/// The Clients targets inside a hub method: those of [`HubClients`] (reached through
-/// `Deref`) plus the ones relative to the caller.
-pub struct Clients<H: Hub> {
-    base: HubClients<H>,
-    caller: ConnectionId,
-}
-
-impl<H: Hub> Clients<H> {
-    pub(crate) fn new(base: HubClients<H>, caller: ConnectionId) -> Self {
-        Self { base, caller }
-    }
-
-    /// The same targets with confirmed sends (see [`HubClients::confirmed`]).
-    #[must_use]
-    pub fn confirmed(&self) -> Self {
-        Self {
-            base: self.base.confirmed(),
-            caller: self.caller.clone(),
-        }
-    }
-
-    /// The connection that made the call.
-    pub fn caller(&self) -> Proxy<H, One> {
-        self.base.one(Selection::Connection(self.caller.clone()))
-    }
-
-    /// Every connection but the caller.
-    pub fn others(&self) -> Proxy<H, Many> {
-        self.base
-            .many(Selection::AllExcept(vec![self.caller.clone()]))
-    }
-
-    /// The members of a group but the caller.
-    pub fn others_in_group(&self, group: impl Into<String>) -> Proxy<H, Many> {
-        self.base.many(Selection::GroupExcept(
-            group.into(),
-            vec![self.caller.clone()],
-        ))
-    }
-}
-
-impl<H: Hub> std::ops::Deref for Clients<H> {
-    type Target = HubClients<H>;
-
-    fn deref(&self) -> &HubClients<H> {
-        &self.base
     }
 }
 

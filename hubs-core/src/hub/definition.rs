@@ -1,25 +1,22 @@
 //! The contract between a hub type and the runtime; `#[hub]` implements it.
 
-use std::any::TypeId;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::authorization::Requirement;
-use crate::clients::ClientFamily;
-use crate::context::Context;
-use crate::error::DispatchError;
-use crate::limit::Limit;
-use crate::stream::{ReplyStream, UploadReceiver, UploadStream};
+use crate::base::authorization::Requirement;
+use crate::base::error::DispatchError;
+use crate::base::future::BoxFuture;
+use crate::base::limit::Limit;
+use crate::base::services::ServiceKey;
+use crate::base::stream::Reply;
+use crate::base::stream::{UploadReceiver, UploadStream};
+use crate::hub::context::Context;
+use crate::routing::recipients::ClientFamily;
 use hubs_protocol::HubError;
 use hubs_protocol::{Protocol, Value};
-
-/// A boxed future that can move between threads, as generated dispatchers return.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A hub: a type whose methods clients call by name.
 ///
@@ -33,11 +30,11 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 )]
 pub trait Hub: Send + Sync + Sized + 'static {
     /// The typed proxy family for calls to clients (see `#[client]`), or
-    /// [`Untyped`](crate::Untyped).
+    /// [`Untyped`](crate::routing::recipients::Untyped).
     type Client: ClientFamily;
 
     /// The methods clients can call, in the order [`Hub::invoke`] numbers them.
-    fn methods() -> &'static [Method];
+    fn methods() -> &'static [HubMethod];
 
     /// The services the methods inject; checked when the hub is mounted.
     fn services() -> Vec<ServiceKey> {
@@ -76,7 +73,7 @@ pub trait Hub: Send + Sync + Sized + 'static {
 
 /// What a client can call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Method {
+pub struct HubMethod {
     /// The wire name, as clients spell it (matched without regard to case).
     pub name: &'static str,
     /// How many arguments travel in `arguments` (the context, services, the cancellation
@@ -99,37 +96,6 @@ pub struct Method {
     /// method's first `.await` should therefore be short: blocking work belongs in
     /// `spawn_blocking`.
     pub immediate: bool,
-}
-
-/// A service a hub method injects: by type, and optionally by key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServiceKey {
-    /// The service's type.
-    pub type_id: TypeId,
-    /// Its name, for error messages.
-    pub type_name: &'static str,
-    /// The key, for keyed services.
-    pub key: Option<&'static str>,
-}
-
-impl ServiceKey {
-    /// The key of a service of type `T`, with an optional key.
-    pub fn of<T: 'static>(key: Option<&'static str>) -> Self {
-        Self {
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
-            key,
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.key {
-            Some(key) => write!(f, "{} (key \"{key}\")", self.type_name),
-            None => f.write_str(self.type_name),
-        }
-    }
 }
 
 /// One invocation handed to [`Hub::invoke`]: the caller's context and the raw arguments.
@@ -217,8 +183,8 @@ impl<H: Hub> Call<H> {
         key: Option<&'static str>,
     ) -> Result<Arc<T>, DispatchError> {
         self.cx
-            .runtime()
-            .services()
+            .shared()
+            .services
             .get::<T>(key)
             .ok_or_else(|| DispatchError::MissingService {
                 service: ServiceKey::of::<T>(key).to_string(),
@@ -235,15 +201,4 @@ impl<H: Hub> Call<H> {
             .map(Reply::Value)
             .map_err(DispatchError::Encode)
     }
-}
-
-/// What a hub method produced.
-#[non_exhaustive]
-pub enum Reply {
-    /// No value (`()`); sent as a null result, as the official server does.
-    Unit,
-    /// A value in the caller's protocol.
-    Value(Value),
-    /// The items of a streaming method.
-    Stream(ReplyStream),
 }

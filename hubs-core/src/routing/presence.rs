@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::connection_id::ConnectionId;
-use crate::routing::{LifetimeManager, Selection};
+use crate::base::connection_id::ConnectionId;
+use crate::routing::lifetime::LifetimeManager;
+use crate::routing::selection::Selection;
 
 /// Membership and presence of a hub's connections, on every server of a backplane (in
 /// memory, on this one). From [`Context::presence`](crate::Context::presence) or

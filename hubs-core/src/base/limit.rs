@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::error::DispatchError;
-use crate::filter::{HubFilter, Invocation, Next};
-use crate::hub::{BoxFuture, Reply};
+use crate::base::error::DispatchError;
+use crate::base::filter::{HubFilter, Invocation, Next};
+use crate::base::future::BoxFuture;
+use crate::base::stream::Reply;
 
 /// Whom a limit counts for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +132,7 @@ impl LimitFilter {
     }
 
     /// Forgets a connection that ended (its buckets and counts).
-    pub fn forget(&self, connection: &crate::ConnectionId) {
+    pub fn forget(&self, connection: &crate::base::connection_id::ConnectionId) {
         let key = format!("c:{connection}");
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.buckets.remove(&key);

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::hub::BoxFuture;
-use crate::identity::User;
+use crate::base::future::BoxFuture;
+use crate::base::identity::User;
 
 /// What a hub or a method requires: an authenticated user, with at least one of `roles`
 /// (when any are named) and passing every one of `policies`.

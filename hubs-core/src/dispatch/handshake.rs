@@ -3,13 +3,13 @@
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
-use crate::options::HubOptions;
-use crate::transport::{Capabilities, Incoming};
+use crate::connection::transport::{Capabilities, Incoming};
+use crate::hub::options::HubOptions;
 use hubs_protocol::wire;
 use hubs_protocol::{DecodeError, HandshakeRequest, Protocol, TransferFormat};
 
 /// Why there is no protocol to speak.
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// Answer the client with this error, then close.
     Answer(String),
     /// The client went away (or its transport failed) before the handshake completed.
@@ -17,7 +17,7 @@ pub(super) enum Refusal {
 }
 
 /// Reads the handshake; returns the protocol and whatever arrived after it.
-pub(super) async fn read(
+pub(crate) async fn read(
     options: &HubOptions,
     incoming: &mut Incoming,
     capabilities: Capabilities,

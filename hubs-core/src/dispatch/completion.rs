@@ -5,18 +5,19 @@ use futures_util::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
-use super::handle::ConnectionHandle;
-use crate::context::Context;
-use crate::error::DispatchError;
-use crate::hub::{Hub, Reply};
+use crate::base::error::DispatchError;
+use crate::base::stream::Reply;
+use crate::base::stream::ReplyStream;
+use crate::connection::handle::ConnectionHandle;
+use crate::dispatch::task::Task;
+use crate::hub::definition::Hub;
 use crate::runtime::HubRuntime;
-use crate::stream::ReplyStream;
 use hubs_protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
 
 /// How a call that did not stream ended: its Completion (none for a call that asked for
 /// no answer) and what [`finished`] records.
-pub(super) struct Conclusion {
-    pub(super) message: Option<HubMessage>,
+pub(crate) struct Conclusion {
+    pub(crate) message: Option<HubMessage>,
     method: (usize, &'static str),
     started: std::time::Instant,
     ok: bool,
@@ -24,8 +25,8 @@ pub(super) struct Conclusion {
 }
 
 impl Conclusion {
-    pub(super) fn new<H: Hub>(
-        cx: &Context<H>,
+    pub(crate) fn new<H: Hub>(
+        cx: &Task<H>,
         method: usize,
         invocation_id: Option<String>,
         target: &str,
@@ -55,20 +56,20 @@ impl Conclusion {
 
     /// Queues the Completion (a reply of the connection's own: never refused; the
     /// connection's reading slows down instead).
-    pub(super) fn send<H: Hub>(&self, cx: &Context<H>) {
+    pub(crate) fn send<H: Hub>(&self, cx: &Task<H>) {
         if let Some(message) = &self.message {
             cx.handle().reply(message);
         }
     }
 
     /// Records the invocation's end.
-    pub(super) fn record<H: Hub>(&self, runtime: &HubRuntime<H>) {
+    pub(crate) fn record<H: Hub>(&self, runtime: &HubRuntime<H>) {
         finished(runtime, self.method, self.started, self.ok, self.error);
     }
 }
 
 /// A panic, as the error it becomes.
-pub(super) fn panicked(message: &str) -> DispatchError {
+pub(crate) fn panicked(message: &str) -> DispatchError {
     DispatchError::Failed {
         type_name: "Panic".to_owned(),
         message: message.to_owned(),
@@ -78,7 +79,7 @@ pub(super) fn panicked(message: &str) -> DispatchError {
 
 /// The Completion of a call that did not stream.
 fn completion_for<H: Hub>(
-    cx: &Context<H>,
+    cx: &Task<H>,
     id: String,
     outcome: Result<Reply, DispatchError>,
     target: &str,
@@ -88,7 +89,7 @@ fn completion_for<H: Hub>(
         Ok(Reply::Value(value)) => Completion::result(id, value),
         Err(error) => Completion::error(
             id,
-            error.invocation_text(target, cx.runtime().options.detailed_errors),
+            error.invocation_text(target, cx.shared().options.detailed_errors),
         ),
     }
 }
@@ -107,7 +108,7 @@ fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
 }
 
 /// Records the end of an invocation: its span's outcome and its duration.
-pub(super) fn finished<H: Hub>(
+pub(crate) fn finished<H: Hub>(
     runtime: &HubRuntime<H>,
     (index, method): (usize, &'static str),
     started: std::time::Instant,
@@ -120,6 +121,7 @@ pub(super) fn finished<H: Hub>(
         span.record("error.type", error);
     }
     runtime
+        .shared
         .meters
         .invocation(index, method, ok, started.elapsed().as_secs_f64());
 }
@@ -127,7 +129,7 @@ pub(super) fn finished<H: Hub>(
 /// Sends a stream's items, each waiting while the connection's queue is over its pace (so
 /// a slow client slows only its own streams), until it ends, fails or is cancelled. Returns the
 /// final Completion, or `None` when the connection is gone.
-pub(super) async fn pump(
+pub(crate) async fn pump(
     mut stream: ReplyStream,
     id: &str,
     handle: &ConnectionHandle,
@@ -160,7 +162,7 @@ pub(super) async fn pump(
                 tracing::trace!("stream item");
                 let headers = match handle
                     .outgoing
-                    .headers(crate::filter::OutgoingKind::StreamItem, None)
+                    .headers(crate::base::outgoing::OutgoingKind::StreamItem, None)
                 {
                     Ok(headers) => headers,
                     Err(dropped) => {

@@ -66,3 +66,34 @@ impl std::fmt::Debug for Services {
             .finish()
     }
 }
+
+/// A service a hub method injects: by type, and optionally by key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// The service's type.
+    pub type_id: TypeId,
+    /// Its name, for error messages.
+    pub type_name: &'static str,
+    /// The key, for keyed services.
+    pub key: Option<&'static str>,
+}
+
+impl ServiceKey {
+    /// The key of a service of type `T`, with an optional key.
+    pub fn of<T: 'static>(key: Option<&'static str>) -> Self {
+        Self {
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key {
+            Some(key) => write!(f, "{} (key \"{key}\")", self.type_name),
+            None => f.write_str(self.type_name),
+        }
+    }
+}

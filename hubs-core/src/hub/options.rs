@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::Request;
-use crate::routing::{InMemoryLifetimeManager, LifetimeManager};
-use crate::slow_consumer::{OutboundBudget, SlowConsumerPolicy};
+use crate::base::identity::Request;
+use crate::base::slow_consumer::{OutboundBudget, SlowConsumerPolicy};
+use crate::routing::lifetime::LifetimeManager;
+use crate::routing::memory::InMemoryLifetimeManager;
 use hubs_protocol::{DEFAULT_MAX_MESSAGE_SIZE, Protocol};
 
 type UserIdProvider = Arc<dyn Fn(&Request) -> Option<String> + Send + Sync>;
@@ -47,9 +48,9 @@ pub struct HubOptions {
     pub(crate) stateful_reconnect_buffer_size: usize,
     pub(crate) stateful_reconnect_window: Duration,
     pub(crate) close_on_authentication_expiration: bool,
-    pub(crate) filters: Vec<Arc<dyn crate::filter::HubFilter>>,
-    pub(crate) outgoing_filters: Vec<Arc<dyn crate::filter::OutgoingFilter>>,
-    pub(crate) policies: Arc<crate::authorization::Policies>,
+    pub(crate) filters: Vec<Arc<dyn crate::base::filter::HubFilter>>,
+    pub(crate) outgoing_filters: Vec<Arc<dyn crate::base::outgoing::OutgoingFilter>>,
+    pub(crate) policies: Arc<crate::base::authorization::Policies>,
 }
 
 impl Default for HubOptions {
@@ -94,9 +95,9 @@ impl HubOptions {
     }
 
     /// Adds a filter around this hub's invocations and connection hooks, after the
-    /// server's filters and those added before it (see [`HubFilter`](crate::HubFilter)).
+    /// server's filters and those added before it (see [`HubFilter`](crate::base::filter::HubFilter)).
     #[must_use]
-    pub fn filter(mut self, filter: impl crate::filter::HubFilter) -> Self {
+    pub fn filter(mut self, filter: impl crate::base::filter::HubFilter) -> Self {
         self.filters.push(Arc::new(filter));
         self
     }
@@ -107,8 +108,8 @@ impl HubOptions {
     #[must_use]
     pub fn with_server(
         mut self,
-        filters: &[Arc<dyn crate::filter::HubFilter>],
-        policies: Arc<crate::authorization::Policies>,
+        filters: &[Arc<dyn crate::base::filter::HubFilter>],
+        policies: Arc<crate::base::authorization::Policies>,
     ) -> Self {
         let mut all = filters.to_vec();
         all.append(&mut self.filters);
@@ -118,9 +119,9 @@ impl HubOptions {
     }
 
     /// Adds a filter of the messages this hub sends to clients (see
-    /// [`OutgoingFilter`](crate::OutgoingFilter)).
+    /// [`OutgoingFilter`](crate::base::outgoing::OutgoingFilter)).
     #[must_use]
-    pub fn outgoing_filter(mut self, filter: impl crate::filter::OutgoingFilter) -> Self {
+    pub fn outgoing_filter(mut self, filter: impl crate::base::outgoing::OutgoingFilter) -> Self {
         self.outgoing_filters.push(Arc::new(filter));
         self
     }
@@ -267,7 +268,7 @@ impl HubOptions {
 
     /// How many bytes the uploads of one connection may buffer together (default
     /// 1 MiB). An item that would go over fails its upload: the buffered items are
-    /// dropped and the method's [`UploadStream`](crate::UploadStream) yields the error
+    /// dropped and the method's [`UploadStream`](crate::base::stream::UploadStream) yields the error
     /// `Client stream '{id}' exceeded the {n}-byte upload buffer of its connection and was
     /// dropped.`, which `?` turns into the invocation's error. The connection and its
     /// other streams carry on.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use super::end::EndReason;
-use crate::context::Context;
-use crate::hub::Hub;
+use crate::connection::end::EndReason;
+use crate::dispatch::hooks::on_disconnected;
+use crate::dispatch::task::Task;
+use crate::hub::definition::Hub;
 use crate::runtime::HubRuntime;
 use hubs_protocol::HubError;
 use hubs_protocol::wire;
@@ -17,7 +18,7 @@ use hubs_protocol::{Close, HubMessage};
 
 /// How a connection ended.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Ending {
+pub(crate) enum Ending {
     /// The client closed the transport cleanly without a Close message.
     TransportClosed,
     /// The transport failed or went away.
@@ -36,7 +37,7 @@ pub(super) enum Ending {
 
 impl Ending {
     /// The ending something other than the read loop chose.
-    pub(super) fn signalled(reason: Option<&EndReason>, shutting_down: bool) -> Self {
+    pub(crate) fn signalled(reason: Option<&EndReason>, shutting_down: bool) -> Self {
         match reason {
             Some(EndReason::Aborted) => Self::Aborted,
             Some(EndReason::TransportLost(reason)) => Self::TransportLost(reason.clone()),
@@ -104,9 +105,9 @@ impl Ending {
 /// results fail, invocations are cancelled, uploads fail), the final Close, the transport
 /// told to finish, routing forgets the connection (and its groups), then
 /// `on_disconnected`.
-pub(super) async fn tear_down<H: Hub>(
+pub(crate) async fn tear_down<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
-    cx: Context<H>,
+    cx: Task<H>,
     ending: Ending,
     finished: &CancellationToken,
 ) {
@@ -123,7 +124,7 @@ pub(super) async fn tear_down<H: Hub>(
         handle.push_final(&HubMessage::Close(close));
     }
     finished.cancel();
-    runtime.lifetime.on_disconnected(&handle).await;
+    runtime.shared.lifetime.on_disconnected(&handle).await;
     handle.meters.ended(ending.reason());
     tracing::info!(
         reason = ending.reason(),
@@ -131,7 +132,7 @@ pub(super) async fn tear_down<H: Hub>(
         detail = ?ending,
         "disconnected"
     );
-    if AssertUnwindSafe(crate::filter::on_disconnected(cx, ending.error()))
+    if AssertUnwindSafe(on_disconnected(cx, ending.error()))
         .catch_unwind()
         .await
         .is_err()

@@ -1,18 +1,218 @@
-//! The connection context hub methods receive.
+//! Who is on the other end: the authenticated [`User`] a connection belongs to, and the
+//! [`Authenticator`] that turns a request into one.
+//!
+//! The transports run the authenticator on every request of a hub (negotiate, the
+//! WebSocket upgrade, each long poll and POST): a credential it rejects gets `401`, and a
+//! long-polling or Server-Sent Events connection whose later requests carry another user
+//! gets `403`. Hub code reads the user with [`Context::user`](crate::Context::user).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use tokio_util::sync::CancellationToken;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::clients::{Clients, Groups};
-use crate::connection::{ConnectionHandle, Streams};
-use crate::connection_id::ConnectionId;
-use crate::hub::Hub;
-use crate::identity::User;
-use crate::runtime::HubRuntime;
-use hubs_protocol::Protocol;
-use hubs_protocol::TransportKind;
+use serde_json::{Map, Value};
+
+use crate::base::future::BoxFuture;
+
+/// An authenticated user: an id (the name-identifier claim, `sub`), a name, roles, every
+/// other claim, and when the credential expires.
+///
+/// ```
+/// use hubs_core::User;
+///
+/// let user = User::new("42").with_name("ann").with_role("admin");
+/// assert_eq!(user.id(), Some("42"));
+/// assert!(user.is_in_role("admin"));
+///
+/// // From a JWT's claims: `sub`, `name`, `role`/`roles`, `exp`.
+/// let claims = serde_json::json!({"sub": "7", "name": "bob", "roles": ["a", "b"], "exp": 2000000000, "team": "x"});
+/// let user = User::from_claims(claims.as_object().unwrap().clone());
+/// assert_eq!((user.id(), user.name()), (Some("7"), Some("bob")));
+/// assert_eq!(user.roles(), ["a", "b"]);
+/// assert_eq!(user.claim("team"), Some(&serde_json::json!("x")));
+/// assert!(user.expires_at().is_some());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct User {
+    id: Option<String>,
+    name: Option<String>,
+    roles: Vec<String>,
+    claims: Map<String, Value>,
+    expires_at: Option<SystemTime>,
+}
+
+/// The claim names ASP.NET Core reads roles and names from, besides the JWT ones.
+const ROLE_CLAIMS: [&str; 3] = [
+    "role",
+    "roles",
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+];
+const NAME_CLAIMS: [&str; 3] = [
+    "name",
+    "unique_name",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+];
+const ID_CLAIMS: [&str; 2] = [
+    "sub",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+];
+
+impl User {
+    /// A user with this id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The user of a set of claims (a JWT's payload): the id from `sub`, the name from
+    /// `name` or `unique_name`, the roles from `role` or `roles` (a string or an array),
+    /// the expiry from `exp`; every claim stays readable with [`claim`](Self::claim).
+    pub fn from_claims(claims: Map<String, Value>) -> Self {
+        let text = |names: &[&str]| {
+            names.iter().find_map(|name| match claims.get(*name) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let mut roles = Vec::new();
+        for name in ROLE_CLAIMS {
+            match claims.get(name) {
+                Some(Value::String(role)) => roles.push(role.clone()),
+                Some(Value::Array(values)) => {
+                    roles.extend(values.iter().filter_map(Value::as_str).map(str::to_owned))
+                }
+                _ => {}
+            }
+        }
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds));
+        Self {
+            id: text(&ID_CLAIMS),
+            name: text(&NAME_CLAIMS),
+            roles,
+            expires_at,
+            claims,
+        }
+    }
+
+    /// Sets the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a role.
+    #[must_use]
+    pub fn with_role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Adds a claim.
+    #[must_use]
+    pub fn with_claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets when the credential expires.
+    #[must_use]
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The user id (the name-identifier claim): what `Clients::user` addresses unless the
+    /// hub has its own user-id provider.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The user's name.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The user's roles.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// Whether the user has `role`.
+    pub fn is_in_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// A claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
+    /// Every claim.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// When the credential expires, if it does.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+}
+
+/// A credential was presented and refused (bad signature, expired, wrong audience): the
+/// request gets `401`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// Turns a request into a user: a JWT validator (`hubs-auth`), cookies, API keys, an
+/// introspection call.
+///
+/// `Ok(None)` is an anonymous request (no credential), which hubs that require
+/// authentication refuse with `401`; `Err` is a credential that was refused.
+///
+/// A closure works too:
+///
+/// ```
+/// use hubs_core::{AuthError, Authenticator, Request, User};
+///
+/// let api_keys = |request: Request| async move {
+///     match request.header("x-api-key") {
+///         None => Ok(None),
+///         Some("k-42") => Ok(Some(User::new("42"))),
+///         Some(_) => Err(AuthError("unknown API key".into())),
+///     }
+/// };
+/// fn takes(_: impl Authenticator) {}
+/// takes(api_keys);
+/// ```
+pub trait Authenticator: Send + Sync + 'static {
+    /// The user `request` authenticates, if any.
+    fn authenticate(&self, request: &Request) -> BoxFuture<Result<Option<User>, AuthError>>;
+}
+
+impl<F, Fut> Authenticator for F
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Option<User>, AuthError>> + Send + 'static,
+{
+    fn authenticate(&self, request: &Request) -> BoxFuture<Result<Option<User>, AuthError>> {
+        Box::pin(self(request.clone()))
+    }
+}
+
+impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
+    fn authenticate(&self, request: &Request) -> BoxFuture<Result<Option<User>, AuthError>> {
+        (**self).authenticate(request)
+    }
+}
 
 /// The HTTP request that opened a connection: its URI (with the query string), headers
 /// (cookies included), and the user its credential authenticated.
@@ -69,7 +269,7 @@ impl Request {
     }
 
     /// The user the request's credential authenticated (see
-    /// [`Authenticator`](crate::Authenticator)); `None` for an anonymous request.
+    /// [`Authenticator`](crate::base::identity::Authenticator)); `None` for an anonymous request.
     pub fn user(&self) -> Option<&User> {
         self.user.as_deref()
     }
@@ -155,169 +355,6 @@ impl Request {
                 let (key, value) = pair.trim().split_once('=')?;
                 (key == name).then_some(value)
             })
-    }
-}
-
-/// Values that live as long as one connection (`Context.Items`), keyed by type.
-///
-/// ```
-/// # use hubs_core::Items;
-/// #[derive(Clone, Debug, PartialEq)]
-/// struct Nick(String);
-/// let items = Items::default();
-/// items.insert(Nick("ann".into()));
-/// assert_eq!(items.get::<Nick>(), Some(Nick("ann".into())));
-/// ```
-#[derive(Debug, Default)]
-pub struct Items {
-    map: Mutex<http::Extensions>,
-}
-
-impl Items {
-    fn lock(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Stores `value`, returning the previous value of that type.
-    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        self.lock().insert(value)
-    }
-
-    /// A copy of the value of type `T`.
-    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().get::<T>().cloned()
-    }
-
-    /// Removes and returns the value of type `T`.
-    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().remove::<T>()
-    }
-
-    /// Runs `f` on the value of type `T` in place, inserting `T::default()` first if
-    /// absent.
-    pub fn with<T: Clone + Default + Send + Sync + 'static, R>(
-        &self,
-        f: impl FnOnce(&mut T) -> R,
-    ) -> R {
-        let mut map = self.lock();
-        f(map.get_or_insert_default::<T>())
-    }
-}
-
-/// What lives as long as one connection.
-#[derive(Debug)]
-pub(crate) struct ConnectionState {
-    pub(crate) handle: Arc<ConnectionHandle>,
-    pub(crate) request: Request,
-    pub(crate) transport: TransportKind,
-    pub(crate) items: Items,
-    pub(crate) streams: Arc<Streams>,
-}
-
-/// The calling connection, given to hub methods and hooks: its id, user, request and
-/// items, and the way to reach other clients and groups. Cheap to clone.
-pub struct Context<H: Hub> {
-    connection: Arc<ConnectionState>,
-    runtime: Arc<HubRuntime<H>>,
-}
-
-impl<H: Hub> Clone for Context<H> {
-    fn clone(&self) -> Self {
-        Self {
-            connection: self.connection.clone(),
-            runtime: self.runtime.clone(),
-        }
-    }
-}
-
-impl<H: Hub> Context<H> {
-    pub(crate) fn new(connection: Arc<ConnectionState>, runtime: Arc<HubRuntime<H>>) -> Self {
-        Self {
-            connection,
-            runtime,
-        }
-    }
-
-    pub(crate) fn runtime(&self) -> &Arc<HubRuntime<H>> {
-        &self.runtime
-    }
-
-    pub(crate) fn streams(&self) -> &Arc<Streams> {
-        &self.connection.streams
-    }
-
-    pub(crate) fn handle(&self) -> &Arc<ConnectionHandle> {
-        &self.connection.handle
-    }
-
-    /// The connection's id (what `clients().client(id)` takes).
-    pub fn connection_id(&self) -> &ConnectionId {
-        self.connection.handle.id()
-    }
-
-    /// The user the connection belongs to, as the hub's user-id provider found it (by
-    /// default the authenticated user's id, its `sub` claim).
-    pub fn user_identifier(&self) -> Option<&str> {
-        self.connection.handle.user()
-    }
-
-    /// The authenticated user, with its claims and roles; `None` for an anonymous
-    /// connection.
-    pub fn user(&self) -> Option<&User> {
-        self.connection.request.user()
-    }
-
-    /// The HTTP request that opened the connection.
-    pub fn request(&self) -> &Request {
-        &self.connection.request
-    }
-
-    /// The transport the connection uses.
-    pub fn transport(&self) -> TransportKind {
-        self.connection.transport
-    }
-
-    /// The connection's hub protocol.
-    pub fn protocol(&self) -> Protocol {
-        self.connection.handle.protocol()
-    }
-
-    /// Values that live as long as the connection.
-    pub fn items(&self) -> &Items {
-        &self.connection.items
-    }
-
-    /// Cancelled when the connection ends (`Context.ConnectionAborted`).
-    pub fn connection_closed(&self) -> CancellationToken {
-        self.connection.handle.end_handle().token().clone()
-    }
-
-    /// Overrides the hub's slow-consumer policy for this connection (for example in
-    /// `on_connected`, for a client known to be on a slow link).
-    pub fn set_slow_consumer_policy(&self, policy: crate::SlowConsumerPolicy) {
-        self.connection.handle.set_slow_consumer_policy(policy);
-    }
-
-    /// Closes the connection (`Context.Abort()`); the client is told not to reconnect.
-    pub fn abort(&self) {
-        self.connection.handle.abort();
-    }
-
-    /// The clients of the hub, including the caller-relative targets.
-    pub fn clients(&self) -> Clients<H> {
-        Clients::new(self.runtime.clients(), self.connection_id().clone())
-    }
-
-    /// Group membership.
-    pub fn groups(&self) -> Groups {
-        self.runtime.groups()
-    }
-
-    /// Who is connected, on every server; ending any connection by id.
-    pub fn presence(&self) -> crate::Presence {
-        self.runtime.presence()
     }
 }
 

@@ -14,35 +14,39 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::conclusion::{Conclusion, finished, panicked, pump};
-use super::streams::Streams;
-use crate::context::Context;
-use crate::error::DispatchError;
-use crate::hub::{Call, Hub, Reply};
-use crate::stream::{UploadReceiver, UploadSender};
+use crate::base::error::DispatchError;
+use crate::base::stream::Reply;
+use crate::base::stream::{UploadReceiver, UploadSender};
+use crate::connection::streams::Streams;
+use crate::dispatch::completion::Conclusion;
+use crate::dispatch::completion::finished;
+use crate::dispatch::completion::panicked;
+use crate::dispatch::completion::pump;
+use crate::dispatch::task::Task;
+use crate::hub::definition::{Call, Hub};
 use hubs_protocol::wire;
 use hubs_protocol::{Completion, HubMessage, Outcome, Value};
 
 /// Invocations that may wait for a slot; past it the read loop stops reading until one
 /// starts (as ASP.NET Core's receive loop waits for its dispatcher).
-pub(super) const MAX_QUEUED: usize = 1024;
+pub(crate) const MAX_QUEUED: usize = 1024;
 
 /// What the client asked for, as read.
-pub(super) struct Request {
-    pub(super) invocation_id: Option<String>,
-    pub(super) target: String,
-    pub(super) arguments: Vec<Value>,
-    pub(super) stream_ids: Vec<String>,
+pub(crate) struct Received {
+    pub(crate) invocation_id: Option<String>,
+    pub(crate) target: String,
+    pub(crate) arguments: Vec<Value>,
+    pub(crate) stream_ids: Vec<String>,
     /// Whether the client used a StreamInvocation.
-    pub(super) streaming: bool,
+    pub(crate) streaming: bool,
     /// The message's headers (trace context).
-    pub(super) headers: hubs_protocol::Headers,
+    pub(crate) headers: hubs_protocol::Headers,
 }
 
 /// Everything one invocation holds on its connection, from the moment it is read until
 /// its last message is queued. Dropping it (when the invocation ends, when the connection
 /// ends while it waits, or when its task unwinds) releases it all.
-pub(super) struct InvocationGuard {
+pub(crate) struct InvocationGuard {
     streams: Arc<Streams>,
     download: Option<String>,
     uploads: Vec<(String, UploadSender)>,
@@ -78,19 +82,19 @@ impl Drop for InvocationGuard {
 struct Queued {
     guard: InvocationGuard,
     method: usize,
-    request: Request,
+    request: Received,
     uploads: Vec<UploadReceiver>,
 }
 
 /// The invocations of one connection that wait for a slot, and the slots.
-pub(super) struct Invocations {
+pub(crate) struct Invocations {
     queue: VecDeque<Queued>,
     slots: Arc<Semaphore>,
     max_parallel: usize,
 }
 
 impl Invocations {
-    pub(super) fn new(max_parallel: usize) -> Self {
+    pub(crate) fn new(max_parallel: usize) -> Self {
         Self {
             queue: VecDeque::new(),
             slots: Arc::new(Semaphore::new(max_parallel)),
@@ -99,13 +103,13 @@ impl Invocations {
     }
 
     /// Whether an invocation waits for a slot.
-    pub(super) fn waiting(&self) -> bool {
+    pub(crate) fn waiting(&self) -> bool {
         !self.queue.is_empty()
     }
 
     /// Whether the queue of invocations waiting for a slot is full: the read loop holds
     /// back until one starts.
-    pub(super) fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.queue.len() >= MAX_QUEUED
     }
 
@@ -114,7 +118,7 @@ impl Invocations {
     /// # Cancel safety
     ///
     /// Cancel safe: the reader is the only one acquiring slots.
-    pub(super) async fn slot(&self) -> OwnedSemaphorePermit {
+    pub(crate) async fn slot(&self) -> OwnedSemaphorePermit {
         match self.slots.clone().acquire_owned().await {
             Ok(permit) => permit,
             // The semaphore is never closed.
@@ -125,7 +129,7 @@ impl Invocations {
     /// Checks an invocation the client sent and queues it, or answers it with an error.
     /// Its download and uploads are registered now, so a CancelInvocation or items sent
     /// right behind it are not lost.
-    pub(super) fn accept<H: Hub>(&mut self, cx: &Context<H>, request: Request) {
+    pub(crate) fn accept<H: Hub>(&mut self, cx: &Task<H>, request: Received) {
         match self.check(cx, request) {
             Ok(queued) => {
                 // An immediate method with nothing ahead of it and nothing running starts
@@ -152,8 +156,8 @@ impl Invocations {
 
     fn check<H: Hub>(
         &self,
-        cx: &Context<H>,
-        request: Request,
+        cx: &Task<H>,
+        request: Received,
     ) -> Result<Queued, (Option<String>, String)> {
         let target = &request.target;
         let refuse = |text: String| (request.invocation_id.clone(), text);
@@ -161,7 +165,7 @@ impl Invocations {
             return Err(refuse(wire::unknown_method(target)));
         };
         let descriptor = H::methods()[method];
-        let detailed = cx.runtime().options.detailed_errors;
+        let detailed = cx.shared().options.detailed_errors;
         if descriptor.streaming && !request.streaming {
             return Err(refuse(wire::streaming_method_invoked(target)));
         }
@@ -223,7 +227,7 @@ impl Invocations {
     }
 
     /// Starts the invocation at the head of the queue in `slot`.
-    pub(super) fn start_next<H: Hub>(&mut self, cx: &Context<H>, slot: OwnedSemaphorePermit) {
+    pub(crate) fn start_next<H: Hub>(&mut self, cx: &Task<H>, slot: OwnedSemaphorePermit) {
         let Some(mut queued) = self.queue.pop_front() else {
             return;
         };
@@ -235,7 +239,7 @@ impl Invocations {
 
 /// The invocation's span, after OpenTelemetry's RPC conventions; a child of the
 /// connection's span, continuing the caller's trace.
-fn invocation_span<H: Hub>(cx: &Context<H>, queued: &Queued) -> tracing::Span {
+fn invocation_span<H: Hub>(cx: &Task<H>, queued: &Queued) -> tracing::Span {
     let method = H::methods()[queued.method].name;
     let runtime = cx.runtime();
     let span = tracing::info_span!(
@@ -255,7 +259,7 @@ fn invocation_span<H: Hub>(cx: &Context<H>, queued: &Queued) -> tracing::Span {
 
 /// Whether `queued` may run on the read loop: an immediate method, called plainly, with
 /// no filter or requirement around it.
-fn immediate<H: Hub>(cx: &Context<H>, queued: &Queued) -> bool {
+fn immediate<H: Hub>(cx: &Task<H>, queued: &Queued) -> bool {
     let descriptor = &H::methods()[queued.method];
     descriptor.immediate
         && !queued.request.streaming
@@ -266,7 +270,7 @@ fn immediate<H: Hub>(cx: &Context<H>, queued: &Queued) -> bool {
 
 /// Starts an immediate method on the read loop and queues its Completion; a method that
 /// waits, or a full queue, leaves the rest to a task.
-fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePermit) {
+fn run_now<H: Hub>(cx: &Task<H>, mut queued: Queued, slot: OwnedSemaphorePermit) {
     queued.guard.permit = Some(slot);
     let span = invocation_span(cx, &queued);
     let _entered = span.enter();
@@ -280,7 +284,12 @@ fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePerm
     let runtime = cx.runtime();
     let mut call = runtime.hub.clone().invoke(
         method,
-        Call::new(cx.clone(), request.arguments, uploads, guard.cancel.clone()),
+        Call::new(
+            cx.context().clone(),
+            request.arguments,
+            uploads,
+            guard.cancel.clone(),
+        ),
     );
     let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().now_or_never()));
     let outcome = match polled {
@@ -321,7 +330,7 @@ fn run_now<H: Hub>(cx: &Context<H>, mut queued: Queued, slot: OwnedSemaphorePerm
 
 /// Queues the Completion of a call that did not stream, then releases what it held.
 async fn conclude<H: Hub>(
-    cx: &Context<H>,
+    cx: &Task<H>,
     mut guard: InvocationGuard,
     method: usize,
     invocation_id: Option<String>,
@@ -337,14 +346,14 @@ async fn conclude<H: Hub>(
 }
 
 /// Runs one invocation to its last message.
-async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
+async fn run<H: Hub>(cx: Task<H>, queued: Queued) {
     let Queued {
         mut guard,
         method,
         request,
         uploads,
     } = queued;
-    let Request {
+    let Received {
         invocation_id,
         target,
         arguments,
@@ -376,7 +385,7 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
     let method_name = H::methods()[method].name;
     let handle = cx.handle();
     guard.release_slot();
-    let detailed = runtime.options.detailed_errors;
+    let detailed = runtime.shared.options.detailed_errors;
     let Some(completion) = pump(stream, &id, handle, &guard.cancel, &target, detailed).await else {
         finished(
             runtime,
@@ -403,10 +412,10 @@ async fn run<H: Hub>(cx: Context<H>, queued: Queued) {
 /// Checks the method's requirement, then runs the filter chain (the server's and the
 /// hub's filters, the method's limits) around the method.
 async fn call_through_filters<H: Hub>(
-    cx: Context<H>,
+    cx: Task<H>,
     method: usize,
     arguments: Vec<hubs_protocol::Value>,
-    uploads: Vec<crate::stream::UploadReceiver>,
+    uploads: Vec<crate::base::stream::UploadReceiver>,
     cancel: CancellationToken,
 ) -> Result<Reply, DispatchError> {
     let runtime = cx.runtime().clone();
@@ -415,7 +424,7 @@ async fn call_through_filters<H: Hub>(
         let verdict = runtime
             .check(requirement, cx.request().user_arc(), Some(descriptor.name))
             .await;
-        if verdict != crate::authorization::Verdict::Allowed {
+        if verdict != crate::base::authorization::Verdict::Allowed {
             return Err(DispatchError::Unauthorized);
         }
     }
@@ -423,11 +432,14 @@ async fn call_through_filters<H: Hub>(
     let hub = runtime.hub.clone();
     if chain.is_empty() {
         return hub
-            .invoke(method, Call::new(cx, arguments, uploads, cancel))
+            .invoke(
+                method,
+                Call::new(cx.context().clone(), arguments, uploads, cancel),
+            )
             .await;
     }
-    let invocation = crate::filter::Invocation::new(
-        runtime.name_arc(),
+    let invocation = crate::base::filter::Invocation::new(
+        runtime.shared.name.clone(),
         (descriptor.name, method),
         cx.connection_id().clone(),
         cx.request().user_arc(),
@@ -435,8 +447,13 @@ async fn call_through_filters<H: Hub>(
         cx.protocol(),
         arguments,
     );
-    let last = Box::new(move |invocation: crate::filter::Invocation| {
-        hub.invoke(method, Call::new(cx, invocation.arguments, uploads, cancel))
+    let last = Box::new(move |invocation: crate::base::filter::Invocation| {
+        hub.invoke(
+            method,
+            Call::new(cx.context().clone(), invocation.arguments, uploads, cancel),
+        )
     });
-    crate::filter::Next::new(chain, last).run(invocation).await
+    crate::base::filter::Next::new(chain, last)
+        .run(invocation)
+        .await
 }

@@ -12,7 +12,7 @@
 //! * the connection's outbound queue holds more than the budget's `pause_reading` (its own
 //!   replies, or anything else sent to it, wait for the client to read them): it reads
 //!   again under half of it, as ASP.NET Core's pipes pause and resume;
-//! * [`MAX_QUEUED`](super::invocation::MAX_QUEUED) invocations wait for a slot: it reads
+//! * [`MAX_QUEUED`](crate::dispatch::invocation::MAX_QUEUED) invocations wait for a slot: it reads
 //!   again once one starts;
 //! * a method is draining an upload that holds more than `stream_buffer_capacity` items,
 //!   for at most [`UPLOAD_STALL`] without progress: an upload its method does not drain
@@ -32,13 +32,15 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::invocation::{Invocations, Request};
-use super::keep_alive::{Beat, KeepAlive};
-use super::teardown::Ending;
-use crate::context::Context;
-use crate::hub::Hub;
-use crate::stream::{Pushed, UploadSender};
-use crate::transport::{Capabilities, Incoming};
+use crate::base::stream::{Pushed, UploadSender};
+use crate::connection::transport::{Capabilities, Incoming};
+use crate::dispatch::close::Ending;
+use crate::dispatch::invocation::Invocations;
+use crate::dispatch::invocation::Received;
+use crate::dispatch::keep_alive::Beat;
+use crate::dispatch::keep_alive::KeepAlive;
+use crate::dispatch::task::Task;
+use crate::hub::definition::Hub;
 use hubs_protocol::wire;
 use hubs_protocol::{
     DecodeError, HubMessage, MessageDecoder, Outcome, StreamInvocation, StreamItem,
@@ -46,7 +48,7 @@ use hubs_protocol::{
 
 /// How long the reader waits for a method to take an item from a full upload before it
 /// reads on.
-pub(super) const UPLOAD_STALL: Duration = Duration::from_secs(1);
+pub(crate) const UPLOAD_STALL: Duration = Duration::from_secs(1);
 
 /// How many chunks already received [`Reader::last_words`] looks through at most.
 const LAST_WORDS: usize = 16;
@@ -74,8 +76,8 @@ enum Event {
 /// [`UPLOAD_STALL`] passed.
 type UploadWait = Pin<Box<dyn Future<Output = bool> + Send>>;
 
-pub(super) struct Reader<'a, H: Hub> {
-    cx: &'a Context<H>,
+pub(crate) struct Reader<'a, H: Hub> {
+    cx: &'a Task<H>,
     capabilities: Capabilities,
     decoder: MessageDecoder,
     invocations: Invocations,
@@ -89,12 +91,12 @@ pub(super) struct Reader<'a, H: Hub> {
 }
 
 impl<'a, H: Hub> Reader<'a, H> {
-    pub(super) fn new(
-        cx: &'a Context<H>,
+    pub(crate) fn new(
+        cx: &'a Task<H>,
         capabilities: Capabilities,
         decoder: MessageDecoder,
     ) -> Self {
-        let options = &cx.runtime().options;
+        let options = &cx.shared().options;
         Self {
             cx,
             capabilities,
@@ -106,7 +108,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    pub(super) async fn run(&mut self, incoming: &mut Incoming) -> Ending {
+    pub(crate) async fn run(&mut self, incoming: &mut Incoming) -> Ending {
         // Messages that arrived with the handshake.
         if let Some(ending) = self.drain() {
             return ending;
@@ -115,7 +117,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         // One waiter for the whole connection (registering one per message is costly).
         let ended = end.ended();
         tokio::pin!(ended);
-        let resume_at = self.cx.runtime().options.outbound_budget.pause_reading / 2;
+        let resume_at = self.cx.shared().options.outbound_budget.pause_reading / 2;
         let mut heartbeat = tokio::time::interval(self.keep_alive.period());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -198,7 +200,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                 let end = self.cx.handle().end_handle();
                 // Ended from outside perhaps (shutdown): sends stop here too.
                 end.finish();
-                let shutting_down = self.cx.runtime().shutdown.is_cancelled();
+                let shutting_down = self.cx.shared().shutdown.is_cancelled();
                 Some(Ending::signalled(end.reason(), shutting_down))
             }
             Event::Slot(slot) => {
@@ -225,7 +227,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             Event::Chunk(Some(Err(error))) if error.kind() == io::ErrorKind::InvalidData => {
                 // The transport's own framing was broken (a WebSocket frame too large or
                 // not UTF-8): a protocol error, told to the client.
-                let detailed = self.cx.runtime().options.detailed_errors;
+                let detailed = self.cx.shared().options.detailed_errors;
                 let detail = error.to_string();
                 Some(Ending::Error {
                     text: wire::closed_with_error(
@@ -250,7 +252,7 @@ impl<'a, H: Hub> Reader<'a, H> {
 
     /// Whether the outbound queue holds more than `pause_reading`.
     fn over_pause(&self) -> bool {
-        self.cx.handle().queue().bytes() > self.cx.runtime().options.outbound_budget.pause_reading
+        self.cx.handle().queue().bytes() > self.cx.shared().options.outbound_budget.pause_reading
     }
 
     /// Whether the loop holds back from handling more of what the client sent.
@@ -267,7 +269,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         ended: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Event {
         let handle = self.cx.handle();
-        let budget = self.cx.runtime().options.outbound_budget;
+        let budget = self.cx.shared().options.outbound_budget;
         let mut checks = tokio::time::interval(budget.check_period());
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.paused = true;
@@ -303,7 +305,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             }
             Beat::ClientTimedOut => {
                 tracing::debug!("client timeout");
-                let detailed = self.cx.runtime().options.detailed_errors;
+                let detailed = self.cx.shared().options.detailed_errors;
                 Some(Ending::Error {
                     text: wire::closed_with_error(
                         detailed.then_some(("TimeoutException", wire::CLIENT_TIMEOUT)),
@@ -337,7 +339,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                         DecodeError::TooLarge { max } => wire::message_too_large(*max),
                         other => other.to_string(),
                     };
-                    let detailed = self.cx.runtime().options.detailed_errors;
+                    let detailed = self.cx.shared().options.detailed_errors;
                     return Some(Ending::Error {
                         text: wire::closed_with_error(
                             detailed.then_some(("InvalidDataException", detail.as_str())),
@@ -358,7 +360,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         match message {
             HubMessage::Invocation(invocation) => self.invocations.accept(
                 self.cx,
-                Request {
+                Received {
                     invocation_id: invocation.invocation_id,
                     target: invocation.target,
                     arguments: invocation.arguments,
@@ -375,7 +377,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                 stream_ids,
             }) => self.invocations.accept(
                 self.cx,
-                Request {
+                Received {
                     invocation_id: Some(invocation_id),
                     target,
                     arguments,

@@ -2,9 +2,7 @@
 //! each connection, and what it gets back. Core sees what a transport can do
 //! ([`Capabilities`]), never which one it is.
 
-use std::any::Any;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -12,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use hubs_protocol::TransportKind;
 
-use crate::connection::{EndHandle, Outgoing};
-use crate::connection_id::ConnectionId;
-use crate::context::Request;
-use crate::hub::BoxFuture;
-use crate::options::HubOptions;
+use crate::base::connection_id::ConnectionId;
+use crate::base::future::BoxFuture;
+use crate::base::identity::Request;
+use crate::connection::end::EndHandle;
+use crate::connection::outbound::Outgoing;
 
 /// What a transport can do, as the hub runtime needs to know it.
 ///
@@ -51,7 +49,7 @@ impl Capabilities {
 /// [`EndHandle::transport_lost`].
 pub type Incoming = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
-/// A transport's new connection, handed to [`HubEndpoint::connect`].
+/// A transport's new connection, handed to `HubEndpoint::connect`.
 pub struct TransportConnection {
     /// The public connection id.
     pub connection_id: ConnectionId,
@@ -78,44 +76,4 @@ pub struct Connected {
     /// The connection's task: handshake, dispatch, keep-alive, teardown. Run it to
     /// completion.
     pub task: BoxFuture<()>,
-}
-
-/// A mounted hub as transports see it: type-erased, so one server holds many hubs.
-pub trait HubEndpoint: Send + Sync + 'static {
-    /// The hub's options (protocols, limits, timeouts).
-    fn options(&self) -> &HubOptions;
-
-    /// Starts a connection.
-    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected;
-
-    /// The endpoint as `Any`, for finding the runtime of a hub type (a hub context).
-    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
-
-    /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
-    /// another server), and pending client results fail.
-    fn shutdown(&self);
-
-    /// Whether the endpoint reads whole transport messages (a raw connection handler
-    /// sees one WebSocket message at a time) rather than a byte stream cut anywhere (the
-    /// hub protocol finds its own message boundaries, so a WebSocket message of any size
-    /// is read in pieces). Default `false`.
-    fn whole_messages(&self) -> bool {
-        false
-    }
-
-    /// Whether the hub has a requirement of its connections (then every request is
-    /// checked with [`authorize`](Self::authorize)).
-    fn has_requirement(&self) -> bool {
-        false
-    }
-
-    /// Whether `user` may connect to the hub (its `#[hub(authorize ...)]` requirement);
-    /// the transports ask on every request that opens or carries a connection.
-    fn authorize(
-        &self,
-        user: Option<Arc<crate::identity::User>>,
-    ) -> BoxFuture<crate::authorization::Verdict> {
-        let _ = user;
-        Box::pin(async { crate::authorization::Verdict::Allowed })
-    }
 }

@@ -14,12 +14,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 
-use crate::error::DispatchError;
+use crate::base::error::DispatchError;
 use hubs_protocol::HubError;
 use hubs_protocol::{Protocol, Value};
 
 /// The items of a server-to-client stream, encoded for the caller's protocol.
 pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<Value, DispatchError>> + Send>>;
+
+/// What a hub method produced.
+#[non_exhaustive]
+pub enum Reply {
+    /// No value (`()`); sent as a null result, as the official server does.
+    Unit,
+    /// A value in the caller's protocol.
+    Value(Value),
+    /// The items of a streaming method.
+    Stream(ReplyStream),
+}
 
 /// Items a client streams to a hub method: a parameter of this type receives one of the
 /// invocation's `streamIds`.

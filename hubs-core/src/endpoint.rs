@@ -1,0 +1,87 @@
+//! Floor 7, the top: a mounted hub as transports see it ([`HubEndpoint`]), and its
+//! implementation for [`HubRuntime`], whose `connect` starts the per-connection task.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::base::authorization::Verdict;
+use crate::base::future::BoxFuture;
+use crate::base::identity::User;
+use crate::connection::transport::{Connected, TransportConnection};
+use crate::dispatch;
+use crate::hub::definition::Hub;
+use crate::hub::options::HubOptions;
+use crate::runtime::HubRuntime;
+
+/// A mounted hub as transports see it: type-erased, so one server holds many hubs.
+pub trait HubEndpoint: Send + Sync + 'static {
+    /// The hub's options (protocols, limits, timeouts).
+    fn options(&self) -> &HubOptions;
+
+    /// Starts a connection.
+    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected;
+
+    /// The endpoint as `Any`, for finding the runtime of a hub type (a hub context).
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// Ends every connection of the hub: each gets a Close that allows reconnecting (to
+    /// another server), and pending client results fail.
+    fn shutdown(&self);
+
+    /// Whether the endpoint reads whole transport messages (a raw connection handler
+    /// sees one WebSocket message at a time) rather than a byte stream cut anywhere (the
+    /// hub protocol finds its own message boundaries, so a WebSocket message of any size
+    /// is read in pieces). Default `false`.
+    fn whole_messages(&self) -> bool {
+        false
+    }
+
+    /// Whether the hub has a requirement of its connections (then every request is
+    /// checked with [`authorize`](Self::authorize)).
+    fn has_requirement(&self) -> bool {
+        false
+    }
+
+    /// Whether `user` may connect to the hub (its `#[hub(authorize ...)]` requirement);
+    /// the transports ask on every request that opens or carries a connection.
+    fn authorize(
+        &self,
+        user: Option<Arc<crate::base::identity::User>>,
+    ) -> BoxFuture<crate::base::authorization::Verdict> {
+        let _ = user;
+        Box::pin(async { crate::base::authorization::Verdict::Allowed })
+    }
+}
+
+impl<H: Hub> HubEndpoint for HubRuntime<H> {
+    fn options(&self) -> &HubOptions {
+        &self.shared.options
+    }
+
+    fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
+        dispatch::start::start(self, connection)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    fn has_requirement(&self) -> bool {
+        H::authorization().is_some()
+    }
+
+    fn authorize(&self, user: Option<Arc<User>>) -> BoxFuture<Verdict> {
+        let Some(requirement) = H::authorization() else {
+            return Box::pin(async { Verdict::Allowed });
+        };
+        let (policies, hub) = (
+            self.shared.options.policies.clone(),
+            self.shared.name.clone(),
+        );
+        Box::pin(async move { policies.check(&requirement, user, hub, None).await })
+    }
+}

@@ -1,0 +1,189 @@
+//! The connection context hub methods receive.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::base::connection_id::ConnectionId;
+use crate::base::identity::Request;
+use crate::base::identity::User;
+use crate::base::slow_consumer::SlowConsumerPolicy;
+use crate::connection::handle::ConnectionHandle;
+use crate::connection::streams::Streams;
+use crate::hub::shared::HubShared;
+use crate::routing::presence::Presence;
+use crate::routing::recipients::Groups;
+use hubs_protocol::Protocol;
+use hubs_protocol::TransportKind;
+
+/// Values that live as long as one connection (`Context.Items`), keyed by type.
+///
+/// ```
+/// # use hubs_core::Items;
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Nick(String);
+/// let items = Items::default();
+/// items.insert(Nick("ann".into()));
+/// assert_eq!(items.get::<Nick>(), Some(Nick("ann".into())));
+/// ```
+#[derive(Debug, Default)]
+pub struct Items {
+    map: Mutex<http::Extensions>,
+}
+
+impl Items {
+    fn lock(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores `value`, returning the previous value of that type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.lock().insert(value)
+    }
+
+    /// A copy of the value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().get::<T>().cloned()
+    }
+
+    /// Removes and returns the value of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().remove::<T>()
+    }
+
+    /// Runs `f` on the value of type `T` in place, inserting `T::default()` first if
+    /// absent.
+    pub fn with<T: Clone + Default + Send + Sync + 'static, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        let mut map = self.lock();
+        f(map.get_or_insert_default::<T>())
+    }
+}
+
+/// What lives as long as one connection.
+#[derive(Debug)]
+pub(crate) struct ConnectionData {
+    pub(crate) handle: Arc<ConnectionHandle>,
+    pub(crate) request: Request,
+    pub(crate) transport: TransportKind,
+    pub(crate) items: Items,
+    pub(crate) streams: Arc<Streams>,
+}
+
+/// The calling connection, given to hub methods and hooks: its id, user, request and
+/// items, and the way to reach other clients and groups. Cheap to clone.
+pub struct Context<H> {
+    connection: Arc<ConnectionData>,
+    shared: Arc<HubShared>,
+    _hub: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for Context<H> {
+    fn clone(&self) -> Self {
+        Self {
+            connection: self.connection.clone(),
+            shared: self.shared.clone(),
+            _hub: PhantomData,
+        }
+    }
+}
+
+impl<H> std::fmt::Debug for Context<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("hub", &self.shared.name)
+            .field("connection_id", self.connection_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H> Context<H> {
+    pub(crate) fn new(connection: Arc<ConnectionData>, shared: Arc<HubShared>) -> Self {
+        Self {
+            connection,
+            shared,
+            _hub: PhantomData,
+        }
+    }
+
+    /// What the hub's connections share: its name, options, routing and services.
+    pub(crate) fn shared(&self) -> &Arc<HubShared> {
+        &self.shared
+    }
+
+    pub(crate) fn streams(&self) -> &Arc<Streams> {
+        &self.connection.streams
+    }
+
+    pub(crate) fn handle(&self) -> &Arc<ConnectionHandle> {
+        &self.connection.handle
+    }
+
+    /// The connection's id (what `clients().client(id)` takes).
+    pub fn connection_id(&self) -> &ConnectionId {
+        self.connection.handle.id()
+    }
+
+    /// The user the connection belongs to, as the hub's user-id provider found it (by
+    /// default the authenticated user's id, its `sub` claim).
+    pub fn user_identifier(&self) -> Option<&str> {
+        self.connection.handle.user()
+    }
+
+    /// The authenticated user, with its claims and roles; `None` for an anonymous
+    /// connection.
+    pub fn user(&self) -> Option<&User> {
+        self.connection.request.user()
+    }
+
+    /// The HTTP request that opened the connection.
+    pub fn request(&self) -> &Request {
+        &self.connection.request
+    }
+
+    /// The transport the connection uses.
+    pub fn transport(&self) -> TransportKind {
+        self.connection.transport
+    }
+
+    /// The connection's hub protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.connection.handle.protocol()
+    }
+
+    /// Values that live as long as the connection.
+    pub fn items(&self) -> &Items {
+        &self.connection.items
+    }
+
+    /// Cancelled when the connection ends (`Context.ConnectionAborted`).
+    pub fn connection_closed(&self) -> CancellationToken {
+        self.connection.handle.end_handle().token().clone()
+    }
+
+    /// Overrides the hub's slow-consumer policy for this connection (for example in
+    /// `on_connected`, for a client known to be on a slow link).
+    pub fn set_slow_consumer_policy(&self, policy: SlowConsumerPolicy) {
+        self.connection.handle.set_slow_consumer_policy(policy);
+    }
+
+    /// Closes the connection (`Context.Abort()`); the client is told not to reconnect.
+    pub fn abort(&self) {
+        self.connection.handle.abort();
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        self.shared.groups()
+    }
+
+    /// Who is connected, on every server; ending any connection by id.
+    pub fn presence(&self) -> Presence {
+        self.shared.presence()
+    }
+}
