@@ -105,44 +105,7 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
             negotiated.stateful,
         )
     };
-    let format = protocol.transfer_format().name();
-    let mut errors = Vec::new();
-    let mut opened = None;
-    for kind in &config.transports {
-        let Some((_, formats)) = offered.iter().find(|(k, _)| k == kind) else {
-            continue;
-        };
-        if !formats.iter().any(|f| f == format) {
-            errors.push(format!(
-                "{} does not support the {format} transfer format.",
-                kind.name()
-            ));
-            continue;
-        }
-        match transport::connect(
-            net,
-            *kind,
-            &url,
-            token.as_deref(),
-            &headers,
-            protocol == Protocol::MessagePack,
-        )
-        .await
-        {
-            Ok(link) => {
-                opened = Some(link);
-                break;
-            }
-            Err(error) => errors.push(format!("{}: {error}", kind.name())),
-        }
-    }
-    let Some(mut link) = opened else {
-        return Err(StartError::Transport(if errors.is_empty() {
-            "None of the transports is offered by the server.".to_owned()
-        } else {
-            errors.join(" ")
-        }));
-    };
+    let mut link = open_offered(config, net, &offered, (&url, token.as_deref()), &headers).await?;
     // Stateful reconnect runs over WebSockets only, with protocol version 2.
     let stateful = stateful && link.transport == TransportKind::WebSockets;
     let version = if stateful { 2 } else { 1 };
@@ -171,6 +134,50 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
             access_token: redirect_token,
         }),
     })
+}
+
+/// Opens the first of the configured transports that the server offers for the protocol's
+/// transfer format and that connects (to `url` with the connection `token`).
+async fn open_offered(
+    config: &Config,
+    net: &Net,
+    offered: &[(TransportKind, Vec<String>)],
+    (url, token): (&str, Option<&str>),
+    headers: &HeaderMap,
+) -> Result<Link, StartError> {
+    let protocol = config.protocol;
+    let format = protocol.transfer_format().name();
+    let mut errors = Vec::new();
+    for kind in &config.transports {
+        let Some((_, formats)) = offered.iter().find(|(k, _)| k == kind) else {
+            continue;
+        };
+        if !formats.iter().any(|f| f == format) {
+            errors.push(format!(
+                "{} does not support the {format} transfer format.",
+                kind.name()
+            ));
+            continue;
+        }
+        match transport::connect(
+            net,
+            *kind,
+            url,
+            token,
+            headers,
+            protocol == Protocol::MessagePack,
+        )
+        .await
+        {
+            Ok(link) => return Ok(link),
+            Err(error) => errors.push(format!("{}: {error}", kind.name())),
+        }
+    }
+    Err(StartError::Transport(if errors.is_empty() {
+        "None of the transports is offered by the server.".to_owned()
+    } else {
+        errors.join(" ")
+    }))
 }
 
 /// Sends the handshake request (always JSON text) and reads the answer; returns what
