@@ -109,10 +109,6 @@ fn name_group(name: &str) -> String {
     format!("@{name}")
 }
 
-fn internal(error: impl std::fmt::Display) -> HubError {
-    HubError::new(error.to_string())
-}
-
 #[hub(client = ChatClient, authorize, typescript)]
 impl ChatHub {
     /// Sends `text` to everyone, or to `room` when it is not empty.
@@ -138,7 +134,7 @@ impl ChatHub {
         } else {
             clients.group(room).receive_message(message).await
         };
-        sent.map_err(internal)
+        Ok(sent?)
     }
 
     /// Joins a room: tells its members who is in it now, and returns that.
@@ -153,10 +149,7 @@ impl ChatHub {
                 "A room name has 1 to 64 characters and does not start with '@'.",
             ));
         }
-        cx.groups()
-            .add(cx.connection_id(), &room)
-            .await
-            .map_err(internal)?;
+        cx.groups().add(cx.connection_id(), &room).await?;
         cx.items().with(|rooms: &mut Rooms| {
             if !rooms.0.contains(&room) {
                 rooms.0.push(room.clone());
@@ -167,10 +160,7 @@ impl ChatHub {
 
     /// Leaves a room and tells its members who is left.
     pub async fn leave_room(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
-        cx.groups()
-            .remove(cx.connection_id(), &room)
-            .await
-            .map_err(internal)?;
+        cx.groups().remove(cx.connection_id(), &room).await?;
         cx.items()
             .with(|rooms: &mut Rooms| rooms.0.retain(|r| r != &room));
         announce(cx, &room).await;
@@ -208,8 +198,7 @@ impl ChatHub {
             .clients()
             .others_in_group(room)
             .ask()
-            .ask(name(cx), question)
-            .map_err(internal)?
+            .ask(name(cx), question)?
             .within(self.answer_within)
             .await;
         let mut answers = Vec::with_capacity(asked.len());
@@ -228,8 +217,8 @@ impl ChatHub {
     pub async fn on_connected(&self, cx: &Context<Self>) -> Result<(), HubError> {
         cx.groups()
             .add(cx.connection_id(), &name_group(&name(cx)))
-            .await
-            .map_err(internal)
+            .await?;
+        Ok(())
     }
 
     /// Tells the rooms the connection was in who is left.

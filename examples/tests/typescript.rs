@@ -186,11 +186,8 @@ pub struct Drawing;
 impl Drawing {
     /// Draws a shape for everyone.
     pub async fn draw(&self, cx: &Context<Self>, shape: Shape) -> Result<(), HubError> {
-        cx.clients()
-            .others()
-            .drawn(shape, "someone")
-            .await
-            .map_err(|e| HubError::new(e.to_string()))
+        cx.clients().others().drawn(shape, "someone").await?;
+        Ok(())
     }
 
     /// Counts shapes by type.
@@ -224,7 +221,7 @@ impl Drawing {
     pub async fn upload_points(&self, mut points: UploadStream<Point>) -> Result<usize, HubError> {
         let mut count = 0;
         while let Some(point) = points.next().await {
-            point.map_err(|e| HubError::new(e.to_string()))?;
+            point?;
             count += 1;
         }
         Ok(count)
@@ -267,7 +264,7 @@ fn every_method_shape_renders_and_compiles() {
         "{text}"
     );
     let msgpack = hubs::typescript::Module::new()
-        .protocol(hubs::typescript::Protocol::MessagePack)
+        .protocol(hubs::typescript::ClientProtocols::MessagePack)
         .hub::<Drawing>()
         .render()
         .expect("renders");

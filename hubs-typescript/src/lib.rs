@@ -87,7 +87,7 @@ pub const OVERWRITE_VAR: &str = "HUBS_TYPESCRIPT";
 /// is in TypeScript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum Protocol {
+pub enum ClientProtocols {
     /// JSON (the default): bytes are base64 `string`s.
     #[default]
     Json,
@@ -164,7 +164,7 @@ pub struct Module {
     types: Types,
     hubs: Vec<HubText>,
     clients: Vec<ClientText>,
-    protocol: Protocol,
+    protocol: ClientProtocols,
 }
 
 impl Default for Module {
@@ -192,13 +192,13 @@ impl Module {
             types: Types::new(),
             hubs: Vec::new(),
             clients: Vec::new(),
-            protocol: Protocol::Json,
+            protocol: ClientProtocols::Json,
         }
     }
 
     /// The protocol the page's client uses (JSON by default): what bytes are.
     #[must_use]
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
+    pub fn protocol(mut self, protocol: ClientProtocols) -> Self {
         self.protocol = protocol;
         self
     }
@@ -267,9 +267,13 @@ impl Module {
         );
         if self.types.binary {
             let (ty, how) = match self.protocol {
-                Protocol::Json => ("string", "base64 text, as the JSON protocol carries bytes"),
-                Protocol::MessagePack => ("Uint8Array", "as the MessagePack protocol carries them"),
-                Protocol::Both => (
+                ClientProtocols::Json => {
+                    ("string", "base64 text, as the JSON protocol carries bytes")
+                }
+                ClientProtocols::MessagePack => {
+                    ("Uint8Array", "as the MessagePack protocol carries them")
+                }
+                ClientProtocols::Both => (
                     "string | Uint8Array",
                     "base64 text in JSON, a `Uint8Array` in MessagePack",
                 ),

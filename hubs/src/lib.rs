@@ -13,8 +13,8 @@
 //! impl Chat {
 //!     /// Wire name `SendMessage`.
 //!     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) -> Result<(), HubError> {
-//!         cx.clients().all().send("ReceiveMessage", (user, text)).await
-//!             .map_err(|e| HubError::new(e.to_string()))
+//!         cx.clients().all().send("ReceiveMessage", (user, text)).await?;
+//!         Ok(())
 //!     }
 //!
 //!     pub async fn join(&self, cx: &Context<Self>, room: String) {

@@ -123,11 +123,7 @@ impl Filtered {
     }
 
     pub(crate) async fn notify(&self, cx: &Context<Self>) -> Result<(), HubError> {
-        cx.clients()
-            .caller()
-            .send("Notice", ("hello",))
-            .await
-            .map_err(|e| HubError::new(e.to_string()))?;
+        cx.clients().caller().send("Notice", ("hello",)).await?;
         match cx.clients().caller().send("Secret", ("x",)).await {
             Err(SendError::Dropped(reason)) => Err(HubError::new(format!("dropped: {reason}"))),
             other => Err(HubError::new(format!("not dropped: {other:?}"))),

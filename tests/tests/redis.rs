@@ -24,7 +24,7 @@ pub(crate) trait Member {
 struct Cluster;
 
 fn routed(result: Result<(), hubs::SendError>) -> Result<(), HubError> {
-    result.map_err(|e| HubError::new(e.to_string()))
+    Ok(result?)
 }
 
 #[hub(client = Member)]

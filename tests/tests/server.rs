@@ -134,11 +134,8 @@ impl Lobby {
         user: String,
         text: String,
     ) -> Result<(), HubError> {
-        cx.clients()
-            .user(user)
-            .send("Told", (text,))
-            .await
-            .map_err(|e| HubError::new(e.to_string()))
+        cx.clients().user(user).send("Told", (text,)).await?;
+        Ok(())
     }
 
     pub(crate) fn remember(&self, cx: &Context<Self>, value: String) {

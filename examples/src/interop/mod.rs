@@ -210,8 +210,7 @@ impl TestHub {
         let answers = cx
             .clients()
             .group(group_name.clone())
-            .invoke_each::<serde_json::Value, _>("Result", (group_name,))
-            .map_err(|e| HubError::new(e.to_string()))?
+            .invoke_each::<serde_json::Value, _>("Result", (group_name,))?
             .within(Duration::from_secs(5))
             .await;
         let mut values: Vec<serde_json::Value> = answers

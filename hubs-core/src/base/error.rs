@@ -5,6 +5,21 @@ use std::fmt;
 use hubs_protocol::{DecodeError, EncodeError, HubError, wire};
 
 /// Sending a message to clients failed.
+///
+/// In a hub method, `?` turns it into a [`HubError`], so the caller's invocation fails
+/// with a message it is shown (`HubException: {message}`). The message says what failed,
+/// never why inside the server: [`Encode`](Self::Encode) reads `The message could not be
+/// encoded.`, [`Routing`](Self::Routing) `The message could not be routed.` (what the
+/// broker said is the server's business, not the caller's), and
+/// [`Dropped`](Self::Dropped) `The message was dropped: {reason}`, with the reason the
+/// outgoing filter gave.
+///
+/// ```
+/// use hubs_core::{HubError, SendError};
+///
+/// let error: HubError = SendError::Routing("redis: connection refused".into()).into();
+/// assert_eq!(error.message(), "The message could not be routed.");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -17,6 +32,18 @@ pub enum SendError {
     /// An outgoing filter dropped the message, for this reason.
     #[error("the message was dropped: {0}")]
     Dropped(String),
+}
+
+impl From<SendError> for HubError {
+    fn from(error: SendError) -> Self {
+        match error {
+            SendError::Encode(_) => HubError::new("The message could not be encoded."),
+            SendError::Routing(_) => HubError::new("The message could not be routed."),
+            SendError::Dropped(reason) => {
+                HubError::new(format!("The message was dropped: {reason}"))
+            }
+        }
+    }
 }
 
 /// Why a hub method call failed, before the wire text is chosen.

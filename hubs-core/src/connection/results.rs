@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::base::connection_id::ConnectionId;
 use crate::base::error::SendError;
-use hubs_protocol::Outcome;
+use hubs_protocol::{HubError, Outcome};
 
 /// The client results one connection waits for, by invocation id.
 #[derive(Debug, Default)]
@@ -58,6 +58,20 @@ impl Drop for Registration<'_> {
 }
 
 /// A client result could not be obtained.
+///
+/// In a hub method, `?` turns it into a [`HubError`] the caller is shown: the official
+/// texts for a connection that closed or does not exist, the timeout, the failure a
+/// backplane reported, or, for [`Send`](Self::Send), the [`SendError`]'s message. An
+/// error the client itself returned is not one of these: it comes back as the `HubError`
+/// of the result.
+///
+/// ```
+/// use std::time::Duration;
+/// use hubs_core::{ClientResultError, HubError};
+///
+/// let error: HubError = ClientResultError::Timeout(Duration::from_secs(30)).into();
+/// assert_eq!(error.message(), "The client did not return a result within 30s.");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientResultError {
@@ -76,4 +90,13 @@ pub enum ClientResultError {
     /// The server the connection is on reported this failure (a backplane).
     #[error("{0}")]
     Remote(String),
+}
+
+impl From<ClientResultError> for HubError {
+    fn from(error: ClientResultError) -> Self {
+        match error {
+            ClientResultError::Send(error) => error.into(),
+            other => HubError::new(other.to_string()),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! reads and decodes what the client sends, hands invocations to the queue, starts them
 //! as slots free up, routes Completions and cancellations, and keeps the connection
 //! alive, all from one `select!` over named events. A method it starts itself (see
-//! [`Method::immediate`](crate::Method::immediate)) runs on it only until its first
+//! [`HubMethod::immediate`](crate::HubMethod::immediate)) runs on it only until its first
 //! wait.
 //!
 //! Uploads are fed without waiting. The loop holds back from reading (the client's bytes

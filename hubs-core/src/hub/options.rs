@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::base::identity::Request;
+use crate::base::identity::{Request, User};
 use crate::base::slow_consumer::{OutboundBudget, SlowConsumerPolicy};
 use crate::routing::lifetime::LifetimeManager;
 use crate::routing::memory::InMemoryLifetimeManager;
@@ -301,7 +301,7 @@ impl HubOptions {
     pub fn user_id_of(&self, request: &Request) -> Option<String> {
         match &self.user_id {
             Some(provider) => provider(request),
-            None => request.user().and_then(crate::User::id).map(str::to_owned),
+            None => request.user().and_then(User::id).map(str::to_owned),
         }
     }
 

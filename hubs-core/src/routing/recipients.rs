@@ -234,7 +234,7 @@ impl Recipients<Many> {
 fn bind_outcome<T: DeserializeOwned>(
     outcome: Result<Outcome, ClientResultError>,
 ) -> Result<T, HubError> {
-    let value = match outcome.map_err(|e| HubError::new(e.to_string()))? {
+    let value = match outcome? {
         Outcome::Error(error) => return Err(HubError::new(error)),
         Outcome::Result(value) => value,
         // "Done, no value": bind as null, so `()` and `Option<T>` accept it.

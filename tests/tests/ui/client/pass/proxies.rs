@@ -33,7 +33,7 @@ pub struct Chat;
 impl Chat {
     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) -> Result<(), HubError> {
         let clients = cx.clients();
-        clients.all().receive_message(user.clone(), text.clone()).await.map_err(|e| HubError::new(e.to_string()))?;
+        clients.all().receive_message(user.clone(), text.clone()).await?;
         let _ = clients.others().ping().await;
         let _ = clients.caller().note(Note { text: text.clone() }).await;
         let _ = clients.group("room").borrowed(&text, &[1, 2]).await;
