@@ -55,7 +55,7 @@ pub(crate) enum Envelope {
         messagepack: Vec<serde_bytes::ByteBuf>,
         timeout_ms: u64,
     },
-    /// End a connection (a kick from another server); acknowledged if it was there.
+    /// Close a connection (a kick from another server); acknowledged if it was there.
     Kick {
         origin: String,
         request: u64,

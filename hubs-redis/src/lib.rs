@@ -51,7 +51,7 @@
 //! Each server renews a heartbeat key every 3 s (it expires after 10 s); members of a
 //! server whose heartbeat is gone, one that crashed without cleaning up, are left out of
 //! every answer and removed when read. So `Presence` (group members, a user's
-//! connections, a connection's groups, counts), kicks (`Presence::kick` ends a
+//! connections, a connection's groups, counts), kicks (`Presence::kick` closes a
 //! connection on whichever server has it) and fan-out client results
 //! (`clients.group(g).invoke_each(..)`) see every server.
 //!

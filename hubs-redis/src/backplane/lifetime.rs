@@ -10,7 +10,8 @@ use hubs_core::{
     SendError, SerializedMessage,
 };
 
-use super::{Envelope, RedisLifetimeManager, RequestError, WireOutcome};
+use super::{RedisLifetimeManager, RequestError};
+use crate::envelope::{Envelope, WireOutcome};
 
 #[async_trait]
 impl LifetimeManager for RedisLifetimeManager {

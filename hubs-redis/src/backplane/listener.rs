@@ -11,6 +11,7 @@ use hubs_core::protocol::{Outcome, Protocol, Value};
 use hubs_core::{
     ConnectionId, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
 };
+use serde_bytes::ByteBuf;
 
 use super::{LAG, RedisLifetimeManager, lock};
 use crate::connection::Subscriber;
@@ -53,26 +54,7 @@ impl RedisLifetimeManager {
                 }
                 let excluded: Vec<ConnectionId> =
                     excluded.into_iter().map(ConnectionId::from).collect();
-                let Some(rest) = channel.strip_prefix(&format!("{}:", self.channels.base)) else {
-                    return;
-                };
-                let selection = if let Some(targets) = targets {
-                    match targets {
-                        Targets::Groups(groups) => Selection::Groups(groups),
-                        Targets::Users(users) => Selection::Users(users),
-                        Targets::Connections(ids) => Selection::Connections(
-                            ids.into_iter().map(ConnectionId::from).collect(),
-                        ),
-                    }
-                } else if rest == "all" {
-                    Selection::AllExcept(excluded)
-                } else if let Some(group) = rest.strip_prefix("group:") {
-                    Selection::GroupExcept(group.to_owned(), excluded)
-                } else if let Some(user) = rest.strip_prefix("user:") {
-                    Selection::User(user.to_owned())
-                } else if let Some(id) = rest.strip_prefix("connection:") {
-                    Selection::Connection(ConnectionId::from(id))
-                } else {
+                let Some(selection) = self.selection(channel, targets, excluded) else {
                     return;
                 };
                 let message = SerializedMessage::encoded(
@@ -112,34 +94,13 @@ impl RedisLifetimeManager {
                 messagepack,
                 timeout_ms,
             } => {
-                let manager = self.clone();
-                tokio::spawn(async move {
-                    let arguments = PerProtocol::new(
-                        json.into_iter()
-                            .map(|b| Value::from_raw(Protocol::Json, b.into_vec()))
-                            .collect::<Vec<_>>(),
-                        messagepack
-                            .into_iter()
-                            .map(|b| Value::from_raw(Protocol::MessagePack, b.into_vec()))
-                            .collect(),
-                    );
-                    let id = ConnectionId::from(connection);
-                    let outcome = manager
-                        .local
-                        .invoke(&id, &target, &arguments, Duration::from_millis(timeout_ms))
-                        .await;
-                    let outcome = match outcome {
-                        Ok(Outcome::Void) => WireOutcome::Void,
-                        Ok(Outcome::Result(value)) => WireOutcome::Value {
-                            messagepack: value.protocol() == Protocol::MessagePack,
-                            bytes: value.as_bytes().to_vec(),
-                        },
-                        Ok(Outcome::Error(error)) => WireOutcome::Error(error),
-                        Err(error) => WireOutcome::Failed(error.to_string()),
-                    };
-                    let reply = Envelope::Result { request, outcome };
-                    let _ = manager.outbox.post(manager.channels.server(&origin), reply);
-                });
+                let call = RemoteCall {
+                    connection: ConnectionId::from(connection),
+                    target,
+                    arguments: (json, messagepack),
+                    timeout: Duration::from_millis(timeout_ms),
+                };
+                tokio::spawn(self.clone().invoke_local(origin, request, call));
             }
             Envelope::Kick {
                 origin,
@@ -164,6 +125,76 @@ impl RedisLifetimeManager {
             }
         }
     }
+
+    /// Whom a broadcast that arrived on `channel` is for, among this server's
+    /// connections: its explicit `targets`, else what the channel names. `None` for a
+    /// channel that is not ours.
+    fn selection(
+        &self,
+        channel: &str,
+        targets: Option<Targets>,
+        excluded: Vec<ConnectionId>,
+    ) -> Option<Selection> {
+        let rest = channel.strip_prefix(&format!("{}:", self.channels.base))?;
+        Some(if let Some(targets) = targets {
+            match targets {
+                Targets::Groups(groups) => Selection::Groups(groups),
+                Targets::Users(users) => Selection::Users(users),
+                Targets::Connections(ids) => {
+                    Selection::Connections(ids.into_iter().map(ConnectionId::from).collect())
+                }
+            }
+        } else if rest == "all" {
+            Selection::AllExcept(excluded)
+        } else if let Some(group) = rest.strip_prefix("group:") {
+            Selection::GroupExcept(group.to_owned(), excluded)
+        } else if let Some(user) = rest.strip_prefix("user:") {
+            Selection::User(user.to_owned())
+        } else if let Some(id) = rest.strip_prefix("connection:") {
+            Selection::Connection(ConnectionId::from(id))
+        } else {
+            return None;
+        })
+    }
+
+    /// Runs another server's client-result call on one of this server's connections and
+    /// posts the outcome back to `origin`.
+    async fn invoke_local(self: Arc<Self>, origin: String, request: u64, call: RemoteCall) {
+        let (json, messagepack) = call.arguments;
+        let arguments = PerProtocol::new(
+            json.into_iter()
+                .map(|b| Value::from_raw(Protocol::Json, b.into_vec()))
+                .collect::<Vec<_>>(),
+            messagepack
+                .into_iter()
+                .map(|b| Value::from_raw(Protocol::MessagePack, b.into_vec()))
+                .collect(),
+        );
+        let outcome = self
+            .local
+            .invoke(&call.connection, &call.target, &arguments, call.timeout)
+            .await;
+        let outcome = match outcome {
+            Ok(Outcome::Void) => WireOutcome::Void,
+            Ok(Outcome::Result(value)) => WireOutcome::Value {
+                messagepack: value.protocol() == Protocol::MessagePack,
+                bytes: value.as_bytes().to_vec(),
+            },
+            Ok(Outcome::Error(error)) => WireOutcome::Error(error),
+            Err(error) => WireOutcome::Failed(error.to_string()),
+        };
+        let reply = Envelope::Result { request, outcome };
+        let _ = self.outbox.post(self.channels.server(&origin), reply);
+    }
+}
+
+/// A client-result call another server asked this one to run.
+struct RemoteCall {
+    connection: ConnectionId,
+    target: String,
+    /// The arguments, encoded per protocol (JSON, MessagePack).
+    arguments: (Vec<ByteBuf>, Vec<ByteBuf>),
+    timeout: Duration,
 }
 
 /// How a server hears its channels.

@@ -5,7 +5,8 @@ use std::sync::Weak;
 
 use hubs_core::{ConnectionId, LifetimeManager, Selection};
 
-use super::{Envelope, RedisLifetimeManager};
+use super::RedisLifetimeManager;
+use crate::envelope::Envelope;
 use crate::presence::{self, HEARTBEAT_EVERY, HEARTBEAT_TTL};
 
 impl RedisLifetimeManager {

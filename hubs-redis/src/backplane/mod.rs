@@ -1,8 +1,8 @@
 //! The Redis lifetime manager.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hubs_core::protocol::Protocol;
@@ -10,23 +10,18 @@ use hubs_core::{
     ConnectionId, InMemoryLifetimeManager, LifetimeManager, Selection, SendError,
     SerializedMessage, deliver,
 };
-use redis::aio::ConnectionManagerConfig;
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-
-use crate::connection::{Commands, Subscriber};
 use tokio::sync::oneshot;
 
-use crate::envelope::{Envelope, Targets, WireOutcome};
-use crate::options::{ConnectError, RedisOptions};
+use crate::connection::{Commands, Subscriber};
+use crate::envelope::{Envelope, Targets};
+use crate::options::RedisOptions;
 use crate::outbox::{BackplaneStats, Outbox};
 use crate::presence::Keys;
 
+mod connect;
 mod lifetime;
 mod listener;
 mod membership;
-
-use listener::{Incoming, listen, listen_cluster};
-use membership::heartbeat;
 
 /// Why a request to another server got no reply.
 #[derive(Debug)]
@@ -104,115 +99,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RedisLifetimeManager {
-    /// Connects to Redis for the hub named `hub` (its channels are
-    /// `{prefix}:{hub}:…`; every server of the hub must use the same name).
-    ///
-    /// # Errors
-    ///
-    /// [`ConnectError`] when Redis cannot be reached.
-    pub async fn connect(options: RedisOptions, hub: &str) -> Result<Arc<Self>, ConnectError> {
-        let error = |e: redis::RedisError| ConnectError {
-            url: options.url.clone(),
-            message: e.to_string(),
-        };
-        let timed_out = || ConnectError {
-            url: options.url.clone(),
-            message: "timed out".to_owned(),
-        };
-        let (publisher, subscriber, incoming) = match &options.cluster {
-            None => {
-                let client = redis::Client::open(options.url.as_str()).map_err(error)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_number_of_retries(1);
-                let publisher = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    client.get_connection_manager_with_config(config),
-                )
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(error)?;
-                let pubsub = client.get_async_pubsub().await.map_err(error)?;
-                let (sink, stream) = pubsub.split();
-                (
-                    Commands::Single(publisher),
-                    Subscriber::Single(sink),
-                    Incoming::Single(client, stream),
-                )
-            }
-            Some(nodes) => {
-                let commands = ClusterClient::new(nodes.clone()).map_err(error)?;
-                let publisher =
-                    tokio::time::timeout(Duration::from_secs(5), commands.get_async_connection())
-                        .await
-                        .map_err(|_| timed_out())?
-                        .map_err(error)?;
-                // Sharded messages arrive as RESP3 pushes; the client resubscribes by
-                // itself after a reconnect or a resharding.
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                let subscriptions = ClusterClientBuilder::new(nodes.clone())
-                    .use_protocol(redis::ProtocolVersion::RESP3)
-                    .push_sender(tx)
-                    .build()
-                    .map_err(error)?;
-                let subscriber = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    subscriptions.get_async_connection(),
-                )
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(error)?;
-                (
-                    Commands::Cluster(publisher),
-                    Subscriber::Cluster(subscriber),
-                    Incoming::Cluster(rx),
-                )
-            }
-        };
-        let server_id = ConnectionId::generate().to_string();
-        let reader = publisher.clone();
-        let outbox = Outbox::start(
-            publisher,
-            server_id.clone(),
-            hub.to_owned(),
-            options.outbox_capacity,
-            options.publish_patience,
-        );
-        let manager = Arc::new(Self {
-            local: InMemoryLifetimeManager::new(),
-            server_id,
-            hub: hub.to_owned(),
-            outbox,
-            seen: Mutex::new(HashMap::new()),
-            channels: Channels {
-                base: format!("{}:{hub}", options.prefix),
-            },
-            keys: Keys::new(&format!("{}:{hub}", options.prefix)),
-            options,
-            reader,
-            subscriptions: tokio::sync::Mutex::new(HashMap::new()),
-            sink: Mutex::new(Some(subscriber)),
-            pending: Mutex::new(HashMap::new()),
-            next_request: AtomicU64::new(1),
-        });
-        manager.subscribe(manager.channels.all()).await;
-        manager
-            .subscribe(manager.channels.server(&manager.server_id))
-            .await;
-        match incoming {
-            Incoming::Single(client, stream) => {
-                tokio::spawn(listen(Arc::downgrade(&manager), client, stream));
-            }
-            Incoming::Cluster(pushes) => {
-                tokio::spawn(listen_cluster(Arc::downgrade(&manager), pushes));
-            }
-        }
-        manager.beat().await;
-        tokio::spawn(heartbeat(Arc::downgrade(&manager)));
-        Ok(manager)
-    }
-
     /// This server's id on the backplane.
     pub fn server_id(&self) -> &str {
         &self.server_id
