@@ -12,9 +12,9 @@ use hubs_protocol::TransportKind;
 use crate::retry::RetryPolicy;
 use crate::transport::in_memory::Connector;
 
-/// A boxed future that can move between threads.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
+/// Asked for a bearer token before negotiate and each transport connection.
+pub(crate) type TokenProvider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
 
 /// Everything a connection was built with.
 pub(crate) struct Config {
