@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubs::testing::TestServer;
-use hubs::{HubError, HubOptions, User, client::HubConnection};
+use hubs::{HubError, HubOptions, User, connection::HubConnection};
 use hubs_examples::chat::{
     self, ChatClient, ChatClientReceiver, ChatHubProxy, Message, Reply, RoomMembers,
 };

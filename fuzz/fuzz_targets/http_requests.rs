@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hubs::{Context, Cors, EndpointOptions, HubOptions, HubService, Server, hub};
+use hubs::{Context, Cors, EndpointOptions, hub, HubOptions, HubService, Server};
 use libfuzzer_sys::fuzz_target;
 
 struct Echo;

@@ -27,7 +27,7 @@ mod hub;
 mod routing;
 mod runtime;
 
-pub use base::authorization::{Policies, Policy, PolicyRequest, Requirement, Verdict};
+pub use base::authorization::{Policies, Policy, PolicyCheck, Requirement, Verdict};
 pub use base::connection_id::ConnectionId;
 pub use base::error::{DispatchError, SendError};
 pub use base::filter::{ConnectionInfo, HubFilter, Invocation, Next, NextHook};
@@ -44,7 +44,7 @@ pub use base::stream::{
     Reply, ReplyStream, UploadStream, receiver_stream, reply_fallible_stream, reply_stream,
 };
 pub use base::throttle::Throttle;
-pub use connection::end::EndHandle;
+pub use connection::close::CloseHandle;
 pub use connection::handle::{ConnectionClosed, ConnectionHandle, TrySendError};
 pub use connection::outbound::{Frame, OutboundQueue, Outgoing, TryRecvError};
 pub use connection::results::ClientResultError;

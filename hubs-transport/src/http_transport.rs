@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hubs_core::{
-    Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint, Outgoing,
+    Capabilities, CloseHandle, Connected, ConnectionId, Frame, HubEndpoint, Outgoing,
     TransportConnection, TransportKind, wire,
 };
 use tokio::sync::mpsc;
@@ -34,8 +34,8 @@ pub(crate) struct HttpLink {
     /// side cleanly.
     incoming: Mutex<Option<mpsc::Sender<Bytes>>>,
     outgoing: tokio::sync::Mutex<Outgoing>,
-    finished: CancellationToken,
-    end: EndHandle,
+    closed: CancellationToken,
+    close_handle: CloseHandle,
     polls: Mutex<Polls>,
     posts: tokio::sync::Mutex<()>,
     /// The largest POST body, for an endpoint that reads whole messages; `None` streams
@@ -87,8 +87,8 @@ impl HttpLink {
             .map(str::to_owned);
         let Connected {
             outgoing,
-            finished,
-            end,
+            closed,
+            close_handle,
             task,
         } = endpoint.connect(TransportConnection {
             connection_id,
@@ -102,8 +102,8 @@ impl HttpLink {
             transport,
             incoming: Mutex::new(Some(tx)),
             outgoing: tokio::sync::Mutex::new(outgoing),
-            finished,
-            end,
+            closed,
+            close_handle,
             polls: Mutex::new(Polls {
                 current: None,
                 last_end: Instant::now(),
@@ -146,7 +146,7 @@ impl HttpLink {
         // One POST at a time per connection, in order.
         let _turn = self.posts.lock().await;
         let incoming = lock(&self.incoming).clone();
-        let Some(incoming) = incoming.filter(|_| !self.end.is_ended()) else {
+        let Some(incoming) = incoming.filter(|_| !self.close_handle.is_closed()) else {
             return body::text(StatusCode::NOT_FOUND, wire::NO_CONNECTION_WITH_ID);
         };
         let delivered = match self.max_post {
@@ -186,7 +186,7 @@ impl HttpLink {
     async fn forward(&self, incoming: &mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
         tokio::select! {
             sent = incoming.send(bytes) => sent.is_ok(),
-            () = self.end.ended() => false,
+            () = self.close_handle.closed() => false,
         }
     }
 
@@ -218,7 +218,7 @@ impl HttpLink {
                     biased;
                     () = token.cancelled() => None,
                     frame = outgoing.recv() => frame.map(|first| batch(first, &mut outgoing)),
-                    () = self.finished.cancelled() => outgoing.try_recv().ok().map(|first| batch(first, &mut outgoing)),
+                    () = self.closed.cancelled() => outgoing.try_recv().ok().map(|first| batch(first, &mut outgoing)),
                     () = tokio::time::sleep(timeout) => Some(Bytes::new()),
                 }
             }
@@ -244,16 +244,16 @@ impl HttpLink {
     /// closes. Dropping the response (the client went away) closes the connection.
     pub(crate) fn event_stream(self: Arc<Self>) -> Response<Body> {
         /// The client closed the event stream (or it failed): the transport is gone.
-        struct LostOnDrop(EndHandle);
+        struct LostOnDrop(CloseHandle);
         impl Drop for LostOnDrop {
             fn drop(&mut self) {
-                if !self.0.is_ended() {
+                if !self.0.is_closed() {
                     self.0
                         .transport_lost("The event stream was closed by the client.");
                 }
             }
         }
-        let guard = LostOnDrop(self.end.clone());
+        let guard = LostOnDrop(self.close_handle.clone());
         let first = futures_util::stream::once(async {
             Ok(hyper::body::Frame::data(Bytes::from_static(b":\r\n")))
         });
@@ -263,7 +263,7 @@ impl HttpLink {
                 tokio::select! {
                     biased;
                     frame = outgoing.recv() => frame,
-                    () = link.finished.cancelled() => outgoing.try_recv().ok(),
+                    () = link.closed.cancelled() => outgoing.try_recv().ok(),
                 }
             }?;
             Some((
@@ -405,7 +405,7 @@ async fn reap_when_not_polled(link: std::sync::Weak<HttpLink>) {
         let Some(link) = link.upgrade() else {
             return;
         };
-        if link.end.is_ended() {
+        if link.close_handle.is_closed() {
             return;
         }
         let idle = {
@@ -414,7 +414,7 @@ async fn reap_when_not_polled(link: std::sync::Weak<HttpLink>) {
         };
         if idle {
             tracing::debug!("long-polling connection not polled in time; closing it");
-            link.end.transport_lost(format!(
+            link.close_handle.transport_lost(format!(
                 "The client did not poll for {} s.",
                 DISCONNECT_TIMEOUT.as_secs()
             ));

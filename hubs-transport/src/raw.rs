@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hubs_core::{
-    BoxFuture, CancellationToken, Connected, ConnectionClosed, ConnectionId, EndHandle, Frame,
+    BoxFuture, CancellationToken, CloseHandle, Connected, ConnectionClosed, ConnectionId, Frame,
     HubEndpoint, HubOptions, Incoming, OutboundQueue, Request, TransportConnection, TransportKind,
 };
 
@@ -179,8 +179,8 @@ impl HubEndpoint for RawEndpoint {
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {
         let (queue, outgoing) = OutboundQueue::new(self.options.configured_outbound_budget());
         let queue = Arc::new(queue);
-        let finished = CancellationToken::new();
-        let end = EndHandle::new();
+        let closed = CancellationToken::new();
+        let close_handle = CloseHandle::new();
         let raw = RawConnection {
             id: connection.connection_id,
             request: connection.request,
@@ -188,27 +188,27 @@ impl HubEndpoint for RawEndpoint {
             incoming: connection.incoming,
             outgoing: RawSender {
                 queue,
-                closed: finished.clone(),
+                closed: closed.clone(),
             },
         };
         let handler = (self.handler)(raw);
         let task = {
-            let finished = finished.clone();
-            let end = end.clone();
+            let closed = closed.clone();
+            let close_handle = close_handle.clone();
             let shutdown = self.shutdown.clone();
             Box::pin(async move {
                 tokio::select! {
                     () = handler => {}
-                    () = end.ended() => {}
+                    () = close_handle.closed() => {}
                     () = shutdown.cancelled() => {}
                 }
-                finished.cancel();
+                closed.cancel();
             })
         };
         Connected {
             outgoing,
-            finished,
-            end,
+            closed,
+            close_handle,
             task,
         }
     }

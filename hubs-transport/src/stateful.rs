@@ -26,7 +26,7 @@ use hubs_core::protocol::{
     ReplayBuffer, Sequence,
 };
 use hubs_core::{
-    BoxFuture, Capabilities, Connected, ConnectionId, EndHandle, Frame, HubEndpoint,
+    BoxFuture, Capabilities, CloseHandle, Connected, ConnectionId, Frame, HubEndpoint,
     TransportConnection, TransportKind,
 };
 use tokio::sync::mpsc;
@@ -107,8 +107,8 @@ async fn run(
     let incoming = futures_util::stream::poll_fn(move |cx| from_relay.poll_recv(cx));
     let Connected {
         outgoing,
-        finished,
-        end,
+        closed,
+        close_handle,
         task,
     } = endpoint.clone().connect(TransportConnection {
         connection_id,
@@ -122,7 +122,7 @@ async fn run(
         sockets,
         outgoing,
         to_hub: Some(to_hub),
-        end,
+        close_handle,
         handshake: Some(BytesMut::new()),
         decoder: None,
         replay: ReplayBuffer::new(limit),
@@ -133,7 +133,7 @@ async fn run(
         client_closed: false,
         close_code: NORMAL,
     };
-    let relay = tokio::spawn(relay.run(finished));
+    let relay = tokio::spawn(relay.run(closed));
     task.await;
     let _ = relay.await;
 }
@@ -147,7 +147,7 @@ struct Relay {
     outgoing: hubs_core::Outgoing,
     /// What the client sends, to the hub; `None` once the client closed cleanly.
     to_hub: Option<mpsc::Sender<std::io::Result<Bytes>>>,
-    end: EndHandle,
+    close_handle: CloseHandle,
     /// The handshake request while it is incomplete; `None` once it was read.
     handshake: Option<BytesMut>,
     /// Counting is on (the handshake asked for version 2): the client's protocol.
@@ -181,11 +181,11 @@ impl Relay {
         self.decoder.is_some()
     }
 
-    async fn run(mut self, finished: tokio_util::sync::CancellationToken) {
+    async fn run(mut self, closed: tokio_util::sync::CancellationToken) {
         let mut acks = tokio::time::interval(ACK_INTERVAL);
         acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let closed = finished.cancelled();
-        tokio::pin!(closed);
+        let on_closed = closed.cancelled();
+        tokio::pin!(on_closed);
         loop {
             // While the replay buffer is full, the hub's messages wait in its own queue.
             let take_frames = !(self.counting() && self.replay.is_full());
@@ -200,7 +200,7 @@ impl Relay {
                 read = next_read(&mut self.socket, self.client_closed) => Event::Read(read),
                 _ = acks.tick(), if self.counting() && self.socket.is_some() => Event::AckDue,
                 () = tokio::time::sleep_until(abandon_at), if self.detached_since.is_some() => Event::Abandoned,
-                () = &mut closed => Event::Closed,
+                () = &mut on_closed => Event::Closed,
             };
             match event {
                 Event::Socket(Some(socket)) => self.resumed(*socket).await,
@@ -216,7 +216,7 @@ impl Relay {
                 }
                 Event::Abandoned => {
                     tracing::debug!("the client did not come back; the connection closes");
-                    self.end.transport_lost(
+                    self.close_handle.transport_lost(
                         "The WebSocket was lost and the client did not reconnect in time.",
                     );
                     self.detached_since = None;
@@ -285,7 +285,7 @@ impl Relay {
             tracing::debug!(%reason, "websocket lost; waiting for the client to reconnect");
             self.detached_since = Some(Instant::now());
         } else {
-            self.end.transport_lost(reason);
+            self.close_handle.transport_lost(reason);
         }
     }
 
@@ -434,7 +434,7 @@ impl Relay {
                     ..
                 })) => {
                     if let Err(error) = self.received.sequence(sequence.sequence_id) {
-                        self.end.transport_lost(error);
+                        self.close_handle.transport_lost(error);
                         failed = true;
                         break;
                     }

@@ -13,8 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hubs::protocol::{HandshakeRequest, Protocol};
 use hubs::runtime::{Capabilities, ConnectionHandle, HubEndpoint, HubRuntime, TransportConnection};
 use hubs::{
-    ConnectionId, HubOptions, InMemoryLifetimeManager, LifetimeManager, Selection,
-    SerializedMessage, Services, TransportKind, hub,
+    ConnectionId, HubOptions, TransportKind, hub,
+    routing::{InMemoryLifetimeManager, LifetimeManager, Selection, SerializedMessage},
+    runtime::Services,
 };
 use tokio::sync::mpsc;
 

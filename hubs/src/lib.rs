@@ -111,7 +111,7 @@
 //!
 //! Options on the block: `#[hub(client = ChatClient)]` ties the hub to a `#[client]`
 //! trait, so its Clients targets are typed proxies (see below); without it they are
-//! untyped [`Recipients`] with `send(target, args)`.
+//! untyped [`Recipients`](routing::Recipients) with `send(target, args)`.
 //!
 //! # Authorization and limits
 //!
@@ -142,8 +142,8 @@
 //!
 //! Identity comes from an [`Authenticator`] (`Server::authenticate`, or
 //! `EndpointOptions::authenticate`; `hubs::auth::JwtAuthenticator` with the `jwt`
-//! feature), and [`Context::user`] reads it. [`HubFilter`]s run around every call and hook
-//! (`Server::filter`, `HubOptions::filter`); [`OutgoingFilter`]s around every message the
+//! feature), and [`Context::user`] reads it. [`HubFilter`](filter::HubFilter)s run around every call and hook
+//! (`Server::filter`, `HubOptions::filter`); [`OutgoingFilter`](filter::OutgoingFilter)s around every message the
 //! hub sends (`HubOptions::outgoing_filter`).
 //!
 //! # `#[client]`
@@ -200,7 +200,7 @@
 //!   deserialization error, a timeout ([`HubOptions::client_result_timeout`], 30 s by
 //!   default) or `Connection '…' disconnected.`;
 //! * `ChatClientProxy<Many>::ask()`, returning `ChatClientAsk`, whose result methods return
-//!   [`Responses`]: the answers of every selected client as they come, with
+//!   [`Responses`](routing::Responses): the answers of every selected client as they come, with
 //!   `first()`, `all()` and `within(deadline)`, each client bounded by its own timeout
 //!   (`ChatClientAsk::timeout`).
 //!
@@ -214,64 +214,98 @@
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
-//! * `client`: the Rust client, `hubs-client` as `hubs::client`, and the typed
+//! * `client`: the Rust client, `hubs-client` as `hubs::connection`, and the typed
 //!   `{Hub}Proxy` and `{Trait}Receiver` the attributes generate for it (without the
 //!   feature they generate none, so a server-only build has no client in it).
 //! * `tls`: `ServeOptions::tls` and `tls_pem` (the server terminates TLS itself, with
 //!   rustls), and `https://`/`wss://` in the client.
+//! * `redis`: `hubs-redis` as `hubs::redis`, scale-out over Redis (a backplane and
+//!   cluster-wide presence).
 //! * `opentelemetry`: W3C trace context in hub message headers, both ways.
 //! * `testing`: `hubs::testing::TestServer`, Rust clients connected to a server's hubs in
 //!   the same process (no TCP, tokio's paused clock works).
 //! * `typescript`: `hubs::typescript`, TypeScript for JavaScript clients from
 //!   `#[hub(typescript)]` and `#[client(typescript)]` (payload types derive ts-rs's `TS`).
 
+// The root: what a hub author names every day. Everything else lives in a module named
+// for its concern.
 pub use hubs_core::{
-    Arguments, Binary, CancellationToken, Cardinality, ClientFamily, Clients, ConnectionId,
-    Context, Groups, Hub, HubClients, HubContext, HubError, HubOptions, InMemoryLifetimeManager,
-    Items, LifetimeManager, Many, One, OutboundBudget, PerProtocol, Presence, Recipients, Request,
-    Responses, Selection, SendError, SerializedMessage, Services, SlowConsumer, SlowConsumerPolicy,
-    SlowConsumerStats, Stream, TransportKind, Untyped, UploadStream, wire,
+    Arguments, AuthError, Authenticator, Binary, CancellationToken, ConnectionId, Context, Hub,
+    HubContext, HubError, HubOptions, Items, Request, SendError, Stream, TransportKind,
+    UploadStream, User,
 };
-pub use hubs_core::{
-    AuthError, Authenticator, BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter,
-    Invocation, Limit, LimitFilter, Next, NextHook, OutgoingFilter, OutgoingKind, OutgoingMessage,
-    Policies, Policy, PolicyRequest, Reply, Requirement, Scope, TraceContext, User, Verdict,
+#[cfg(feature = "macros")]
+pub use hubs_macros::{client, hub};
+pub use hubs_transport::{
+    BuildError, Cors, EndpointOptions, HubService, ServeOptions, Server, TlsError, serve,
 };
 
-/// JWT authentication ([`hubs_auth`]): `JwtAuthenticator` and `JwtIssuer`. With the `jwt`
-/// feature.
-#[cfg(feature = "jwt")]
-pub use hubs_auth as auth;
-pub use hubs_core::{meters, protocol};
-pub use hubs_transport::{
-    Body, BuildError, Cors, EndpointOptions, HubService, RawConnection, RawSender, ServeOptions,
-    Server, serve,
-};
+/// The hub protocol (the `hubs-protocol` crate): messages, the JSON and MessagePack codecs, the
+/// handshake, [`Arguments`](protocol::Arguments), the wire texts and trace context.
+pub use hubs_core::protocol;
+
+/// Meters (the `metrics` facade): what the server counts and times, and their names.
+pub use hubs_core::meters;
 
 /// The Rust client ([`hubs_client`]): calls any SignalR hub, hubs' or ASP.NET Core's, over
-/// every transport and protocol, with TLS and stateful reconnect. With the `client` feature.
+/// every transport and protocol, with TLS and stateful reconnect; its main type is
+/// [`HubConnection`](connection::HubConnection). With the `client` feature.
 #[cfg(feature = "client")]
-pub use hubs_client as client;
+pub use hubs_client as connection;
 
-#[cfg(feature = "testing")]
-pub mod testing;
+/// Scale-out over Redis ([`hubs_redis`]): the backplane and cluster-wide presence. With
+/// the `redis` feature.
+#[cfg(feature = "redis")]
+pub use hubs_redis as redis;
 
 /// TypeScript for JavaScript clients ([`hubs_typescript`]), from `#[hub(typescript)]` and
 /// `#[client(typescript)]`. With the `typescript` feature.
 #[cfg(feature = "typescript")]
 pub use hubs_typescript as typescript;
 
-#[cfg(feature = "macros")]
-pub use hubs_macros::{client, hub};
+#[cfg(feature = "testing")]
+pub mod testing;
 
-/// Advanced: the runtime pieces a transport or a backplane builds on.
+/// Code around every call, hook and outgoing message: [`HubFilter`](filter::HubFilter)s,
+/// [`OutgoingFilter`](filter::OutgoingFilter)s, and the declared limits.
+pub mod filter {
+    pub use hubs_core::{
+        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, Invocation, Limit,
+        LimitFilter, Next, NextHook, OutgoingFilter, OutgoingKind, OutgoingMessage, Reply, Scope,
+        TraceContext,
+    };
+}
+
+/// Who may connect and call: policies and requirements, and (with the `jwt` feature) JWT
+/// authentication ([`hubs_auth`]: `JwtAuthenticator`, `JwtIssuer`).
+pub mod auth {
+    #[cfg(feature = "jwt")]
+    pub use hubs_auth::*;
+    pub use hubs_core::{Policies, Policy, PolicyCheck, Requirement, Verdict};
+}
+
+/// Where messages go: the Clients targets, client results, groups, presence, the lifetime
+/// managers that route (in memory, or a backplane's) and the slow-consumer rules.
+pub mod routing {
+    pub use hubs_core::{
+        Cardinality, ClientFamily, ClientResultError, Clients, Delivery, Groups, HubClients,
+        InMemoryLifetimeManager, LifetimeManager, Many, One, OutboundBudget, PerProtocol, Presence,
+        Recipients, Responses, Selection, SerializedMessage, SlowConsumer, SlowConsumerPolicy,
+        SlowConsumerStats, Untyped, deliver,
+    };
+}
+
+/// Advanced: the runtime pieces a transport or a backplane builds on, and raw (non-hub)
+/// connection endpoints.
 pub mod runtime {
     pub use hubs_core::{
-        Call, Capabilities, ClientResultError, Connected, ConnectionClosed, ConnectionHandle,
-        Delivery, EndHandle, Frame, HubEndpoint, HubMethod, HubRuntime, Incoming,
-        MissingServiceError, MountError, OutboundQueue, Outgoing, ServiceKey, TransportConnection,
-        TryRecvError, TrySendError, UnknownPolicyError, deliver,
+        Call, Capabilities, CloseHandle, Connected, ConnectionClosed, ConnectionHandle, Frame,
+        HubEndpoint, HubMethod, HubRuntime, Incoming, MissingServiceError, MountError,
+        OutboundQueue, Outgoing, ReplyStream, ServiceKey, Services, Throttle, TransportConnection,
+        TryRecvError, TrySendError, UnknownPolicyError, receiver_stream, reply_fallible_stream,
+        reply_stream,
     };
+    pub use hubs_transport::{Body, RawConnection, RawSender};
 }
 
 /// What generated code names. Not a public API: no semver promise.

@@ -228,8 +228,8 @@ fn link(endpoint: &Arc<dyn HubEndpoint>, request: Request) -> RawLink {
     });
     let Connected {
         mut outgoing,
-        finished,
-        end,
+        closed,
+        close_handle,
         task,
     } = endpoint.clone().connect(TransportConnection {
         connection_id: connection_id.clone(),
@@ -240,21 +240,21 @@ fn link(endpoint: &Arc<dyn HubEndpoint>, request: Request) -> RawLink {
     });
     tokio::spawn(task);
     tokio::spawn(async move {
-        let ended = finished.cancelled();
-        tokio::pin!(ended);
+        let on_closed = closed.cancelled();
+        tokio::pin!(on_closed);
         loop {
             tokio::select! {
                 biased;
                 frame = outgoing.recv() => match frame {
                     Some(frame) => {
                         if to_client.send(frame.bytes).await.is_err() {
-                            end.transport_lost("the test client went away");
+                            close_handle.transport_lost("the test client went away");
                             return;
                         }
                     }
                     None => return,
                 },
-                () = &mut ended => {
+                () = &mut on_closed => {
                     while let Ok(frame) = outgoing.try_recv() {
                         let _ = to_client.send(frame.bytes).await;
                     }
@@ -295,7 +295,7 @@ impl Connector for InProcess {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sent {
     /// The recipients, as the hub chose them.
-    pub to: crate::Selection,
+    pub to: crate::routing::Selection,
     /// The client method called.
     pub target: String,
     /// The arguments, as JSON.
@@ -390,7 +390,11 @@ impl Recorder {
             .push(sent);
     }
 
-    fn record_message(&self, to: &crate::Selection, message: &crate::SerializedMessage<'_>) {
+    fn record_message(
+        &self,
+        to: &crate::routing::Selection,
+        message: &crate::routing::SerializedMessage<'_>,
+    ) {
         let Ok(bytes) = message.bytes(hubs_core::protocol::Protocol::Json) else {
             return;
         };
@@ -421,8 +425,8 @@ impl hubs_core::LifetimeManager for Recorder {
 
     async fn send(
         &self,
-        selection: &crate::Selection,
-        message: &crate::SerializedMessage<'_>,
+        selection: &crate::routing::Selection,
+        message: &crate::routing::SerializedMessage<'_>,
     ) -> Result<(), crate::SendError> {
         self.record_message(selection, message);
         hubs_core::LifetimeManager::send(&self.routing, selection, message).await
@@ -448,7 +452,7 @@ impl hubs_core::LifetimeManager for Recorder {
         hubs_core::LifetimeManager::connection(&self.routing, id)
     }
 
-    async fn connection_ids(&self, selection: &crate::Selection) -> Vec<ConnectionId> {
+    async fn connection_ids(&self, selection: &crate::routing::Selection) -> Vec<ConnectionId> {
         hubs_core::LifetimeManager::connection_ids(&self.routing, selection).await
     }
 
@@ -460,14 +464,14 @@ impl hubs_core::LifetimeManager for Recorder {
         &self,
         connection: &ConnectionId,
         target: &str,
-        arguments: &(dyn crate::Arguments + Send),
+        arguments: &(dyn crate::protocol::Arguments + Send),
         timeout: std::time::Duration,
     ) -> Result<hubs_core::protocol::Outcome, hubs_core::ClientResultError> {
         let values = arguments
             .to_values(hubs_core::protocol::Protocol::Json)
             .unwrap_or_default();
         self.record(Sent {
-            to: crate::Selection::Connection(connection.clone()),
+            to: crate::routing::Selection::Connection(connection.clone()),
             target: target.to_owned(),
             arguments: json_arguments(&values),
             client_result: true,

@@ -278,8 +278,8 @@ fn status_kib(pid: &str, field: &str) -> u64 {
 
 /// A small outbound budget, so tests reach a slow consumer's limits in a few messages:
 /// 16 KiB to pause reading, 32 KiB to pace, 64 KiB soft for 500 ms, 1 MiB hard.
-pub fn small_budget() -> hubs::OutboundBudget {
-    hubs::OutboundBudget::default()
+pub fn small_budget() -> hubs::routing::OutboundBudget {
+    hubs::routing::OutboundBudget::default()
         .pause_reading(16 * 1024)
         .pace(32 * 1024)
         .soft_budget(64 * 1024)

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::TransportKind;
-use hubs::client::{HubConnection, InvokeError};
+use hubs::connection::{HubConnection, InvokeError};
 use hubs::protocol::Protocol;
 use hubs_tests::STEP;
 use tokio::io::{AsyncBufReadExt, BufReader};

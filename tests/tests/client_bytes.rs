@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)] // tungstenite's accept callback signature
 
 use futures_util::{SinkExt, StreamExt};
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use hubs::protocol::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hubs::client::{ClientStream, ConnectionEvent, ConnectionState, HubConnection, StartError};
+use hubs::connection::{ClientStream, ConnectionEvent, ConnectionState, HubConnection, StartError};
 use hubs_tests::{TcpProxy, interop_server, within};
 use tokio::sync::{broadcast, mpsc};
 

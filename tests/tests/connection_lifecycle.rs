@@ -291,7 +291,7 @@ async fn a_client_that_vanishes_mid_upload_is_released_within_the_client_timeout
     }
     assert_eq!(
         ended.expect("the upload ended"),
-        Err(hubs::wire::UPLOAD_CONNECTION_ENDED.to_owned()),
+        Err(hubs::protocol::wire::UPLOAD_CONNECTION_ENDED.to_owned()),
         "an unfinished upload never looks complete"
     );
     let error = disconnected

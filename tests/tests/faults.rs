@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubs::protocol::{HubMessage, Protocol};
-use hubs::{HubOptions, InMemoryLifetimeManager, Server};
+use hubs::{HubOptions, Server, routing::InMemoryLifetimeManager};
 use hubs_examples::interop::TestHub;
 use hubs_tests::child::ServerProcess;
 use hubs_tests::{RawClient, STEP, rss_kib, serve};

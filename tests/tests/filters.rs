@@ -4,12 +4,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hubs::client::{HubConnection, InvokeError};
+use hubs::connection::{HubConnection, InvokeError};
 use hubs::protocol::Headers;
 use hubs::{
-    AuthError, BoxFuture, ConnectionInfo, Context, DispatchError, Dropped, EndpointOptions,
-    HubError, HubFilter, HubOptions, Invocation, Next, NextHook, OutgoingFilter, OutgoingKind,
-    OutgoingMessage, PolicyRequest, Reply, Request, SendError, Server, User, hub,
+    AuthError, Context, EndpointOptions, HubError, HubOptions, Request, SendError, Server, User,
+    auth::PolicyCheck,
+    filter::{
+        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, Invocation, Next, NextHook,
+        OutgoingFilter, OutgoingKind, OutgoingMessage, Reply,
+    },
+    hub,
 };
 use hubs_tests::within;
 use tokio::sync::mpsc;
@@ -377,7 +381,7 @@ impl Staff {
 }
 
 fn guarded_server() -> Server {
-    let adults = |request: PolicyRequest| async move {
+    let adults = |request: PolicyCheck| async move {
         request
             .user
             .claim("age")
@@ -465,7 +469,10 @@ async fn identity_policies_roles_and_per_user_caps() {
         &[("x-test-user", "cap:30")],
     )
     .await;
-    assert_eq!((got, body.as_str()), (429, hubs::wire::TOO_MANY_FOR_USER));
+    assert_eq!(
+        (got, body.as_str()),
+        (429, hubs::protocol::wire::TOO_MANY_FOR_USER)
+    );
     let other = as_user("/capped", "someone:30");
     within("other user", other.start())
         .await

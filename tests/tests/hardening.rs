@@ -120,7 +120,10 @@ async fn connection_limits_refuse_with_503_and_recover() {
     let _b = RawClient::connect(addr, "/small", Protocol::Json).await;
     // The endpoint is full: negotiate and a new WebSocket get 503, with a clear text.
     let (status, body) = negotiate_status(addr, "/small").await;
-    assert_eq!((status, body.as_str()), (503, hubs::wire::SERVER_FULL));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, hubs::protocol::wire::SERVER_FULL)
+    );
     let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/small")).await;
     assert!(refused.is_err(), "a third WebSocket was accepted");
     // Another endpoint still has room, until the server is full.
@@ -156,7 +159,10 @@ async fn a_negotiate_flood_is_capped() {
         tokens.push(token_of(&body));
     }
     let (status, body) = negotiate_status(addr, "/testhub").await;
-    assert_eq!((status, body.as_str()), (503, hubs::wire::TOO_MANY_PENDING));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, hubs::protocol::wire::TOO_MANY_PENDING)
+    );
     // A transport that arrives frees its negotiate's place.
     let token = tokens.pop().expect("a token");
     let mut client =

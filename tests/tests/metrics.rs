@@ -128,7 +128,10 @@ async fn metrics_count_connections_messages_and_invocations() {
 /// counted in the meters, and `/metrics` says how many, as `slow_consumer_stats` does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_messages_are_counted_in_the_meters() {
-    use hubs::{HubOptions, OutboundBudget, Server, SlowConsumer, SlowConsumerPolicy};
+    use hubs::{
+        HubOptions, Server,
+        routing::{OutboundBudget, SlowConsumer, SlowConsumerPolicy},
+    };
     let handle = recorder();
     let options = HubOptions::default()
         .slow_consumer(SlowConsumerPolicy {

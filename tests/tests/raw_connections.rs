@@ -7,7 +7,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hubs::{RawConnection, RawSender, Server, TransportKind};
+use hubs::{
+    Server, TransportKind,
+    runtime::{RawConnection, RawSender},
+};
 use hubs_tests::{RawClient, STEP, http, http_with_body, serve};
 use tokio::sync::mpsc;
 

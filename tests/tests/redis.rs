@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use hubs::{ConnectionId, Context, HubError, HubOptions, Server, client, hub};
 use hubs_redis::{RedisLifetimeManager, RedisOptions};
 use hubs_tests::{STEP, serve};
@@ -811,7 +811,10 @@ async fn presence_kick_and_fan_out_results_across_three_servers() {
     })
     .await
     .expect("the kicked connection left the group everywhere");
-    assert_eq!(on_b.state(), hubs::client::ConnectionState::Disconnected);
+    assert_eq!(
+        on_b.state(),
+        hubs::connection::ConnectionState::Disconnected
+    );
     let ghost = Command::new("redis-cli")
         .args(["-p", &port.to_string(), "SMEMBERS", ghost_set])
         .output()

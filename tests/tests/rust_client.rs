@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hubs::client::{ConnectionEvent, ConnectionState, HubConnection, InvokeError, Upload};
+use hubs::connection::{ConnectionEvent, ConnectionState, HubConnection, InvokeError, Upload};
 use hubs::protocol::Protocol;
 use hubs_tests::{COMBINATIONS, interop_server, within};
 use tokio::sync::mpsc;

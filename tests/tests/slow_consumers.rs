@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hubs::protocol::{HubMessage, Invocation, Protocol};
-use hubs::{HubContext, HubOptions, Server, SlowConsumer, SlowConsumerPolicy};
+use hubs::{
+    HubContext, HubOptions, Server,
+    routing::{SlowConsumer, SlowConsumerPolicy},
+};
 use hubs_examples::interop::TestHub;
 use hubs_tests::{RawClient, serve};
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hubs::client::{ConnectionEvent, ConnectionState, HubConnection};
+use hubs::connection::{ConnectionEvent, ConnectionState, HubConnection};
 use hubs::protocol::{HandshakeRequest, HubMessage, Protocol};
 use hubs::{Context, HubOptions, Server, hub};
 use hubs_tests::{RawClient, TcpProxy, interop_server, within};
@@ -238,7 +238,7 @@ async fn a_client_that_never_acknowledges_is_closed_when_the_buffer_fills() {
     };
     assert_eq!(
         close.error.as_deref(),
-        Some(hubs::wire::closed_with_error(None).as_str())
+        Some(hubs::protocol::wire::closed_with_error(None).as_str())
     );
     // About 4 KiB of 1 KiB messages, plus the queue: far fewer than were sent.
     assert!(
@@ -269,7 +269,7 @@ async fn a_stream_and_a_client_result_survive_a_cut() {
     within("start", connection.start()).await.expect("starts");
     let id = connection.connection_id();
 
-    let stream: hubs::client::ClientStream<u32> =
+    let stream: hubs::connection::ClientStream<u32> =
         within("stream", connection.stream("Count", (300u32,)))
             .await
             .expect("stream");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hubs::client::{ConnectionEvent, Upload};
+use hubs::connection::{ConnectionEvent, Upload};
 use hubs::protocol::Protocol;
 use hubs::testing::TestServer;
 use hubs::{Context, HubError, HubOptions, Server, UploadStream, User, client, hub};
@@ -175,7 +175,7 @@ async fn the_paused_clock_drives_hub_code_and_keep_alive() {
 
 #[tokio::test]
 async fn a_recording_shows_what_a_method_sent_to_whom() {
-    use hubs::Selection;
+    use hubs::routing::Selection;
     use hubs::testing::Recording;
 
     let recording = Recording::default();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hubs::TransportKind;
-use hubs::client::{ClientStream, HubConnection, StartError, TlsConfig};
+use hubs::connection::{ClientStream, HubConnection, StartError, TlsConfig};
 use hubs_tests::{COMBINATIONS, within};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;

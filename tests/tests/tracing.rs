@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use hubs::{HubOptions, Server};
 use hubs_examples::interop::TestHub;
 use hubs_tests::{STEP, serve};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hubs::client::Upload;
+use hubs::connection::Upload;
 use hubs::protocol::Protocol;
 use hubs::testing::TestServer;
 use hubs::{Context, HubError, Server, client, hub};

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use hubs::{Context, HubOptions, Server, hub};
 use hubs_redis::{RedisLifetimeManager, RedisOptions};
 

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use hubs::HubError;
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use hubs_examples::chat::{
     ChatClient, ChatClientReceiver, ChatHubProxy, Message, Reply, RoomMembers,
 };

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use hubs::client::HubConnection;
+use hubs::connection::HubConnection;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;

@@ -383,7 +383,7 @@ fn token_for(tokens: &Tokens, query: Option<&str>) -> String {
 }
 
 /// The raw connection endpoint at `/echo`: every message comes back unchanged.
-pub async fn echo(mut connection: hubs::RawConnection) {
+pub async fn echo(mut connection: hubs::runtime::RawConnection) {
     while let Some(message) = connection.recv().await {
         if connection.send(message).await.is_err() {
             return;

@@ -36,7 +36,7 @@ pub enum Verdict {
 
 /// What a policy is asked about.
 #[derive(Clone, Debug)]
-pub struct PolicyRequest {
+pub struct PolicyCheck {
     /// The authenticated user.
     pub user: Arc<User>,
     /// The hub's name.
@@ -50,9 +50,9 @@ pub struct PolicyRequest {
 /// policies:
 ///
 /// ```
-/// use hubs_core::{Policy, PolicyRequest};
+/// use hubs_core::{Policy, PolicyCheck};
 ///
-/// let adults = |request: PolicyRequest| async move {
+/// let adults = |request: PolicyCheck| async move {
 ///     request.user.claim("age").and_then(|age| age.as_u64()).is_some_and(|age| age >= 18)
 /// };
 /// fn takes(_: impl Policy) {}
@@ -60,15 +60,15 @@ pub struct PolicyRequest {
 /// ```
 pub trait Policy: Send + Sync + 'static {
     /// Whether the request passes.
-    fn evaluate(&self, request: PolicyRequest) -> BoxFuture<bool>;
+    fn evaluate(&self, request: PolicyCheck) -> BoxFuture<bool>;
 }
 
 impl<F, Fut> Policy for F
 where
-    F: Fn(PolicyRequest) -> Fut + Send + Sync + 'static,
+    F: Fn(PolicyCheck) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
-    fn evaluate(&self, request: PolicyRequest) -> BoxFuture<bool> {
+    fn evaluate(&self, request: PolicyCheck) -> BoxFuture<bool> {
         Box::pin(self(request))
     }
 }
@@ -115,7 +115,7 @@ impl Policies {
                 // Mounting checks the names; a policy that vanished refuses.
                 return Verdict::Forbidden;
             };
-            let request = PolicyRequest {
+            let request = PolicyCheck {
                 user: user.clone(),
                 hub: hub.clone(),
                 method,
@@ -135,8 +135,8 @@ mod tests {
     #[tokio::test]
     async fn roles_are_any_of_and_policies_all_of() {
         let mut policies = Policies::default();
-        policies.insert("yes", |_: PolicyRequest| async { true });
-        policies.insert("no", |_: PolicyRequest| async { false });
+        policies.insert("yes", |_: PolicyCheck| async { true });
+        policies.insert("no", |_: PolicyCheck| async { false });
         let hub: Arc<str> = Arc::from("Hub");
         let admin = Some(Arc::new(User::new("1").with_role("admin")));
         let check = |req: Requirement, user: Option<Arc<User>>| {

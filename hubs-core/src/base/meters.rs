@@ -211,7 +211,7 @@ impl ConnectionMeters {
     }
 
     /// The connection ended for `reason`: one less active, and its duration.
-    pub(crate) fn ended(&self, reason: &'static str) {
+    pub(crate) fn closed(&self, reason: &'static str) {
         if self.hub.hub.is_empty() {
             return;
         }

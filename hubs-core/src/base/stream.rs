@@ -168,7 +168,7 @@ impl UploadBudget {
 
 /// How an upload ended, as its method will see it.
 #[derive(Debug)]
-enum UploadEnd {
+enum UploadCompletion {
     /// The client completed it.
     Completed,
     /// It failed with this text (the client's error, an overflow, the connection's end);
@@ -180,7 +180,7 @@ enum UploadEnd {
 struct UploadState {
     items: VecDeque<Value>,
     bytes: usize,
-    end: Option<UploadEnd>,
+    completion: Option<UploadCompletion>,
     consumer_started: bool,
     consumer_gone: bool,
     /// The reader waited for the method to drain this upload and it did not; set back
@@ -247,7 +247,7 @@ pub(crate) fn upload(budget: Arc<UploadBudget>) -> (UploadSender, UploadReceiver
         state: Mutex::new(UploadState {
             items: VecDeque::new(),
             bytes: 0,
-            end: None,
+            completion: None,
             consumer_started: false,
             consumer_gone: false,
             stalled: false,
@@ -269,14 +269,14 @@ impl UploadSender {
     pub(crate) fn push(&self, stream_id: &str, value: Value) -> Pushed {
         let shared = &self.shared;
         let mut state = shared.lock();
-        if state.end.is_some() || state.consumer_gone {
+        if state.completion.is_some() || state.consumer_gone {
             return Pushed::Ignored;
         }
         let cost = value.as_bytes().len() + ITEM_OVERHEAD;
         if !shared.budget.take(cost) {
             let freed = state.clear();
             shared.budget.give_back(freed);
-            state.end = Some(UploadEnd::Failed(Some(
+            state.completion = Some(UploadCompletion::Failed(Some(
                 hubs_protocol::wire::upload_overflow(stream_id, shared.budget.limits.max_bytes),
             )));
             state.wake();
@@ -293,10 +293,10 @@ impl UploadSender {
     /// Ends the upload: completed by the client (`None`) or failed with `error`.
     pub(crate) fn finish(&self, error: Option<String>) {
         let mut state = self.shared.lock();
-        if state.end.is_none() {
-            state.end = Some(match error {
-                None => UploadEnd::Completed,
-                Some(text) => UploadEnd::Failed(Some(text)),
+        if state.completion.is_none() {
+            state.completion = Some(match error {
+                None => UploadCompletion::Completed,
+                Some(text) => UploadCompletion::Failed(Some(text)),
             });
             state.wake();
         }
@@ -313,7 +313,7 @@ impl UploadSender {
     /// than `soft_items`, its method is consuming it, and it has not stalled.
     pub(crate) fn congested(&self) -> bool {
         let state = self.shared.lock();
-        state.end.is_none()
+        state.completion.is_none()
             && !state.consumer_gone
             && state.consumer_started
             && !state.stalled
@@ -332,7 +332,7 @@ impl UploadSender {
             notified.as_mut().enable();
             {
                 let state = self.shared.lock();
-                if state.end.is_some()
+                if state.completion.is_some()
                     || state.consumer_gone
                     || state.items.len() <= self.shared.budget.limits.soft_items
                 {
@@ -372,9 +372,9 @@ impl UploadReceiver {
             }
             return Poll::Ready(Some(Ok(value)));
         }
-        match &mut state.end {
-            Some(UploadEnd::Completed) => Poll::Ready(None),
-            Some(UploadEnd::Failed(text)) => Poll::Ready(text.take().map(Err)),
+        match &mut state.completion {
+            Some(UploadCompletion::Completed) => Poll::Ready(None),
+            Some(UploadCompletion::Failed(text)) => Poll::Ready(text.take().map(Err)),
             None => {
                 state.waker = Some(cx.waker().clone());
                 Poll::Pending

@@ -15,7 +15,7 @@ use crate::base::outgoing::OutgoingFilters;
 use crate::base::slow_consumer::{
     Delivery, OutboundBudget, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy,
 };
-use crate::connection::end::{EndHandle, EndReason};
+use crate::connection::close::{CloseHandle, CloseReason};
 use crate::connection::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_queue};
 use crate::connection::results::{ClientResultError, PendingResults, Registration};
 use hubs_protocol::{Arguments, Completion, HubMessage, Invocation, Outcome, Protocol};
@@ -63,7 +63,7 @@ pub struct ConnectionHandle {
     user: Option<String>,
     protocol: Protocol,
     queue: OutboundQueue,
-    end: EndHandle,
+    close_handle: CloseHandle,
     policy: Mutex<SlowConsumerPolicy>,
     counters: Arc<SlowConsumerCounters>,
     pub(crate) meters: ConnectionMeters,
@@ -78,7 +78,7 @@ impl ConnectionHandle {
         user: Option<String>,
         protocol: Protocol,
         queue: OutboundQueue,
-        end: EndHandle,
+        close_handle: CloseHandle,
         (policy, counters): (SlowConsumerPolicy, Arc<SlowConsumerCounters>),
         (meters, outgoing): (ConnectionMeters, OutgoingFilters),
     ) -> Self {
@@ -87,7 +87,7 @@ impl ConnectionHandle {
             user,
             protocol,
             queue,
-            end,
+            close_handle,
             policy: Mutex::new(policy),
             counters,
             meters,
@@ -112,7 +112,7 @@ impl ConnectionHandle {
             user,
             protocol,
             queue,
-            EndHandle::new(),
+            CloseHandle::new(),
             (SlowConsumerPolicy::default(), Arc::default()),
             (
                 ConnectionMeters::detached(),
@@ -139,17 +139,17 @@ impl ConnectionHandle {
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.end.is_ended()
+        self.close_handle.is_closed()
     }
 
     /// Ends the connection; the client gets a Close without an error, and is told not to
     /// reconnect.
     pub fn abort(&self) {
-        self.end.end(EndReason::Aborted);
+        self.close_handle.close(CloseReason::Aborted);
     }
 
-    pub(crate) fn end_handle(&self) -> &EndHandle {
-        &self.end
+    pub(crate) fn close_handle(&self) -> &CloseHandle {
+        &self.close_handle
     }
 
     /// The connection's slow-consumer policy.
@@ -204,7 +204,7 @@ impl ConnectionHandle {
     /// [`try_send`](Self::try_send) at `now` (one clock reading serves a whole fan-out);
     /// the bytes queued after it.
     pub(crate) fn try_send_at(&self, bytes: Bytes, now: Instant) -> Result<usize, TrySendError> {
-        if self.end.is_ended() {
+        if self.close_handle.is_closed() {
             return Err(TrySendError::Closed);
         }
         let len = bytes.len();
@@ -322,7 +322,7 @@ impl ConnectionHandle {
                     tracing::trace!(connection = %self.id, "not waiting for a writer that takes nothing");
                 }
             }
-            () = self.end.ended() => {}
+            () = self.close_handle.closed() => {}
         }
     }
 
@@ -336,9 +336,9 @@ impl ConnectionHandle {
         let soft = self.queue.budget().soft_budget;
         let caught_up = tokio::select! {
             caught_up = tokio::time::timeout(timeout, self.queue.under(soft)) => caught_up.is_ok(),
-            () = self.end.ended() => return Err(ConnectionClosed),
+            () = self.close_handle.closed() => return Err(ConnectionClosed),
         };
-        if self.end.is_ended() {
+        if self.close_handle.is_closed() {
             return Err(ConnectionClosed);
         }
         match self.queue.judge(bytes.len(), Instant::now()) {
@@ -356,14 +356,14 @@ impl ConnectionHandle {
     /// Closes the connection for being persistently behind, logging why and how much
     /// it held.
     pub(crate) fn disconnect_slow_consumer(&self, behind: Behind) {
-        if !self.end.is_ended() {
+        if !self.close_handle.is_closed() {
             let depth = self.queue.depth();
             self.counters.disconnected(
                 self.id.as_str(),
                 behind.as_str(),
                 (depth.bytes, depth.frames, depth.oldest),
             );
-            self.end.end(EndReason::SlowConsumer);
+            self.close_handle.close(CloseReason::SlowConsumer);
         }
     }
 
@@ -371,7 +371,7 @@ impl ConnectionHandle {
     /// one persistently behind is closed, unless its policy skips (then the next send
     /// is skipped).
     pub(crate) fn check_behind(&self) {
-        if self.end.is_ended() {
+        if self.close_handle.is_closed() {
             return;
         }
         if let Some(behind) = self.queue.judge(0, Instant::now())
@@ -399,7 +399,7 @@ impl ConnectionHandle {
     /// invocation): always, since the connection's reading slows down instead. `false`
     /// when the connection is closed or the message cannot be encoded.
     pub(crate) fn reply(&self, message: &HubMessage) -> bool {
-        if self.end.is_ended() {
+        if self.close_handle.is_closed() {
             return false;
         }
         match self.encode(message) {
@@ -421,10 +421,10 @@ impl ConnectionHandle {
         if self.needs_pacing() {
             tokio::select! {
                 () = self.queue.under(self.queue.budget().pace) => {}
-                () = self.end.ended() => return false,
+                () = self.close_handle.closed() => return false,
             }
         }
-        !self.end.is_ended()
+        !self.close_handle.is_closed()
     }
 
     /// Queues the connection's last message (its Close) after it has ended.
@@ -438,7 +438,7 @@ impl ConnectionHandle {
 
     /// Queues a Ping (keep-alive traffic is not counted as messages).
     pub(crate) fn send_ping(&self) {
-        if self.end.is_ended() {
+        if self.close_handle.is_closed() {
             return;
         }
         if let Some(bytes) = self.encode(&HubMessage::Ping) {
@@ -558,7 +558,7 @@ impl ConnectionHandle {
                     Err(ClientResultError::Timeout(timeout))
                 }
             },
-            () = self.end_handle().ended() => Err(disconnected()),
+            () = self.close_handle().closed() => Err(disconnected()),
         };
         drop(registration);
         outcome

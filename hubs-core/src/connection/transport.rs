@@ -13,7 +13,7 @@ use hubs_protocol::TransportKind;
 use crate::base::connection_id::ConnectionId;
 use crate::base::future::BoxFuture;
 use crate::base::identity::Request;
-use crate::connection::end::EndHandle;
+use crate::connection::close::CloseHandle;
 use crate::connection::outbound::Outgoing;
 
 /// What a transport can do, as the hub runtime needs to know it.
@@ -46,7 +46,7 @@ impl Capabilities {
 /// POST body); message boundaries are found by the hub protocol. The stream ends when the
 /// client closes the transport cleanly, and yields an error when reading fails; a
 /// transport that fails elsewhere (a write, a dropped event stream) reports it through
-/// [`EndHandle::transport_lost`].
+/// [`CloseHandle::transport_lost`].
 pub type Incoming = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// A transport's new connection, handed to `HubEndpoint::connect`.
@@ -69,10 +69,10 @@ pub struct Connected {
     pub outgoing: Outgoing,
     /// Cancelled once the connection has queued its last frame: the transport writes
     /// what is still in `outgoing`, then closes.
-    pub finished: CancellationToken,
+    pub closed: CancellationToken,
     /// The connection's end: the transport reports its own failures here
-    /// ([`EndHandle::transport_lost`]).
-    pub end: EndHandle,
+    /// ([`CloseHandle::transport_lost`]).
+    pub close_handle: CloseHandle,
     /// The connection's task: handshake, dispatch, keep-alive, teardown. Run it to
     /// completion.
     pub task: BoxFuture<()>,

@@ -1,4 +1,4 @@
-//! The end of a connection: why it ended, the Close the client gets, and the order in
+//! The close of a connection: why it closed, the Close the client gets, and the order in
 //! which everything it held is released.
 
 use std::panic::AssertUnwindSafe;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::end::EndReason;
+use crate::connection::close::CloseReason;
 use crate::dispatch::hooks::on_disconnected;
 use crate::dispatch::task::Task;
 use crate::hub::definition::Hub;
@@ -16,36 +16,12 @@ use hubs_protocol::HubError;
 use hubs_protocol::wire;
 use hubs_protocol::{Close, HubMessage};
 
-/// How a connection ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Ending {
-    /// The client closed the transport cleanly without a Close message.
-    TransportClosed,
-    /// The transport failed or went away.
-    TransportLost(String),
-    /// The client sent Close (with its error, if any).
-    ClientClosed(Option<String>),
-    /// Hub code called `abort`.
-    Aborted,
-    /// It stayed behind on its outbound queue: the slow-consumer policy closed it.
-    SlowConsumer,
-    /// The server is shutting down.
-    Shutdown,
-    /// A protocol error, a timeout or a failed hook: Close with this error.
-    Error { text: String, allow_reconnect: bool },
-}
-
-impl Ending {
-    /// The ending something other than the read loop chose.
-    pub(crate) fn signalled(reason: Option<&EndReason>, shutting_down: bool) -> Self {
+impl CloseReason {
+    /// The reason something other than the read loop gave, or, when it gave none, the
+    /// hub's shutdown or hub code cancelling `connection_closed`.
+    pub(crate) fn signalled(reason: Option<&CloseReason>, shutting_down: bool) -> Self {
         match reason {
-            Some(EndReason::Aborted) => Self::Aborted,
-            Some(EndReason::TransportLost(reason)) => Self::TransportLost(reason.clone()),
-            Some(EndReason::SlowConsumer) => Self::SlowConsumer,
-            Some(EndReason::AuthenticationExpired) => Self::Error {
-                text: wire::AUTHENTICATION_EXPIRED.to_owned(),
-                allow_reconnect: false,
-            },
+            Some(reason) => reason.clone(),
             None if shutting_down => Self::Shutdown,
             None => Self::Aborted,
         }
@@ -108,31 +84,31 @@ impl Ending {
 pub(crate) async fn tear_down<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
     cx: Task<H>,
-    ending: Ending,
-    finished: &CancellationToken,
+    why: CloseReason,
+    closed: &CancellationToken,
 ) {
     let handle = cx.handle().clone();
-    handle.end_handle().finish();
+    handle.close_handle().mark_closed();
     handle.results.fail_all();
     cx.streams().close();
-    if matches!(ending, Ending::SlowConsumer) {
+    if matches!(why, CloseReason::SlowConsumer) {
         // What it is behind on goes (it was counted and logged when it was cut): its Close
         // is next, as soon as the socket takes anything, and the memory comes back now.
         handle.queue().discard();
     }
-    if let Some(close) = ending.close() {
+    if let Some(close) = why.close() {
         handle.push_final(&HubMessage::Close(close));
     }
-    finished.cancel();
+    closed.cancel();
     runtime.shared.lifetime.on_disconnected(&handle).await;
-    handle.meters.ended(ending.reason());
+    handle.meters.closed(why.reason());
     tracing::info!(
-        reason = ending.reason(),
+        reason = why.reason(),
         duration_ms = u64::try_from(handle.meters.age().as_millis()).unwrap_or(u64::MAX),
-        detail = ?ending,
+        detail = ?why,
         "disconnected"
     );
-    if AssertUnwindSafe(on_disconnected(cx, ending.error()))
+    if AssertUnwindSafe(on_disconnected(cx, why.error()))
         .catch_unwind()
         .await
         .is_err()

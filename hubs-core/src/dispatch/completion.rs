@@ -15,8 +15,8 @@ use crate::runtime::HubRuntime;
 use hubs_protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
 
 /// How a call that did not stream ended: its Completion (none for a call that asked for
-/// no answer) and what [`finished`] records.
-pub(crate) struct Conclusion {
+/// no answer) and what [`record_completion`] records.
+pub(crate) struct Completed {
     pub(crate) message: Option<HubMessage>,
     method: (usize, &'static str),
     started: std::time::Instant,
@@ -24,7 +24,7 @@ pub(crate) struct Conclusion {
     error: Option<&'static str>,
 }
 
-impl Conclusion {
+impl Completed {
     pub(crate) fn new<H: Hub>(
         cx: &Task<H>,
         method: usize,
@@ -64,7 +64,7 @@ impl Conclusion {
 
     /// Records the invocation's end.
     pub(crate) fn record<H: Hub>(&self, runtime: &HubRuntime<H>) {
-        finished(runtime, self.method, self.started, self.ok, self.error);
+        record_completion(runtime, self.method, self.started, self.ok, self.error);
     }
 }
 
@@ -108,7 +108,7 @@ fn error_type(outcome: &Result<Reply, DispatchError>) -> Option<&'static str> {
 }
 
 /// Records the end of an invocation: its span's outcome and its duration.
-pub(crate) fn finished<H: Hub>(
+pub(crate) fn record_completion<H: Hub>(
     runtime: &HubRuntime<H>,
     (index, method): (usize, &'static str),
     started: std::time::Instant,

@@ -18,10 +18,10 @@ use crate::base::error::DispatchError;
 use crate::base::stream::Reply;
 use crate::base::stream::{UploadReceiver, UploadSender};
 use crate::connection::streams::Streams;
-use crate::dispatch::completion::Conclusion;
-use crate::dispatch::completion::finished;
+use crate::dispatch::completion::Completed;
 use crate::dispatch::completion::panicked;
 use crate::dispatch::completion::pump;
+use crate::dispatch::completion::record_completion;
 use crate::dispatch::task::Task;
 use crate::hub::definition::{Call, Hub};
 use hubs_protocol::wire;
@@ -189,7 +189,7 @@ impl Invocations {
         // Only a stream is cancelled on its own (CancelInvocation); any other call ends
         // with its connection, so it shares the connection's token (a child token per
         // call costs a lock and an allocation).
-        let connection = cx.handle().end_handle().token();
+        let connection = cx.handle().close_handle().token();
         let cancel = if request.streaming {
             connection.child_token()
         } else {
@@ -314,7 +314,7 @@ fn run_now<H: Hub>(cx: &Task<H>, mut queued: Queued, slot: OwnedSemaphorePermit)
             Err(panicked("the hub method panicked"))
         }
     };
-    let conclusion = Conclusion::new(
+    let conclusion = Completed::new(
         cx,
         method,
         request.invocation_id,
@@ -338,7 +338,7 @@ async fn conclude<H: Hub>(
     outcome: Result<Reply, DispatchError>,
     started: std::time::Instant,
 ) {
-    let conclusion = Conclusion::new(cx, method, invocation_id, target, outcome, started);
+    let conclusion = Completed::new(cx, method, invocation_id, target, outcome, started);
     guard.release_streams();
     conclusion.send(cx);
     drop(guard);
@@ -387,7 +387,7 @@ async fn run<H: Hub>(cx: Task<H>, queued: Queued) {
     guard.release_slot();
     let detailed = runtime.shared.options.detailed_errors;
     let Some(completion) = pump(stream, &id, handle, &guard.cancel, &target, detailed).await else {
-        finished(
+        record_completion(
             runtime,
             (method, method_name),
             started,
@@ -400,7 +400,7 @@ async fn run<H: Hub>(cx: Task<H>, queued: Queued) {
     guard.release_streams();
     handle.reply(&HubMessage::Completion(completion));
     drop(guard);
-    finished(
+    record_completion(
         runtime,
         (method, method_name),
         started,

@@ -33,8 +33,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::base::stream::{Pushed, UploadSender};
+use crate::connection::close::CloseReason;
 use crate::connection::transport::{Capabilities, Incoming};
-use crate::dispatch::close::Ending;
 use crate::dispatch::invocation::Invocations;
 use crate::dispatch::invocation::Received;
 use crate::dispatch::keep_alive::Beat;
@@ -55,15 +55,15 @@ const LAST_WORDS: usize = 16;
 
 /// What woke the loop.
 enum Event {
-    /// The connection is ending (hub code, the transport, a slow client, shutdown).
-    Ended,
+    /// The connection is why (hub code, the transport, a slow client, shutdown).
+    Closed,
     /// A slot is free for the next queued invocation.
     Slot(OwnedSemaphorePermit),
     /// Time for keep-alive.
     Beat,
     /// The upload the loop waited for drained, or did not in time.
     Upload { drained: bool },
-    /// The transport delivered bytes, ended cleanly (`None`) or failed.
+    /// The transport delivered bytes, closed cleanly (`None`) or failed.
     Chunk(Option<io::Result<Bytes>>),
     /// The outbound queue drained under half of `pause_reading`: read on.
     Resume,
@@ -108,15 +108,15 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    pub(crate) async fn run(&mut self, incoming: &mut Incoming) -> Ending {
+    pub(crate) async fn run(&mut self, incoming: &mut Incoming) -> CloseReason {
         // Messages that arrived with the handshake.
-        if let Some(ending) = self.drain() {
-            return ending;
+        if let Some(why) = self.drain() {
+            return why;
         }
-        let end = self.cx.handle().end_handle().clone();
+        let end = self.cx.handle().close_handle().clone();
         // One waiter for the whole connection (registering one per message is costly).
-        let ended = end.ended();
-        tokio::pin!(ended);
+        let closed = end.closed();
+        tokio::pin!(closed);
         let resume_at = self.cx.shared().options.outbound_budget.pause_reading / 2;
         let mut heartbeat = tokio::time::interval(self.keep_alive.period());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,7 +147,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                 let take_chunks = reading && !self.paused && !self.invocations.full();
                 tokio::select! {
                     biased;
-                    () = &mut ended => Event::Ended,
+                    () = &mut closed => Event::Closed,
                     slot = self.invocations.slot(), if self.invocations.waiting() => Event::Slot(slot),
                     _ = heartbeat.tick(), if self.capabilities.keep_alive => Event::Beat,
                     () = queue.under(resume_at), if self.paused => Event::Resume,
@@ -158,24 +158,24 @@ impl<'a, H: Hub> Reader<'a, H> {
             };
             let event = match event {
                 // Over the soft budget: judged on a timer until it is back under.
-                Event::Behind => self.watch_behind(&mut ended).await,
+                Event::Behind => self.watch_behind(&mut closed).await,
                 event => event,
             };
-            if let Event::Ended = event
+            if let Event::Closed = event
                 && let Some(closed) = self.last_words(incoming)
             {
                 return closed;
             }
-            if let Some(ending) = self.handle(event) {
-                return ending;
+            if let Some(why) = self.handle(event) {
+                return why;
             }
         }
     }
 
-    /// The connection ended from outside (its transport went, say): a Close the client
+    /// The connection closed from outside (its transport went, say): a Close the client
     /// sent just before, already received, still counts as its clean close. Looks only at
     /// what is there now, and at nothing but a Close.
-    fn last_words(&mut self, incoming: &mut Incoming) -> Option<Ending> {
+    fn last_words(&mut self, incoming: &mut Incoming) -> Option<CloseReason> {
         for _ in 0..LAST_WORDS {
             match incoming.next().now_or_never() {
                 Some(Some(Ok(bytes))) => self.decoder.push(&bytes),
@@ -185,7 +185,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         loop {
             match self.decoder.next_message() {
                 Ok(Some(HubMessage::Close(close))) => {
-                    return Some(Ending::ClientClosed(close.error));
+                    return Some(CloseReason::ClientClosed(close.error));
                 }
                 Ok(Some(_)) => {}
                 Err(error) if !error.is_fatal() => {}
@@ -194,14 +194,14 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    fn handle(&mut self, event: Event) -> Option<Ending> {
+    fn handle(&mut self, event: Event) -> Option<CloseReason> {
         match event {
-            Event::Ended => {
-                let end = self.cx.handle().end_handle();
+            Event::Closed => {
+                let end = self.cx.handle().close_handle();
                 // Ended from outside perhaps (shutdown): sends stop here too.
-                end.finish();
+                end.mark_closed();
                 let shutting_down = self.cx.shared().shutdown.is_cancelled();
-                Some(Ending::signalled(end.reason(), shutting_down))
+                Some(CloseReason::signalled(end.reason(), shutting_down))
             }
             Event::Slot(slot) => {
                 self.invocations.start_next(self.cx, slot);
@@ -223,20 +223,20 @@ impl<'a, H: Hub> Reader<'a, H> {
                 }
                 None
             }
-            Event::Chunk(None) => Some(Ending::TransportClosed),
+            Event::Chunk(None) => Some(CloseReason::TransportClosed),
             Event::Chunk(Some(Err(error))) if error.kind() == io::ErrorKind::InvalidData => {
                 // The transport's own framing was broken (a WebSocket frame too large or
                 // not UTF-8): a protocol error, told to the client.
                 let detailed = self.cx.shared().options.detailed_errors;
                 let detail = error.to_string();
-                Some(Ending::Error {
+                Some(CloseReason::Error {
                     text: wire::closed_with_error(
                         detailed.then_some(("InvalidDataException", detail.as_str())),
                     ),
                     allow_reconnect: true,
                 })
             }
-            Event::Chunk(Some(Err(error))) => Some(Ending::TransportLost(error.to_string())),
+            Event::Chunk(Some(Err(error))) => Some(CloseReason::TransportLost(error.to_string())),
             Event::Chunk(Some(Ok(bytes))) => {
                 self.keep_alive.received(Instant::now());
                 self.cx
@@ -263,10 +263,10 @@ impl<'a, H: Hub> Reader<'a, H> {
     /// While the outbound queue is over its soft budget, judges it every check period
     /// (and keeps the rest of the loop waiting: the client is behind, so it is not read
     /// from meanwhile either). Returns once the queue is back under its soft budget
-    /// ([`Event::Behind`], nothing to do) or the connection ends ([`Event::Ended`]).
+    /// ([`Event::Behind`], nothing to do) or the connection ends ([`Event::Closed`]).
     async fn watch_behind(
         &mut self,
-        ended: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+        closed: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Event {
         let handle = self.cx.handle();
         let budget = self.cx.shared().options.outbound_budget;
@@ -276,7 +276,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         loop {
             tokio::select! {
                 biased;
-                () = ended.as_mut() => return Event::Ended,
+                () = closed.as_mut() => return Event::Closed,
                 () = handle.queue().under(budget.soft_budget) => return Event::Behind,
                 _ = checks.tick() => {
                     handle.check_behind();
@@ -287,7 +287,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    fn beat(&mut self) -> Option<Ending> {
+    fn beat(&mut self) -> Option<CloseReason> {
         let handle = self.cx.handle();
         handle.meters.queue_depth.record(handle.queued() as f64);
         let reading = self.congestion.is_none() && !self.holding();
@@ -306,7 +306,7 @@ impl<'a, H: Hub> Reader<'a, H> {
             Beat::ClientTimedOut => {
                 tracing::debug!("client timeout");
                 let detailed = self.cx.shared().options.detailed_errors;
-                Some(Ending::Error {
+                Some(CloseReason::Error {
                     text: wire::closed_with_error(
                         detailed.then_some(("TimeoutException", wire::CLIENT_TIMEOUT)),
                     ),
@@ -317,7 +317,7 @@ impl<'a, H: Hub> Reader<'a, H> {
     }
 
     /// Handles every complete message; `Some` ends the connection.
-    fn drain(&mut self) -> Option<Ending> {
+    fn drain(&mut self) -> Option<CloseReason> {
         loop {
             if self.holding() || self.over_pause() {
                 self.paused = self.paused || self.over_pause();
@@ -325,8 +325,8 @@ impl<'a, H: Hub> Reader<'a, H> {
             }
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
-                    if let Some(ending) = self.dispatch(message) {
-                        return Some(ending);
+                    if let Some(why) = self.dispatch(message) {
+                        return Some(why);
                     }
                 }
                 Ok(None) => return None,
@@ -340,7 +340,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                         other => other.to_string(),
                     };
                     let detailed = self.cx.shared().options.detailed_errors;
-                    return Some(Ending::Error {
+                    return Some(CloseReason::Error {
                         text: wire::closed_with_error(
                             detailed.then_some(("InvalidDataException", detail.as_str())),
                         ),
@@ -352,7 +352,7 @@ impl<'a, H: Hub> Reader<'a, H> {
     }
 
     /// One message from the client. Never waits.
-    fn dispatch(&mut self, message: HubMessage) -> Option<Ending> {
+    fn dispatch(&mut self, message: HubMessage) -> Option<CloseReason> {
         let streams = self.cx.streams();
         if !matches!(message, HubMessage::Ping) {
             self.cx.handle().meters.received.increment(1);
@@ -418,7 +418,7 @@ impl<'a, H: Hub> Reader<'a, H> {
                 }
             }
             HubMessage::Ping => self.keep_alive.client_pinged(),
-            HubMessage::Close(close) => return Some(Ending::ClientClosed(close.error)),
+            HubMessage::Close(close) => return Some(CloseReason::ClientClosed(close.error)),
             HubMessage::Ack(_) | HubMessage::Sequence(_) => {
                 tracing::debug!("stateful reconnect message on a connection without it; ignored");
             }

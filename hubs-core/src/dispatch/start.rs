@@ -7,18 +7,18 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::connection::close::CloseReason;
 use crate::dispatch::task::Task;
 use crate::hub::context::{ConnectionData, Context, Items};
 
 use crate::base::identity::User;
 use crate::base::stream::{UploadBudget, UploadLimits};
-use crate::connection::end::EndHandle;
+use crate::connection::close::CloseHandle;
 use crate::connection::handle::ConnectionHandle;
 use crate::connection::outbound::Frame;
 use crate::connection::outbound::OutboundQueue;
 use crate::connection::streams::Streams;
 use crate::connection::transport::{Connected, TransportConnection};
-use crate::dispatch::close::Ending;
 use crate::dispatch::close::tear_down;
 use crate::dispatch::handshake::Refusal;
 use crate::dispatch::hooks::on_connected;
@@ -34,9 +34,9 @@ pub(crate) fn start<H: Hub>(
 ) -> Connected {
     let (tx, rx) =
         crate::connection::outbound::outbound_queue(runtime.shared.options.outbound_budget);
-    let finished = CancellationToken::new();
+    let closed = CancellationToken::new();
     // Shutting the hub down ends every connection.
-    let end = EndHandle::child_of(&runtime.shared.shutdown);
+    let close_handle = CloseHandle::child_of(&runtime.shared.shutdown);
     // OpenTelemetry's RPC conventions: rpc.system, rpc.service.
     let span = tracing::info_span!(
         "signalr.connection",
@@ -50,11 +50,18 @@ pub(crate) fn start<H: Hub>(
     // Boxed: a future keeps room for what it was given until it ends, and the connection
     // needs its parts only while it starts.
     let connection = Box::new(connection);
-    let task = run(runtime, connection, tx, end.clone(), finished.clone()).instrument(span);
+    let task = run(
+        runtime,
+        connection,
+        tx,
+        close_handle.clone(),
+        closed.clone(),
+    )
+    .instrument(span);
     Connected {
         outgoing: rx,
-        finished,
-        end,
+        closed,
+        close_handle,
         task: Box::pin(task),
     }
 }
@@ -87,8 +94,8 @@ async fn run<H: Hub>(
     runtime: Arc<HubRuntime<H>>,
     connection: Box<TransportConnection>,
     tx: OutboundQueue,
-    end: EndHandle,
-    finished: CancellationToken,
+    close_handle: CloseHandle,
+    closed: CancellationToken,
 ) {
     // In steps whose state does not outlive them: the handshake's, the read loop's, the
     // teardown's.
@@ -99,7 +106,7 @@ async fn run<H: Hub>(
         protocol,
         leftover,
         expiry,
-    }) = establish(&runtime, connection, tx, end, &finished).await
+    }) = establish(&runtime, connection, tx, close_handle, &closed).await
     else {
         return;
     };
@@ -108,11 +115,11 @@ async fn run<H: Hub>(
     // The hook runs until it returns or the connection ends (its transport may go).
     let hook = tokio::select! {
         hook = AssertUnwindSafe(on_connected(&cx)).catch_unwind() => Some(hook),
-        () = cx.handle().end_handle().ended() => None,
+        () = cx.handle().close_handle().closed() => None,
     };
-    let ending = match hook {
-        None => Ending::signalled(
-            cx.handle().end_handle().reason(),
+    let why = match hook {
+        None => CloseReason::signalled(
+            cx.handle().close_handle().reason(),
             runtime.shared.shutdown.is_cancelled(),
         ),
         Some(Ok(Ok(()))) => {
@@ -128,13 +135,13 @@ async fn run<H: Hub>(
             let mut reader = Reader::new(&cx, capabilities, decoder(&leftover));
             reader.run(&mut incoming).await
         }
-        Some(Ok(Err(error))) => Ending::Error {
+        Some(Ok(Err(error))) => CloseReason::Error {
             text: wire::closed_with_error(Some(("HubException", error.message()))),
             allow_reconnect: false,
         },
         Some(Err(_)) => {
             tracing::error!("on_connected panicked");
-            Ending::Error {
+            CloseReason::Error {
                 text: wire::closed_with_error(
                     options
                         .detailed_errors
@@ -147,17 +154,17 @@ async fn run<H: Hub>(
     if let Some(expiry) = expiry {
         expiry.abort();
     }
-    tear_down(&runtime, cx, ending, &finished).await;
+    tear_down(&runtime, cx, why, &closed).await;
 }
 
 /// The handshake, then the connection's registration; `None` when the handshake failed
-/// or the connection ended first (it is then over: `finished` is cancelled).
+/// or the connection ended first (it is then over: `closed` is cancelled).
 async fn establish<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
     connection: Box<TransportConnection>,
     tx: OutboundQueue,
-    end: EndHandle,
-    finished: &CancellationToken,
+    close_handle: CloseHandle,
+    closed: &CancellationToken,
 ) -> Option<Established<H>> {
     let TransportConnection {
         connection_id,
@@ -169,7 +176,7 @@ async fn establish<H: Hub>(
     let options = &runtime.shared.options;
     let handshake = tokio::select! {
         read = crate::dispatch::handshake::read(options, &mut incoming, capabilities) => read,
-        () = end.ended() => Err(Refusal::Gone),
+        () = close_handle.closed() => Err(Refusal::Gone),
     };
     let (protocol, leftover) = match handshake {
         Ok(accepted) => accepted,
@@ -178,8 +185,8 @@ async fn establish<H: Hub>(
                 tracing::debug!(error = %text, "handshake failed");
                 tx.push(handshake_frame(&HandshakeResponse::error(text), None));
             }
-            end.finish();
-            finished.cancel();
+            close_handle.mark_closed();
+            closed.cancel();
             return None;
         }
     };
@@ -197,7 +204,7 @@ async fn establish<H: Hub>(
         user,
         protocol,
         tx,
-        end,
+        close_handle,
         (options.slow_consumer, runtime.shared.slow_consumers.clone()),
         (
             runtime.shared.meters.connection(protocol),
@@ -219,13 +226,16 @@ async fn establish<H: Hub>(
     // ASP.NET Core's CloseOnAuthenticationExpiration: the credential's expiry ends the
     // connection, with a Close that forbids reconnecting.
     let expiry = expiry.map(|at| {
-        let end = cx.handle().end_handle().clone();
+        let close_handle = cx.handle().close_handle().clone();
         tokio::spawn(async move {
             let wait = at
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or_default();
             tokio::time::sleep(wait).await;
-            end.end(crate::connection::end::EndReason::AuthenticationExpired);
+            close_handle.close(CloseReason::Error {
+                text: wire::AUTHENTICATION_EXPIRED.to_owned(),
+                allow_reconnect: false,
+            });
         })
     });
     runtime.shared.lifetime.on_connected(handle).await;

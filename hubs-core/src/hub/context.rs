@@ -163,7 +163,7 @@ impl<H> Context<H> {
 
     /// Cancelled when the connection ends (`Context.ConnectionAborted`).
     pub fn connection_closed(&self) -> CancellationToken {
-        self.connection.handle.end_handle().token().clone()
+        self.connection.handle.close_handle().token().clone()
     }
 
     /// Overrides the hub's slow-consumer policy for this connection (for example in

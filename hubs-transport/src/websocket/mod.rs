@@ -131,8 +131,8 @@ fn run(
     .into_stream();
     let Connected {
         outgoing,
-        finished,
-        end,
+        closed,
+        close_handle,
         task,
     } = endpoint.connect(TransportConnection {
         connection_id,
@@ -147,8 +147,8 @@ fn run(
         Writer {
             socket: writer,
             outgoing,
-            finished,
-            end,
+            closed,
+            close_handle,
             pongs,
             close_code,
         }
@@ -259,8 +259,8 @@ pub(crate) fn lost_without_close() -> std::io::Error {
 struct Writer {
     socket: SocketWriter,
     outgoing: hubs_core::Outgoing,
-    finished: tokio_util::sync::CancellationToken,
-    end: hubs_core::EndHandle,
+    closed: tokio_util::sync::CancellationToken,
+    close_handle: hubs_core::CloseHandle,
     pongs: Arc<Pongs>,
     close_code: Arc<AtomicU16>,
 }
@@ -269,9 +269,9 @@ impl Writer {
     async fn run(mut self) {
         let mut closing = false;
         // One waiter for the whole connection (registering one per frame is costly).
-        let finished = self.finished.clone();
-        let closed = finished.cancelled();
-        tokio::pin!(closed);
+        let closed = self.closed.clone();
+        let on_closed = closed.cancelled();
+        tokio::pin!(on_closed);
         loop {
             let first = tokio::select! {
                 biased;
@@ -282,7 +282,7 @@ impl Writer {
                     frame
                 }
                 () = self.pongs.due.notified() => None,
-                () = &mut closed, if !closing => {
+                () = &mut on_closed, if !closing => {
                     closing = true;
                     self.outgoing.try_recv().ok()
                 }
@@ -307,12 +307,12 @@ impl Writer {
                     }
                 }
                 None if self.socket.buffered() > 0 => {}
-                None if closing || self.finished.is_cancelled() => break,
+                None if closing || self.closed.is_cancelled() => break,
                 None => continue,
             }
             if let Err(error) = self.socket.flush().await {
                 tracing::debug!(%error, "websocket write failed");
-                self.end
+                self.close_handle
                     .transport_lost(if error.kind() == std::io::ErrorKind::TimedOut {
                         "The WebSocket write timed out.".to_owned()
                     } else {
@@ -337,7 +337,7 @@ mod tests {
     use std::sync::Mutex;
     use std::task::{Context, Poll};
 
-    use hubs_core::{EndHandle, Frame, HubOptions};
+    use hubs_core::{CloseHandle, Frame, HubOptions};
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -390,12 +390,12 @@ mod tests {
             for frame in &self.frames {
                 tx.push(frame.clone());
             }
-            let finished = CancellationToken::new();
-            finished.cancel();
+            let closed = CancellationToken::new();
+            closed.cancel();
             Connected {
                 outgoing: rx,
-                finished,
-                end: EndHandle::new(),
+                closed,
+                close_handle: CloseHandle::new(),
                 task: Box::pin(async move { drop((connection, tx)) }),
             }
         }

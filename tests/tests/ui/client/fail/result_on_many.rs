@@ -1,4 +1,4 @@
-use hubs::{Context, HubError, client, hub};
+use hubs::{client, Context, hub, HubError};
 
 #[client]
 pub trait ChatClient {

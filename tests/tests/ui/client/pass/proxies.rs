@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use hubs::{ConnectionId, Context, HubContext, HubError, client, hub};
+use hubs::{client, ConnectionId, Context, hub, HubContext, HubError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]

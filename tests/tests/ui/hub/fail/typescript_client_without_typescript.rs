@@ -1,5 +1,5 @@
 // A `#[hub(typescript)]` whose client trait does not describe itself says what to add.
-use hubs::{HubError, client, hub};
+use hubs::{client, hub, HubError};
 
 #[client]
 pub trait Member {

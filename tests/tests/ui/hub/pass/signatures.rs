@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use hubs::{Context, HubError, hub};
+use hubs::{Context, hub, HubError};
 use serde::{Deserialize, Serialize};
 
 pub struct Db;

@@ -1,5 +1,5 @@
 use futures_util::StreamExt;
-use hubs::{CancellationToken, Context, HubError, Stream, UploadStream, hub};
+use hubs::{CancellationToken, Context, hub, HubError, Stream, UploadStream};
 
 #[derive(Debug)]
 pub struct Oops;

@@ -1,5 +1,5 @@
 // `#[hub(typescript)]` and `#[client(typescript)]` describe every method shape.
-use hubs::{Binary, Context, HubError, Stream, UploadStream, client, hub};
+use hubs::{Binary, client, Context, hub, HubError, Stream, UploadStream};
 use ts_rs::TS;
 
 #[derive(serde::Serialize, serde::Deserialize, TS)]

@@ -6,31 +6,39 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-/// Why a connection is ending, when something other than its read loop ended it.
+/// Why a connection closed: given by whoever closed it first (hub code, the transport, the
+/// slow-consumer policy, an expired credential), or found by its read loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum EndReason {
+pub(crate) enum CloseReason {
+    /// The client closed the transport cleanly without a Close message.
+    TransportClosed,
+    /// The transport failed or went away (a failed write or read, a dropped event stream,
+    /// a long poll that never came).
+    TransportLost(String),
+    /// The client sent Close (with its error, if any).
+    ClientClosed(Option<String>),
     /// Hub code called `abort`.
     Aborted,
-    /// The transport is gone (a failed write or read, a dropped event stream, a long
-    /// poll that never came).
-    TransportLost(String),
-    /// Its outbound queue stayed full: the slow-consumer policy closed it.
+    /// It stayed behind on its outbound queue: the slow-consumer policy closed it.
     SlowConsumer,
-    /// The user's credential expired (`close_on_authentication_expiration`).
-    AuthenticationExpired,
+    /// The server is shutting down.
+    Shutdown,
+    /// A protocol error, a timeout, a failed hook or an expired credential: Close with this
+    /// error.
+    Error { text: String, allow_reconnect: bool },
 }
 
 #[derive(Debug)]
 struct Signal {
     /// Cancelled once the connection is ending: no more writes, invocations cancelled.
     ending: CancellationToken,
-    /// Set whenever `ending` is cancelled by [`EndHandle::end`] or
-    /// [`finish`](EndHandle::finish), and by the read loop when it sees `ending`
+    /// Set whenever `ending` is cancelled by [`CloseHandle::end`] or
+    /// [`finish`](CloseHandle::finish), and by the read loop when it sees `ending`
     /// cancelled from outside (the hub's shutdown, hub code cancelling
     /// `connection_closed`). Every send checks it: the token's own check takes a lock,
     /// which a broadcast to 10 000 connections paid 10 000 times.
     ended: AtomicBool,
-    reason: OnceLock<EndReason>,
+    reason: OnceLock<CloseReason>,
 }
 
 /// The "connection is ending" event of one connection, shared by its handle, its read
@@ -38,19 +46,19 @@ struct Signal {
 ///
 /// Transports get one in [`Connected`](crate::connection::transport::Connected) and call
 /// [`transport_lost`](Self::transport_lost) when their side fails; raw connection
-/// endpoints make their own with [`EndHandle::new`].
+/// endpoints make their own with [`CloseHandle::new`].
 #[derive(Clone, Debug)]
-pub struct EndHandle {
+pub struct CloseHandle {
     signal: Arc<Signal>,
 }
 
-impl Default for EndHandle {
+impl Default for CloseHandle {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl EndHandle {
+impl CloseHandle {
     /// A connection that has not ended.
     pub fn new() -> Self {
         Self::with_token(CancellationToken::new())
@@ -74,14 +82,14 @@ impl EndHandle {
     /// The transport failed or went away: the connection ends at once (groups left,
     /// `on_disconnected` run with an error carrying `reason`).
     pub fn transport_lost(&self, reason: impl Into<String>) {
-        self.end(EndReason::TransportLost(reason.into()));
+        self.close(CloseReason::TransportLost(reason.into()));
     }
 
     /// Whether the connection is ending or has ended.
     ///
     /// An end from outside the connection (the hub's shutdown) shows here once the
-    /// connection's read loop has seen it; [`ended`](Self::ended) completes at once.
-    pub fn is_ended(&self) -> bool {
+    /// connection's read loop has seen it; [`closed`](Self::closed) completes at once.
+    pub fn is_closed(&self) -> bool {
         self.signal.ended.load(Ordering::Acquire)
     }
 
@@ -90,23 +98,23 @@ impl EndHandle {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn ended(&self) {
+    pub async fn closed(&self) {
         self.signal.ending.cancelled().await;
     }
 
-    pub(crate) fn end(&self, reason: EndReason) {
+    pub(crate) fn close(&self, reason: CloseReason) {
         let _ = self.signal.reason.set(reason);
-        self.finish();
+        self.mark_closed();
     }
 
     /// Ends without a reason of its own (the read loop has one, or saw the token
     /// cancelled from outside).
-    pub(crate) fn finish(&self) {
+    pub(crate) fn mark_closed(&self) {
         self.signal.ended.store(true, Ordering::Release);
         self.signal.ending.cancel();
     }
 
-    pub(crate) fn reason(&self) -> Option<&EndReason> {
+    pub(crate) fn reason(&self) -> Option<&CloseReason> {
         self.signal.reason.get()
     }
 
