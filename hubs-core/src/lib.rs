@@ -30,7 +30,7 @@ mod runtime;
 pub use base::authorization::{Policies, Policy, PolicyCheck, Requirement, Verdict};
 pub use base::connection_id::ConnectionId;
 pub use base::error::{DispatchError, SendError};
-pub use base::filter::{ConnectionInfo, HubFilter, Invocation, Next, NextHook};
+pub use base::filter::{ConnectionInfo, HubFilter, HubInvocation, Next, NextHook};
 pub use base::future::BoxFuture;
 pub use base::identity::{AuthError, Authenticator, Request, User};
 pub use base::limit::{Limit, LimitFilter, Scope};

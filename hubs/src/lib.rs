@@ -270,7 +270,7 @@ pub mod testing;
 /// [`OutgoingFilter`](filter::OutgoingFilter)s, and the declared limits.
 pub mod filter {
     pub use hubs_core::{
-        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, Invocation, Limit,
+        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, HubInvocation, Limit,
         LimitFilter, Next, NextHook, OutgoingFilter, OutgoingKind, OutgoingMessage, Reply, Scope,
         TraceContext,
     };

@@ -10,8 +10,8 @@ use hubs::{
     AuthError, Context, EndpointOptions, HubError, HubOptions, Request, SendError, Server, User,
     auth::PolicyCheck,
     filter::{
-        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, Invocation, Next, NextHook,
-        OutgoingFilter, OutgoingKind, OutgoingMessage, Reply,
+        BoxFuture, ConnectionInfo, DispatchError, Dropped, HubFilter, HubInvocation, Next,
+        NextHook, OutgoingFilter, OutgoingKind, OutgoingMessage, Reply,
     },
     hub,
 };
@@ -29,7 +29,7 @@ struct Recorder {
 impl HubFilter for Recorder {
     fn invoke(
         &self,
-        invocation: Invocation,
+        invocation: HubInvocation,
         next: Next,
     ) -> BoxFuture<Result<Reply, DispatchError>> {
         let (name, log) = (self.name, self.log.clone());
@@ -74,7 +74,7 @@ struct Gate;
 impl HubFilter for Gate {
     fn invoke(
         &self,
-        mut invocation: Invocation,
+        mut invocation: HubInvocation,
         next: Next,
     ) -> BoxFuture<Result<Reply, DispatchError>> {
         match invocation.method() {

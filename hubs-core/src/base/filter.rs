@@ -9,13 +9,13 @@
 //! the error, and measure.
 //!
 //! ```
-//! use hubs_core::{BoxFuture, DispatchError, HubFilter, Invocation, Next, Reply};
+//! use hubs_core::{BoxFuture, DispatchError, HubFilter, HubInvocation, Next, Reply};
 //!
 //! /// Refuses empty messages to `SendMessage`, before the method runs.
 //! struct NoEmptyMessages;
 //!
 //! impl HubFilter for NoEmptyMessages {
-//!     fn invoke(&self, invocation: Invocation, next: Next) -> BoxFuture<Result<Reply, DispatchError>> {
+//!     fn invoke(&self, invocation: HubInvocation, next: Next) -> BoxFuture<Result<Reply, DispatchError>> {
 //!         if invocation.method() == "SendMessage"
 //!             && invocation.argument::<String>(1).is_ok_and(|text| text.is_empty())
 //!         {
@@ -42,7 +42,7 @@ use hubs_protocol::{Protocol, Value};
 /// One invocation as filters see it: which hub and method, who called, and the
 /// arguments (which a filter may change).
 #[derive(Clone, Debug)]
-pub struct Invocation {
+pub struct HubInvocation {
     hub: Arc<str>,
     method: &'static str,
     index: usize,
@@ -53,7 +53,7 @@ pub struct Invocation {
     pub(crate) arguments: Vec<Value>,
 }
 
-impl Invocation {
+impl HubInvocation {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         hub: Arc<str>,
@@ -154,7 +154,7 @@ impl Invocation {
     }
 }
 
-type Last = Box<dyn FnOnce(Invocation) -> BoxFuture<Result<Reply, DispatchError>> + Send>;
+type Last = Box<dyn FnOnce(HubInvocation) -> BoxFuture<Result<Reply, DispatchError>> + Send>;
 
 /// The rest of an invocation's filter chain, ending with the method.
 pub struct Next {
@@ -181,7 +181,7 @@ impl Next {
     }
 
     /// Runs the rest of the chain with `invocation`.
-    pub fn run(self, invocation: Invocation) -> BoxFuture<Result<Reply, DispatchError>> {
+    pub fn run(self, invocation: HubInvocation) -> BoxFuture<Result<Reply, DispatchError>> {
         match self.filters.get(self.position).cloned() {
             Some(filter) => filter.invoke(
                 invocation,
@@ -293,7 +293,7 @@ pub trait HubFilter: Send + Sync + 'static {
     /// Around an invocation: call `next.run(invocation)` to go on, or answer without it.
     fn invoke(
         &self,
-        invocation: Invocation,
+        invocation: HubInvocation,
         next: Next,
     ) -> BoxFuture<Result<Reply, DispatchError>> {
         next.run(invocation)
@@ -322,7 +322,7 @@ pub trait HubFilter: Send + Sync + 'static {
 impl<F: HubFilter + ?Sized> HubFilter for Arc<F> {
     fn invoke(
         &self,
-        invocation: Invocation,
+        invocation: HubInvocation,
         next: Next,
     ) -> BoxFuture<Result<Reply, DispatchError>> {
         (**self).invoke(invocation, next)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::base::error::DispatchError;
-use crate::base::filter::{HubFilter, Invocation, Next};
+use crate::base::filter::{HubFilter, HubInvocation, Next};
 use crate::base::future::BoxFuture;
 use crate::base::stream::Reply;
 
@@ -124,7 +124,7 @@ impl LimitFilter {
         }
     }
 
-    fn key(&self, invocation: &Invocation) -> String {
+    fn key(&self, invocation: &HubInvocation) -> String {
         match (self.limit.scope(), invocation.user_id()) {
             (Scope::User, Some(user)) => format!("u:{user}"),
             _ => format!("c:{}", invocation.connection_id()),
@@ -185,7 +185,7 @@ impl Drop for Running {
 impl HubFilter for LimitFilter {
     fn invoke(
         &self,
-        invocation: Invocation,
+        invocation: HubInvocation,
         next: Next,
     ) -> BoxFuture<Result<Reply, DispatchError>> {
         if invocation.method() != self.method {

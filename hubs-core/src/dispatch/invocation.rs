@@ -438,7 +438,7 @@ async fn call_through_filters<H: Hub>(
             )
             .await;
     }
-    let invocation = crate::base::filter::Invocation::new(
+    let invocation = crate::base::filter::HubInvocation::new(
         runtime.shared.name.clone(),
         (descriptor.name, method),
         cx.connection_id().clone(),
@@ -447,7 +447,7 @@ async fn call_through_filters<H: Hub>(
         cx.protocol(),
         arguments,
     );
-    let last = Box::new(move |invocation: crate::base::filter::Invocation| {
+    let last = Box::new(move |invocation: crate::base::filter::HubInvocation| {
         hub.invoke(
             method,
             Call::new(cx.context().clone(), invocation.arguments, uploads, cancel),
