@@ -236,8 +236,11 @@ pub use hubs_core::{
 };
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};
+/// Why `ServeOptions::tls_pem` could not load a certificate. With the `tls` feature.
+#[cfg(feature = "tls")]
+pub use hubs_transport::TlsError;
 pub use hubs_transport::{
-    BuildError, Cors, EndpointOptions, HubService, ServeOptions, Server, TlsError, serve,
+    BuildError, Cors, EndpointOptions, HubService, ServeOptions, Server, serve,
 };
 
 /// The hub protocol (the `hubs-protocol` crate): messages, the JSON and MessagePack codecs, the

@@ -79,7 +79,7 @@ impl CloseReason {
 
 /// Releases everything the connection held, in order: no more writes (pending client
 /// results fail, invocations are cancelled, uploads fail), the final Close, the transport
-/// told to finish, routing forgets the connection (and its groups), then
+/// told to close, routing forgets the connection (and its groups), then
 /// `on_disconnected`.
 pub(crate) async fn tear_down<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
