@@ -163,7 +163,7 @@ impl<H: Hub> HubRuntime<H> {
         &self.shared.name
     }
 
-    /// Forgets what the method limits counted for a connection that ended.
+    /// Forgets what the method limits counted for a connection that closed.
     pub(crate) fn forget(&self, connection: &ConnectionId) {
         for limit in &self.limits {
             limit.forget(connection);
@@ -266,7 +266,7 @@ impl<H: Hub> HubContext<H> {
         self.runtime.groups()
     }
 
-    /// Who is connected, on every server; ending any connection by id.
+    /// Who is connected, on every server; closing any connection by id.
     pub fn presence(&self) -> Presence {
         self.runtime.presence()
     }

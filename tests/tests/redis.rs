@@ -23,8 +23,13 @@ pub(crate) trait Member {
 
 struct Cluster;
 
+/// The backplane's own words reach the caller here, so the tests can read them: `?` alone
+/// shows only `The message could not be routed.`.
 fn routed(result: Result<(), hubs::SendError>) -> Result<(), HubError> {
-    Ok(result?)
+    match result {
+        Err(hubs::SendError::Routing(detail)) => Err(HubError::new(detail)),
+        other => Ok(other?),
+    }
 }
 
 #[hub(client = Member)]

@@ -131,7 +131,7 @@ impl LimitFilter {
         }
     }
 
-    /// Forgets a connection that ended (its buckets and counts).
+    /// Forgets a connection that closed (its buckets and counts).
     pub fn forget(&self, connection: &crate::base::connection_id::ConnectionId) {
         let key = format!("c:{connection}");
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());

@@ -141,7 +141,7 @@ impl HubMeters {
         }
     }
 
-    /// An invocation of method number `index` (named `method`) ended after `seconds`.
+    /// An invocation of method number `index` (named `method`) completed after `seconds`.
     pub(crate) fn invocation(&self, index: usize, method: &'static str, ok: bool, seconds: f64) {
         if self.hub.is_empty() {
             return;
@@ -210,7 +210,7 @@ impl ConnectionMeters {
         &self.hub
     }
 
-    /// The connection ended for `reason`: one less active, and its duration.
+    /// The connection closed for `reason`: one less active, and its duration.
     pub(crate) fn closed(&self, reason: &'static str) {
         if self.hub.hub.is_empty() {
             return;

@@ -55,7 +55,7 @@ impl OutgoingMessage<'_> {
 }
 
 /// Why an outgoing filter dropped a message: the sender gets
-/// [`SendError::Dropped`](crate::base::outgoing::Dropped) with it.
+/// [`SendError::Dropped`](crate::base::error::SendError::Dropped) with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dropped(pub String);
 

@@ -1,5 +1,5 @@
-//! How a connection ends: the one event every part of it watches, with the reason given
-//! by whoever ended it first.
+//! How a connection closes: the one event every part of it watches, with the reason given
+//! by whoever closed it first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -30,18 +30,18 @@ pub(crate) enum CloseReason {
 
 #[derive(Debug)]
 struct Signal {
-    /// Cancelled once the connection is ending: no more writes, invocations cancelled.
-    ending: CancellationToken,
-    /// Set whenever `ending` is cancelled by [`CloseHandle::end`] or
-    /// [`finish`](CloseHandle::finish), and by the read loop when it sees `ending`
-    /// cancelled from outside (the hub's shutdown, hub code cancelling
+    /// Cancelled once the connection is closing: no more writes, invocations cancelled.
+    closing: CancellationToken,
+    /// Set whenever `closing` is cancelled by [`CloseHandle::close`] or
+    /// [`mark_closed`](CloseHandle::mark_closed), and by the read loop when it sees
+    /// `closing` cancelled from outside (the hub's shutdown, hub code cancelling
     /// `connection_closed`). Every send checks it: the token's own check takes a lock,
     /// which a broadcast to 10 000 connections paid 10 000 times.
-    ended: AtomicBool,
+    closed: AtomicBool,
     reason: OnceLock<CloseReason>,
 }
 
-/// The "connection is ending" event of one connection, shared by its handle, its read
+/// The "connection is closing" event of one connection, shared by its handle, its read
 /// loop and its transport. Cheap to clone.
 ///
 /// Transports get one in [`Connected`](crate::connection::transport::Connected) and call
@@ -69,11 +69,11 @@ impl CloseHandle {
         Self::with_token(parent.child_token())
     }
 
-    fn with_token(ending: CancellationToken) -> Self {
+    fn with_token(closing: CancellationToken) -> Self {
         Self {
             signal: Arc::new(Signal {
-                ending,
-                ended: AtomicBool::new(false),
+                closing,
+                closed: AtomicBool::new(false),
                 reason: OnceLock::new(),
             }),
         }
@@ -90,7 +90,7 @@ impl CloseHandle {
     /// An end from outside the connection (the hub's shutdown) shows here once the
     /// connection's read loop has seen it; [`closed`](Self::closed) completes at once.
     pub fn is_closed(&self) -> bool {
-        self.signal.ended.load(Ordering::Acquire)
+        self.signal.closed.load(Ordering::Acquire)
     }
 
     /// Completes once the connection is ending.
@@ -99,7 +99,7 @@ impl CloseHandle {
     ///
     /// Cancel safe.
     pub async fn closed(&self) {
-        self.signal.ending.cancelled().await;
+        self.signal.closing.cancelled().await;
     }
 
     pub(crate) fn close(&self, reason: CloseReason) {
@@ -110,8 +110,8 @@ impl CloseHandle {
     /// Ends without a reason of its own (the read loop has one, or saw the token
     /// cancelled from outside).
     pub(crate) fn mark_closed(&self) {
-        self.signal.ended.store(true, Ordering::Release);
-        self.signal.ending.cancel();
+        self.signal.closed.store(true, Ordering::Release);
+        self.signal.closing.cancel();
     }
 
     pub(crate) fn reason(&self) -> Option<&CloseReason> {
@@ -121,6 +121,6 @@ impl CloseHandle {
     /// The token cancelled when the connection is ending (hub code sees it as
     /// `Context::connection_closed`).
     pub(crate) fn token(&self) -> &CancellationToken {
-        &self.signal.ending
+        &self.signal.closing
     }
 }

@@ -1,6 +1,6 @@
 //! The streams of one connection, by id: downloads (to cancel them) and uploads (to feed
 //! them). Entries are added when an invocation is read and removed by the invocation's
-//! owner ([`super::invocation::InvocationGuard`]) when it ends.
+//! owner (the dispatch floor's `InvocationGuard`) when it completes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

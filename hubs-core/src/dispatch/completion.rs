@@ -14,7 +14,7 @@ use crate::hub::definition::Hub;
 use crate::runtime::HubRuntime;
 use hubs_protocol::{Completion, HubMessage, Outcome, StreamItem, Value};
 
-/// How a call that did not stream ended: its Completion (none for a call that asked for
+/// How a call that did not stream completed: its Completion (none for a call that asked for
 /// no answer) and what [`record_completion`] records.
 pub(crate) struct Completed {
     pub(crate) message: Option<HubMessage>,

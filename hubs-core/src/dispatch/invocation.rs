@@ -44,8 +44,8 @@ pub(crate) struct Received {
 }
 
 /// Everything one invocation holds on its connection, from the moment it is read until
-/// its last message is queued. Dropping it (when the invocation ends, when the connection
-/// ends while it waits, or when its task unwinds) releases it all.
+/// its last message is queued. Dropping it (when the invocation completes, when the connection
+/// closes while it waits, or when its task unwinds) releases it all.
 pub(crate) struct InvocationGuard {
     streams: Arc<Streams>,
     download: Option<String>,

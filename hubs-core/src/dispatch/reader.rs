@@ -55,7 +55,7 @@ const LAST_WORDS: usize = 16;
 
 /// What woke the loop.
 enum Event {
-    /// The connection is why (hub code, the transport, a slow client, shutdown).
+    /// The connection is closing (hub code, the transport, a slow client, shutdown).
     Closed,
     /// A slot is free for the next queued invocation.
     Slot(OwnedSemaphorePermit),
@@ -113,9 +113,9 @@ impl<'a, H: Hub> Reader<'a, H> {
         if let Some(why) = self.drain() {
             return why;
         }
-        let end = self.cx.handle().close_handle().clone();
+        let close_handle = self.cx.handle().close_handle().clone();
         // One waiter for the whole connection (registering one per message is costly).
-        let closed = end.closed();
+        let closed = close_handle.closed();
         tokio::pin!(closed);
         let resume_at = self.cx.shared().options.outbound_budget.pause_reading / 2;
         let mut heartbeat = tokio::time::interval(self.keep_alive.period());
@@ -197,11 +197,11 @@ impl<'a, H: Hub> Reader<'a, H> {
     fn handle(&mut self, event: Event) -> Option<CloseReason> {
         match event {
             Event::Closed => {
-                let end = self.cx.handle().close_handle();
+                let close_handle = self.cx.handle().close_handle();
                 // Ended from outside perhaps (shutdown): sends stop here too.
-                end.mark_closed();
+                close_handle.mark_closed();
                 let shutting_down = self.cx.shared().shutdown.is_cancelled();
-                Some(CloseReason::signalled(end.reason(), shutting_down))
+                Some(CloseReason::signalled(close_handle.reason(), shutting_down))
             }
             Event::Slot(slot) => {
                 self.invocations.start_next(self.cx, slot);
@@ -263,7 +263,7 @@ impl<'a, H: Hub> Reader<'a, H> {
     /// While the outbound queue is over its soft budget, judges it every check period
     /// (and keeps the rest of the loop waiting: the client is behind, so it is not read
     /// from meanwhile either). Returns once the queue is back under its soft budget
-    /// ([`Event::Behind`], nothing to do) or the connection ends ([`Event::Closed`]).
+    /// ([`Event::Behind`], nothing to do) or the connection closes ([`Event::Closed`]).
     async fn watch_behind(
         &mut self,
         closed: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
@@ -316,7 +316,7 @@ impl<'a, H: Hub> Reader<'a, H> {
         }
     }
 
-    /// Handles every complete message; `Some` ends the connection.
+    /// Handles every complete message; `Some` closes the connection.
     fn drain(&mut self) -> Option<CloseReason> {
         loop {
             if self.holding() || self.over_pause() {

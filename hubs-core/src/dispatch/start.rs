@@ -35,7 +35,7 @@ pub(crate) fn start<H: Hub>(
     let (tx, rx) =
         crate::connection::outbound::outbound_queue(runtime.shared.options.outbound_budget);
     let closed = CancellationToken::new();
-    // Shutting the hub down ends every connection.
+    // Shutting the hub down closes every connection.
     let close_handle = CloseHandle::child_of(&runtime.shared.shutdown);
     // OpenTelemetry's RPC conventions: rpc.system, rpc.service.
     let span = tracing::info_span!(
@@ -112,7 +112,7 @@ async fn run<H: Hub>(
     };
     let options = &runtime.shared.options;
 
-    // The hook runs until it returns or the connection ends (its transport may go).
+    // The hook runs until it returns or the connection closes (its transport may go).
     let hook = tokio::select! {
         hook = AssertUnwindSafe(on_connected(&cx)).catch_unwind() => Some(hook),
         () = cx.handle().close_handle().closed() => None,
@@ -158,7 +158,7 @@ async fn run<H: Hub>(
 }
 
 /// The handshake, then the connection's registration; `None` when the handshake failed
-/// or the connection ended first (it is then over: `closed` is cancelled).
+/// or the connection closed first (it is then over: `closed` is cancelled).
 async fn establish<H: Hub>(
     runtime: &Arc<HubRuntime<H>>,
     connection: Box<TransportConnection>,

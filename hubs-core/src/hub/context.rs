@@ -161,7 +161,7 @@ impl<H> Context<H> {
         &self.connection.items
     }
 
-    /// Cancelled when the connection ends (`Context.ConnectionAborted`).
+    /// Cancelled when the connection closes (`Context.ConnectionAborted`).
     pub fn connection_closed(&self) -> CancellationToken {
         self.connection.handle.close_handle().token().clone()
     }
@@ -182,7 +182,7 @@ impl<H> Context<H> {
         self.shared.groups()
     }
 
-    /// Who is connected, on every server; ending any connection by id.
+    /// Who is connected, on every server; closing any connection by id.
     pub fn presence(&self) -> Presence {
         self.shared.presence()
     }

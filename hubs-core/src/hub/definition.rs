@@ -60,7 +60,7 @@ pub trait Hub: Send + Sync + Sized + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// Runs when a connection has ended; `error` tells why when it ended abnormally.
+    /// Runs when a connection has closed; `error` tells why when it closed abnormally.
     fn on_disconnected(
         self: Arc<Self>,
         cx: Context<Self>,
@@ -122,7 +122,7 @@ impl<H: Hub> Call<H> {
     }
 
     /// Cancelled when the call should stop: the client cancelled the stream, the
-    /// connection ended, or the server is shutting down.
+    /// connection closed, or the server is shutting down.
     pub fn cancellation(&self) -> CancellationToken {
         self.cancel.clone()
     }

@@ -23,7 +23,7 @@ pub trait LifetimeManager: Send + Sync + 'static {
     /// A connection completed its handshake.
     async fn on_connected(&self, connection: Arc<ConnectionHandle>);
 
-    /// A connection ended; forget it and its group memberships.
+    /// A connection closed; forget it and its group memberships.
     async fn on_disconnected(&self, connection: &ConnectionHandle);
 
     /// Sends `message` to the selected connections. A backplane delivers to its own

@@ -1,5 +1,5 @@
 //! Who is connected, and where: membership and presence across every server of a hub
-//! (through its lifetime manager), and ending any connection by id.
+//! (through its lifetime manager), and closing any connection by id.
 
 use std::sync::Arc;
 

@@ -326,7 +326,7 @@ impl Groups {
         Self { lifetime }
     }
 
-    /// Adds a connection to a group. Membership ends when the connection does.
+    /// Adds a connection to a group. Membership ends when the connection closes.
     ///
     /// # Errors
     ///

@@ -154,7 +154,7 @@ impl LifetimeManager for RedisLifetimeManager {
             .await
             .map_err(|error| match error {
                 RequestError::NoAnswer => ClientResultError::NoConnection(connection.clone()),
-                RequestError::Publish(error) => ClientResultError::Remote(error),
+                RequestError::Publish(error) => ClientResultError::Send(SendError::Routing(error)),
             })?;
         match reply {
             Envelope::Result { outcome, .. } => match outcome {

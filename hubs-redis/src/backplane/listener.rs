@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hubs_core::protocol::{Outcome, Protocol, Value};
 use hubs_core::{
-    ConnectionId, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
+    ConnectionId, HubError, LifetimeManager, PerProtocol, Selection, SerializedMessage, deliver,
 };
 use serde_bytes::ByteBuf;
 
@@ -181,7 +181,8 @@ impl RedisLifetimeManager {
                 bytes: value.as_bytes().to_vec(),
             },
             Ok(Outcome::Error(error)) => WireOutcome::Error(error),
-            Err(error) => WireOutcome::Failed(error.to_string()),
+            // The words a caller on this server would see (`?` in a hub method).
+            Err(error) => WireOutcome::Failed(HubError::from(error).message().to_owned()),
         };
         let reply = Envelope::Result { request, outcome };
         let _ = self.outbox.post(self.channels.server(&origin), reply);
