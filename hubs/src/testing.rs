@@ -310,7 +310,8 @@ pub struct Sent {
 ///
 /// ```
 /// use hubs::testing::{Recording, TestServer};
-/// use hubs::{Context, HubOptions, Selection, Server, hub};
+/// use hubs::routing::Selection;
+/// use hubs::{Context, HubOptions, Server, hub};
 ///
 /// struct Room;
 ///
