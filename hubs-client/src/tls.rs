@@ -52,6 +52,10 @@ impl Default for TlsConfig {
     }
 }
 
+/// rustls with *ring* (no C toolchain beyond cc, no aws-lc build). rustls 0.23.48
+/// deprecates it for lacking post-quantum key exchange; the choice stands until the
+/// workspace moves to aws-lc-rs.
+#[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -137,6 +137,7 @@ async fn the_rust_client_over_tls_on_every_transport_and_protocol() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // rustls 0.23.48 deprecates ring's provider; the workspace keeps ring.
 async fn a_client_certificate_opens_a_server_that_asks_for_one() {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
