@@ -244,7 +244,7 @@ pub use hubs_transport::{
 };
 
 /// The hub protocol (the `hubs-protocol` crate): messages, the JSON and MessagePack codecs, the
-/// handshake, [`Arguments`](protocol::Arguments), the wire texts and trace context.
+/// handshake, [`Arguments`], the wire texts and trace context.
 pub use hubs_core::protocol;
 
 /// Meters (the `metrics` facade): what the server counts and times, and their names.

@@ -53,7 +53,7 @@ impl<H: Hub> HubClients<H> {
 
     /// The same targets, whose sends return only once the message has been handed over
     /// for every server (with a backplane: once the broker accepted it), so a routing
-    /// failure comes back as [`SendError::Routing`]. Without it, a backplane delivers to
+    /// failure comes back as [`SendError::Routing`](crate::SendError::Routing). Without it, a backplane delivers to
     /// this server's connections, queues the rest and returns at once; what it then fails
     /// to publish is counted and logged.
     ///

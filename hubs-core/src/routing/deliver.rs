@@ -17,7 +17,7 @@ use crate::routing::message::SerializedMessage;
 /// [`OutboundBudget`](crate::base::slow_consumer::OutboundBudget)) gets its slow-consumer policy for
 /// `delivery`: by default it is closed and nobody waits for it; recipients whose policy
 /// says [`Wait`](crate::SlowConsumer::Wait) are waited on concurrently. Every recipient is
-/// queued before any is waited for. Used by [`InMemoryLifetimeManager`], and by backplanes
+/// queued before any is waited for. Used by [`InMemoryLifetimeManager`](crate::InMemoryLifetimeManager), and by backplanes
 /// for their local delivery and for what arrives from other servers.
 ///
 /// The fan-out also gives the scheduler a turn when its task has used up its budget

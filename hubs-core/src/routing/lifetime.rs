@@ -16,7 +16,7 @@ use hubs_protocol::Outcome;
 
 /// Routes messages to connections and keeps groups; one per hub.
 ///
-/// The in-memory [`InMemoryLifetimeManager`] is the default. A backplane implements the
+/// The in-memory [`InMemoryLifetimeManager`](crate::InMemoryLifetimeManager) is the default. A backplane implements the
 /// same trait to reach connections on other servers.
 #[async_trait]
 pub trait LifetimeManager: Send + Sync + 'static {

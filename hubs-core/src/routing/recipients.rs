@@ -58,7 +58,7 @@ impl ClientFamily for Untyped {
     type Proxy<K: Cardinality> = Recipients<K>;
 }
 
-/// A set of connections to send to, chosen through [`Clients`] or [`HubClients`].
+/// A set of connections to send to, chosen through [`Clients`](crate::Clients) or [`HubClients`](crate::HubClients).
 pub struct Recipients<K> {
     lifetime: Arc<dyn LifetimeManager>,
     outgoing: OutgoingFilters,
