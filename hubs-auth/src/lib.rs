@@ -37,7 +37,13 @@ use serde_json::{Map, Value};
 pub struct JwtAuthenticator {
     keys: Keys,
     validation: Validation,
+    /// How far past `exp` a token is still accepted, exactly (`validation.leeway` holds
+    /// it rounded up to whole seconds, for `nbf`).
+    leeway: Duration,
 }
+
+/// The default [`JwtAuthenticator::leeway`]: 30 s.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 enum Keys {
@@ -57,7 +63,7 @@ impl std::fmt::Debug for JwtAuthenticator {
             .field("algorithms", &self.validation.algorithms)
             .field("issuer", &self.validation.iss)
             .field("audience", &self.validation.aud)
-            .field("leeway", &self.validation.leeway)
+            .field("leeway", &self.leeway)
             .finish()
     }
 }
@@ -72,8 +78,15 @@ impl JwtAuthenticator {
         validation.algorithms = algorithms;
         // No audience unless one is asked for (jsonwebtoken checks `aud` when present).
         validation.validate_aud = false;
-        validation.leeway = 30;
-        Self { keys, validation }
+        // `exp` is checked here, to the instant (jsonwebtoken's check is in whole seconds
+        // and accepts `exp == now`, which RFC 7519 section 4.1.4 does not).
+        validation.validate_exp = false;
+        Self {
+            keys,
+            validation,
+            leeway: Duration::ZERO,
+        }
+        .leeway(DEFAULT_LEEWAY)
     }
 
     /// HS256 with a shared secret.
@@ -152,11 +165,27 @@ impl JwtAuthenticator {
         self
     }
 
-    /// How far past `exp` (or before `nbf`) a token is still accepted (default 30 s, for
-    /// clocks that disagree).
+    /// How far past `exp` (or before `nbf`) a token is still accepted, for clocks that
+    /// disagree: [`DEFAULT_LEEWAY`] (30 s) unless set. A token is accepted while the time
+    /// is *before* `exp` plus the leeway, and the [`User`] it yields expires at that same
+    /// instant, so a hub that closes connections on expiry
+    /// (`HubOptions::close_on_authentication_expiration`) closes them exactly when this
+    /// authenticator starts refusing the token: a client cannot reconnect with it after
+    /// the close.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hubs_auth::{JwtAuthenticator, JwtIssuer};
+    ///
+    /// let secret = b"a secret of at least thirty-two bytes!!";
+    /// let strict = JwtAuthenticator::hs256(secret).leeway(Duration::ZERO);
+    /// let token = JwtIssuer::hs256(secret).issue("7", &[], Duration::ZERO);
+    /// assert!(strict.validate(&token).is_err(), "exp is now: expired");
+    /// ```
     #[must_use]
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.validation.leeway = leeway.as_secs();
+        self.leeway = leeway;
+        self.validation.leeway = leeway.as_secs() + u64::from(leeway.subsec_nanos() > 0);
         self
     }
 
@@ -184,7 +213,18 @@ impl JwtAuthenticator {
             }
         }
         .map_err(refused)?;
-        Ok(User::from_claims(claims.claims))
+        // `exp` is required (jsonwebtoken's required claims); accepted while
+        // now < exp + leeway, and the user expires at that instant.
+        let exp = claims
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| AuthError("invalid token: `exp` is not a number of seconds".into()))?;
+        let until = UNIX_EPOCH + Duration::from_secs(exp) + self.leeway;
+        if SystemTime::now() >= until {
+            return Err(AuthError("invalid token: ExpiredSignature".into()));
+        }
+        Ok(User::from_claims(claims.claims).with_expiry(until))
     }
 }
 
@@ -349,6 +389,56 @@ mod tests {
             .issue("7", &[], Duration::from_secs(60));
         assert!(authenticator.validate(&elsewhere).is_err(), "wrong issuer");
         assert!(authenticator.validate("not.a.token").is_err());
+    }
+
+    #[test]
+    fn a_token_is_expired_from_the_instant_of_exp_plus_the_leeway() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let with_exp = |exp: u64| {
+            let mut claims = Map::new();
+            claims.insert("sub".into(), "7".into());
+            claims.insert("exp".into(), exp.into());
+            JwtIssuer::hs256(SECRET).sign(&claims)
+        };
+        let strict = JwtAuthenticator::hs256(SECRET).leeway(Duration::ZERO);
+        // RFC 7519: the current time must be before `exp`; within the second of `exp`
+        // (which jsonwebtoken alone accepts) it is not.
+        assert!(strict.validate(&with_exp(now)).is_err(), "exp == now");
+        let user = strict.validate(&with_exp(now + 5)).expect("valid");
+        assert_eq!(
+            user.expires_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(now + 5))
+        );
+
+        let lenient = JwtAuthenticator::hs256(SECRET).leeway(Duration::from_millis(10_500));
+        let user = lenient
+            .validate(&with_exp(now - 5))
+            .expect("within the leeway");
+        assert_eq!(
+            user.expires_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(now - 5) + Duration::from_millis(10_500)),
+            "the user expires when the token stops being accepted"
+        );
+        assert!(lenient.validate(&with_exp(now - 11)).is_err());
+
+        let mut no_exp = Map::new();
+        no_exp.insert("sub".into(), "7".into());
+        assert!(
+            strict
+                .validate(&JwtIssuer::hs256(SECRET).sign(&no_exp))
+                .is_err(),
+            "exp is required"
+        );
+        let mut text_exp = no_exp.clone();
+        text_exp.insert("exp".into(), "soon".into());
+        assert!(
+            strict
+                .validate(&JwtIssuer::hs256(SECRET).sign(&text_exp))
+                .is_err()
+        );
     }
 
     #[test]

@@ -344,3 +344,99 @@ async fn an_authorized_hub_checks_every_request_for_a_token() {
         200
     );
 }
+
+/// RFC 7519: a token is valid only *before* its `exp`. With no leeway, a connection closed
+/// at its token's expiry cannot come back with the same token, not even within the second
+/// of `exp`, on any transport (the close timer and the check agree on the instant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expires_at_its_exp_on_every_transport() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use hubs::protocol::{HubMessage, Protocol};
+    use hubs_tests::RawClient;
+
+    let seconds = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
+    };
+    let addr = interop_server().await;
+    let negotiate = "/authorizedhub/negotiate?negotiateVersion=1";
+    let before = seconds();
+    let (status, _, token) = http(addr, "GET", "/generateJwtToken?lifetime=2", &[]).await;
+    let after = seconds();
+    assert_eq!(status, 200);
+    // The issuer writes exp = its whole second + 2.
+    let (earliest, latest) = (before.floor() + 2.0, after.floor() + 2.0);
+    let bearer = format!("Bearer {token}");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (status, _, body) = http(addr, "POST", negotiate, &[("Authorization", &bearer)]).await;
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        ids.push(json["connectionToken"].as_str().expect("token").to_owned());
+    }
+
+    let mut live = RawClient::connect(
+        addr,
+        &format!("/authorizedhub?id={}&access_token={token}", ids[0]),
+        Protocol::Json,
+    )
+    .await;
+    let close = loop {
+        match live
+            .next_message()
+            .await
+            .expect("a close before the socket ends")
+        {
+            HubMessage::Close(close) => break close,
+            _ => continue,
+        }
+    };
+    let closed_at = seconds();
+    assert!(
+        close
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("expired")),
+        "{close:?}"
+    );
+    assert!(!close.allow_reconnect, "{close:?}");
+    assert!(
+        closed_at >= earliest && closed_at < latest + 0.5,
+        "closed at {closed_at}, exp in [{earliest}, {latest}]"
+    );
+
+    // Within the second after the close, every start with the token is refused (those
+    // that would hang if accepted last).
+    let query = |id: &str| format!("/authorizedhub?id={id}&access_token={token}");
+    let negotiated = http(addr, "POST", negotiate, &[("Authorization", &bearer)]).await;
+    assert_eq!(negotiated.0, 401, "negotiate");
+    assert_eq!(
+        http(addr, "GET", &query(&ids[3]), &[]).await.0,
+        401,
+        "long polling"
+    );
+    let sse = http(
+        addr,
+        "GET",
+        &query(&ids[2]),
+        &[("Accept", "text/event-stream")],
+    )
+    .await;
+    assert_eq!(sse.0, 401, "SSE");
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    assert_eq!(
+        http(addr, "GET", &query(&ids[1]), &upgrade).await.0,
+        401,
+        "WebSocket"
+    );
+    let done = seconds();
+    assert!(done < closed_at + 1.0, "all within the second ({done})");
+}
