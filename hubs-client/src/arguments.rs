@@ -33,6 +33,7 @@ macro_rules! tuple_from_arguments {
                 if values.len() != $count {
                     return Err(DecodeError::Bind(format!("expected {} argument(s), got {}", $count, values.len())));
                 }
+                // Every index is below `$count`, the length just checked: no panic.
                 Ok(($(values[$index].deserialize::<$name>()?,)+))
             }
         }

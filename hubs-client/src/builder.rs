@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use hubs_protocol::Protocol;
 use hubs_protocol::TransportKind;
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::connection::HubConnection;
 use crate::retry::{DefaultRetryPolicy, RetryPolicy};
 use crate::transport::in_memory::Connector;
@@ -54,6 +54,7 @@ impl HubConnectionBuilder {
                 keep_alive: Duration::from_secs(15),
                 server_timeout: Duration::from_secs(30),
                 handshake_timeout: Duration::from_secs(15),
+                max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
                 retry: None,
                 stateful: None,
                 resume_window: Duration::from_secs(15),
@@ -139,6 +140,16 @@ impl HubConnectionBuilder {
     #[must_use]
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest message accepted from the server, record separator or length prefix
+    /// included (default 1 MiB); `None` accepts any size. A larger message ends the
+    /// connection (it is lost, with the reason, as when the server's bytes cannot be
+    /// read). The handshake answer is bounded apart, at 32 KiB.
+    #[must_use]
+    pub fn max_message_size(mut self, max: Option<usize>) -> Self {
+        self.config.max_message_size = max;
         self
     }
 

@@ -12,6 +12,10 @@ use hubs_protocol::TransportKind;
 use crate::retry::RetryPolicy;
 use crate::transport::in_memory::Connector;
 
+/// The largest message read from the server by default: 1 MiB (servers bound what they
+/// read at 32 KiB by default; what they send, results and broadcasts, is often larger).
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+
 /// Asked for a bearer token before negotiate and each transport connection.
 pub(crate) type TokenProvider =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
@@ -27,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) keep_alive: Duration,
     pub(crate) server_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    /// The largest message read from the server (framing included); `None`: any size.
+    pub(crate) max_message_size: Option<usize>,
     pub(crate) retry: Option<Arc<dyn RetryPolicy>>,
     /// The replay buffer's size when stateful reconnect is asked for.
     pub(crate) stateful: Option<usize>,

@@ -120,8 +120,9 @@ impl HubConnection {
     ///
     /// # Errors
     ///
-    /// [`StartError`] when no transport connects, negotiate fails, the handshake is
-    /// refused, the connection is not disconnected, or `stop` is called meanwhile.
+    /// [`StartError`] when no transport connects, negotiate fails, the handshake fails
+    /// ([`HandshakeError`](crate::HandshakeError): refused, timed out, malformed answer,
+    /// closed), the connection is not disconnected, or `stop` is called meanwhile.
     pub async fn start(&self) -> Result<(), StartError> {
         self.spawn_tasks();
         let (reply, started) = oneshot::channel();

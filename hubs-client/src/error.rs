@@ -1,4 +1,6 @@
-//! What can fail: starting a connection, and calls to the server.
+//! What can fail: starting a connection, its handshake, and calls to the server.
+
+use std::time::Duration;
 
 use hubs_protocol::DecodeError;
 use hubs_protocol::{HubError, wire};
@@ -16,9 +18,10 @@ pub enum StartError {
     /// No transport could be opened.
     #[error("Unable to connect to the server with any of the available transports. {0}")]
     Transport(String),
-    /// The server refused the handshake.
-    #[error("Server returned handshake error: {0}")]
-    Handshake(String),
+    /// The transport opened but the handshake did not complete: the server refused it,
+    /// did not answer in time, or answered with something that is not a handshake answer.
+    #[error(transparent)]
+    Handshake(HandshakeError),
     /// The connection is not in the state the call needs.
     #[error("{}", wire::NOT_DISCONNECTED)]
     State,
@@ -34,6 +37,29 @@ pub enum StartError {
     /// left out, as it may be a secret).
     #[error("invalid header `{0}`: its name or value is not allowed in HTTP")]
     Header(String),
+}
+
+/// The handshake (the first exchange on an open transport) failed: why, in
+/// [`StartError::Handshake`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The server did not answer within the handshake timeout
+    /// ([`HubConnectionBuilder::handshake_timeout`](crate::HubConnectionBuilder::handshake_timeout)).
+    #[error("the server did not answer the handshake within {0:?}")]
+    TimedOut(Duration),
+    /// The server answered with an error (its text, as it sent it): typically a protocol
+    /// or version it does not speak.
+    #[error("Server returned handshake error: {0}")]
+    Refused(String),
+    /// The server answered with something that is not a handshake answer: not JSON, a
+    /// hub message, or more than the handshake's size limit without a record separator
+    /// (a server that is not a SignalR hub, or a proxy's page).
+    #[error("the server's handshake answer is malformed: {0}")]
+    Malformed(String),
+    /// The server closed the transport before it answered.
+    #[error("the server closed the connection during the handshake")]
+    Closed,
 }
 
 /// A call to the server failed.

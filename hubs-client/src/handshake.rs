@@ -10,7 +10,7 @@ use hubs_protocol::TransportKind;
 use hubs_protocol::{HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat};
 
 use crate::config::Config;
-use crate::error::StartError;
+use crate::error::{HandshakeError, StartError};
 use crate::negotiate::negotiate;
 use crate::transport::{self, Link, Net, Outgoing};
 
@@ -68,7 +68,9 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
         let duplex = connector.open().await?;
         let connection_id = duplex.connection_id.clone();
         let mut link = transport::in_memory::link(duplex);
-        let leftover = handshake(&mut link, config.protocol, 1, config.handshake_timeout).await?;
+        let leftover = handshake(&mut link, config.protocol, 1, config.handshake_timeout)
+            .await
+            .map_err(StartError::Handshake)?;
         return Ok(Opened {
             link,
             leftover,
@@ -109,7 +111,9 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
     // Stateful reconnect runs over WebSockets only, with protocol version 2.
     let stateful = stateful && link.transport == TransportKind::WebSockets;
     let version = if stateful { 2 } else { 1 };
-    let leftover = handshake(&mut link, protocol, version, config.handshake_timeout).await?;
+    let leftover = handshake(&mut link, protocol, version, config.handshake_timeout)
+        .await
+        .map_err(StartError::Handshake)?;
 
     // The official clients ping right after the handshake (not on long polling).
     if link.transport != TransportKind::LongPolling {
@@ -170,6 +174,8 @@ async fn open_offered(
         .await
         {
             Ok(link) => return Ok(link),
+            // The transport's own words, not wrapped twice in the "unable to connect" text.
+            Err(StartError::Transport(error)) => errors.push(format!("{}: {error}", kind.name())),
             Err(error) => errors.push(format!("{}: {error}", kind.name())),
         }
     }
@@ -180,14 +186,38 @@ async fn open_offered(
     }))
 }
 
+/// The largest handshake answer read: the official servers answer `{}` or a short
+/// `{"error":"…"}`, so more than this without a record separator is not a handshake
+/// answer (what the servers allow a handshake request, by default).
+pub(crate) const MAX_ANSWER: usize = hubs_protocol::DEFAULT_MAX_MESSAGE_SIZE;
+
+/// Takes the server's handshake answer off the front of `buffer`: `Ok(true)` once it has
+/// arrived and accepted the handshake (what follows it stays in `buffer`), `Ok(false)`
+/// while it is incomplete.
+///
+/// # Errors
+///
+/// [`HandshakeError::Refused`] for an answer with an error, [`HandshakeError::Malformed`]
+/// for one that is not a handshake answer or is longer than [`MAX_ANSWER`].
+pub(crate) fn read_answer(buffer: &mut BytesMut) -> Result<bool, HandshakeError> {
+    match HandshakeResponse::decode(buffer, Some(MAX_ANSWER)) {
+        Ok(Some(HandshakeResponse {
+            error: Some(error), ..
+        })) => Err(HandshakeError::Refused(error)),
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => Ok(false),
+        Err(error) => Err(HandshakeError::Malformed(error.to_string())),
+    }
+}
+
 /// Sends the handshake request (always JSON text) and reads the answer; returns what
 /// arrived after it.
-async fn handshake(
+pub(crate) async fn handshake(
     link: &mut Link,
     protocol: Protocol,
     version: u32,
     timeout: Duration,
-) -> Result<Bytes, StartError> {
+) -> Result<Bytes, HandshakeError> {
     let mut request = Vec::new();
     HandshakeRequest::new(protocol.name(), version).encode(&mut request);
     let _ = link
@@ -200,27 +230,16 @@ async fn handshake(
     let mut buffer = BytesMut::new();
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
-    loop {
-        match HandshakeResponse::decode(&mut buffer, None) {
-            Ok(Some(response)) => {
-                if let Some(error) = response.error {
-                    return Err(StartError::Handshake(error));
-                }
-                return Ok(buffer.freeze());
-            }
-            Ok(None) => {}
-            Err(error) => return Err(StartError::Handshake(error.to_string())),
-        }
+    while !read_answer(&mut buffer)? {
         tokio::select! {
             chunk = link.incoming.recv() => match chunk {
                 Some(chunk) => buffer.extend_from_slice(&chunk),
-                None => return Err(StartError::Handshake("the server closed the connection during the handshake".to_owned())),
+                None => return Err(HandshakeError::Closed),
             },
-            () = &mut deadline => {
-                return Err(StartError::Handshake("the handshake timed out".to_owned()));
-            }
+            () = &mut deadline => return Err(HandshakeError::TimedOut(timeout)),
         }
     }
+    Ok(buffer.freeze())
 }
 
 /// Opens a new WebSocket to a stateful connection (no negotiate, no handshake).

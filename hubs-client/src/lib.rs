@@ -57,7 +57,7 @@ pub use arguments::FromArguments;
 pub use builder::HubConnectionBuilder;
 pub use connection::HubConnection;
 pub use dispatch::HandlerReply;
-pub use error::{InvokeError, StartError};
+pub use error::{HandshakeError, InvokeError, StartError};
 pub use events::{ConnectionEvent, ConnectionState};
 pub use proxy::{ProxyInvoke, ProxyStream, ReceiverHost};
 pub use retry::{DefaultRetryPolicy, RetryPolicy};

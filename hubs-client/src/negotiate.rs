@@ -51,6 +51,77 @@ struct TransportWire {
 /// The official text when a server turns on stateful reconnect unasked.
 const UNASKED_STATEFUL: &str = "Client didn't negotiate Stateful Reconnect but the server did.";
 
+/// The largest negotiate answer read. Answers are a few hundred bytes; a redirect's
+/// access token also has to fit in a request header, which servers bound at 8 to 32 KiB.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What one negotiate answer says.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Negotiate again at `url` (the official clients' redirect), with this bearer token.
+    Redirect {
+        url: String,
+        access_token: Option<String>,
+    },
+    /// The connection to open (`url` and `access_token` are not known here).
+    Connection(Negotiated),
+}
+
+/// Reads one negotiate answer; `stateful`: whether the client asked for stateful
+/// reconnect.
+///
+/// # Errors
+///
+/// [`StartError::Negotiate`] for an answer that is not negotiate JSON, comes from a
+/// legacy server, carries an error, or turns on stateful reconnect unasked.
+pub(crate) fn read_answer(body: &[u8], stateful: bool) -> Result<Answer, StartError> {
+    let wire: NegotiateWire = serde_json::from_slice(body)
+        .map_err(|e| StartError::Negotiate(format!("invalid response: {e}")))?;
+    if wire.protocol_version.is_some() {
+        return Err(StartError::Negotiate(
+            hubs_protocol::wire::LEGACY_SERVER.to_owned(),
+        ));
+    }
+    if let Some(error) = wire.error {
+        return Err(StartError::Negotiate(error));
+    }
+    if let Some(url) = wire.url {
+        return Ok(Answer::Redirect {
+            url,
+            access_token: wire.access_token,
+        });
+    }
+    if wire.use_stateful_reconnect && !stateful {
+        return Err(StartError::Negotiate(UNASKED_STATEFUL.to_owned()));
+    }
+    let version = wire.negotiate_version.unwrap_or(0);
+    let token = if version >= 1 {
+        wire.connection_token
+    } else {
+        wire.connection_id.clone()
+    };
+    Ok(Answer::Connection(Negotiated {
+        url: String::new(),
+        connection_id: wire.connection_id,
+        token,
+        transports: wire
+            .available_transports
+            .into_iter()
+            .filter_map(|t| {
+                let kind = match t.transport.as_str() {
+                    "WebSockets" => TransportKind::WebSockets,
+                    "ServerSentEvents" => TransportKind::ServerSentEvents,
+                    "LongPolling" => TransportKind::LongPolling,
+                    _ => return None,
+                };
+                Some((kind, t.transfer_formats))
+            })
+            .collect(),
+        access_token: None,
+        stateful: wire.use_stateful_reconnect,
+    }))
+}
+
 /// Negotiates, following redirects (at most 100, as the official clients); `stateful`
 /// asks for stateful reconnect.
 pub(crate) async fn negotiate(
@@ -77,7 +148,9 @@ pub(crate) async fn negotiate(
             )?)
             .await
             .map_err(StartError::Negotiate)?;
-        let (status, body) = read_body(response).await?;
+        let (status, body) = read_body(response, MAX_ANSWER)
+            .await
+            .map_err(StartError::Negotiate)?;
         if status != StatusCode::OK {
             let reason = status.canonical_reason().unwrap_or("");
             return Err(StartError::Negotiate(format!(
@@ -85,55 +158,27 @@ pub(crate) async fn negotiate(
                 status.as_u16()
             )));
         }
-        let wire: NegotiateWire = serde_json::from_slice(&body)
-            .map_err(|e| StartError::Negotiate(format!("invalid response: {e}")))?;
-        if wire.protocol_version.is_some() {
-            return Err(StartError::Negotiate(
-                hubs_protocol::wire::LEGACY_SERVER.to_owned(),
-            ));
-        }
-        if let Some(error) = wire.error {
-            return Err(StartError::Negotiate(error));
-        }
-        if let Some(next) = wire.url {
-            if let Some(token) = wire.access_token {
-                if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
-                    headers.insert(header::AUTHORIZATION, value);
+        match read_answer(&body, stateful)? {
+            Answer::Redirect {
+                url: next,
+                access_token: token,
+            } => {
+                if let Some(token) = token {
+                    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                        headers.insert(header::AUTHORIZATION, value);
+                    }
+                    access_token = Some(token);
                 }
-                access_token = Some(token);
+                url = http_url(&next);
             }
-            url = http_url(&next);
-            continue;
+            Answer::Connection(negotiated) => {
+                return Ok(Negotiated {
+                    url,
+                    access_token,
+                    ..negotiated
+                });
+            }
         }
-        if wire.use_stateful_reconnect && !stateful {
-            return Err(StartError::Negotiate(UNASKED_STATEFUL.to_owned()));
-        }
-        let version = wire.negotiate_version.unwrap_or(0);
-        let token = if version >= 1 {
-            wire.connection_token
-        } else {
-            wire.connection_id.clone()
-        };
-        return Ok(Negotiated {
-            url,
-            connection_id: wire.connection_id,
-            token,
-            transports: wire
-                .available_transports
-                .into_iter()
-                .filter_map(|t| {
-                    let kind = match t.transport.as_str() {
-                        "WebSockets" => TransportKind::WebSockets,
-                        "ServerSentEvents" => TransportKind::ServerSentEvents,
-                        "LongPolling" => TransportKind::LongPolling,
-                        _ => return None,
-                    };
-                    Some((kind, t.transfer_formats))
-                })
-                .collect(),
-            access_token,
-            stateful: wire.use_stateful_reconnect,
-        });
     }
     Err(StartError::Negotiate(
         "Negotiate redirection limit exceeded.".to_owned(),

@@ -14,6 +14,7 @@ use hubs_protocol::{
 use tokio::time::{Instant, Interval};
 
 use crate::command::{self, Sent};
+use crate::config::Config;
 use crate::error::InvokeError;
 use crate::handshake::{Opened, ResumeAt};
 use crate::transport::{Link, Outgoing};
@@ -37,6 +38,27 @@ impl Stateful {
             received: ReceivedSequence::default(),
             at,
             awaiting_sequence: false,
+        }
+    }
+}
+
+/// What a session runs with, from the connection's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) protocol: Protocol,
+    pub(crate) keep_alive: Duration,
+    pub(crate) server_timeout: Duration,
+    /// The largest message read (framing included); `None`: any size.
+    pub(crate) max_message_size: Option<usize>,
+}
+
+impl Settings {
+    pub(crate) fn of(config: &Config) -> Self {
+        Self {
+            protocol: config.protocol,
+            keep_alive: config.keep_alive,
+            server_timeout: config.server_timeout,
+            max_message_size: config.max_message_size,
         }
     }
 }
@@ -91,26 +113,20 @@ pub(crate) struct Resuming {
 }
 
 impl Session {
-    pub(crate) fn new(
-        opened: Opened,
-        protocol: Protocol,
-        keep_alive: Duration,
-        server_timeout: Duration,
-        stateful: Option<Stateful>,
-    ) -> Self {
-        let mut session = Self::on(opened.link, protocol, keep_alive, server_timeout, stateful);
+    pub(crate) fn new(opened: Opened, settings: Settings, stateful: Option<Stateful>) -> Self {
+        let mut session = Self::on(opened.link, settings, stateful);
         session.decoder.push(&opened.leftover);
         session.connection_id = opened.connection_id;
         session
     }
 
-    fn on(
-        link: Link,
-        protocol: Protocol,
-        keep_alive: Duration,
-        server_timeout: Duration,
-        stateful: Option<Stateful>,
-    ) -> Self {
+    fn on(link: Link, settings: Settings, stateful: Option<Stateful>) -> Self {
+        let Settings {
+            protocol,
+            keep_alive,
+            server_timeout,
+            max_message_size,
+        } = settings;
         let pings = link.transport != TransportKind::LongPolling;
         let mut heartbeat = tokio::time::interval(
             Duration::from_millis(250).min(keep_alive.max(Duration::from_millis(10))),
@@ -118,7 +134,7 @@ impl Session {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             link,
-            decoder: protocol.decoder().with_max_message_size(None),
+            decoder: protocol.decoder().with_max_message_size(max_message_size),
             protocol,
             pings,
             outbox: VecDeque::new(),
@@ -139,9 +155,7 @@ impl Session {
     /// replays what the server did not acknowledge.
     pub(crate) fn resumed(
         link: Link,
-        protocol: Protocol,
-        keep_alive: Duration,
-        server_timeout: Duration,
+        settings: Settings,
         mut stateful: Stateful,
         connection_id: Option<String>,
         resuming: Resuming,
@@ -151,7 +165,7 @@ impl Session {
             sequence_id: stateful.replay.sequence_id(),
         });
         let replay: Vec<Bytes> = stateful.replay.unacknowledged().cloned().collect();
-        let mut session = Self::on(link, protocol, keep_alive, server_timeout, Some(stateful));
+        let mut session = Self::on(link, settings, Some(stateful));
         session.connection_id = connection_id;
         session.resuming = Some(resuming);
         session.push_control(&sequence);

@@ -10,8 +10,19 @@ use super::{Phase, Retry, Supervisor};
 use crate::error::{InvokeError, StartError};
 use crate::events::{ConnectionEvent, ConnectionState};
 use crate::handshake::{self, Opened};
-use crate::session::{Resuming, Session, Stateful};
+use crate::session::{Resuming, Session, SessionEvent, Settings, Stateful};
 use crate::transport::Link;
+
+/// `at + delay`; a delay the clock cannot count (a retry policy or a resume window of
+/// `Duration::MAX`) waits 30 years instead, never in practice, rather than panic.
+fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
+/// How far "never" is, for a delay the clock cannot count (tokio's own far future).
+const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// The wait before resume attempt `tries + 1`: 250 ms, doubling, at most 2 s.
 fn backoff(tries: u32) -> Duration {
@@ -31,13 +42,7 @@ impl Supervisor {
                     (Some(limit), Some(at)) => Some(Stateful::new(limit, at.clone())),
                     _ => None,
                 };
-                let session = Session::new(
-                    opened,
-                    self.config.protocol,
-                    self.config.keep_alive,
-                    self.config.server_timeout,
-                    stateful,
-                );
+                let session = Session::new(opened, Settings::of(&self.config), stateful);
                 let id = session.connection_id.clone();
                 self.phase = Phase::Connected(Box::new(session));
                 self.publish(ConnectionState::Connected);
@@ -47,6 +52,9 @@ impl Supervisor {
                 if retry.is_some() {
                     self.emit(ConnectionEvent::Reconnected(id));
                 }
+                // Messages that came with the handshake answer (one poll, event or frame
+                // may carry both) are read now, not when the next bytes arrive.
+                self.session_event(SessionEvent::Data);
             }
             Err(error) => match (start, retry) {
                 (Some(start), _) => {
@@ -55,7 +63,7 @@ impl Supervisor {
                 }
                 (None, Some(mut retry)) => {
                     tracing::debug!(%error, retries = retry.retries, "reconnect attempt failed");
-                    retry.retries += 1;
+                    retry.retries = retry.retries.saturating_add(1);
                     self.schedule(retry);
                 }
                 (None, None) => self.publish(ConnectionState::Disconnected),
@@ -71,7 +79,7 @@ impl Supervisor {
         {
             Some(delay) => {
                 self.phase = Phase::Waiting {
-                    until: Instant::now() + delay,
+                    until: later(Instant::now(), delay),
                     retry,
                 };
             }
@@ -114,8 +122,8 @@ impl Supervisor {
                     Some(resuming) => {
                         self.phase = Phase::Resuming {
                             attempt: None,
-                            next_try: now + backoff(resuming.tries),
-                            tries: resuming.tries + 1,
+                            next_try: later(now, backoff(resuming.tries)),
+                            tries: resuming.tries.saturating_add(1),
                             since: resuming.since,
                             stateful,
                             connection_id,
@@ -183,7 +191,7 @@ impl Supervisor {
         {
             let (config, net, at) = (self.config.clone(), self.net.clone(), stateful.at.clone());
             // An attempt ends with the window, even on a network that swallows packets.
-            let deadline = *since + self.config.resume_window;
+            let deadline = later(*since, self.config.resume_window);
             *attempt = Some(Box::pin(async move {
                 tokio::time::timeout_at(deadline, handshake::resume(&config, &net, &at))
                     .await
@@ -211,9 +219,7 @@ impl Supervisor {
                 // Announced as resumed once the server's Sequence arrives.
                 let session = Session::resumed(
                     link,
-                    self.config.protocol,
-                    self.config.keep_alive,
-                    self.config.server_timeout,
+                    Settings::of(&self.config),
                     stateful,
                     connection_id,
                     Resuming {
@@ -228,8 +234,8 @@ impl Supervisor {
                 tracing::debug!(%error, tries, "resume attempt failed");
                 self.phase = Phase::Resuming {
                     attempt: None,
-                    next_try: Instant::now() + backoff(tries),
-                    tries: tries + 1,
+                    next_try: later(Instant::now(), backoff(tries)),
+                    tries: tries.saturating_add(1),
                     since,
                     stateful,
                     connection_id,

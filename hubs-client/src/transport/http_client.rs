@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -120,16 +120,27 @@ pub(crate) fn request(
     Ok(request)
 }
 
-/// The status and the whole body of a response.
+/// The status and the whole body of a response, refused past `limit` bytes (a body that
+/// never ends included).
+///
+/// # Errors
+///
+/// The body failed, or is longer than `limit`.
 pub(crate) async fn read_body(
     response: hyper::Response<hyper::body::Incoming>,
-) -> Result<(StatusCode, Bytes), StartError> {
+    limit: usize,
+) -> Result<(StatusCode, Bytes), String> {
     let status = response.status();
-    let body = response
-        .into_body()
+    let body = Limited::new(response.into_body(), limit)
         .collect()
         .await
-        .map_err(|e| StartError::Transport(e.to_string()))?
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                format!("the response is longer than {limit} bytes")
+            } else {
+                e.to_string()
+            }
+        })?
         .to_bytes();
     Ok((status, body))
 }

@@ -1,6 +1,7 @@
 //! The three transports, each turned into two queues: frames to send, and bytes received.
 //! Negotiate ([`crate::negotiate`]) and the handshake ([`crate::handshake`]) run over them.
 
+pub(crate) mod event_stream;
 mod http_client;
 pub(crate) mod in_memory;
 mod link;

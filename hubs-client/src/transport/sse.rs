@@ -1,23 +1,41 @@
 //! Server-Sent Events for what the server sends, POSTs for what the client sends.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use hubs_protocol::TransportKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::event_stream::EventStream;
 use super::http_client::{Net, request};
 use super::link::Link;
 use super::long_polling::spawn_poster;
 use crate::error::StartError;
 
+/// What an event stream is served as.
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// Whether the response is an event stream (its media type, parameters aside), or why not.
+fn check_content_type(headers: &HeaderMap) -> Result<(), StartError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(StartError::Transport(format!(
+            "EventSource's response has no content type; expected '{EVENT_STREAM}'"
+        )));
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let media_type = text.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case(EVENT_STREAM) {
+        return Ok(());
+    }
+    Err(StartError::Transport(format!(
+        "EventSource's response has content type '{text}', not '{EVENT_STREAM}'"
+    )))
+}
+
 pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result<Link, StartError> {
     let mut get_headers = headers.clone();
-    get_headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    get_headers.insert(header::ACCEPT, HeaderValue::from_static(EVENT_STREAM));
     let response = net
         .send(request(Method::GET, url, &get_headers, Bytes::new())?)
         .await
@@ -28,13 +46,13 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
             response.status()
         )));
     }
+    check_content_type(response.headers())?;
     let stop = CancellationToken::new();
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(64);
     let reader_stop = stop.clone();
     let mut body = response.into_body();
     tokio::spawn(async move {
-        let mut pending = BytesMut::new();
-        let mut data = BytesMut::new();
+        let mut events = EventStream::default();
         loop {
             let frame = tokio::select! {
                 frame = body.frame() => frame,
@@ -44,26 +62,9 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
-            pending.extend_from_slice(&chunk);
-            // Events are lines; `data: x` lines accumulate until an empty line.
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line = pending.split_to(end + 1);
-                let line = &line[..line.len() - 1];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.is_empty() {
-                    if !data.is_empty() {
-                        let event = data.split().freeze();
-                        if in_tx.send(event).await.is_err() {
-                            reader_stop.cancel();
-                            return;
-                        }
-                    }
-                } else if let Some(value) = line.strip_prefix(b"data:") {
-                    if !data.is_empty() {
-                        data.extend_from_slice(b"\n");
-                    }
-                    data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
-                }
+            let data = events.push(&chunk);
+            if !data.is_empty() && in_tx.send(data.into()).await.is_err() {
+                break;
             }
         }
         reader_stop.cancel();
@@ -83,4 +84,34 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         flushed,
         closed_cleanly: std::sync::Arc::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn only_an_event_stream_is_read() {
+        assert!(check_content_type(&with_content_type("text/event-stream")).is_ok());
+        assert!(check_content_type(&with_content_type("Text/Event-Stream; charset=utf-8")).is_ok());
+        for refused in [
+            with_content_type("text/plain"),
+            with_content_type("text/event-streaming"),
+            HeaderMap::new(),
+        ] {
+            let error = check_content_type(&refused).map_err(|e| e.to_string());
+            assert!(
+                error
+                    .as_ref()
+                    .is_err_and(|e| e.contains("text/event-stream")),
+                "{error:?}"
+            );
+        }
+    }
 }
