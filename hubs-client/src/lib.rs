@@ -34,6 +34,9 @@
 //! a slow handler holds up neither results nor keep-alive.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod __fuzz;
 mod arguments;
 mod builder;
 mod command;
