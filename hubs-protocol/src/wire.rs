@@ -221,11 +221,6 @@ pub fn transport_not_supported(transport: &str) -> String {
 /// official text: the official server has no such limit).
 pub const SERVER_FULL: &str = "The server has reached its connection limit; try again later.";
 
-/// `503` when too many negotiated connections wait for their transport (not an official
-/// text).
-pub const TOO_MANY_PENDING: &str =
-    "Too many negotiated connections are waiting for their transport; try again later.";
-
 // ---------------------------------------------------------------------------------------
 // What the official clients report (the Rust client uses the same words)
 

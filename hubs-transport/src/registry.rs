@@ -1,10 +1,12 @@
 //! Negotiated connections, by token: waiting for a transport, running, and briefly after
 //! they close (so a late long poll gets 204 rather than 404).
 //!
-//! Every operation is O(1) under one short lock. Entries that wait (negotiated but
-//! unused, or closed) expire on a timer, in the order they started waiting, and the table
-//! shrinks when it empties out: a flood of unused negotiates costs its entries for 15 s
-//! and no more, and is capped.
+//! Every operation is O(1) (amortized) under one short lock. Entries that wait
+//! (negotiated but unused, or closed) expire on a timer, in the order they started
+//! waiting, and the table shrinks when it empties out. Unused negotiations are capped:
+//! at the cap the oldest unused one is evicted (its token then gets `404`, as an expired
+//! one does), so a flood of negotiates costs bounded memory and never locks out a real
+//! client, whose transport follows its negotiate within moments.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hubs_core::ConnectionId;
+use hubs_core::{ConnectionId, Throttle, meters};
 
 use crate::http_transport::HttpLink;
 use crate::options::DISCONNECT_TIMEOUT;
@@ -66,9 +68,9 @@ pub(crate) enum Lookup {
     Closed,
 }
 
-/// Why a negotiate was refused.
+/// How many unused negotiations a new one evicted (at the cap).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TooManyPending;
+pub(crate) struct Evicted(pub(crate) usize);
 
 /// What became of a POST that arrived before the transport.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,58 +83,97 @@ pub(crate) enum Posted {
     NotWaiting,
 }
 
+/// Entries in the order they started waiting: (deadline, token, generation). Every wait
+/// is equally long, so deadline order is arrival order.
+type Queue = VecDeque<(Instant, String, u64)>;
+
 #[derive(Debug, Default)]
 struct Table {
     entries: HashMap<String, Entry>,
-    /// (deadline, token, generation), in deadline order: every wait is equally long.
-    expiry: VecDeque<(Instant, String, u64)>,
+    /// Negotiations, oldest first (those attached or closed since are stale records).
+    negotiated: Queue,
+    /// Closed connections, oldest first.
+    closed: Queue,
     pending: usize,
     next_generation: u64,
 }
 
 impl Table {
-    fn schedule(&mut self, token: &str, since: Instant) -> u64 {
+    fn schedule(&mut self, token: &str, since: Instant, negotiated: bool) -> u64 {
         self.next_generation += 1;
         let generation = self.next_generation;
-        self.expiry
-            .push_back((since + DISCONNECT_TIMEOUT, token.to_owned(), generation));
+        let record = (since + DISCONNECT_TIMEOUT, token.to_owned(), generation);
+        if negotiated {
+            self.negotiated.push_back(record);
+        } else {
+            self.closed.push_back(record);
+        }
         generation
+    }
+
+    /// Removes the entry of a queue's record if the record is still its current one in a
+    /// waiting state; whether it did.
+    fn remove_current(&mut self, token: &str, generation: u64) -> bool {
+        let current = self.entries.get(token).is_some_and(|entry| {
+            entry.generation == generation
+                && matches!(entry.state, State::Negotiated { .. } | State::Closed)
+        });
+        if !current {
+            return false;
+        }
+        if let Some(entry) = self.entries.remove(token)
+            && matches!(entry.state, State::Negotiated { .. })
+        {
+            self.pending -= 1;
+        }
+        true
+    }
+
+    /// Evicts the oldest unused negotiation; whether there was one.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((_, token, generation)) = self.negotiated.pop_front() {
+            if self.remove_current(&token, generation) {
+                return true;
+            }
+        }
+        false
     }
 
     fn sweep(&mut self, now: Instant) -> usize {
         let mut removed = 0;
-        while let Some((deadline, _, _)) = self.expiry.front() {
-            if *deadline > now {
-                break;
-            }
-            let Some((_, token, generation)) = self.expiry.pop_front() else {
-                break;
-            };
-            let current = self.entries.get(&token).is_some_and(|entry| {
-                entry.generation == generation
-                    && matches!(entry.state, State::Negotiated { .. } | State::Closed)
-            });
-            if current && let Some(entry) = self.entries.remove(&token) {
-                if matches!(entry.state, State::Negotiated { .. }) {
-                    self.pending -= 1;
+        for closed in [false, true] {
+            loop {
+                let queue = if closed {
+                    &mut self.closed
+                } else {
+                    &mut self.negotiated
+                };
+                match queue.front() {
+                    Some((deadline, _, _)) if *deadline <= now => {}
+                    _ => break,
                 }
-                removed += 1;
+                let Some((_, token, generation)) = queue.pop_front() else {
+                    break;
+                };
+                removed += usize::from(self.remove_current(&token, generation));
             }
         }
         if removed > 0 {
-            shrink(&mut self.entries);
-            if self.expiry.capacity() > 64 && self.expiry.len() * 4 < self.expiry.capacity() {
-                self.expiry.shrink_to_fit();
-            }
+            self.shrink();
         }
         removed
     }
-}
 
-/// Gives memory back once a map is mostly empty.
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-        map.shrink_to_fit();
+    /// Gives memory back once the table is mostly empty.
+    fn shrink(&mut self) {
+        if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to_fit();
+        }
+        for queue in [&mut self.negotiated, &mut self.closed] {
+            if queue.capacity() > 64 && queue.len() * 4 < queue.capacity() {
+                queue.shrink_to_fit();
+            }
+        }
     }
 }
 
@@ -141,6 +182,8 @@ pub(crate) struct Registry {
     table: Mutex<Table>,
     max_pending: usize,
     sweeping: AtomicBool,
+    /// Rate-limits the warning about evictions.
+    evictions: Throttle,
 }
 
 impl Registry {
@@ -151,6 +194,7 @@ impl Registry {
             table: Mutex::default(),
             max_pending,
             sweeping: AtomicBool::new(false),
+            evictions: Throttle::new(),
         })
     }
 
@@ -169,21 +213,22 @@ impl Registry {
         tokio::spawn(sweep(registry));
     }
 
-    /// Records a negotiated connection.
+    /// Records a negotiated connection, evicting the oldest unused ones at the cap.
     pub(crate) fn negotiated(
         self: &Arc<Self>,
         token: String,
         connection_id: ConnectionId,
         hub: usize,
         stateful: bool,
-    ) -> Result<(), TooManyPending> {
+    ) -> Evicted {
         self.start_sweeping();
         let now = Instant::now();
         let mut table = self.lock();
-        if table.pending >= self.max_pending {
-            return Err(TooManyPending);
+        let mut evicted = 0;
+        while table.pending >= self.max_pending.max(1) && table.evict_oldest() {
+            evicted += 1;
         }
-        let generation = table.schedule(&token, now);
+        let generation = table.schedule(&token, now, true);
         table.pending += 1;
         table.entries.insert(
             token,
@@ -199,7 +244,18 @@ impl Registry {
                 },
             },
         );
-        Ok(())
+        drop(table);
+        if evicted > 0 {
+            metrics::counter!(meters::names::NEGOTIATIONS_EVICTED).increment(evicted as u64);
+            if let Some(count) = self.evictions.allow() {
+                tracing::warn!(
+                    count,
+                    max_pending = self.max_pending,
+                    "unused negotiations evicted to make room for new ones (a negotiate flood?)"
+                );
+            }
+        }
+        Evicted(evicted)
     }
 
     /// What is known under `token` for `hub`.
@@ -302,7 +358,7 @@ impl Registry {
         if !table.entries.contains_key(token) {
             return;
         }
-        let generation = table.schedule(token, now);
+        let generation = table.schedule(token, now, false);
         let mut was_pending = false;
         if let Some(entry) = table.entries.get_mut(token) {
             was_pending = matches!(entry.state, State::Negotiated { .. });
@@ -362,7 +418,7 @@ mod tests {
         let start = Instant::now();
         for i in 0..20_000 {
             let token = format!("t{i}");
-            let generation = table.schedule(&token, start);
+            let generation = table.schedule(&token, start, true);
             table.pending += 1;
             table.entries.insert(
                 token,
@@ -387,18 +443,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn attached_connections_do_not_expire_and_pending_ones_are_capped() {
+    async fn attached_connections_do_not_expire_and_the_oldest_pending_is_evicted() {
         let registry = Registry::new(2);
-        registry
-            .negotiated("a".into(), ConnectionId::from("a"), 0, false)
-            .expect("room");
-        registry
-            .negotiated("b".into(), ConnectionId::from("b"), 0, false)
-            .expect("room");
-        assert_eq!(
-            registry.negotiated("c".into(), ConnectionId::from("c"), 0, false),
-            Err(TooManyPending)
-        );
+        let negotiate =
+            |token: &str| registry.negotiated(token.into(), ConnectionId::from(token), 0, false);
+        assert_eq!(negotiate("a"), Evicted(0));
+        assert_eq!(negotiate("b"), Evicted(0));
         assert_eq!(
             registry.post_early("a", Bytes::from_static(b"{}"), 2),
             Posted::Kept
@@ -413,9 +463,13 @@ mod tests {
         );
         assert_eq!(registry.attach_websocket("a", None), None, "attached once");
         assert_eq!(registry.sizes(), (2, 1));
-        registry
-            .negotiated("c".into(), ConnectionId::from("c"), 0, false)
-            .expect("room again");
+        assert_eq!(negotiate("c"), Evicted(0), "a's place came back");
+        // At the cap, the oldest unused one goes (b), never an attached one (a).
+        assert_eq!(negotiate("d"), Evicted(1));
+        assert!(matches!(registry.lookup("b", 0), Lookup::NotFound));
+        assert!(matches!(registry.lookup("a", 0), Lookup::WebSocket));
+        assert!(matches!(registry.lookup("c", 0), Lookup::Negotiated(..)));
+        assert_eq!(registry.sizes(), (3, 2));
         let later = Instant::now() + DISCONNECT_TIMEOUT;
         registry.lock().sweep(later);
         assert_eq!(registry.sizes(), (1, 0), "only the attached one is left");
@@ -423,5 +477,30 @@ mod tests {
         assert!(matches!(registry.lookup("a", 0), Lookup::Closed));
         registry.lock().sweep(later + DISCONNECT_TIMEOUT);
         assert_eq!(registry.sizes(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_flood_at_the_cap_keeps_memory_bounded() {
+        let registry = Registry::new(1_000);
+        for i in 0..20_000 {
+            let token = format!("t{i}");
+            registry.negotiated(token.clone(), ConnectionId::from("c"), 0, false);
+            if i % 100 == 0 {
+                // A real client among the flood: attached at once, never evicted.
+                assert!(registry.attach_websocket(&token, None).is_some(), "{i}");
+            }
+        }
+        let table = registry.lock();
+        assert_eq!(table.pending, 1_000);
+        assert_eq!(
+            table.entries.len(),
+            1_200,
+            "the pending ones and the attached"
+        );
+        assert!(
+            table.negotiated.len() <= 1_200,
+            "evicted records leave the queue: {}",
+            table.negotiated.len()
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::body::{self, Body};
 use crate::http_transport::{self, HttpLink};
 use crate::limits::{self, Admission, UserSlot};
 use crate::negotiate;
-use crate::registry::{Lookup, Posted, TooManyPending};
+use crate::registry::{Evicted, Lookup, Posted};
 use crate::service::{HubService, Mounted};
 use crate::stateful;
 use crate::websocket;
@@ -408,19 +408,12 @@ impl HubService {
             &mounted.options,
             stateful,
         );
-        match self
+        // At the cap this evicts the oldest unused negotiation (counted and logged there).
+        let Evicted(_) = self
             .inner
             .registry
-            .negotiated(token, connection_id, index, stateful)
-        {
-            Ok(()) => body::json(response),
-            Err(TooManyPending) => {
-                tracing::warn!(
-                    "negotiate refused: too many negotiated connections wait for their transport"
-                );
-                body::text(StatusCode::SERVICE_UNAVAILABLE, wire::TOO_MANY_PENDING)
-            }
-        }
+            .negotiated(token, connection_id, index, stateful);
+        body::json(response)
     }
 }
 

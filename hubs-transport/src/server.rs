@@ -150,8 +150,11 @@ impl Server {
 
     /// The most negotiated connections that may wait for their transport at once
     /// (default 10,000; each is forgotten 15 s after its negotiate if no transport came).
-    /// Past it, negotiate gets `503 Service Unavailable`: a flood of negotiates holds a
-    /// bounded amount of memory.
+    /// At the cap a new negotiate evicts the oldest unused one, whose token then gets
+    /// `404 Not Found` as an expired one does: a flood of negotiates holds a bounded
+    /// amount of memory and never locks out a real client, whose transport follows its
+    /// negotiate within moments. Evictions are counted in
+    /// `signalr_server_negotiations_evicted_total` and logged (at most once a second).
     #[must_use]
     pub fn max_pending_negotiations(mut self, max: usize) -> Self {
         self.max_pending = Some(max);

@@ -21,14 +21,7 @@ fn test_hub_options() -> HubOptions {
 }
 
 async fn negotiate_status(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (status, _, body) = http(
-        addr,
-        "POST",
-        &format!("{path}/negotiate?negotiateVersion=1"),
-        &[],
-    )
-    .await;
-    (status, body)
+    hubs_tests::negotiate(addr, path).await
 }
 
 fn token_of(body: &str) -> String {
@@ -145,7 +138,7 @@ async fn connection_limits_refuse_with_503_and_recover() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_negotiate_flood_is_capped() {
+async fn at_the_negotiate_cap_the_oldest_unused_negotiation_is_evicted() {
     let service = Server::new()
         .max_pending_negotiations(200)
         .hub_with("/testhub", TestHub, test_hub_options())
@@ -158,16 +151,24 @@ async fn a_negotiate_flood_is_capped() {
         assert_eq!(status, 200);
         tokens.push(token_of(&body));
     }
+    // Past the cap a negotiate still succeeds; the oldest unused token is gone (404).
     let (status, body) = negotiate_status(addr, "/testhub").await;
+    assert_eq!(status, 200, "{body}");
+    let oldest = format!("/testhub?id={}", tokens[0]);
+    assert_eq!(http(addr, "GET", &oldest, &[]).await.0, 404, "evicted");
+    let second = format!("/testhub?id={}", tokens[1]);
     assert_eq!(
-        (status, body.as_str()),
-        (503, hubs::protocol::wire::TOO_MANY_PENDING)
+        http(addr, "GET", &second, &[]).await.0,
+        200,
+        "still waiting"
     );
-    // A transport that arrives frees its negotiate's place.
-    let token = tokens.pop().expect("a token");
-    let mut client =
-        RawClient::connect(addr, &format!("/testhub?id={token}"), Protocol::Json).await;
-    assert_eq!(negotiate_status(addr, "/testhub").await.0, 200);
+    // The newest ones connect.
+    let mut client = RawClient::connect(
+        addr,
+        &format!("/testhub?id={}", token_of(&body)),
+        Protocol::Json,
+    )
+    .await;
     let value = client.value("x");
     client.invoke("Echo", vec![value]).await;
     assert!(matches!(

@@ -176,3 +176,23 @@ async fn skipped_messages_are_counted_in_the_meters() {
         .unwrap_or_else(|| panic!("no skipped count in\n{body}"));
     assert_eq!(counted, stats.skipped as f64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_negotiations_are_counted() {
+    let handle = recorder();
+    let service = hubs::Server::new()
+        .max_pending_negotiations(5)
+        .hub("/evicting", hubs_examples::interop::TestHub)
+        .build()
+        .expect("builds");
+    let addr = hubs_tests::serve(service).await;
+    for _ in 0..8 {
+        let (status, _, _) =
+            http(addr, "POST", "/evicting/negotiate?negotiateVersion=1", &[]).await;
+        assert_eq!(status, 200);
+    }
+    let counted = samples(&handle.render())
+        .get(hubs::meters::names::NEGOTIATIONS_EVICTED)
+        .copied();
+    assert_eq!(counted, Some(3.0), "8 negotiates, 5 places");
+}

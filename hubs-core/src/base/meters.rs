@@ -18,6 +18,7 @@
 //! | `signalr_server_outbound_queue_depth` | histogram | `hub` |
 //! | `signalr_server_slow_consumer_total` | counter | `hub`, `action` (`disconnected`, `skipped`) |
 //! | `signalr_server_client_result_timeouts_total` | counter | `hub` |
+//! | `signalr_server_negotiations_evicted_total` | counter | (none: server-wide) |
 //!
 //! Install the recorder before building the server: handles are registered when a
 //! connection starts (and per method at its first invocation), so the hot path is an
@@ -56,6 +57,10 @@ pub mod names {
     pub const SLOW_CONSUMER: &str = "signalr_server_slow_consumer_total";
     /// Client results that timed out.
     pub const CLIENT_RESULT_TIMEOUTS: &str = "signalr_server_client_result_timeouts_total";
+    /// Unused negotiations evicted to make room for new ones (the server's
+    /// `max_pending_negotiations` was reached: a negotiate flood, or clients that never
+    /// connect).
+    pub const NEGOTIATIONS_EVICTED: &str = "signalr_server_negotiations_evicted_total";
 }
 
 /// Describes every metric to the installed recorder (units and help texts). Call it once
@@ -95,6 +100,10 @@ pub fn describe() {
     describe_counter!(
         names::CLIENT_RESULT_TIMEOUTS,
         "Client results that timed out."
+    );
+    describe_counter!(
+        names::NEGOTIATIONS_EVICTED,
+        "Unused negotiations evicted to make room for new ones."
     );
 }
 
