@@ -22,8 +22,16 @@ const SECONDS: [f64; 16] = [
 /// Buckets for the outbound queue depth, in frames.
 const FRAMES: [f64; 8] = [0.0, 1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 1024.0];
 
+/// How often the recorder's upkeep runs.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process's Prometheus recorder, with histograms (not summaries) for hubs'
 /// durations and queue depths, and describes hubs' metrics to it.
+///
+/// It also starts a thread that runs the recorder's upkeep every 5 s. Without it, every
+/// histogram sample is kept until the next scrape: a server nobody scrapes grows by a
+/// few bytes per invocation and connection, for ever (found by the churn test,
+/// `tests/tests/churn.rs`).
 ///
 /// # Errors
 ///
@@ -37,6 +45,17 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         )?
         .install_recorder()?;
     hubs::meters::describe();
+    let upkeep = handle.clone();
+    // A thread, not a task: the recorder may be installed before any runtime starts.
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|error| BuildError::FailedToCreateRuntime(format!("upkeep thread: {error}")))?;
     Ok(handle)
 }
 

@@ -297,6 +297,13 @@ pub async fn http(
     http_with_body(addr, method, target, headers, &[]).await
 }
 
+/// `POST {path}/negotiate?negotiateVersion=1`: the status and the body.
+pub async fn negotiate(addr: SocketAddr, path: &str) -> (u16, String) {
+    let target = format!("{path}/negotiate?negotiateVersion=1");
+    let (status, _, body) = http(addr, "POST", &target, &[]).await;
+    (status, body)
+}
+
 /// Like [`http`], with a request body.
 pub async fn http_with_body(
     addr: SocketAddr,
@@ -424,6 +431,8 @@ pub fn peak_rss_kib_of(pid: &str) -> u64 {
     status_kib(pid, "VmHWM:")
 }
 
+pub mod churn;
+
 /// A server in a child process (the calling test binary, run again), so that its memory
 /// and file descriptors are its own.
 ///
@@ -454,6 +463,12 @@ pub mod child {
     /// `broadcast: sent_ms=… longest_send_ms=… disconnected=… cut_ms=…` (when the first slow consumer was
     /// cut, from the start; -1 for none).
     pub fn serve_testhub() {
+        serve_testhub_with(String::new);
+    }
+
+    /// As [`serve_testhub`], with one more command: `stats` prints `stats: ` and what
+    /// `stats` returns (a test binary's own figures, such as its live heap).
+    pub fn serve_testhub_with(stats: fn() -> String) {
         if std::env::var_os(CHILD).is_none() {
             return;
         }
@@ -482,10 +497,14 @@ pub mod child {
                 tokio::time::timeout_at(deadline, stdin.next_line()).await
             {
                 let words: Vec<&str> = line.split_whitespace().collect();
-                if let ["broadcast", count, size] = words[..] {
-                    let count: u64 = count.parse().expect("a count");
-                    let size: usize = size.parse().expect("a size");
-                    broadcast(&context, count, size).await;
+                match words[..] {
+                    ["broadcast", count, size] => {
+                        let count: u64 = count.parse().expect("a count");
+                        let size: usize = size.parse().expect("a size");
+                        broadcast(&context, count, size).await;
+                    }
+                    ["stats"] => println!("stats: {}", stats()),
+                    _ => {}
                 }
             }
         });
@@ -539,7 +558,16 @@ pub mod child {
         /// Starts it and waits until it listens.
         pub async fn start(max_files: Option<u32>) -> Self {
             let exe = std::env::current_exe().expect("the test binary");
+            // A profiler to run the child under, for investigations:
+            // HUBS_TESTS_CHILD_WRAPPER="heaptrack -o /tmp/child" cargo test ...
+            let wrapper = std::env::var("HUBS_TESTS_CHILD_WRAPPER").unwrap_or_default();
             let mut command = match max_files {
+                _ if !wrapper.is_empty() => {
+                    let mut words = wrapper.split_whitespace();
+                    let mut command = Command::new(words.next().expect("a command"));
+                    command.args(words).arg(exe);
+                    command
+                }
                 Some(n) => {
                     let mut command = Command::new("bash");
                     command

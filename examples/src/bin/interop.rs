@@ -11,6 +11,12 @@ use std::time::Duration;
 
 use hubs_examples::interop::{Settings, router, server, server_with_redis};
 
+/// mimalloc (v2) gives freed memory back to the system: after a churn of connections the
+/// process shrinks to near where it started, where glibc's malloc keeps the pages of its
+/// per-thread arenas (DESIGN.md, "Memory").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> ! {
     eprintln!(
         "usage: interop [--port PORT] [--keep-alive SECONDS] [--redis URL] [--jwt-key SECRET]"
