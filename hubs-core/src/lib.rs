@@ -1,4 +1,4 @@
-//! Protocol codecs and hub runtime for [hubs](https://docs.rs/hubs), a real-time framework
+//! Protocol codecs and hub runtime for [hubs](https://docs.rs/hubs-signalr), a real-time framework
 //! that speaks ASP.NET Core SignalR's wire protocol.
 //!
 //! Most users depend on the `hubs` facade instead of this crate.

@@ -1,4 +1,4 @@
-//! The SignalR hub protocol for [hubs](https://docs.rs/hubs), pure: bytes in, messages out,
+//! The SignalR hub protocol for [hubs](https://docs.rs/hubs-signalr), pure: bytes in, messages out,
 //! no I/O and no async runtime.
 //!
 //! * [`HubMessage`] and its nine message types, with every field the protocol defines.

@@ -1,4 +1,4 @@
-//! A Redis backplane for [hubs](https://docs.rs/hubs): run a hub on several servers and
+//! A Redis backplane for [hubs](https://docs.rs/hubs-signalr): run a hub on several servers and
 //! reach every client wherever it is connected.
 //!
 //! [`RedisLifetimeManager`] implements the hubs `LifetimeManager` over Redis pub/sub;

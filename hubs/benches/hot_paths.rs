@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the hot paths: decode + dispatch of one invocation through a
 //! connection, encoding one broadcast, and routing to a group among 10 000.
 //!
-//! `cargo bench -p hubs --bench hot_paths`
+//! `cargo bench -p hubs-signalr --bench hot_paths`
 
 #![allow(missing_docs)]
 
