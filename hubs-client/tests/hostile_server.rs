@@ -217,6 +217,18 @@ fn client(
         .build()
 }
 
+/// Starts `connection`, which must fail or succeed within 5 s (a hostile answer is not
+/// read until a timeout), and returns what the start came to.
+async fn start_fast(connection: &HubConnection) -> Result<(), StartError> {
+    let began = Instant::now();
+    let started = tokio::time::timeout(Duration::from_secs(10), connection.start())
+        .await
+        .expect("the start ends");
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    started
+}
+
 #[tokio::test]
 async fn empty_polls_are_spaced_out_until_the_handshake_times_out() {
     let server = Hostile::start("LongPolling", long_polling(|| Answer::ok(""))).await;
@@ -251,8 +263,7 @@ async fn polls_answered_with_a_web_page_fail_the_handshake_as_malformed() {
     )
     .await;
     let connection = client(&server, TransportKind::LongPolling, Duration::from_secs(10));
-    let began = Instant::now();
-    let started = connection.start().await;
+    let started = start_fast(&connection).await;
     // 32 KiB without a record separator is not a handshake answer: about 33 pages.
     assert!(
         matches!(
@@ -260,11 +271,6 @@ async fn polls_answered_with_a_web_page_fail_the_handshake_as_malformed() {
             Err(StartError::Handshake(HandshakeError::Malformed(text))) if text.contains("maximum message size")
         ),
         "{started:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
     );
     let polls = server.gets();
     assert!(polls < 50, "{polls} polls");
@@ -301,19 +307,13 @@ async fn a_poll_that_never_ends_is_not_buffered_whole() {
     )
     .await;
     let connection = client(&server, TransportKind::LongPolling, Duration::from_secs(10));
-    let began = Instant::now();
-    let started = connection.start().await;
+    let started = start_fast(&connection).await;
     assert!(
         matches!(
             &started,
             Err(StartError::Handshake(HandshakeError::Malformed(_)))
         ),
         "{started:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
     );
 }
 
@@ -326,19 +326,13 @@ async fn a_negotiate_answer_that_never_ends_is_refused() {
     })
     .await;
     let connection = client(&server, TransportKind::LongPolling, Duration::from_secs(10));
-    let began = Instant::now();
-    let started = tokio::time::timeout(Duration::from_secs(10), connection.start()).await;
+    let started = start_fast(&connection).await;
     assert!(
         matches!(
             &started,
-            Ok(Err(StartError::Negotiate(text))) if text.contains("longer than 65536 bytes")
+            Err(StartError::Negotiate(text)) if text.contains("longer than 65536 bytes")
         ),
         "{started:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
     );
 }
 
@@ -441,19 +435,13 @@ async fn an_endless_event_line_is_not_buffered_whole() {
         TransportKind::ServerSentEvents,
         Duration::from_secs(10),
     );
-    let began = Instant::now();
-    let started = connection.start().await;
+    let started = start_fast(&connection).await;
     assert!(
         matches!(
             &started,
             Err(StartError::Handshake(HandshakeError::Malformed(_)))
         ),
         "{started:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
     );
 }
 
