@@ -149,7 +149,7 @@ impl ChatHub {
                 "A room name has 1 to 64 characters and does not start with '@'.",
             ));
         }
-        cx.groups().add(cx.connection_id(), &room).await?;
+        cx.join(&room).await?;
         cx.items().with(|rooms: &mut Rooms| {
             if !rooms.0.contains(&room) {
                 rooms.0.push(room.clone());
@@ -160,7 +160,7 @@ impl ChatHub {
 
     /// Leaves a room and tells its members who is left.
     pub async fn leave_room(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
-        cx.groups().remove(cx.connection_id(), &room).await?;
+        cx.leave(&room).await?;
         cx.items()
             .with(|rooms: &mut Rooms| rooms.0.retain(|r| r != &room));
         announce(cx, &room).await;
@@ -177,6 +177,8 @@ impl ChatHub {
     pub async fn typing(&self, cx: &Context<Self>, room: String) {
         if !room.is_empty() {
             let user = name(cx);
+            // Best effort: the page sends `typing` without waiting for an answer, and a
+            // lost "is typing" line is replaced by the next one in two seconds.
             let _ = cx
                 .clients()
                 .others_in_group(room.clone())
@@ -215,9 +217,7 @@ impl ChatHub {
 
     /// Gives the connection its name group.
     pub async fn on_connected(&self, cx: &Context<Self>) -> Result<(), HubError> {
-        cx.groups()
-            .add(cx.connection_id(), &name_group(&name(cx)))
-            .await?;
+        cx.join(&name_group(&name(cx))).await?;
         Ok(())
     }
 
@@ -276,6 +276,9 @@ async fn announce(cx: &Context<ChatHub>, room: &str) -> RoomMembers {
         room: room.to_owned(),
         members: members(cx, room).await,
     };
+    // Best effort: the caller gets the members in its answer either way, and a send the
+    // backplane could not route is counted and logged there
+    // (`signalr_backplane_publish_failures_total`).
     let _ = cx
         .clients()
         .group(room.to_owned())

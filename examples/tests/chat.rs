@@ -9,7 +9,7 @@ use std::time::Duration;
 use hubs::testing::TestServer;
 use hubs::{HubError, HubOptions, User, connection::HubConnection};
 use hubs_examples::chat::{
-    self, ChatClient, ChatClientReceiver, ChatHubProxy, Message, Reply, RoomMembers,
+    self, ChatClient, ChatClientReceiver, ChatHubConnection, Message, Reply, RoomMembers,
 };
 use tokio::sync::mpsc;
 
@@ -91,13 +91,13 @@ async fn presence_follows_joins_leaves_and_disconnects() {
     let (ann, mut ann_sees) = member(&server, "ann", None).await;
     let (bob, mut bob_sees) = member(&server, "bob", None).await;
 
-    let joined = ChatHubProxy::new(&ann)
+    let joined = ChatHubConnection::new(&ann)
         .join_room("rust".into())
         .await
         .expect("joins");
     assert_eq!(joined.members, ["ann"]);
     assert_eq!(next(&mut ann_sees).await, Some(members("rust", &["ann"])));
-    ChatHubProxy::new(&bob)
+    ChatHubConnection::new(&bob)
         .join_room("rust".into())
         .await
         .expect("joins");
@@ -110,7 +110,7 @@ async fn presence_follows_joins_leaves_and_disconnects() {
         Some(members("rust", &["ann", "bob"]))
     );
     assert_eq!(
-        ChatHubProxy::new(&ann)
+        ChatHubConnection::new(&ann)
             .members("rust".into())
             .await
             .expect("members"),
@@ -119,7 +119,7 @@ async fn presence_follows_joins_leaves_and_disconnects() {
 
     // A second tab of ann's is still one ann.
     let (ann_again, _) = member(&server, "ann", None).await;
-    ChatHubProxy::new(&ann_again)
+    ChatHubConnection::new(&ann_again)
         .join_room("rust".into())
         .await
         .expect("joins");
@@ -133,12 +133,12 @@ async fn presence_follows_joins_leaves_and_disconnects() {
         Some(members("rust", &["ann", "bob"]))
     );
 
-    ChatHubProxy::new(&bob)
+    ChatHubConnection::new(&bob)
         .leave_room("rust".into())
         .await
         .expect("leaves");
     assert_eq!(next(&mut ann_sees).await, Some(members("rust", &["ann"])));
-    ChatHubProxy::new(&bob)
+    ChatHubConnection::new(&bob)
         .join_room("rust".into())
         .await
         .expect("joins");
@@ -162,7 +162,7 @@ async fn messages_carry_the_sender_from_identity_and_typing_reaches_the_others()
     let (bob, mut bob_sees) = member(&server, "bob", None).await;
     let (carol, mut carol_sees) = member(&server, "carol", None).await;
     for connection in [&ann, &bob] {
-        ChatHubProxy::new(connection)
+        ChatHubConnection::new(connection)
             .join_room("rust".into())
             .await
             .expect("joins");
@@ -177,7 +177,7 @@ async fn messages_carry_the_sender_from_identity_and_typing_reaches_the_others()
         Some(members("rust", &["ann", "bob"]))
     );
 
-    let ann_chat = ChatHubProxy::new(&ann);
+    let ann_chat = ChatHubConnection::new(&ann);
     ann_chat.typing("rust".into()).await.expect("typing");
     ann_chat
         .send_message("rust".into(), "  hello rust  ".into())
@@ -252,14 +252,14 @@ async fn asking_the_room_gathers_answers_passes_and_silence() {
         .build();
     erin.start().await.expect("starts");
     for connection in [&ann, &bob, &carol, &dave, &erin] {
-        ChatHubProxy::new(connection)
+        ChatHubConnection::new(connection)
             .join_room("rust".into())
             .await
             .expect("joins");
     }
 
     let started = tokio::time::Instant::now();
-    let answers = ChatHubProxy::new(&ann)
+    let answers = ChatHubConnection::new(&ann)
         .ask_room("rust".into(), "tea or coffee?".into())
         .await
         .expect("asks");

@@ -57,7 +57,8 @@ pub use hub::definition::{Call, Hub, HubMethod};
 pub use hub::options::HubOptions;
 pub use routing::{
     Cardinality, ClientFamily, Groups, InMemoryLifetimeManager, LifetimeManager, Many, One,
-    PerProtocol, Presence, Recipients, Responses, Selection, SerializedMessage, Untyped, deliver,
+    PerProtocol, Presence, Recipients, Responses, Selection, SerializedMessage, SingleClient,
+    Untyped, deliver,
 };
 pub use runtime::{HubContext, HubRuntime, MissingServiceError, MountError, UnknownPolicyError};
 pub use tokio_util::sync::CancellationToken;
@@ -84,4 +85,40 @@ pub mod __private {
 
     /// Checked by `#[client]` for each client result type, at the type's span.
     pub fn assert_result<T: serde::de::DeserializeOwned>() {}
+
+    /// What `#[client]` implements for `dyn Trait`, so that `#[hub(client = Trait)]`
+    /// finds the trait's proxy through the trait alone: importing the trait is enough.
+    #[diagnostic::on_unimplemented(
+        message = "`#[hub(client = …)]` names a trait that is not declared with `#[client]`",
+        label = "not a `#[client]` trait",
+        note = "put `#[hubs::client]` on the trait that lists what the hub calls on its clients"
+    )]
+    pub trait ClientTrait {
+        /// The proxy family `#[client]` generated for the trait.
+        type Proxy: ClientFamily;
+    }
+
+    /// A hub method's payload argument: decoded from the call. Its own trait (rather
+    /// than a bound on [`Call::argument`]) so that a type that cannot be decoded is
+    /// reported at the user's parameter with a message about arguments.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument of a hub method: it does not implement `serde::Deserialize`",
+        label = "clients send this argument, so it must be decoded",
+        note = "for a type of your crate, add `#[derive(serde::Deserialize)]` to `{Self}`",
+        note = "for a type from another crate, check whether the crate offers a `serde` feature"
+    )]
+    pub trait Payload: Sized {
+        /// Decodes argument `index` of `call`.
+        ///
+        /// # Errors
+        ///
+        /// As [`Call::argument`].
+        fn argument<H: Hub>(call: &Call<H>, index: usize) -> Result<Self, DispatchError>;
+    }
+
+    impl<T: for<'de> serde::Deserialize<'de>> Payload for T {
+        fn argument<H: Hub>(call: &Call<H>, index: usize) -> Result<Self, DispatchError> {
+            call.argument(index)
+        }
+    }
 }

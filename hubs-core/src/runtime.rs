@@ -239,8 +239,10 @@ impl<H: Hub> HubRuntime<H> {
 /// background task, an HTTP handler, a timer. Cheap to clone.
 ///
 /// ```no_run
-/// # async fn f<H: hubs_core::Hub>(cx: hubs_core::HubContext<H>) where H::Client: hubs_core::ClientFamily<Proxy<hubs_core::Many> = hubs_core::Recipients<hubs_core::Many>> {
-/// cx.clients().all().send("Tick", (1,)).await.ok();
+/// # async fn f<H: hubs_core::Hub>(hub: hubs_core::HubContext<H>) -> Result<(), hubs_core::SendError> where H::Client: hubs_core::ClientFamily<Proxy<hubs_core::Many> = hubs_core::Recipients<hubs_core::Many>> {
+/// // An untyped hub; with `#[hub(client = Trait)]`, `hub.clients().all().tick(1)`.
+/// hub.clients().all().send("Tick", (1,)).await?;
+/// # Ok(())
 /// # }
 /// ```
 pub struct HubContext<H: Hub> {

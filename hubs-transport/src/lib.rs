@@ -32,5 +32,5 @@ pub use listener::TlsError;
 pub use listener::{ServeOptions, serve};
 pub use options::EndpointOptions;
 pub use raw::{RawConnection, RawSender};
-pub use server::{BuildError, Server};
+pub use server::{Bound, BuildError, Server};
 pub use service::HubService;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hubs_core::{
@@ -319,14 +320,98 @@ impl Server {
         })
     }
 
-    /// Builds the server and serves it on `addr` until an error stops the listener.
+    /// Builds the server and binds `addr`, without serving yet: the [`Bound`] server
+    /// tells the address it got (bind port 0 and read it, as tests do), then serves.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use hubs_core::Hub;
+    /// # async fn f<H: Hub>(my_hub: H) -> std::io::Result<()> {
+    /// let server = hubs_transport::Server::new().hub("/chat", my_hub).bind("127.0.0.1:0").await?;
+    /// let url = format!("http://{}/chat", server.local_addr());
+    /// tokio::spawn(server.serve());
+    /// // connect a client to `url` ...
+    /// # let _ = url;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Build errors (as [`io::ErrorKind::InvalidInput`]) and errors binding the address.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Bound> {
+        let service = self.build()?;
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(address = %local_addr, "hubs: listening on {local_addr}");
+        Ok(Bound {
+            service,
+            listener,
+            local_addr,
+        })
+    }
+
+    /// Builds the server, binds `addr` and serves it until an error stops the listener;
+    /// the address it bound is logged at `info` (`hubs: listening on …`). To read it in
+    /// code (port 0), use [`bind`](Self::bind).
     ///
     /// # Errors
     ///
     /// Build errors and errors binding the address.
     pub async fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let service = self.build()?;
-        let listener = TcpListener::bind(addr).await?;
-        service.serve(listener).await
+        self.bind(addr).await?.serve().await
+    }
+}
+
+/// A built server listening on its address, not yet serving: [`Server::bind`].
+pub struct Bound {
+    service: HubService,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bound {
+    /// The address the server listens on: with port 0, the port the system chose.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The service: hub contexts for code outside hubs, the active connection count,
+    /// shutdown.
+    pub fn service(&self) -> &HubService {
+        &self.service
+    }
+
+    /// Serves until accepting fails for good ([`HubService::serve`]).
+    ///
+    /// # Errors
+    ///
+    /// An error from `accept` that is not about one connection.
+    pub async fn serve(self) -> io::Result<()> {
+        self.service.serve(self.listener).await
+    }
+
+    /// Serves until `signal` completes, then closes every connection
+    /// ([`HubService::serve_with_shutdown`]).
+    ///
+    /// # Errors
+    ///
+    /// An error from `accept` that is not about one connection.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        self.service
+            .serve_with_shutdown(self.listener, signal)
+            .await
     }
 }

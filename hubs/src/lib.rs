@@ -17,8 +17,9 @@
 //!         Ok(())
 //!     }
 //!
-//!     pub async fn join(&self, cx: &Context<Self>, room: String) {
-//!         let _ = cx.groups().add(cx.connection_id(), &room).await;
+//!     pub async fn join(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
+//!         cx.join(&room).await?; // the caller; `cx.groups().add(id, &room)` for any connection
+//!         Ok(())
 //!     }
 //!
 //!     pub fn add(&self, a: i64, b: i64) -> i64 {
@@ -36,7 +37,10 @@
 //!
 //! Every visible (`pub`, `pub(crate)`, …) method of the block becomes a hub method; private
 //! methods and those marked
-//! `#[hub(skip)]` stay ordinary methods. A hub method:
+//! `#[hub(skip)]` stay ordinary methods. **A method without `pub` is not a hub method**:
+//! rustc warns that it `is never used`, a client that calls it gets `Method does not
+//! exist.`, and the server logs a warning naming the private function it matched. A hub
+//! method:
 //!
 //! * takes `&self` (the hub value is shared by every connection and call: put pools,
 //!   caches and configuration in it; per-connection state belongs in
@@ -52,6 +56,16 @@
 //!   reported as `An unexpected error occurred invoking '…' on the server.`, with the
 //!   error's type and message appended only when the hub enables detailed errors
 //!   ([`HubOptions::enable_detailed_errors`]).
+//!
+//! **Sends fail, and `?` says so.** Every send (`cx.clients().all().send(..)`, a typed
+//! call, `cx.join(..)`) returns `Result<_, SendError>`, and [`SendError`] converts into
+//! [`HubError`]: in a method returning `Result<_, HubError>`, `?` ends the call and its
+//! caller's `invoke` fails with `The message could not be encoded.` (an argument serde
+//! refused), `The message was dropped: …` (an outgoing filter dropped it) or `The message
+//! could not be routed.` (with Redis: a full outbox, a confirmed send Redis did not accept,
+//! a group change for a connection on a server that cannot be reached). A send to clients
+//! that are gone is not an error: there was no one to reach. Write `let _ = …` only where
+//! a failed send truly does not matter to the caller, and say why.
 //!
 //! The wire name is the PascalCase of the Rust name (`send_message` → `SendMessage`);
 //! `#[hub(rename = "Name")]` overrides it. Incoming names are matched without regard to
@@ -167,8 +181,9 @@
 //!
 //! #[hub(client = ChatClient)]
 //! impl Chat {
-//!     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) {
-//!         let _ = cx.clients().all().receive_message(user, text).await;
+//!     pub async fn send_message(&self, cx: &Context<Self>, user: String, text: String) -> Result<(), HubError> {
+//!         cx.clients().all().receive_message(user, text).await?;
+//!         Ok(())
 //!     }
 //!
 //!     pub async fn ask_caller(&self, cx: &Context<Self>) -> Result<String, HubError> {
@@ -187,7 +202,9 @@
 //!
 //! For a trait `ChatClient` it generates:
 //!
-//! * the trait itself, unchanged (a Rust client implements it to receive calls);
+//! * the trait itself, with `where Self: Sized` added to each method (a Rust client
+//!   implements it to receive calls; `Self: Sized` is what lets `#[hub(client = Trait)]`
+//!   find the proxy through `dyn Trait`, so importing the trait is all a hub needs);
 //! * `ChatClientProxy<K = Many>`, what the Clients targets return. Each method without a
 //!   return value becomes `async fn name(&self, args…) -> Result<(), SendError>` on every
 //!   target: it sends an Invocation with target `Name` (PascalCase of the Rust name;
@@ -195,7 +212,7 @@
 //!   Each method returning `Result<T, HubError>` is a client result:
 //!   `async fn name(&self, args…) -> Result<T, HubError>`, offered only on
 //!   `ChatClientProxy<One>` (`caller()`, `client(id)`), so calling it on `all()` does not
-//!   compile. It sends an Invocation with an id and waits for the client's Completion,
+//!   compile (the error says to use `caller()`, `client(id)` or `.ask()`). It sends an Invocation with an id and waits for the client's Completion,
 //!   failing with the client's error text, `Client didn't provide a result.`, a
 //!   deserialization error, a timeout ([`HubOptions::client_result_timeout`], 30 s by
 //!   default) or `Connection '…' disconnected.`;
@@ -209,13 +226,23 @@
 //! not compile (the JavaScript client matches targets without regard to case).
 //! `#[client(crate = "path")]` names the `hubs` crate.
 //!
+//! **What the attributes generate**, by direction:
+//!
+//! | name | from | used by | for |
+//! |---|---|---|---|
+//! | `ChatClientProxy` | `#[client] trait ChatClient` | the server | calling clients: what `cx.clients().all()` returns; never named in hub code |
+//! | `ChatClientReceiver` | `#[client] trait ChatClient` | a Rust client | receiving the server's calls: `ChatClientReceiver::register(&connection, Arc::new(my_impl))` |
+//! | `ChatHubConnection` | `#[hub] impl ChatHub` | a Rust client | calling the hub: `ChatHubConnection::new(&connection).send_message(..)` |
+//!
+//! The last two exist only with the `client` feature.
+//!
 #![cfg_attr(feature = "client", doc = include_str!("../docs/client.md"))]
 //!
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
 //! * `client`: the Rust client, `hubs-client` as `hubs::connection`, and the typed
-//!   `{Hub}Proxy` and `{Trait}Receiver` the attributes generate for it (without the
+//!   `{Hub}Connection` and `{Trait}Receiver` the attributes generate for it (without the
 //!   feature they generate none, so a server-only build has no client in it).
 //! * `tls`: `ServeOptions::tls` and `tls_pem` (the server terminates TLS itself, with
 //!   rustls), and `https://`/`wss://` in the client.
@@ -229,10 +256,46 @@
 
 // The root: what a hub author names every day. Everything else lives in a module named
 // for its concern.
+/// # Typed
+///
+/// A hub declared with `#[hub(client = Trait)]` has typed targets here too. Take the
+/// context from the server ([`Bound::service`], [`HubService::hub_context`]) and move it
+/// into the task:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use hubs::{HubContext, HubError, client, hub};
+///
+/// #[client]
+/// pub trait Ticker {
+///     async fn tick(&self, n: u64);
+/// }
+///
+/// pub struct Clock;
+///
+/// #[hub(client = Ticker)]
+/// impl Clock {}
+///
+/// async fn heartbeat(clock: HubContext<Clock>) -> Result<(), HubError> {
+///     for n in 0.. {
+///         clock.clients().all().tick(n).await?;
+///         tokio::time::sleep(Duration::from_secs(1)).await;
+///     }
+///     Ok(())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     let server = hubs::Server::new().hub("/clock", Clock).bind("127.0.0.1:5000").await?;
+///     let clock = server.service().hub_context::<Clock>().expect("mounted above");
+///     tokio::spawn(heartbeat(clock));
+///     server.serve().await
+/// }
+/// ```
+pub use hubs_core::HubContext;
 pub use hubs_core::{
     Arguments, AuthError, Authenticator, Binary, CancellationToken, ConnectionId, Context, Hub,
-    HubContext, HubError, HubOptions, Items, Request, SendError, Stream, TransportKind,
-    UploadStream, User,
+    HubError, HubOptions, Items, Request, SendError, Stream, TransportKind, UploadStream, User,
 };
 #[cfg(feature = "macros")]
 pub use hubs_macros::{client, hub};
@@ -240,7 +303,7 @@ pub use hubs_macros::{client, hub};
 #[cfg(feature = "tls")]
 pub use hubs_transport::TlsError;
 pub use hubs_transport::{
-    BuildError, Cors, EndpointOptions, HubService, ServeOptions, Server, serve,
+    Bound, BuildError, Cors, EndpointOptions, HubService, ServeOptions, Server, serve,
 };
 
 /// The hub protocol (the `hubs-protocol` crate): messages, the JSON and MessagePack codecs, the
@@ -293,8 +356,8 @@ pub mod routing {
     pub use hubs_core::{
         Cardinality, ClientFamily, ClientResultError, Clients, Delivery, Groups, HubClients,
         InMemoryLifetimeManager, LifetimeManager, Many, One, OutboundBudget, PerProtocol, Presence,
-        Recipients, Responses, Selection, SerializedMessage, SlowConsumer, SlowConsumerPolicy,
-        SlowConsumerStats, Untyped, deliver,
+        Recipients, Responses, Selection, SerializedMessage, SingleClient, SlowConsumer,
+        SlowConsumerPolicy, SlowConsumerStats, Untyped, deliver,
     };
 }
 

@@ -1,21 +1,22 @@
 //! Testing hubs without TCP: [`TestServer`] builds a [`Server`] and connects Rust clients
 //! to its hubs in the same process. The real connection core and dispatcher run over an
 //! in-memory pair of queues, with either protocol, so a test calls methods through the
-//! typed `{Hub}Proxy`, receives calls through handlers or a `{Trait}Receiver`, answers
+//! typed `{Hub}Connection`, receives calls through handlers or a `{Trait}Receiver`, answers
 //! client results with closures, streams both ways, and puts clients in groups, as a real
 //! client would. There is no I/O, so tokio's paused clock (`start_paused = true`) drives
 //! keep-alive, timeouts and any `sleep` in hub code.
 //!
 //! ```
 //! use hubs::testing::TestServer;
-//! use hubs::{Context, Server, hub};
+//! use hubs::{Context, HubError, Server, hub};
 //!
 //! struct Chat;
 //!
 //! #[hub]
 //! impl Chat {
-//!     pub async fn send_message(&self, cx: &Context<Self>, text: String) {
-//!         let _ = cx.clients().all().send("ReceiveMessage", (text,)).await;
+//!     pub async fn send_message(&self, cx: &Context<Self>, text: String) -> Result<(), HubError> {
+//!         cx.clients().all().send("ReceiveMessage", (text,)).await?;
+//!         Ok(())
 //!     }
 //!
 //!     pub fn add(&self, a: i32, b: i32) -> i32 {
@@ -35,8 +36,8 @@
 //! ann.start().await.unwrap();
 //!
 //! // Typed calls through the proxy `#[hub]` generated.
-//! assert_eq!(ChatProxy::new(&ann).add(2, 3).await.unwrap(), 5);
-//! ChatProxy::new(&ann).send_message("hi".into()).await.unwrap();
+//! assert_eq!(ChatConnection::new(&ann).add(2, 3).await.unwrap(), 5);
+//! ChatConnection::new(&ann).send_message("hi".into()).await.unwrap();
 //! assert_eq!(messages.recv().await.as_deref(), Some("hi"));
 //! ann.stop().await;
 //! # }
@@ -311,14 +312,15 @@ pub struct Sent {
 /// ```
 /// use hubs::testing::{Recording, TestServer};
 /// use hubs::routing::Selection;
-/// use hubs::{Context, HubOptions, Server, hub};
+/// use hubs::{Context, HubError, HubOptions, Server, hub};
 ///
 /// struct Room;
 ///
 /// #[hub]
 /// impl Room {
-///     pub async fn shout(&self, cx: &Context<Self>, text: String) {
-///         let _ = cx.clients().group("lobby").send("Heard", (text,)).await;
+///     pub async fn shout(&self, cx: &Context<Self>, text: String) -> Result<(), HubError> {
+///         cx.clients().group("lobby").send("Heard", (text,)).await?;
+///         Ok(())
 ///     }
 /// }
 ///

@@ -25,8 +25,20 @@ struct Room;
 
 #[hub(client = Member)]
 impl Room {
-    pub(crate) async fn join(&self, cx: &Context<Self>, room: String) {
-        let _ = cx.groups().add(cx.connection_id(), &room).await;
+    pub(crate) async fn join(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
+        cx.join(&room).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn leave(&self, cx: &Context<Self>, room: String) -> Result<(), HubError> {
+        cx.leave(&room).await?;
+        Ok(())
+    }
+
+    /// Private, so no hub method: a newcomer's missing `pub`.
+    #[allow(dead_code)]
+    fn whisper(&self, text: String) -> String {
+        text
     }
 
     pub(crate) async fn say(&self, cx: &Context<Self>, room: String, text: String) {
@@ -101,9 +113,9 @@ async fn typed_calls_groups_and_client_results_in_process_on_both_protocols() {
         bob.start().await.expect("bob");
         assert!(ann.connection_id().is_some(), "the connection id is known");
 
-        let room = RoomProxy::new(&ann);
+        let room = RoomConnection::new(&ann);
         room.join(format!("r-{protocol}")).await.expect("join");
-        RoomProxy::new(&bob)
+        RoomConnection::new(&bob)
             .say(format!("r-{protocol}"), "hello".into())
             .await
             .expect("say");
@@ -141,7 +153,7 @@ async fn a_client_result_answered_by_a_closure() {
     anonymous.on("Mood", |()| async { Ok::<_, String>("curious".to_owned()) });
     anonymous.start().await.expect("starts");
     assert_eq!(
-        RoomProxy::new(&anonymous)
+        RoomConnection::new(&anonymous)
             .caller_mood()
             .await
             .expect("mood"),
@@ -161,7 +173,7 @@ async fn the_paused_clock_drives_hub_code_and_keep_alive() {
     client.start().await.expect("starts");
     let started = tokio::time::Instant::now();
     // An hour of hub code, and of keep-alive both ways, in no time.
-    let slept = RoomProxy::new(&client).nap(3600).await.expect("nap");
+    let slept = RoomConnection::new(&client).nap(3600).await.expect("nap");
     assert_eq!(slept, 3600);
     assert!(started.elapsed() >= Duration::from_secs(3600));
     assert!(
@@ -184,7 +196,7 @@ async fn a_recording_shows_what_a_method_sent_to_whom() {
     let ann = server.client_as("/room", User::new("ann")).build();
     ann.on("Mood", |()| async { Ok::<_, String>("calm".to_owned()) });
     ann.start().await.expect("starts");
-    let room = RoomProxy::new(&ann);
+    let room = RoomConnection::new(&ann);
     room.join("lobby".into()).await.expect("join");
     room.say("lobby".into(), "hi all".into())
         .await
@@ -208,4 +220,111 @@ async fn a_recording_shows_what_a_method_sent_to_whom() {
     assert!(sent[1].client_result);
     assert!(recording.sent().is_empty(), "taken");
     ann.stop().await;
+}
+
+#[tokio::test]
+async fn join_and_leave_are_the_callers_own() {
+    let server = server();
+    let (heard_tx, mut heard) = mpsc::unbounded_channel();
+    let ann = server.client_as("/room", User::new("ann")).build();
+    MemberReceiver::register(
+        &ann,
+        Arc::new(Recorder {
+            heard: heard_tx,
+            mood: "calm",
+        }),
+    );
+    let bob = server.client_as("/room", User::new("bob")).build();
+    ann.start().await.expect("ann");
+    bob.start().await.expect("bob");
+    let room = RoomConnection::new(&ann);
+    let speaker = RoomConnection::new(&bob);
+
+    room.join("lobby".into()).await.expect("join");
+    speaker
+        .say("lobby".into(), "one".into())
+        .await
+        .expect("say");
+    assert_eq!(heard.recv().await, Some(("bob".into(), "one".into())));
+
+    room.leave("lobby".into()).await.expect("leave");
+    speaker
+        .say("lobby".into(), "two".into())
+        .await
+        .expect("say");
+    room.join("kitchen".into()).await.expect("join");
+    speaker
+        .say("kitchen".into(), "three".into())
+        .await
+        .expect("say");
+    assert_eq!(
+        heard.recv().await,
+        Some(("bob".into(), "three".into())),
+        "after leaving the lobby, ann hears only the kitchen"
+    );
+    ann.stop().await;
+    bob.stop().await;
+}
+
+/// Everything the server logs while `f` runs on this thread (the test kit runs the
+/// server's tasks on the test's runtime, one thread).
+async fn logged<F: std::future::Future<Output = ()>>(f: F) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    f.await;
+    drop(guard);
+    let bytes = buffer.0.lock().expect("log buffer").clone();
+    String::from_utf8(bytes).expect("utf-8 logs")
+}
+
+#[tokio::test]
+async fn calling_a_private_function_is_refused_and_the_server_says_why() {
+    let logs = logged(async {
+        let server = server();
+        let client = server.client("/room").build();
+        client.start().await.expect("starts");
+        let refused = client
+            .invoke::<String>("Whisper", ("psst".to_owned(),))
+            .await
+            .expect_err("a private function is no hub method");
+        assert!(
+            refused.to_string().contains("Method does not exist."),
+            "the caller learns nothing more than the official server says: {refused}"
+        );
+        let unknown = client
+            .invoke::<String>("Shout", ("hey".to_owned(),))
+            .await
+            .expect_err("no such method");
+        assert!(
+            unknown.to_string().contains("Method does not exist."),
+            "{unknown}"
+        );
+        client.stop().await;
+    })
+    .await;
+    assert!(
+        logs.contains("`Whisper`, which is the private function `whisper`")
+            && logs.contains("make it `pub`"),
+        "the server's log names the missing `pub`: {logs}"
+    );
+    assert!(
+        !logs.contains("Shout"),
+        "a name that matches nothing is not worth a warning: {logs}"
+    );
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use hubs::HubError;
 use hubs::connection::HubConnection;
 use hubs_examples::chat::{
-    ChatClient, ChatClientReceiver, ChatHubProxy, Message, Reply, RoomMembers,
+    ChatClient, ChatClientReceiver, ChatHubConnection, Message, Reply, RoomMembers,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -86,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
     ChatClientReceiver::register(&connection, Arc::new(Printer { answer }));
     connection.start().await?;
-    let chat = ChatHubProxy::new(&connection);
+    let chat = ChatHubConnection::new(&connection);
     if !room.is_empty() {
         let members = chat.join_room(room.clone()).await?;
         println!("* #{}: {}", members.room, members.members.join(", "));

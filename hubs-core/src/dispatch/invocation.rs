@@ -162,6 +162,7 @@ impl Invocations {
         let target = &request.target;
         let refuse = |text: String| (request.invocation_id.clone(), text);
         let Some(method) = cx.runtime().method(target) else {
+            private_method_hint::<H>(&cx.shared().name, target);
             return Err(refuse(wire::unknown_method(target)));
         };
         let descriptor = H::methods()[method];
@@ -456,4 +457,25 @@ async fn call_through_filters<H: Hub>(
     crate::base::filter::Next::new(chain, last)
         .run(invocation)
         .await
+}
+
+/// A client called `target`, which is no hub method: when it names a private function of
+/// the `#[hub]` block, the likely mistake is a missing `pub`, and the log says so (at most
+/// once a second: clients choose what they call).
+fn private_method_hint<H: Hub>(hub: &str, target: &str) {
+    static THROTTLE: std::sync::LazyLock<crate::base::throttle::Throttle> =
+        std::sync::LazyLock::new(crate::base::throttle::Throttle::new);
+    let Some((_, function)) = H::private_methods()
+        .iter()
+        .find(|(wire, _)| wire.eq_ignore_ascii_case(target))
+    else {
+        return;
+    };
+    if THROTTLE.allow().is_some() {
+        tracing::warn!(
+            hub,
+            method = target,
+            "a client called `{target}`, which is the private function `{function}` of the `#[hub]` block, not a hub method: make it `pub` to let clients call it"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::base::connection_id::ConnectionId;
+use crate::base::error::SendError;
 use crate::base::identity::Request;
 use crate::base::identity::User;
 use crate::base::slow_consumer::SlowConsumerPolicy;
@@ -177,9 +178,30 @@ impl<H> Context<H> {
         self.connection.handle.abort();
     }
 
-    /// Group membership.
+    /// Group membership, for any connection; for the caller itself, [`join`](Self::join)
+    /// and [`leave`](Self::leave) are shorter.
     pub fn groups(&self) -> Groups {
         self.shared.groups()
+    }
+
+    /// Adds the calling connection to `group` (`cx.groups().add(cx.connection_id(),
+    /// group)`). Membership ends when the connection closes.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when a backplane cannot record the membership; with `?` in a
+    /// method returning `Result<_, HubError>`, the caller's invocation fails.
+    pub async fn join(&self, group: &str) -> Result<(), SendError> {
+        self.groups().add(self.connection_id(), group).await
+    }
+
+    /// Removes the calling connection from `group`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when a backplane cannot record the change.
+    pub async fn leave(&self, group: &str) -> Result<(), SendError> {
+        self.groups().remove(self.connection_id(), group).await
     }
 
     /// Who is connected, on every server; closing any connection by id.

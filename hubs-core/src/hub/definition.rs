@@ -36,6 +36,13 @@ pub trait Hub: Send + Sync + Sized + 'static {
     /// The methods clients can call, in the order [`Hub::invoke`] numbers them.
     fn methods() -> &'static [HubMethod];
 
+    /// The private functions of the `#[hub]` block, as (wire name, Rust name): not hub
+    /// methods, so a client calling one gets `Method does not exist.`; the server logs a
+    /// warning that names the function, the mistake being a missing `pub`.
+    fn private_methods() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// The services the methods inject; checked when the hub is mounted.
     fn services() -> Vec<ServiceKey> {
         Vec::new()

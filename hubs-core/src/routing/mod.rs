@@ -17,6 +17,6 @@ pub use memory::InMemoryLifetimeManager;
 pub use message::{PerProtocol, SerializedMessage};
 pub use presence::Presence;
 pub use recipients::{
-    Cardinality, ClientFamily, Groups, Many, One, Recipients, Responses, Untyped,
+    Cardinality, ClientFamily, Groups, Many, One, Recipients, Responses, SingleClient, Untyped,
 };
 pub use selection::Selection;

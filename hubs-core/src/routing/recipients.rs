@@ -42,6 +42,18 @@ pub trait Cardinality: sealed::Sealed + Send + Sync + 'static {}
 impl Cardinality for One {}
 impl Cardinality for Many {}
 
+/// A target of exactly one connection ([`One`]): what a client result (a `#[client]`
+/// method returning `Result<T, HubError>`) requires of its proxy, so that asking a group
+/// or everyone for one value is a compile error that says what to write instead.
+#[diagnostic::on_unimplemented(
+    message = "a client result waits for one client's answer, and this target may be many clients",
+    label = "a client result needs a single-client target",
+    note = "ask one client through `clients().caller()` or `clients().client(id)`",
+    note = "to gather the answers of several clients, ask through `.ask()`: `clients().all().ask().method(..)` gives a stream of (connection id, result)"
+)]
+pub trait SingleClient: Cardinality {}
+impl SingleClient for One {}
+
 /// How a hub talks to its clients: the typed proxies `#[client]` generates, or
 /// [`Untyped`] (the default), whose targets are [`Recipients`] with `send(target, args)`.
 pub trait ClientFamily: 'static {
@@ -157,7 +169,7 @@ impl<K: Cardinality> Recipients<K> {
     }
 }
 
-impl Recipients<One> {
+impl<K: SingleClient> Recipients<K> {
     /// Calls the client method `target` and waits for the value it returns (a client
     /// result, `InvokeAsync<T>`).
     ///

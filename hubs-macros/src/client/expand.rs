@@ -7,10 +7,37 @@ use syn::{Type, Visibility};
 
 use super::model::{ClientMethodDef, Model};
 
+/// Every method of the trait gets `where Self: Sized`: implementations are always sized
+/// types, and it makes `dyn Trait` a type, through which `#[hub(client = Trait)]` finds the
+/// proxy (`<dyn Trait as ClientTrait>::Proxy`) with only the trait imported.
+pub(crate) fn sized_methods(item: &syn::ItemTrait) -> syn::ItemTrait {
+    let mut item = item.clone();
+    for trait_item in &mut item.items {
+        if let syn::TraitItem::Fn(function) = trait_item {
+            function
+                .sig
+                .generics
+                .make_where_clause()
+                .predicates
+                .push(syn::parse_quote!(Self: ::core::marker::Sized));
+        }
+    }
+    item
+}
+
+/// `impl ClientTrait for dyn Trait`: the way from the trait to its proxy.
+fn client_trait(p: &TokenStream, trait_ident: &syn::Ident, proxy: &syn::Ident) -> TokenStream {
+    quote! {
+        impl #p::ClientTrait for dyn #trait_ident {
+            type Proxy = #proxy;
+        }
+    }
+}
+
 /// The trait with each `async fn` turned into `fn … -> impl Future<Output = R> + Send`, so
 /// a receiver's futures can run on any thread; implementations still write `async fn`.
 fn send_futures(item: &syn::ItemTrait) -> syn::ItemTrait {
-    let mut item = item.clone();
+    let mut item = sized_methods(item);
     for trait_item in &mut item.items {
         let syn::TraitItem::Fn(function) = trait_item else {
             continue;
@@ -59,6 +86,7 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
     let MethodItems {
         calls,
         results,
+        results_on_one,
         asks,
         assertions,
     } = method_items(model, &p);
@@ -71,6 +99,7 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
     let ask_items = ask_items(model, &p, &asks);
     let check = format_ident!("__hubs_check_{}", trait_ident);
     let receiver = receiver(model, &p);
+    let client_trait = client_trait(&p, trait_ident, proxy);
 
     quote! {
         // The trait is the declaration the proxies are generated from: a server that only
@@ -95,8 +124,12 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
             type Proxy<K: #p::Cardinality> = #proxy<K>;
         }
 
+        #client_trait
+
         impl<K: #p::Cardinality> #proxy<K> {
             #(#calls)*
+
+            #(#results)*
 
             /// The untyped recipients, for `send(target, args)`.
             #vis fn recipients(&self) -> &#p::Recipients<K> {
@@ -105,7 +138,7 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
         }
 
         impl #proxy<#p::One> {
-            #(#results)*
+            #(#results_on_one)*
         }
 
         #ask_items
@@ -122,8 +155,11 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
 struct MethodItems {
     /// Calls (`SendAsync`), on every proxy.
     calls: Vec<TokenStream>,
-    /// Client results, on single-client proxies.
+    /// Client results, on every proxy with a `K: SingleClient` bound, so that one on a
+    /// many-client target says what to write instead.
     results: Vec<TokenStream>,
+    /// Client results named `ask`, on `{Trait}Proxy<One>` only.
+    results_on_one: Vec<TokenStream>,
     /// Client results from several clients, on `{Trait}Ask`.
     asks: Vec<TokenStream>,
     /// `assert_argument`/`assert_result`, each at the user's type.
@@ -135,6 +171,7 @@ fn method_items(model: &Model, p: &TokenStream) -> MethodItems {
     let mut items = MethodItems {
         calls: Vec::new(),
         results: Vec::new(),
+        results_on_one: Vec::new(),
         asks: Vec::new(),
         assertions: Vec::new(),
     };
@@ -147,7 +184,19 @@ fn method_items(model: &Model, p: &TokenStream) -> MethodItems {
         match &method.result {
             None => items.calls.push(call_item(vis, p, method)),
             Some(ok) => {
-                items.results.push(result_item(vis, p, method, ok));
+                // `ask` is also the fan-out entry point on many-client proxies: a client
+                // result of that name stays on single-client proxies only.
+                if method.ident == "ask" {
+                    items
+                        .results_on_one
+                        .push(result_item(vis, p, method, ok, None));
+                } else {
+                    let krate = &model.krate;
+                    let single = quote!(where K: #krate::routing::SingleClient,);
+                    items
+                        .results
+                        .push(result_item(vis, p, method, ok, Some(single)));
+                }
                 items.assertions.push(quote_spanned! {ok.span()=>
                     #p::assert_result::<#ok>();
                 });
@@ -185,6 +234,7 @@ fn result_item(
     p: &TokenStream,
     method: &ClientMethodDef,
     ok: &Type,
+    single: Option<TokenStream>,
 ) -> TokenStream {
     let ClientMethodDef {
         ident, docs, wire, ..
@@ -200,7 +250,9 @@ fn result_item(
         ///
         /// The client's error text, a result of the wrong type, a timeout, or
         /// the connection ending first.
-        #vis async fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, #p::HubError> {
+        #vis async fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, #p::HubError>
+        #single
+        {
             self.recipients.invoke::<#ok, _>(#wire, #tuple).await
         }
     }
@@ -347,6 +399,12 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
     let p = quote!(#krate::__private);
     let vis = &item.vis;
     let proxy = format_ident!("{}Proxy", item.ident);
+    // `dyn Trait` is a type only when every item is a method (each gets `Self: Sized`).
+    let client_trait = item
+        .items
+        .iter()
+        .all(|item| matches!(item, syn::TraitItem::Fn(_)))
+        .then(|| client_trait(&p, &item.ident, &proxy));
     let typescript = input.typescript.then(|| {
         let name = item.ident.to_string();
         quote! {
@@ -374,6 +432,8 @@ pub(crate) fn fallback(input: &super::parse::Input) -> TokenStream {
         impl #p::ClientFamily for #proxy {
             type Proxy<K: #p::Cardinality> = #proxy<K>;
         }
+
+        #client_trait
 
         impl<K: #p::Cardinality> #proxy<K> {
             /// The untyped recipients, for `send(target, args)`.

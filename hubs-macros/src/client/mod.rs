@@ -28,7 +28,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => {
             // Still emit the trait and a proxy with no methods, so `#[hub(client = Trait)]`
             // does not add "cannot find `TraitProxy`" to the real mistake.
-            let mut out = input.item.to_token_stream();
+            let mut out = expand::sized_methods(&input.item).to_token_stream();
             out.extend(expand::fallback(&input));
             out.extend(error.to_compile_error());
             out

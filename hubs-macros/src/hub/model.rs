@@ -8,18 +8,37 @@ use crate::naming::pascal_case;
 
 pub(crate) struct Model {
     pub(crate) self_ty: Type,
-    /// `{Hub}Proxy`, when the hub type is a plain path.
+    /// `{Hub}Connection` (typed calls from a client to the hub), when the hub type is a
+    /// plain path.
     pub(crate) proxy: Option<Ident>,
     pub(crate) krate: Path,
-    /// The proxy family of `#[hub(client = Trait)]`: the path of `TraitProxy`.
+    /// The `#[client]` trait of `#[hub(client = Trait)]`, as written: its proxy is found
+    /// through the trait (`<dyn Trait as ClientTrait>::Proxy`), so importing the trait is
+    /// enough.
     pub(crate) client: Option<Path>,
     pub(crate) methods: Vec<HubMethodDef>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
+    /// The private functions of the block, as (wire name, Rust name): a client calling
+    /// one gets "Method does not exist.", and the server logs why.
+    pub(crate) private: Vec<(String, String)>,
     /// What every connection must meet.
     pub(crate) authorize: Option<Authorize>,
     /// Whether the hub describes itself to `hubs::typescript`.
     pub(crate) typescript: bool,
+}
+
+impl Model {
+    /// The hub's `Hub::Client`: the proxy family of its `#[client]` trait, found through
+    /// the trait (`<dyn Trait as ClientTrait>::Proxy`, at the user's span), or `Untyped`.
+    pub(crate) fn client_family(&self, p: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+        match &self.client {
+            Some(client) => {
+                quote::quote_spanned!(syn::spanned::Spanned::span(client)=> <dyn #client as #p::ClientTrait>::Proxy)
+            }
+            None => quote::quote!(#p::Untyped),
+        }
+    }
 }
 
 /// A method clients call, as the macro describes it: `expand` turns it into the
@@ -297,11 +316,20 @@ pub(crate) fn lower(input: &Input) -> Model {
     let mut methods = Vec::new();
     let mut on_connected = None;
     let mut on_disconnected = None;
+    let mut private = Vec::new();
     for f in &input.fns {
         let is_async = f.sig.asyncness.is_some();
         let params: Vec<Param> = f.params.iter().map(classify).collect();
         match role(f) {
-            Role::Helper => continue,
+            Role::Helper => {
+                if !f.is_pub && f.skip.is_none() {
+                    private.push((
+                        pascal_case(&f.sig.ident.to_string()),
+                        f.sig.ident.to_string(),
+                    ));
+                }
+                continue;
+            }
             Role::Hook(name) => {
                 let context = params.iter().find_map(|p| match p {
                     Param::Context { by_ref } => Some(*by_ref),
@@ -334,21 +362,17 @@ pub(crate) fn lower(input: &Input) -> Model {
             docs: f.docs.clone(),
         });
     }
-    let client = input.client.clone().map(|mut path| {
-        if let Some(last) = path.segments.last_mut() {
-            last.ident = quote::format_ident!("{}Proxy", last.ident);
-            last.arguments = syn::PathArguments::None;
-        }
-        path
-    });
+    let client = input.client.clone();
     Model {
-        proxy: last_segment(&input.item.self_ty).map(|s| quote::format_ident!("{}Proxy", s.ident)),
+        proxy: last_segment(&input.item.self_ty)
+            .map(|s| quote::format_ident!("{}Connection", s.ident)),
         self_ty: (*input.item.self_ty).clone(),
         krate,
         client,
         methods,
         on_connected,
         on_disconnected,
+        private,
         authorize: input.authorize.clone(),
         typescript: input.typescript.is_some(),
     }

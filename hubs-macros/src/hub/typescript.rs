@@ -15,10 +15,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     let self_ty = &model.self_ty;
     let name = super::model::last_segment(self_ty)
         .map_or_else(|| "Hub".to_owned(), |s| s.ident.to_string());
-    let client = match &model.client {
-        Some(proxy) => quote!(#proxy),
-        None => quote!(#p::Untyped),
-    };
+    let client = model.client_family(&p);
     let methods = model.methods.iter().map(|method| {
         let wire = &method.wire;
         let docs = method.docs.iter().map(|line| quote!(.doc(#line)));
