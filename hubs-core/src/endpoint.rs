@@ -5,12 +5,14 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::base::authorization::Verdict;
+use crate::base::connection_id::ConnectionId;
 use crate::base::future::BoxFuture;
 use crate::base::identity::User;
 use crate::connection::transport::{Connected, TransportConnection};
 use crate::dispatch;
 use crate::hub::definition::Hub;
 use crate::hub::options::HubOptions;
+use crate::hub::refresh::{RefreshRefused, Refreshed};
 use crate::runtime::HubRuntime;
 
 /// A mounted hub as transports see it: type-erased, so one server holds many hubs.
@@ -42,6 +44,24 @@ pub trait HubEndpoint: Send + Sync + 'static {
         false
     }
 
+    /// Gives connection `id` the refreshed credential `user`, when the hub takes
+    /// authentication refreshes and its policy accepts it. Default: refused, as disabled.
+    fn refresh_authentication(
+        self: Arc<Self>,
+        id: ConnectionId,
+        user: Arc<User>,
+    ) -> BoxFuture<Result<Refreshed, RefreshRefused>> {
+        let _ = (id, user);
+        Box::pin(async { Err(RefreshRefused::Disabled) })
+    }
+
+    /// Whether connection `id`'s credential has expired, on a hub that takes
+    /// authentication refreshes (long polling then answers a poll with 409).
+    fn credential_expired(&self, id: &ConnectionId) -> bool {
+        let _ = id;
+        false
+    }
+
     /// Whether `user` may connect to the hub (its `#[hub(authorize ...)]` requirement);
     /// the transports ask on every request that opens or carries a connection.
     fn authorize(
@@ -56,6 +76,18 @@ pub trait HubEndpoint: Send + Sync + 'static {
 impl<H: Hub> HubEndpoint for HubRuntime<H> {
     fn options(&self) -> &HubOptions {
         &self.shared.options
+    }
+
+    fn refresh_authentication(
+        self: Arc<Self>,
+        id: ConnectionId,
+        user: Arc<User>,
+    ) -> BoxFuture<Result<Refreshed, RefreshRefused>> {
+        Box::pin(dispatch::refresh::refresh(self, id, user))
+    }
+
+    fn credential_expired(&self, id: &ConnectionId) -> bool {
+        dispatch::refresh::credential_expired(self, id)
     }
 
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {

@@ -55,6 +55,9 @@ pub use hub::clients::{Clients, HubClients};
 pub use hub::context::{Context, Items};
 pub use hub::definition::{Call, Hub, HubMethod};
 pub use hub::options::HubOptions;
+pub use hub::refresh::{
+    AuthenticationRefresh, RefreshRefused, Refreshed, refreshes_on_conflict, token_lifetime_seconds,
+};
 pub use routing::{
     Cardinality, ClientFamily, Groups, InMemoryLifetimeManager, LifetimeManager, Many, One,
     PerProtocol, Presence, Recipients, Responses, Selection, SerializedMessage, SingleClient,

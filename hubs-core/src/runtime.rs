@@ -34,7 +34,14 @@ pub struct HubRuntime<H: Hub> {
     pub(crate) hook_filters: Arc<[Arc<dyn HubFilter>]>,
     limits: Vec<Arc<LimitFilter>>,
     method_index: HashMap<String, usize>,
+    /// The live connections an authentication refresh can reach, by id: kept only when
+    /// the hub takes refreshes, so a hub that does not pays nothing.
+    pub(crate) refreshable: Refreshable,
 }
+
+/// The connections of a hub that refreshes, by id.
+pub(crate) type Refreshable =
+    std::sync::Mutex<HashMap<ConnectionId, std::sync::Weak<crate::hub::context::ConnectionData>>>;
 
 /// A service a hub injects is not registered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -150,6 +157,7 @@ impl<H: Hub> HubRuntime<H> {
             hook_filters,
             limits,
             method_index,
+            refreshable: std::sync::Mutex::default(),
         }))
     }
 
@@ -167,6 +175,12 @@ impl<H: Hub> HubRuntime<H> {
     pub(crate) fn forget(&self, connection: &ConnectionId) {
         for limit in &self.limits {
             limit.forget(connection);
+        }
+        if self.shared.options.refreshes_authentication() {
+            self.refreshable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(connection);
         }
     }
 

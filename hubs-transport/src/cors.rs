@@ -11,8 +11,9 @@ use crate::body::{self, Body};
 /// Allowed origins get `Access-Control-Allow-Origin: <their origin>` (never `*`, which
 /// browsers refuse with credentials), `Access-Control-Allow-Credentials: true`, and
 /// preflight answers allowing `GET, POST, DELETE` and the headers the official client
-/// sends (`X-Requested-With`, `X-SignalR-User-Agent`, `Authorization`, `Content-Type`)
-/// plus any configured ones.
+/// sends (`X-Requested-With`, `X-SignalR-User-Agent`, `Authorization`, `Content-Type`,
+/// and the 11.0 client's `X-SignalR-Connection-Token` on an authentication refresh) plus
+/// any configured ones.
 ///
 /// ```
 /// use hubs_transport::Cors;
@@ -26,11 +27,12 @@ pub struct Cors {
     headers: Vec<String>,
 }
 
-const DEFAULT_HEADERS: [&str; 4] = [
+const DEFAULT_HEADERS: [&str; 5] = [
     "x-requested-with",
     "x-signalr-user-agent",
     "authorization",
     "content-type",
+    "x-signalr-connection-token",
 ];
 
 impl Cors {

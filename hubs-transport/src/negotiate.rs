@@ -23,6 +23,10 @@ struct Response<'a> {
     available_transports: Vec<Transport>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     use_stateful_reconnect: bool,
+    /// The credential's remaining lifetime, on a hub that takes authentication refreshes
+    /// (the 11.0 client schedules its refresh from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +74,7 @@ pub(crate) fn response(
     token: &str,
     options: &EndpointOptions,
     stateful: bool,
+    token_lifetime: Option<u64>,
 ) -> Vec<u8> {
     let available_transports = options
         .offered_transports()
@@ -90,6 +95,7 @@ pub(crate) fn response(
         connection_token: (version >= 1).then_some(token),
         available_transports,
         use_stateful_reconnect: stateful,
+        token_lifetime_seconds: token_lifetime,
     };
     serde_json::to_vec(&response).unwrap_or_default()
 }
@@ -122,7 +128,7 @@ mod tests {
             "useStatefulReconnect=false"
         )));
         assert!(!wants_stateful_reconnect(None));
-        let body = response(1, "id", "t", &EndpointOptions::default(), true);
+        let body = response(1, "id", "t", &EndpointOptions::default(), true, None);
         assert!(
             String::from_utf8(body)
                 .unwrap()
@@ -132,10 +138,20 @@ mod tests {
 
     #[test]
     fn v0_has_no_token() {
-        let body = response(0, "id", "id", &EndpointOptions::default(), false);
+        let body = response(0, "id", "id", &EndpointOptions::default(), false, None);
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]},{"transport":"ServerSentEvents","transferFormats":["Text"]},{"transport":"LongPolling","transferFormats":["Text","Binary"]}]}"#
+        );
+    }
+
+    #[test]
+    fn the_token_lifetime_is_told_when_known() {
+        let body = response(1, "id", "t", &EndpointOptions::default(), false, Some(10));
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .ends_with(r#""tokenLifetimeSeconds":10}"#)
         );
     }
 }

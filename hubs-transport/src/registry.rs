@@ -281,6 +281,19 @@ impl Registry {
         }
     }
 
+    /// The id of the running connection (its transport started) behind `token` on
+    /// `hub`: what an authentication refresh reaches.
+    pub(crate) fn running(&self, token: &str, hub: usize) -> Option<ConnectionId> {
+        let table = self.lock();
+        let entry = table.entries.get(token).filter(|entry| entry.hub == hub)?;
+        match entry.state {
+            State::WebSocket | State::Resumable(_) | State::Http(_) => {
+                Some(entry.connection_id.clone())
+            }
+            State::Negotiated { .. } | State::Closed => None,
+        }
+    }
+
     /// Keeps what a client POSTs before its transport starts (some clients send the
     /// handshake first), up to `max_bytes`.
     pub(crate) fn post_early(&self, token: &str, body: Bytes, max_bytes: usize) -> Posted {

@@ -22,6 +22,7 @@ use crate::service::{HubService, Mounted};
 use crate::stateful;
 use crate::websocket;
 
+mod refresh;
 mod request;
 
 use request::{
@@ -41,11 +42,22 @@ impl HubService {
         if let Some(hub_path) = lower.strip_suffix("/negotiate") {
             return self.negotiate(hub_path, Head::of(&request)).await;
         }
+        if let Some(hub_path) = lower.strip_suffix("/refresh")
+            && self.find(&path).is_none()
+        {
+            return self.refresh(hub_path, Head::of(&request)).await;
+        }
+        let asked = Asked::of(&request);
+        // A long poll whose credential expired, on a hub that refreshes, from a client that
+        // refreshes when told: 409, and the client refreshes, then polls again.
+        let told_refreshes = asked.is_poll() && hubs_core::refreshes_on_conflict(request.headers());
+        let refresh_required =
+            |service: &Self| told_refreshes && service.credential_expired(&path, &asked);
         let (index, mounted, user) = match self.admit(&path, Head::of(&request)).await {
             Ok(admitted) => admitted,
+            Err(_) if refresh_required(self) => return refresh::refresh_required(),
             Err(refused) => return refused,
         };
-        let asked = Asked::of(&request);
         let Some(token) = asked.token.as_deref() else {
             return self.connect_unnegotiated(&mut request, mounted, user, &asked);
         };
@@ -59,6 +71,15 @@ impl HubService {
             }
             found => found,
         };
+        if refresh_required(self) {
+            return refresh::refresh_required();
+        }
+        if asked.upgrade
+            && let (Lookup::Resumable(_), Some(user)) = (&found, &user)
+            && let Err(refused) = self.refresh_on_resume(index, mounted, token, user).await
+        {
+            return refused;
+        }
         if asked.upgrade {
             self.websocket_request(&mut request, found, mounted, token, user)
         } else {
@@ -86,7 +107,53 @@ impl HubService {
         {
             return auth::too_many_for_user();
         }
-        self.issue(index, mounted, head.uri.query())
+        // With authentication refresh, the client learns when to refresh.
+        let lifetime = user
+            .as_deref()
+            .filter(|_| mounted.endpoint.options().refreshes_authentication())
+            .and_then(hubs_core::token_lifetime_seconds);
+        self.issue(index, mounted, head.uri.query(), lifetime)
+    }
+
+    /// Whether `asked` (a long poll) is for a running connection of a hub that refreshes
+    /// whose credential has expired.
+    fn credential_expired(&self, path: &str, asked: &Asked) -> bool {
+        let (Some((index, mounted)), Some(token)) = (self.find(path), asked.token.as_deref())
+        else {
+            return false;
+        };
+        mounted.endpoint.options().refreshes_authentication()
+            && self
+                .inner
+                .registry
+                .running(token, index)
+                .is_some_and(|id| mounted.endpoint.credential_expired(&id))
+    }
+
+    /// A stateful reconnect presents a credential: on a hub that refreshes, the same
+    /// policy as a refresh applies (a rejected one refuses the reconnect with 403).
+    async fn refresh_on_resume(
+        &self,
+        index: usize,
+        mounted: &Mounted,
+        token: &str,
+        user: &Arc<User>,
+    ) -> Result<(), Response<Body>> {
+        if !mounted.endpoint.options().refreshes_authentication() {
+            return Ok(());
+        }
+        let Some(id) = self.inner.registry.running(token, index) else {
+            return Ok(());
+        };
+        match mounted
+            .endpoint
+            .clone()
+            .refresh_authentication(id, user.clone())
+            .await
+        {
+            Err(hubs_core::RefreshRefused::Rejected) => Err(refresh::rejected()),
+            _ => Ok(()),
+        }
     }
 
     /// A transport's request reaches a hub: the hub mounted at `path` (its index and
@@ -383,7 +450,13 @@ impl HubService {
     }
 
     /// Registers a new negotiated connection and answers negotiate with its id and token.
-    fn issue(&self, index: usize, mounted: &Mounted, query: Option<&str>) -> Response<Body> {
+    fn issue(
+        &self,
+        index: usize,
+        mounted: &Mounted,
+        query: Option<&str>,
+        token_lifetime: Option<u64>,
+    ) -> Response<Body> {
         if self.inner.limit.is_full() || mounted.limit.is_full() {
             return server_full();
         }
@@ -407,6 +480,7 @@ impl HubService {
             &token,
             &mounted.options,
             stateful,
+            token_lifetime,
         );
         // At the cap this evicts the oldest unused negotiation (counted and logged there).
         let Evicted(_) = self

@@ -347,7 +347,10 @@ pub mod filter {
 pub mod auth {
     #[cfg(feature = "jwt")]
     pub use hubs_auth::*;
-    pub use hubs_core::{Policies, Policy, PolicyCheck, Requirement, Verdict};
+    pub use hubs_core::{
+        AuthenticationRefresh, Policies, Policy, PolicyCheck, RefreshRefused, Refreshed,
+        Requirement, Verdict, token_lifetime_seconds,
+    };
 }
 
 /// Where messages go: the Clients targets, client results, groups, presence, the lifetime

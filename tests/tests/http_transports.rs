@@ -258,7 +258,7 @@ async fn every_path_of_the_example_answers_cross_origin_pages() {
             head.contains("access-control-allow-origin: http://page.example:8080"),
             "{path}: {head}"
         );
-        assert!(head.contains("access-control-allow-headers: x-requested-with, x-signalr-user-agent, authorization, content-type"), "{path}: {head}");
+        assert!(head.contains("access-control-allow-headers: x-requested-with, x-signalr-user-agent, authorization, content-type, x-signalr-connection-token"), "{path}: {head}");
         let method = if path.ends_with("negotiate") {
             "POST"
         } else {

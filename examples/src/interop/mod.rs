@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use hubs::auth::AuthenticationRefresh;
 use hubs::{
     BuildError, CancellationToken, Context, Cors, EndpointOptions, HubError, HubOptions, Server,
     Stream, TransportKind, UploadStream, hub,
@@ -286,7 +287,9 @@ impl UncreatableHub {
 
 /// The hub at `/authorizedhub`: every request needs a valid bearer JWT from
 /// `/generateJwtToken` (see [`Tokens`]); `AdminOnly` needs the role `admin`; a connection
-/// closes when its token expires.
+/// closes when its token expires, unless it refreshes it first (`POST
+/// /authorizedhub/refresh`, the 11.0 client's `withAuthenticationRefresh()`), and a refresh
+/// that adds the role `admin` opens `AdminOnly` to its next call.
 #[derive(Debug, Default)]
 pub struct HubWithAuthorization;
 
@@ -308,6 +311,47 @@ impl HubWithAuthorization {
     #[hub(authorize(role = "admin"))]
     pub fn admin_only(&self) -> &'static str {
         "admin"
+    }
+
+    /// The caller's roles as of this call (an authentication refresh may change them).
+    pub fn my_roles(&self, cx: &Context<Self>) -> Vec<String> {
+        cx.user()
+            .map(|user| user.roles().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Adds the caller to a group (not in CONTRACT.md: for the refresh tests' senders).
+    pub async fn join_group(&self, cx: &Context<Self>, group_name: String) -> Result<(), HubError> {
+        cx.join(&group_name).await?;
+        Ok(())
+    }
+
+    /// `GroupMessage(groupName, message)` to the group's members.
+    pub async fn send_to_group(
+        &self,
+        cx: &Context<Self>,
+        group_name: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients()
+            .group(&group_name)
+            .send("GroupMessage", (&group_name, message))
+            .await?;
+        Ok(())
+    }
+
+    /// `Message(message)` to one connection, by id.
+    pub async fn send_to_connection(
+        &self,
+        cx: &Context<Self>,
+        connection_id: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients()
+            .client(connection_id)
+            .send("Message", (message,))
+            .await?;
+        Ok(())
     }
 }
 
@@ -427,7 +471,10 @@ pub fn server(settings: &Settings) -> Server {
         .hub_with_endpoint(
             "/testhub",
             TestHub,
-            options.clone().allow_stateful_reconnects(true),
+            options
+                .clone()
+                .allow_stateful_reconnects(true)
+                .authentication_refresh(AuthenticationRefresh::new()),
             endpoint(settings),
         )
         .hub_with_endpoint(
@@ -447,7 +494,10 @@ fn common(settings: &Settings) -> Server {
         .hub_with_endpoint(
             "/authorizedhub",
             HubWithAuthorization,
-            options.clone().close_on_authentication_expiration(true),
+            options
+                .clone()
+                .close_on_authentication_expiration(true)
+                .authentication_refresh(AuthenticationRefresh::new()),
             endpoint(settings).authenticate(tokens.authenticator()),
         )
         .hub_with_endpoint(
@@ -480,6 +530,7 @@ pub async fn server_with_redis(
             options
                 .clone()
                 .allow_stateful_reconnects(true)
+                .authentication_refresh(AuthenticationRefresh::new())
                 .lifetime_manager(testhub),
             endpoint(settings),
         )

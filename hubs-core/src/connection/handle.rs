@@ -16,6 +16,7 @@ use crate::base::slow_consumer::{
     Delivery, OutboundBudget, SlowConsumer, SlowConsumerCounters, SlowConsumerPolicy,
 };
 use crate::connection::close::{CloseHandle, CloseReason};
+use crate::connection::identity::Identity;
 use crate::connection::outbound::{Behind, Frame, OutboundQueue, Outgoing, Paced, outbound_queue};
 use crate::connection::results::{ClientResultError, PendingResults, Registration};
 use hubs_protocol::{Arguments, Completion, HubMessage, Invocation, Outcome, Protocol};
@@ -70,6 +71,8 @@ pub struct ConnectionHandle {
     wrote: AtomicBool,
     pub(crate) results: PendingResults,
     pub(crate) outgoing: OutgoingFilters,
+    /// Who the connection is now (authentication refresh replaces it).
+    pub(crate) identity: Identity,
 }
 
 impl ConnectionHandle {
@@ -94,7 +97,14 @@ impl ConnectionHandle {
             wrote: AtomicBool::new(false),
             results: PendingResults::default(),
             outgoing,
+            identity: Identity::new(None),
         }
+    }
+
+    /// The handle of a connection authenticated as `user`.
+    pub(crate) fn with_identity(mut self, user: Option<Arc<crate::base::identity::User>>) -> Self {
+        self.identity = Identity::new(user);
+        self
     }
 
     /// A handle not attached to any transport, with its outbound queue: for benchmarks and

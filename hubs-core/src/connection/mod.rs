@@ -4,6 +4,7 @@
 
 pub(crate) mod close;
 pub(crate) mod handle;
+pub(crate) mod identity;
 pub(crate) mod outbound;
 pub(crate) mod results;
 pub(crate) mod streams;

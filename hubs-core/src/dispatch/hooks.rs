@@ -14,7 +14,7 @@ fn connection_info<H: Hub>(cx: &Task<H>) -> ConnectionInfo {
     ConnectionInfo {
         hub: cx.shared().name.clone(),
         connection_id: cx.connection_id().clone(),
-        user: cx.request().user_arc(),
+        user: cx.context().current().user_arc(),
         user_id: cx.user_identifier().map(Arc::from),
     }
 }
@@ -22,7 +22,7 @@ fn connection_info<H: Hub>(cx: &Task<H>) -> ConnectionInfo {
 /// The hub's `on_connected` inside the server's and the hub's filters.
 pub(crate) fn on_connected<H: Hub>(cx: &Task<H>) -> BoxFuture<Result<(), HubError>> {
     let runtime = cx.runtime();
-    let (hub, hook_cx) = (runtime.hub.clone(), cx.context().clone());
+    let (hub, hook_cx) = (runtime.hub.clone(), cx.context().current());
     let last: LastHook<Result<(), HubError>> = Box::new(move || hub.on_connected(hook_cx));
     if runtime.hook_filters.is_empty() {
         return last();
@@ -37,7 +37,7 @@ pub(crate) fn on_disconnected<H: Hub>(cx: Task<H>, error: Option<HubError>) -> B
     let info = connection_info(&cx);
     let hub = runtime.hub.clone();
     let hook_error = error.clone();
-    let hook_cx = cx.context().clone();
+    let hook_cx = cx.context().current();
     let last: LastHook<()> = Box::new(move || hub.on_disconnected(hook_cx, hook_error));
     if runtime.hook_filters.is_empty() {
         return last();

@@ -286,7 +286,7 @@ fn run_now<H: Hub>(cx: &Task<H>, mut queued: Queued, slot: OwnedSemaphorePermit)
     let mut call = runtime.hub.clone().invoke(
         method,
         Call::new(
-            cx.context().clone(),
+            cx.context().current(),
             request.arguments,
             uploads,
             guard.cancel.clone(),
@@ -421,9 +421,11 @@ async fn call_through_filters<H: Hub>(
 ) -> Result<Reply, DispatchError> {
     let runtime = cx.runtime().clone();
     let descriptor = H::methods()[method];
+    // The user as of now: an authentication refresh may have replaced it.
+    let context = cx.context().current();
     if let Some(requirement) = &descriptor.authorize {
         let verdict = runtime
-            .check(requirement, cx.request().user_arc(), Some(descriptor.name))
+            .check(requirement, context.user_arc(), Some(descriptor.name))
             .await;
         if verdict != crate::base::authorization::Verdict::Allowed {
             return Err(DispatchError::Unauthorized);
@@ -433,17 +435,14 @@ async fn call_through_filters<H: Hub>(
     let hub = runtime.hub.clone();
     if chain.is_empty() {
         return hub
-            .invoke(
-                method,
-                Call::new(cx.context().clone(), arguments, uploads, cancel),
-            )
+            .invoke(method, Call::new(context, arguments, uploads, cancel))
             .await;
     }
     let invocation = crate::base::filter::HubInvocation::new(
         runtime.shared.name.clone(),
         (descriptor.name, method),
         cx.connection_id().clone(),
-        cx.request().user_arc(),
+        context.user_arc(),
         cx.user_identifier().map(std::sync::Arc::from),
         cx.protocol(),
         arguments,
@@ -451,7 +450,7 @@ async fn call_through_filters<H: Hub>(
     let last = Box::new(move |invocation: crate::base::filter::HubInvocation| {
         hub.invoke(
             method,
-            Call::new(cx.context().clone(), invocation.arguments, uploads, cancel),
+            Call::new(context, invocation.arguments, uploads, cancel),
         )
     });
     crate::base::filter::Next::new(chain, last)

@@ -10,6 +10,7 @@
 //! * [`keep_alive`]: Pings and the client timeout.
 //! * [`hooks`]: `on_connected` and `on_disconnected` inside the filters.
 //! * [`close`]: why the connection closed and what is released, in order.
+//! * [`refresh`]: a refreshed credential taken by a live connection.
 
 pub(crate) mod close;
 pub(crate) mod completion;
@@ -18,5 +19,6 @@ pub(crate) mod hooks;
 pub(crate) mod invocation;
 pub(crate) mod keep_alive;
 pub(crate) mod reader;
+pub(crate) mod refresh;
 pub(crate) mod start;
 pub(crate) mod task;

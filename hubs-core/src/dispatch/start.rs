@@ -11,7 +11,6 @@ use crate::connection::close::CloseReason;
 use crate::dispatch::task::Task;
 use crate::hub::context::{ConnectionData, Context, Items};
 
-use crate::base::identity::User;
 use crate::base::stream::{UploadBudget, UploadLimits};
 use crate::connection::close::CloseHandle;
 use crate::connection::handle::ConnectionHandle;
@@ -25,6 +24,7 @@ use crate::dispatch::hooks::on_connected;
 use crate::dispatch::reader::Reader;
 use crate::hub::definition::Hub;
 use crate::runtime::HubRuntime;
+use hubs_protocol::TransportKind;
 use hubs_protocol::wire;
 use hubs_protocol::{HandshakeResponse, Protocol, TransferFormat};
 
@@ -195,22 +195,21 @@ async fn establish<H: Hub>(
 
     // The hub's provider, else the authenticated user's id (its `sub` claim).
     let user = options.user_id_of(&request);
-    let expiry = options
-        .close_on_authentication_expiration
-        .then(|| request.user().and_then(User::expires_at))
-        .flatten();
-    let handle = Arc::new(ConnectionHandle::new(
-        connection_id,
-        user,
-        protocol,
-        tx,
-        close_handle,
-        (options.slow_consumer, runtime.shared.slow_consumers.clone()),
-        (
-            runtime.shared.meters.connection(protocol),
-            runtime.shared.outgoing.clone(),
-        ),
-    ));
+    let handle = Arc::new(
+        ConnectionHandle::new(
+            connection_id,
+            user,
+            protocol,
+            tx,
+            close_handle,
+            (options.slow_consumer, runtime.shared.slow_consumers.clone()),
+            (
+                runtime.shared.meters.connection(protocol),
+                runtime.shared.outgoing.clone(),
+            ),
+        )
+        .with_identity(request.user_arc()),
+    );
     let budget = UploadBudget::new(UploadLimits {
         soft_items: options.stream_buffer_capacity,
         max_bytes: options.max_upload_buffer,
@@ -222,22 +221,12 @@ async fn establish<H: Hub>(
         items: Items::default(),
         streams: Arc::new(Streams::new(budget)),
     });
+    crate::dispatch::refresh::register(runtime, &state);
     let cx = Task::new(Context::new(state, runtime.shared.clone()), runtime.clone());
-    // ASP.NET Core's CloseOnAuthenticationExpiration: the credential's expiry ends the
-    // connection, with a Close that forbids reconnecting.
-    let expiry = expiry.map(|at| {
-        let close_handle = cx.handle().close_handle().clone();
-        tokio::spawn(async move {
-            let wait = at
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default();
-            tokio::time::sleep(wait).await;
-            close_handle.close(CloseReason::Error {
-                text: wire::AUTHENTICATION_EXPIRED.to_owned(),
-                allow_reconnect: false,
-            });
-        })
-    });
+    let per_poll = transport == TransportKind::LongPolling
+        && options.refreshes_authentication()
+        && crate::hub::refresh::refreshes_on_conflict(cx.request().headers());
+    let expiry = close_on_expiry(options, per_poll, cx.handle());
     runtime.shared.lifetime.on_connected(handle).await;
     tracing::info!(
         transport = transport.name(),
@@ -252,4 +241,45 @@ async fn establish<H: Hub>(
         leftover,
         expiry,
     })
+}
+
+/// ASP.NET Core's CloseOnAuthenticationExpiration: the credential's expiry ends the
+/// connection, with a Close that forbids reconnecting. An accepted authentication refresh
+/// moves the expiry, and the timer follows it. Long polling on a hub that refreshes, with a
+/// client that refreshes when told, is the exception (`per_poll`): every poll carries the
+/// credential, so expiry is checked per poll instead (the transport answers 409
+/// `authentication_refresh_required` and the client refreshes).
+fn close_on_expiry(
+    options: &crate::hub::options::HubOptions,
+    per_poll: bool,
+    handle: &Arc<ConnectionHandle>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !options.close_on_authentication_expiration || per_poll {
+        return None;
+    }
+    let mut expiry = handle.identity.watch_expiry();
+    expiry.borrow_and_update().as_ref()?;
+    let close_handle = handle.close_handle().clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let Some(at) = *expiry.borrow_and_update() else {
+                // A refresh without an expiry: nothing to close for, until one comes.
+                if expiry.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let wait = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => break,
+                changed = expiry.changed() => if changed.is_err() { return },
+            }
+        }
+        close_handle.close(CloseReason::Error {
+            text: wire::AUTHENTICATION_EXPIRED.to_owned(),
+            allow_reconnect: false,
+        });
+    }))
 }

@@ -81,6 +81,9 @@ pub(crate) struct ConnectionData {
 pub struct Context<H> {
     connection: Arc<ConnectionData>,
     shared: Arc<HubShared>,
+    /// The user as of the call (or hook) this context was made for: an authentication
+    /// refresh replaces the connection's, and the next call sees it.
+    user: Option<Arc<User>>,
     _hub: PhantomData<fn() -> H>,
 }
 
@@ -89,6 +92,7 @@ impl<H> Clone for Context<H> {
         Self {
             connection: self.connection.clone(),
             shared: self.shared.clone(),
+            user: self.user.clone(),
             _hub: PhantomData,
         }
     }
@@ -106,10 +110,24 @@ impl<H> std::fmt::Debug for Context<H> {
 impl<H> Context<H> {
     pub(crate) fn new(connection: Arc<ConnectionData>, shared: Arc<HubShared>) -> Self {
         Self {
+            user: connection.handle.identity.user(),
             connection,
             shared,
             _hub: PhantomData,
         }
+    }
+
+    /// This context with the connection's user as of now: what each call and hook gets.
+    pub(crate) fn current(&self) -> Self {
+        Self {
+            user: self.connection.handle.identity.user(),
+            ..self.clone()
+        }
+    }
+
+    /// The user as of this call, shared.
+    pub(crate) fn user_arc(&self) -> Option<Arc<User>> {
+        self.user.clone()
     }
 
     /// What the hub's connections share: its name, options, routing and services.
@@ -137,9 +155,17 @@ impl<H> Context<H> {
     }
 
     /// The authenticated user, with its claims and roles; `None` for an anonymous
-    /// connection.
+    /// connection. With authentication refresh
+    /// ([`HubOptions::authentication_refresh`](crate::HubOptions::authentication_refresh)),
+    /// the user of the latest accepted refresh as of the call's start (the request that
+    /// opened the connection keeps the first one).
     pub fn user(&self) -> Option<&User> {
-        self.connection.request.user()
+        self.user.as_deref()
+    }
+
+    /// When the connection's credential expires, as of now (a refresh moves it).
+    pub fn expires_at(&self) -> Option<std::time::SystemTime> {
+        self.connection.handle.identity.expires_at()
     }
 
     /// The HTTP request that opened the connection.

@@ -67,6 +67,14 @@ pub trait Hub: Send + Sync + Sized + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Runs when a connection took a refreshed credential (ASP.NET Core 11's
+    /// `OnAuthenticationRefreshedAsync`); `cx.user()` is the new user. Only on hubs with
+    /// [`HubOptions::authentication_refresh`](crate::HubOptions::authentication_refresh).
+    fn on_authentication_refreshed(self: Arc<Self>, cx: Context<Self>) -> BoxFuture<()> {
+        let _ = cx;
+        Box::pin(async {})
+    }
+
     /// Runs when a connection has closed; `error` tells why when it closed abnormally.
     fn on_disconnected(
         self: Arc<Self>,

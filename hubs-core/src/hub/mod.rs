@@ -6,4 +6,5 @@ pub(crate) mod clients;
 pub(crate) mod context;
 pub(crate) mod definition;
 pub(crate) mod options;
+pub(crate) mod refresh;
 pub(crate) mod shared;

@@ -48,6 +48,7 @@ pub struct HubOptions {
     pub(crate) stateful_reconnect_buffer_size: usize,
     pub(crate) stateful_reconnect_window: Duration,
     pub(crate) close_on_authentication_expiration: bool,
+    pub(crate) authentication_refresh: Option<crate::hub::refresh::AuthenticationRefresh>,
     pub(crate) filters: Vec<Arc<dyn crate::base::filter::HubFilter>>,
     pub(crate) outgoing_filters: Vec<Arc<dyn crate::base::outgoing::OutgoingFilter>>,
     pub(crate) policies: Arc<crate::base::authorization::Policies>,
@@ -76,6 +77,7 @@ impl Default for HubOptions {
             stateful_reconnect_buffer_size: 100_000,
             stateful_reconnect_window: Duration::from_secs(15),
             close_on_authentication_expiration: false,
+            authentication_refresh: None,
             filters: Vec::new(),
             outgoing_filters: Vec::new(),
             policies: Arc::default(),
@@ -92,6 +94,28 @@ impl HubOptions {
     pub fn close_on_authentication_expiration(mut self, on: bool) -> Self {
         self.close_on_authentication_expiration = on;
         self
+    }
+
+    /// Lets live connections take a fresh credential without reconnecting (ASP.NET Core
+    /// 11's authentication refresh, the official 11.0 client's
+    /// `withAuthenticationRefresh()`; default off, and `POST {hub}/refresh` answers `404
+    /// {"error":"refresh_disabled"}`). Negotiate then tells the client its token's lifetime
+    /// (`tokenLifetimeSeconds`), and on long polling an expired credential is answered per
+    /// poll (`409 {"error":"authentication_refresh_required"}`) rather than by the close
+    /// timer. See [`AuthenticationRefresh`](crate::AuthenticationRefresh) for what is
+    /// accepted and what changes.
+    #[must_use]
+    pub fn authentication_refresh(
+        mut self,
+        refresh: crate::hub::refresh::AuthenticationRefresh,
+    ) -> Self {
+        self.authentication_refresh = Some(refresh);
+        self
+    }
+
+    /// Whether the hub takes refreshed credentials.
+    pub fn refreshes_authentication(&self) -> bool {
+        self.authentication_refresh.is_some()
     }
 
     /// Adds a filter around this hub's invocations and connection hooks, after the
@@ -370,6 +394,7 @@ impl fmt::Debug for HubOptions {
             .field("max_upload_buffer", &self.max_upload_buffer)
             .field("protocols", &self.protocols)
             .field("stateful_reconnect", &self.stateful_reconnect())
+            .field("authentication_refresh", &self.authentication_refresh)
             .finish_non_exhaustive()
     }
 }

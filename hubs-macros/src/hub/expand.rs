@@ -66,6 +66,10 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         .on_connected
         .as_ref()
         .map(|hook| on_connected(&p, hook));
+    let on_authentication_refreshed = model
+        .on_authentication_refreshed
+        .as_ref()
+        .map(|hook| on_authentication_refreshed(&p, hook));
     let on_disconnected = model
         .on_disconnected
         .as_ref()
@@ -115,6 +119,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 
                 #on_connected
                 #on_disconnected
+                #on_authentication_refreshed
             }
         };
     }
@@ -391,6 +396,24 @@ fn on_connected(p: &TokenStream, hook: &Hook) -> TokenStream {
             __hubs_cx: #p::Context<Self>,
         ) -> #p::BoxFuture<::core::result::Result<(), #p::HubError>> {
             ::std::boxed::Box::pin(async move { #body })
+        }
+    }
+}
+
+fn on_authentication_refreshed(p: &TokenStream, hook: &Hook) -> TokenStream {
+    let ident = &hook.ident;
+    let cx = hook_context(p, hook);
+    let call = if hook.is_async {
+        quote!(Self::#ident(&*self, #cx).await)
+    } else {
+        quote!(Self::#ident(&*self, #cx))
+    };
+    quote! {
+        fn on_authentication_refreshed(
+            self: #p::Arc<Self>,
+            __hubs_cx: #p::Context<Self>,
+        ) -> #p::BoxFuture<()> {
+            ::std::boxed::Box::pin(async move { #call; })
         }
     }
 }

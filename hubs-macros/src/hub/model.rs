@@ -19,6 +19,7 @@ pub(crate) struct Model {
     pub(crate) methods: Vec<HubMethodDef>,
     pub(crate) on_connected: Option<Hook>,
     pub(crate) on_disconnected: Option<Hook>,
+    pub(crate) on_authentication_refreshed: Option<Hook>,
     /// The private functions of the block, as (wire name, Rust name): a client calling
     /// one gets "Method does not exist.", and the server logs why.
     pub(crate) private: Vec<(String, String)>,
@@ -168,6 +169,7 @@ pub(crate) struct Hook {
 
 pub(crate) const ON_CONNECTED: &str = "on_connected";
 pub(crate) const ON_DISCONNECTED: &str = "on_disconnected";
+pub(crate) const ON_AUTHENTICATION_REFRESHED: &str = "on_authentication_refreshed";
 
 /// The last path segment's name, when the type is a plain path.
 pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
@@ -257,7 +259,7 @@ fn plain_return_shape(output: &syn::ReturnType) -> Return {
 
 /// What a function of the block is, decided once for validation and expansion alike.
 pub(crate) enum Role {
-    /// `on_connected` or `on_disconnected`.
+    /// `on_connected`, `on_disconnected` or `on_authentication_refreshed`.
     Hook(&'static str),
     /// A method clients call.
     Method,
@@ -269,6 +271,7 @@ pub(crate) fn role(f: &FnInput) -> Role {
     match f.sig.ident.to_string().as_str() {
         ON_CONNECTED => Role::Hook(ON_CONNECTED),
         ON_DISCONNECTED => Role::Hook(ON_DISCONNECTED),
+        ON_AUTHENTICATION_REFRESHED => Role::Hook(ON_AUTHENTICATION_REFRESHED),
         _ if !f.is_pub || f.skip.is_some() => Role::Helper,
         _ => Role::Method,
     }
@@ -316,6 +319,7 @@ pub(crate) fn lower(input: &Input) -> Model {
     let mut methods = Vec::new();
     let mut on_connected = None;
     let mut on_disconnected = None;
+    let mut on_authentication_refreshed = None;
     let mut private = Vec::new();
     for f in &input.fns {
         let is_async = f.sig.asyncness.is_some();
@@ -342,10 +346,10 @@ pub(crate) fn lower(input: &Input) -> Model {
                     takes_error: params.iter().any(|p| !matches!(p, Param::Context { .. })),
                     context,
                 };
-                if name == ON_CONNECTED {
-                    on_connected = Some(hook);
-                } else {
-                    on_disconnected = Some(hook);
+                match name {
+                    ON_CONNECTED => on_connected = Some(hook),
+                    ON_DISCONNECTED => on_disconnected = Some(hook),
+                    _ => on_authentication_refreshed = Some(hook),
                 }
                 continue;
             }
@@ -372,6 +376,7 @@ pub(crate) fn lower(input: &Input) -> Model {
         methods,
         on_connected,
         on_disconnected,
+        on_authentication_refreshed,
         private,
         authorize: input.authorize.clone(),
         typescript: input.typescript.is_some(),

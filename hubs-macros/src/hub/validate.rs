@@ -169,10 +169,14 @@ fn hook(f: &FnInput, name: &str, errors: &Errors) {
     if !f.sig.generics.params.is_empty() {
         errors.error_at(&f.sig.generics, format!("`{name}` cannot be generic"));
     }
-    let expected = if name == ON_CONNECTED {
-        "`on_connected(&self, cx: &Context<Self>)`, returning `()` or `Result<(), HubError>`"
-    } else {
-        "`on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`, returning `()`"
+    let expected = match name {
+        ON_CONNECTED => {
+            "`on_connected(&self, cx: &Context<Self>)`, returning `()` or `Result<(), HubError>`"
+        }
+        ON_DISCONNECTED => {
+            "`on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`, returning `()`"
+        }
+        _ => "`on_authentication_refreshed(&self, cx: &Context<Self>)`, returning `()`",
     };
     let mut contexts = 0;
     let mut others = 0;

@@ -129,7 +129,7 @@ fn unauthorized(options: &EndpointOptions, head: Head<'_>) -> Option<Response<Bo
     (!options.authorizes(&head.view())).then(|| body::text(StatusCode::UNAUTHORIZED, ""))
 }
 
-fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)
