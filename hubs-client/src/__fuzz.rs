@@ -9,6 +9,7 @@ use hubs_protocol::{Protocol, TransportKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::handshake::{self, Opened, ResumeAt};
 use crate::negotiate;
@@ -65,6 +66,7 @@ pub async fn received(
         flushed,
         guard: CancellationToken::new().drop_guard(),
         closed_cleanly: Arc::default(),
+        failure: Arc::default(),
     };
     let version = if stateful { 2 } else { 1 };
     let timeout = Duration::from_secs(1);
@@ -74,7 +76,7 @@ pub async fn received(
     let resume = stateful.then(|| ResumeAt {
         url: String::new(),
         token: None,
-        access_token: None,
+        auth: Auth::default(),
     });
     let settings = Settings {
         protocol,
@@ -88,6 +90,8 @@ pub async fn received(
         leftover,
         connection_id: None,
         resume,
+        auth: None,
+        token_lifetime: None,
     };
     let mut session = Session::new(opened, settings, state);
     let mut messages = 0_usize;

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use hubs_protocol::Protocol;
 use hubs_protocol::TransportKind;
 
-use crate::config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REFRESH_MARGIN};
 use crate::connection::HubConnection;
 use crate::retry::{DefaultRetryPolicy, RetryPolicy};
 use crate::transport::in_memory::Connector;
@@ -61,6 +61,8 @@ impl HubConnectionBuilder {
                 #[cfg(feature = "tls")]
                 tls: crate::tls::TlsConfig::default(),
                 connector: None,
+                auto_refresh: false,
+                refresh_margin: DEFAULT_REFRESH_MARGIN,
                 invalid_header: None,
             },
         }
@@ -102,7 +104,11 @@ impl HubConnectionBuilder {
         self
     }
 
-    /// A bearer token, asked for before negotiate and each transport connection.
+    /// A bearer token, asked for before negotiate and each transport connection, for each
+    /// authentication refresh
+    /// ([`refresh_authentication`](HubConnection::refresh_authentication)), and again when
+    /// the server answers a long poll, a send or the DELETE with 401 (the request is then
+    /// sent once more with the new token).
     #[must_use]
     pub fn access_token<F, Fut>(mut self, provider: F) -> Self
     where
@@ -190,6 +196,60 @@ impl HubConnectionBuilder {
     #[must_use]
     pub fn resume_window(mut self, window: Duration) -> Self {
         self.config.resume_window = window;
+        self
+    }
+
+    /// Refreshes the connection's authentication before the token expires (the official
+    /// client's `withAuthenticationRefresh`, `@microsoft/signalr` 11): when negotiate
+    /// reports the token's lifetime (`tokenLifetimeSeconds`, from a server that opted in),
+    /// a timer started after the handshake calls
+    /// [`refresh_authentication`](HubConnection::refresh_authentication)
+    /// [`refresh_before_expiration`](Self::refresh_before_expiration) before the end of the
+    /// lifetime (5 minutes by default; halfway through a lifetime shorter than twice that).
+    /// Each successful refresh arms it again from the new lifetime; a failed one
+    /// ([`ConnectionEvent::AuthenticationRefreshFailed`](crate::ConnectionEvent::AuthenticationRefreshFailed))
+    /// is not tried again, and the connection stays open. A stop, a close or a reconnect
+    /// drops the timer (a reconnect arms a new one from its own negotiate).
+    ///
+    /// Without it, [`refresh_authentication`](HubConnection::refresh_authentication)
+    /// still refreshes on demand, and a long poll the server answers with 409
+    /// `authentication_refresh_required` still refreshes the token.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// use hubs_client::{ConnectionEvent, HubConnection};
+    ///
+    /// # async fn sign_in() -> String { String::new() }
+    /// let connection = HubConnection::builder("https://chat.example.com/chat")
+    ///     .access_token(|| async { Some(sign_in().await) })
+    ///     .with_authentication_refresh()
+    ///     .refresh_before_expiration(Duration::from_secs(60))
+    ///     .build();
+    /// let mut events = connection.events();
+    /// connection.start().await?;
+    /// while let Ok(event) = events.recv().await {
+    ///     if let ConnectionEvent::AuthenticationRefreshFailed(error) = event {
+    ///         eprintln!("the token will not be refreshed: {error}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_authentication_refresh(mut self) -> Self {
+        self.config.auto_refresh = true;
+        self
+    }
+
+    /// How long before the token expires the timer of
+    /// [`with_authentication_refresh`](Self::with_authentication_refresh) refreshes it
+    /// (default 5 minutes; zero refreshes at expiry). A lifetime of at most twice this
+    /// is refreshed halfway through. Without `with_authentication_refresh` there is no
+    /// timer and this does nothing.
+    #[must_use]
+    pub fn refresh_before_expiration(mut self, margin: Duration) -> Self {
+        self.config.refresh_margin = margin;
         self
     }
 

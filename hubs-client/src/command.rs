@@ -1,13 +1,15 @@
 //! What the handles and tasks of a connection tell its supervisor ([`Command`]), and the
 //! messages they send through it, encoded by whoever holds the protocol.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use hubs_protocol::{
     CancelInvocation, Completion, HubMessage, Outcome, Protocol, StreamItem, Value,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{InvokeError, StartError};
+use crate::error::{InvokeError, RefreshError, StartError};
 
 /// Told once a message is handed to the transport (or cannot be).
 pub(crate) type Sent = oneshot::Sender<Result<(), InvokeError>>;
@@ -24,7 +26,12 @@ pub(crate) enum Command {
     },
     /// A [`ClientStream`](crate::stream::ClientStream) was dropped before its completion.
     Cancel(String),
+    /// Refresh the connection's authentication now.
+    Refresh(Refreshed),
 }
+
+/// Told how an authentication refresh ended: the new token lifetime, or why it failed.
+pub(crate) type Refreshed = oneshot::Sender<Result<Option<Duration>, RefreshError>>;
 
 /// What waits for the answer to a message.
 pub(crate) enum Call {

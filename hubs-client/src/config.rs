@@ -16,6 +16,10 @@ use crate::transport::in_memory::Connector;
 /// read at 32 KiB by default; what they send, results and broadcasts, is often larger).
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
+/// How long before its expiry a token is refreshed by default: 5 minutes (the official
+/// client's `refreshBeforeExpirationInMilliseconds`).
+pub(crate) const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
 /// Asked for a bearer token before negotiate and each transport connection.
 pub(crate) type TokenProvider =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
@@ -42,6 +46,10 @@ pub(crate) struct Config {
     pub(crate) tls: crate::tls::TlsConfig,
     /// Opens the transport instead of HTTP (an in-process server).
     pub(crate) connector: Option<Arc<dyn Connector>>,
+    /// Refresh the token before it expires (the official `withAuthenticationRefresh`).
+    pub(crate) auto_refresh: bool,
+    /// How long before its expiry the token is refreshed.
+    pub(crate) refresh_margin: Duration,
     /// The name of the first header given to the builder that HTTP does not allow:
     /// starting fails with it.
     pub(crate) invalid_header: Option<String>,

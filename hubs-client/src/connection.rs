@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hubs_protocol::{Arguments, TransportKind, wire};
@@ -16,7 +17,7 @@ use crate::arguments::FromArguments;
 use crate::command::{Call, Command};
 use crate::config::Config;
 use crate::dispatch::{self, DispatchItem, HandlerReply};
-use crate::error::{InvokeError, StartError};
+use crate::error::{InvokeError, RefreshError, StartError};
 use crate::events::{ConnectionEvent, ConnectionState, Status};
 use crate::stream::{self, ClientStream, Upload};
 use crate::supervisor::Supervisor;
@@ -111,7 +112,8 @@ impl HubConnection {
         self.shared.status.borrow().stateful
     }
 
-    /// Events: reconnecting, reconnected, resumed, closed.
+    /// Events: reconnecting, reconnected, resumed, closed, authentication refreshed or
+    /// not.
     pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
         self.shared.events.subscribe()
     }
@@ -153,6 +155,50 @@ impl HubConnection {
         if self.shared.commands.send(Command::Stop(reply)).is_ok() {
             let _ = stopped.await;
         }
+    }
+
+    /// Refreshes the connection's authentication now (`@microsoft/signalr` 11's
+    /// `refreshAuthentication`): `POST {hub url}/refresh` with a new token from the
+    /// [`access_token`](crate::HubConnectionBuilder::access_token) provider (never the one
+    /// in use), the builder's headers and the connection token, so that the server
+    /// extends the connection's authentication. On success, that token (or one the server
+    /// handed out in its answer) is the one later long polls, sends and the DELETE carry,
+    /// and the timer of
+    /// [`with_authentication_refresh`](crate::HubConnectionBuilder::with_authentication_refresh),
+    /// when it is on, is armed again from the new lifetime. Returns the token lifetime the
+    /// server reported, if any. Either way
+    /// [`ConnectionEvent::AuthenticationRefreshed`] or
+    /// [`ConnectionEvent::AuthenticationRefreshFailed`] follows. The server must support
+    /// it (hubs with refresh enabled, ASP.NET Core 11, Azure SignalR); an open WebSocket or
+    /// event stream keeps the credentials it connected with.
+    ///
+    /// ```no_run
+    /// # async fn f(connection: hubs_client::HubConnection) {
+    /// match connection.refresh_authentication().await {
+    ///     Ok(Some(lifetime)) => println!("refreshed, good for {lifetime:?}"),
+    ///     Ok(None) => println!("refreshed"),
+    ///     Err(error) => eprintln!("not refreshed: {error}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RefreshError::NotConnected`] when the connection is not connected (or stops
+    /// meanwhile), [`RefreshError::NotHttp`] when it did not negotiate,
+    /// [`RefreshError::Status`] for any answer but 200 (a 401 is not retried),
+    /// [`RefreshError::InvalidResponse`] for a 200 that is not JSON, and
+    /// [`RefreshError::Transport`] when the request fails.
+    pub async fn refresh_authentication(&self) -> Result<Option<Duration>, RefreshError> {
+        if self.state() != ConnectionState::Connected {
+            return Err(RefreshError::NotConnected);
+        }
+        let (reply, refreshed) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Refresh(reply))
+            .map_err(|_| RefreshError::NotConnected)?;
+        refreshed.await.unwrap_or(Err(RefreshError::NotConnected))
     }
 
     /// Registers a handler for the client method `target` (matched without regard to

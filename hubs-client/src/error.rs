@@ -1,4 +1,5 @@
-//! What can fail: starting a connection, its handshake, and calls to the server.
+//! What can fail: starting a connection, its handshake, calls to the server, and
+//! authentication refresh.
 
 use std::time::Duration;
 
@@ -81,6 +82,45 @@ pub enum InvokeError {
     /// The result did not have the expected shape.
     #[error("cannot bind the result: {0}")]
     Bind(#[source] DecodeError),
+}
+
+/// An authentication refresh
+/// ([`HubConnection::refresh_authentication`](crate::HubConnection::refresh_authentication))
+/// failed. The connection is left as it was: it stays open, with the token it had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The connection is not connected (not started, stopped, starting or reconnecting),
+    /// or it stopped or was lost before the refresh completed.
+    #[error("Cannot refresh authentication when the connection is not active.")]
+    NotConnected,
+    /// The connection did not negotiate: it skips negotiation
+    /// ([`HubConnectionBuilder::skip_negotiation`](crate::HubConnectionBuilder::skip_negotiation))
+    /// or runs over a [`Connector`](crate::Connector). Only negotiated HTTP connections
+    /// have a connection token to refresh.
+    #[error("Authentication refresh is only supported with HTTP-based connections.")]
+    NotHttp,
+    /// The server answered with a status other than 200, with the `error` code of its
+    /// JSON body (`{"error":"…"}`) when it sent one: `refresh_disabled` (404),
+    /// `missing_connection_token` (400), `invalid_token` (401), `connection_not_found`
+    /// (404), `permission_change_rejected` (403)…
+    #[error(
+        "Unexpected status code returned from authentication refresh '{status}'{}",
+        .error.as_ref().map(|code| format!(" ({code})")).unwrap_or_default()
+    )]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The `error` field of the JSON body, when there is one.
+        error: Option<String>,
+    },
+    /// The server answered 200 with a body that is not JSON.
+    #[error("Invalid authentication refresh response received: {0}")]
+    InvalidResponse(String),
+    /// The request could not be sent or its answer not read (the connection refused,
+    /// TLS, no answer within 100 s…).
+    #[error("authentication refresh failed: {0}")]
+    Transport(String),
 }
 
 impl From<InvokeError> for HubError {

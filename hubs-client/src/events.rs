@@ -1,5 +1,7 @@
 //! What a connection is doing, and what happened to it.
 
+use std::time::Duration;
+
 use hubs_protocol::TransportKind;
 
 /// The state of a [`HubConnection`](crate::HubConnection).
@@ -31,6 +33,16 @@ pub enum ConnectionEvent {
     /// Closed for good (with the reason, if it was not a clean stop). Nothing follows it
     /// until the next `start`.
     Closed(Option<String>),
+    /// The connection's authentication was refreshed (by the timer of
+    /// [`with_authentication_refresh`](crate::HubConnectionBuilder::with_authentication_refresh)
+    /// or by [`refresh_authentication`](crate::HubConnection::refresh_authentication)),
+    /// with the new token lifetime the server reported, if any. The refresh a long poll
+    /// asks for (a 409 `authentication_refresh_required`) is not announced.
+    AuthenticationRefreshed(Option<Duration>),
+    /// An authentication refresh failed (with why). The connection stays open; the
+    /// timer does not try again, so the server's handling of the expired token decides
+    /// what happens next.
+    AuthenticationRefreshFailed(String),
 }
 
 /// What the supervisor publishes for the handle's getters.

@@ -2,6 +2,7 @@
 //! Resuming one (stateful reconnect): a new WebSocket to the same connection, no
 //! negotiate and no handshake.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -9,6 +10,7 @@ use http::{HeaderMap, HeaderValue, header};
 use hubs_protocol::TransportKind;
 use hubs_protocol::{HandshakeRequest, HandshakeResponse, HubMessage, Protocol, TransferFormat};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{HandshakeError, StartError};
 use crate::negotiate::negotiate;
@@ -22,6 +24,11 @@ pub(crate) struct Opened {
     pub(crate) connection_id: Option<String>,
     /// Where a stateful connection resumes (the URL and the token), when it is one.
     pub(crate) resume: Option<ResumeAt>,
+    /// The bearer token of a negotiated connection's requests, and its refresh (none
+    /// without negotiate).
+    pub(crate) auth: Option<Auth>,
+    /// The token's lifetime, as negotiate reported it.
+    pub(crate) token_lifetime: Option<Duration>,
 }
 
 /// Where a stateful connection resumes.
@@ -29,29 +36,54 @@ pub(crate) struct Opened {
 pub(crate) struct ResumeAt {
     pub(crate) url: String,
     pub(crate) token: Option<String>,
-    /// A bearer token a negotiate redirect handed out.
-    pub(crate) access_token: Option<String>,
+    /// The connection's bearer token: a token the server handed out (a negotiate
+    /// redirect's, a refresh answer's) is the one a resumed WebSocket carries.
+    pub(crate) auth: Auth,
 }
 
-/// The headers of every request: the configured ones, a user agent, and the bearer token.
-pub(crate) async fn headers(config: &Config) -> HeaderMap {
+/// The configured headers, with a user agent when they have none. It names the 11.0
+/// clients' behaviour, which this client has (a server tells them from older clients): a
+/// long poll answered 409 `authentication_refresh_required` refreshes the token instead of
+/// ending the connection, and a 401 on a poll, a send or the DELETE is sent again with a
+/// new token.
+pub(crate) fn base_headers(config: &Config) -> HeaderMap {
     let mut headers = config.headers.clone();
     if !headers.contains_key(header::USER_AGENT) {
         headers.insert(
             header::USER_AGENT,
             HeaderValue::from_static(concat!(
-                "Microsoft SignalR/9.0 (",
+                "Microsoft SignalR/11.0 (",
                 env!("CARGO_PKG_VERSION"),
                 "; Unknown OS; Rust hubs; Unknown Runtime Version)"
             )),
         );
     }
-    if let Some(provider) = &config.access_token
-        && let Some(token) = provider().await
+    headers
+}
+
+/// A new token from the application's provider, if it has one.
+pub(crate) async fn fresh_token(config: &Config) -> Option<String> {
+    match &config.access_token {
+        Some(provider) => provider().await,
+        None => None,
+    }
+}
+
+/// Sets `Authorization: Bearer {token}` (nothing without a token, or with one HTTP does
+/// not allow).
+pub(crate) fn authorize(headers: &mut HeaderMap, token: Option<&str>) {
+    if let Some(token) = token
         && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
     {
         headers.insert(header::AUTHORIZATION, value);
     }
+}
+
+/// The headers of every request: the configured ones, a user agent, and a new bearer
+/// token from the provider.
+pub(crate) async fn headers(config: &Config) -> HeaderMap {
+    let mut headers = base_headers(config);
+    authorize(&mut headers, fresh_token(config).await.as_deref());
     headers
 }
 
@@ -60,7 +92,7 @@ fn text(protocol: Protocol) -> bool {
 }
 
 /// Negotiates, opens the first transport that works and completes the handshake.
-pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartError> {
+pub(crate) async fn open(config: &Arc<Config>, net: &Net) -> Result<Opened, StartError> {
     if let Some(name) = &config.invalid_header {
         return Err(StartError::Header(name.clone()));
     }
@@ -76,13 +108,17 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
             leftover,
             connection_id,
             resume: None,
+            auth: None,
+            token_lifetime: None,
         });
     }
     net.check(&config.url)?;
-    let mut headers = headers(config).await;
+    let token = fresh_token(config).await;
+    let mut headers = base_headers(config);
+    authorize(&mut headers, token.as_deref());
     let protocol = config.protocol;
-    let mut redirect_token = None;
-    let (url, token, connection_id, offered, stateful) = if config.skip_negotiation {
+    let skip = config.skip_negotiation;
+    let (url, connection_token, connection_id, offered, stateful, auth, token_lifetime) = if skip {
         let both = vec!["Text".to_owned(), "Binary".to_owned()];
         (
             transport::http_url(&config.url),
@@ -90,24 +126,39 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
             None,
             vec![(TransportKind::WebSockets, both)],
             false,
+            Auth::unnegotiated(config, token),
+            None,
         )
     } else {
         let negotiated = negotiate(net, &config.url, &headers, config.stateful.is_some()).await?;
-        if let Some(token) = &negotiated.access_token
-            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
-        {
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        redirect_token = negotiated.access_token.clone();
+        authorize(&mut headers, negotiated.access_token.as_deref());
+        let from_server = negotiated.access_token.is_some();
+        let auth = Auth::negotiated(
+            config,
+            net,
+            negotiated.token.clone(),
+            negotiated.access_token.or(token),
+            from_server,
+        );
         (
             negotiated.url,
             negotiated.token,
             negotiated.connection_id,
             negotiated.transports,
             negotiated.stateful,
+            auth,
+            negotiated.token_lifetime,
         )
     };
-    let mut link = open_offered(config, net, &offered, (&url, token.as_deref()), &headers).await?;
+    let mut link = open_offered(
+        config,
+        net,
+        &offered,
+        (&url, connection_token.as_deref()),
+        &headers,
+        &auth,
+    )
+    .await?;
     // Stateful reconnect runs over WebSockets only, with protocol version 2.
     let stateful = stateful && link.transport == TransportKind::WebSockets;
     let version = if stateful { 2 } else { 1 };
@@ -132,11 +183,13 @@ pub(crate) async fn open(config: &Config, net: &Net) -> Result<Opened, StartErro
         link,
         leftover,
         connection_id,
-        resume: stateful.then_some(ResumeAt {
+        resume: stateful.then(|| ResumeAt {
             url,
-            token,
-            access_token: redirect_token,
+            token: connection_token,
+            auth: auth.clone(),
         }),
+        auth: (!skip).then_some(auth),
+        token_lifetime,
     })
 }
 
@@ -148,6 +201,7 @@ async fn open_offered(
     offered: &[(TransportKind, Vec<String>)],
     (url, token): (&str, Option<&str>),
     headers: &HeaderMap,
+    auth: &Auth,
 ) -> Result<Link, StartError> {
     let protocol = config.protocol;
     let format = protocol.transfer_format().name();
@@ -170,6 +224,7 @@ async fn open_offered(
             token,
             headers,
             protocol == Protocol::MessagePack,
+            auth,
         )
         .await
         {
@@ -245,11 +300,7 @@ pub(crate) async fn handshake(
 /// Opens a new WebSocket to a stateful connection (no negotiate, no handshake).
 pub(crate) async fn resume(config: &Config, net: &Net, at: &ResumeAt) -> Result<Link, StartError> {
     let mut headers = headers(config).await;
-    if let Some(token) = &at.access_token
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        headers.insert(header::AUTHORIZATION, value);
-    }
+    authorize(&mut headers, at.auth.server_token().as_deref());
     transport::connect(
         net,
         TransportKind::WebSockets,
@@ -257,6 +308,7 @@ pub(crate) async fn resume(config: &Config, net: &Net, at: &ResumeAt) -> Result<
         at.token.as_deref(),
         &headers,
         config.protocol == Protocol::MessagePack,
+        &at.auth,
     )
     .await
 }

@@ -22,6 +22,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Authentication refresh
+//!
+//! As `@microsoft/signalr` 11, the client keeps a long-lived connection authenticated
+//! when the server supports it (hubs with refresh enabled, ASP.NET Core 11, Azure
+//! SignalR): [`HubConnection::refresh_authentication`] sends a new token from the
+//! [`access_token`](HubConnectionBuilder::access_token) provider to `POST {hub}/refresh`,
+//! and [`HubConnectionBuilder::with_authentication_refresh`] does so on a timer, before the
+//! token's lifetime (which negotiate reports) runs out
+//! ([`ConnectionEvent::AuthenticationRefreshed`],
+//! [`ConnectionEvent::AuthenticationRefreshFailed`]). Over long polling, a poll the
+//! server answers 409 `authentication_refresh_required` refreshes the token and polls
+//! again, and a 401 on a poll, a send or the DELETE is sent once more with a new token.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn sign_in() -> String { String::new() }
+//! use hubs_client::HubConnection;
+//!
+//! let connection = HubConnection::builder("https://chat.example.com/chat")
+//!     .access_token(|| async { Some(sign_in().await) })
+//!     .with_authentication_refresh()
+//!     .build();
+//! connection.start().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # How it works
 //!
 //! One supervisor task owns the connection: its state ([`ConnectionState`]), the transport,
@@ -38,6 +64,7 @@
 #[doc(hidden)]
 pub mod __fuzz;
 mod arguments;
+mod auth;
 mod builder;
 mod command;
 mod config;
@@ -60,7 +87,7 @@ pub use arguments::FromArguments;
 pub use builder::HubConnectionBuilder;
 pub use connection::HubConnection;
 pub use dispatch::HandlerReply;
-pub use error::{HandshakeError, InvokeError, StartError};
+pub use error::{HandshakeError, InvokeError, RefreshError, StartError};
 pub use events::{ConnectionEvent, ConnectionState};
 pub use proxy::{ProxyInvoke, ProxyStream, ReceiverHost};
 pub use retry::{DefaultRetryPolicy, RetryPolicy};

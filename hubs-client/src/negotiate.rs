@@ -1,10 +1,14 @@
 //! `POST {hub}/negotiate`, following redirects, as the official clients do.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hubs_protocol::TransportKind;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
+use crate::auth;
 use crate::error::StartError;
 use crate::transport::{Net, http_url, read_body, request, with_path_and_query};
 
@@ -20,6 +24,9 @@ pub(crate) struct Negotiated {
     pub(crate) access_token: Option<String>,
     /// The server accepted stateful reconnect.
     pub(crate) stateful: bool,
+    /// How long the bearer token lives (`tokenLifetimeSeconds`): the last valid value
+    /// of the redirect hops.
+    pub(crate) token_lifetime: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +45,8 @@ struct NegotiateWire {
     use_stateful_reconnect: bool,
     #[serde(rename = "ProtocolVersion")]
     protocol_version: Option<serde::de::IgnoredAny>,
+    /// Any JSON value: only a positive finite number is a lifetime.
+    token_lifetime_seconds: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +71,7 @@ pub(crate) enum Answer {
     Redirect {
         url: String,
         access_token: Option<String>,
+        token_lifetime: Option<Duration>,
     },
     /// The connection to open (`url` and `access_token` are not known here).
     Connection(Negotiated),
@@ -85,10 +95,12 @@ pub(crate) fn read_answer(body: &[u8], stateful: bool) -> Result<Answer, StartEr
     if let Some(error) = wire.error {
         return Err(StartError::Negotiate(error));
     }
+    let token_lifetime = auth::lifetime(wire.token_lifetime_seconds.as_deref());
     if let Some(url) = wire.url {
         return Ok(Answer::Redirect {
             url,
             access_token: wire.access_token,
+            token_lifetime,
         });
     }
     if wire.use_stateful_reconnect && !stateful {
@@ -119,6 +131,7 @@ pub(crate) fn read_answer(body: &[u8], stateful: bool) -> Result<Answer, StartEr
             .collect(),
         access_token: None,
         stateful: wire.use_stateful_reconnect,
+        token_lifetime,
     }))
 }
 
@@ -133,6 +146,7 @@ pub(crate) async fn negotiate(
     let mut url = http_url(url);
     let mut headers = headers.clone();
     let mut access_token = None;
+    let mut token_lifetime = None;
     for _ in 0..100 {
         let mut extra = vec![("negotiateVersion", "1")];
         if stateful {
@@ -162,7 +176,9 @@ pub(crate) async fn negotiate(
             Answer::Redirect {
                 url: next,
                 access_token: token,
+                token_lifetime: hop_lifetime,
             } => {
+                token_lifetime = hop_lifetime.or(token_lifetime);
                 if let Some(token) = token {
                     if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
                         headers.insert(header::AUTHORIZATION, value);
@@ -175,6 +191,7 @@ pub(crate) async fn negotiate(
                 return Ok(Negotiated {
                     url,
                     access_token,
+                    token_lifetime: negotiated.token_lifetime.or(token_lifetime),
                     ..negotiated
                 });
             }
@@ -183,4 +200,52 @@ pub(crate) async fn negotiate(
     Err(StartError::Negotiate(
         "Negotiate redirection limit exceeded.".to_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(answer: &str) -> Negotiated {
+        match read_answer(answer.as_bytes(), false) {
+            Ok(Answer::Connection(negotiated)) => negotiated,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_token_lifetime_is_read_when_it_is_a_positive_number() {
+        let with = |lifetime: &str| {
+            connection(&format!(
+                r#"{{"negotiateVersion":1,"connectionId":"c","connectionToken":"t","availableTransports":[],"tokenLifetimeSeconds":{lifetime}}}"#
+            ))
+            .token_lifetime
+        };
+        assert_eq!(with("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(with("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(with("\"3600\""), None);
+        assert_eq!(with("0"), None);
+        assert_eq!(with("-1"), None);
+        assert_eq!(with("null"), None);
+        // Too large for a double: no lifetime, and negotiate still succeeds.
+        assert_eq!(with("1e400"), None);
+        let without = connection(r#"{"negotiateVersion":1,"connectionToken":"t"}"#);
+        assert_eq!(without.token_lifetime, None);
+        assert_eq!(without.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn a_redirect_carries_its_lifetime() {
+        let answer = read_answer(
+            br#"{"url":"http://elsewhere/hub","accessToken":"a","tokenLifetimeSeconds":60}"#,
+            false,
+        );
+        assert!(
+            matches!(
+                &answer,
+                Ok(Answer::Redirect { token_lifetime: Some(l), .. }) if *l == Duration::from_secs(60)
+            ),
+            "{answer:?}"
+        );
+    }
 }

@@ -220,7 +220,9 @@ impl Session {
             {
                 SessionEvent::Closed
             }
-            Ready::Chunk(None) | Ready::Room(None) => SessionEvent::Lost(None),
+            Ready::Chunk(None) | Ready::Room(None) => {
+                SessionEvent::Lost(self.link.failure.get().cloned())
+            }
             Ready::Room(Some(permit)) => {
                 if let Some((bytes, sent)) = self.outbox.pop_front() {
                     permit.send(Outgoing {

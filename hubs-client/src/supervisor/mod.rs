@@ -26,6 +26,7 @@ use crate::session::{Session, SessionEvent, Stateful};
 use crate::transport::{Link, Net};
 
 mod reconnect;
+mod refresh;
 
 /// How long `stop` waits for the transport to write what is queued and the Close.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
@@ -80,6 +81,7 @@ enum Event {
     Resumed(Result<Link, StartError>),
     ResumeDue,
     Stopped,
+    Refresh(refresh::RefreshEvent),
 }
 
 pub(crate) struct Supervisor {
@@ -94,6 +96,8 @@ pub(crate) struct Supervisor {
     streams: HashMap<String, mpsc::UnboundedSender<Result<Value, InvokeError>>>,
     /// Sends waiting for room in stateful reconnect's buffer.
     deferred: VecDeque<Command>,
+    /// The refresh side of the negotiated connection, while it is connected or resuming.
+    refreshing: Option<refresh::Refreshing>,
 }
 
 impl Supervisor {
@@ -115,6 +119,7 @@ impl Supervisor {
             pending: HashMap::new(),
             streams: HashMap::new(),
             deferred: VecDeque::new(),
+            refreshing: None,
         }
     }
 
@@ -138,12 +143,15 @@ impl Supervisor {
                 Event::Resumed(resumed) => self.resumed(resumed),
                 Event::ResumeDue => self.resume_due(),
                 Event::Stopped => self.stopped(),
+                Event::Refresh(event) => self.refresh_event(event),
             }
         }
     }
 
     async fn next_event(&mut self) -> Event {
+        let live = self.live();
         let commands = &mut self.commands;
+        let refreshing = &mut self.refreshing;
         match &mut self.phase {
             Phase::Disconnected => Event::Command(commands.recv().await),
             Phase::Connecting { attempt, .. } => tokio::select! {
@@ -154,10 +162,19 @@ impl Supervisor {
                 command = commands.recv() => Event::Command(command),
                 () = tokio::time::sleep_until(*until) => Event::RetryDue,
             },
-            Phase::Connected(session) => tokio::select! {
-                command = commands.recv() => Event::Command(command),
-                event = session.next() => Event::Session(event),
-            },
+            Phase::Connected(session) => {
+                let refresh = async {
+                    match refreshing {
+                        Some(refreshing) => refreshing.next(live).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    command = commands.recv() => Event::Command(command),
+                    event = session.next() => Event::Session(event),
+                    event = refresh => Event::Refresh(event),
+                }
+            }
             Phase::Resuming {
                 attempt: Some(attempt),
                 ..
@@ -207,6 +224,7 @@ impl Supervisor {
             Command::Start(reply) => self.start(reply),
             Command::Stop(reply) => self.stop(reply),
             Command::Send { bytes, call, sent } => self.send(bytes, call, sent),
+            Command::Refresh(reply) => self.refresh(reply),
             Command::Cancel(id) => {
                 if self.streams.remove(&id).is_some()
                     && let Some(bytes) = command::encode(self.config.protocol, &command::cancel(id))
@@ -252,6 +270,7 @@ impl Supervisor {
                 let _ = reply.send(());
             }
             Phase::Connected(session) => {
+                self.refreshing = None;
                 self.phase = Phase::Stopping {
                     closing: Box::pin(
                         (*session).close(Some(HubMessage::Close(Close::default())), STOP_PATIENCE),
@@ -284,6 +303,7 @@ impl Supervisor {
     /// been connected) `Closed` is the last event.
     fn closed(&mut self, reason: Option<String>, announce: bool) {
         self.phase = Phase::Disconnected;
+        self.refreshing = None;
         self.fail_all(&match &reason {
             Some(error) => wire::server_closed_with_error(error),
             None => wire::INVOCATION_CANCELED_CLOSED.to_owned(),

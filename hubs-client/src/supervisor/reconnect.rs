@@ -37,15 +37,18 @@ impl Supervisor {
             return;
         };
         match opened {
-            Ok(opened) => {
+            Ok(mut opened) => {
                 let stateful = match (self.config.stateful, &opened.resume) {
                     (Some(limit), Some(at)) => Some(Stateful::new(limit, at.clone())),
                     _ => None,
                 };
+                let (auth, lifetime) = (opened.auth.take(), opened.token_lifetime);
                 let session = Session::new(opened, Settings::of(&self.config), stateful);
                 let id = session.connection_id.clone();
                 self.phase = Phase::Connected(Box::new(session));
                 self.publish(ConnectionState::Connected);
+                // The timer starts after the handshake, from this negotiate's lifetime.
+                self.refreshing = self.refreshing(auth, lifetime);
                 if let Some(start) = start {
                     let _ = start.send(Ok(()));
                 }
@@ -160,6 +163,8 @@ impl Supervisor {
         allow_reconnect: bool,
         announced: bool,
     ) {
+        // A new connection, if any, refreshes on its own.
+        self.refreshing = None;
         let policy = self.config.retry.clone().filter(|_| allow_reconnect);
         let Some(policy) = policy else {
             self.closed(reason, true);

@@ -64,5 +64,6 @@ pub(crate) fn link(duplex: Duplex) -> Link {
         guard: stop.drop_guard(),
         flushed,
         closed_cleanly: std::sync::Arc::default(),
+        failure: std::sync::Arc::default(),
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct Link {
     /// Set when the server closed the transport cleanly (a WebSocket close frame): not a
     /// drop to resume from.
     pub(crate) closed_cleanly: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Why the transport ended, when it knows better than "lost" (set before it stops):
+    /// a failed authentication refresh, a second 409 in a row.
+    pub(crate) failure: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl Link {

@@ -1,5 +1,6 @@
 //! Long polling for what the server sends, POSTs for what the client sends.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -11,19 +12,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::http_client::{Net, read_body, request};
+use super::http_client::{Net, read_body};
 use super::link::{Link, Outgoing};
 use super::url::with_path_and_query;
+use crate::auth::{self, Auth};
 use crate::error::StartError;
 
-/// Sends queued frames by POST, one request at a time, batching what queued up. The
-/// receiver fires once everything queued before the sender was dropped is sent.
+/// Sends queued frames by POST, one request at a time, batching what queued up, with
+/// `auth`'s token (sent again once, with a new token, after a 401). The receiver fires
+/// once everything queued before the sender was dropped is sent.
 pub(super) fn spawn_poster(
     net: Net,
     url: String,
     headers: HeaderMap,
     binary: bool,
     stop: CancellationToken,
+    auth: Auth,
 ) -> (mpsc::Sender<Outgoing>, oneshot::Receiver<()>) {
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
     let (flushed_tx, flushed) = oneshot::channel();
@@ -47,10 +51,10 @@ pub(super) fn spawn_poster(
             while let Ok(more) = out_rx.try_recv() {
                 body.extend_from_slice(&more.bytes);
             }
-            let Ok(request) = request(Method::POST, &url, &headers, body.freeze()) else {
-                break;
-            };
-            match net.send(request).await {
+            match auth
+                .send(&net, Method::POST, &url, &headers, body.freeze())
+                .await
+            {
                 Ok(response) if response.status().is_success() => {
                     let _ = read_body(response, IGNORED_BODY).await;
                 }
@@ -123,32 +127,96 @@ async fn forward(mut body: Incoming, to: &mpsc::Sender<Bytes>) -> Option<bool> {
     Some(brought)
 }
 
+/// What one poll came to.
+enum Polled {
+    /// 200: its body was handed on (whether it carried any bytes).
+    Data(bool),
+    /// 409 `authentication_refresh_required`.
+    RefreshRequired,
+    /// The connection is over (with why, when that is worth telling).
+    End(Option<String>),
+}
+
+/// One poll, with `auth`'s token; `refreshed`: the poll before it was answered
+/// `authentication_refresh_required` and the token refreshed.
+async fn poll_once(
+    net: &Net,
+    url: &str,
+    headers: &HeaderMap,
+    auth: &Auth,
+    to: &mpsc::Sender<Bytes>,
+    refreshed: bool,
+) -> Polled {
+    let response = match auth
+        .send(net, Method::GET, &poll_url(url), headers, Bytes::new())
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => return Polled::End(None),
+    };
+    match response.status() {
+        StatusCode::OK => match forward(response.into_body(), to).await {
+            Some(brought) => Polled::Data(brought),
+            None => Polled::End(None),
+        },
+        // Once: a second 409 in a row ends the connection, whatever its body (the
+        // official client's "Conflict: Status code '409'").
+        StatusCode::CONFLICT if refreshed => {
+            Polled::End(Some("Conflict: Status code '409'".to_owned()))
+        }
+        StatusCode::CONFLICT => match read_body(response, IGNORED_BODY).await {
+            Ok((_, body)) if auth::refresh_required(&body) => Polled::RefreshRequired,
+            _ => Polled::End(None),
+        },
+        _ => Polled::End(None),
+    }
+}
+
 /// Polls until the server ends the connection (any answer but 200: 204 when it closed
-/// it), a poll fails, or `stop`; then stops the link.
+/// it), a poll fails, or `stop`; then stops the link. A 409
+/// `authentication_refresh_required` refreshes the token and polls again at once (a
+/// refresh that fails, or a second 409 in a row, ends the connection, saying why in
+/// `failure`).
 async fn poll(
     net: Net,
     url: String,
     headers: HeaderMap,
+    auth: Auth,
     to: mpsc::Sender<Bytes>,
     stop: CancellationToken,
+    failure: Arc<OnceLock<String>>,
 ) {
     let mut pacing = Pacing::default();
+    let mut refreshed = false;
     loop {
-        let Ok(request) = request(Method::GET, &poll_url(&url), &headers, Bytes::new()) else {
-            break;
-        };
         let asked = Instant::now();
-        let answered = tokio::select! {
-            answered = async {
-                let response = net.send(request).await.ok()?;
-                if response.status() != StatusCode::OK {
-                    return None;
-                }
-                forward(response.into_body(), &to).await
-            } => answered,
-            () = stop.cancelled() => None,
+        let polled = tokio::select! {
+            polled = poll_once(&net, &url, &headers, &auth, &to, refreshed) => polled,
+            () = stop.cancelled() => Polled::End(None),
         };
-        let Some(brought) = answered else { break };
+        let brought = match polled {
+            Polled::Data(brought) => brought,
+            Polled::RefreshRequired => {
+                refreshed = true;
+                let outcome = tokio::select! {
+                    outcome = auth.refresh() => outcome,
+                    () = stop.cancelled() => break,
+                };
+                if let Err(error) = outcome {
+                    tracing::debug!(%error, "the authentication refresh a poll asked for failed");
+                    let _ = failure.set(error.to_string());
+                    break;
+                }
+                continue;
+            }
+            Polled::End(reason) => {
+                if let Some(reason) = reason {
+                    let _ = failure.set(reason);
+                }
+                break;
+            }
+        };
+        refreshed = false;
         let pause = pacing.after(brought, asked.elapsed());
         if !pause.is_zero() {
             tokio::select! {
@@ -165,10 +233,11 @@ pub(super) async fn connect(
     url: &str,
     headers: &HeaderMap,
     binary: bool,
+    auth: &Auth,
 ) -> Result<Link, StartError> {
     // The first poll activates the connection.
-    let response = net
-        .send(request(Method::GET, &poll_url(url), headers, Bytes::new())?)
+    let response = auth
+        .send(net, Method::GET, &poll_url(url), headers, Bytes::new())
         .await
         .map_err(StartError::Transport)?;
     let (status, _) = read_body(response, IGNORED_BODY)
@@ -181,23 +250,30 @@ pub(super) async fn connect(
         )));
     }
     let stop = CancellationToken::new();
+    let failure = Arc::<OnceLock<String>>::default();
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(poll(
         net.clone(),
         url.to_owned(),
         headers.clone(),
+        auth.clone(),
         in_tx,
         stop.clone(),
+        failure.clone(),
     ));
     // DELETE when stopped.
     {
-        let (net, url, headers, stop) =
-            (net.clone(), url.to_owned(), headers.clone(), stop.clone());
+        let (net, url, headers, stop, auth) = (
+            net.clone(),
+            url.to_owned(),
+            headers.clone(),
+            stop.clone(),
+            auth.clone(),
+        );
         tokio::spawn(async move {
             stop.cancelled().await;
-            if let Ok(request) = request(Method::DELETE, &url, &headers, Bytes::new()) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), net.send(request)).await;
-            }
+            let delete = auth.send(&net, Method::DELETE, &url, &headers, Bytes::new());
+            let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
         });
     }
     let (out, flushed) = spawn_poster(
@@ -206,6 +282,7 @@ pub(super) async fn connect(
         headers.clone(),
         binary,
         stop.clone(),
+        auth.clone(),
     );
     Ok(Link {
         transport: TransportKind::LongPolling,
@@ -213,7 +290,8 @@ pub(super) async fn connect(
         incoming: in_rx,
         guard: stop.drop_guard(),
         flushed,
-        closed_cleanly: std::sync::Arc::default(),
+        closed_cleanly: Arc::default(),
+        failure,
     })
 }
 

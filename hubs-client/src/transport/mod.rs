@@ -15,10 +15,12 @@ use hubs_protocol::TransportKind;
 
 pub(crate) use self::http_client::{Net, read_body, request};
 pub(crate) use self::link::{Link, Outgoing};
-pub(crate) use self::url::{http_url, with_path_and_query};
+pub(crate) use self::url::{http_url, refresh_url, with_path_and_query};
+use crate::auth::Auth;
 use crate::error::StartError;
 
-/// Opens `transport` to `url` (with the connection `token` in the query when negotiated).
+/// Opens `transport` to `url` (with the connection `token` in the query when negotiated);
+/// the HTTP requests that follow (polls, sends, the DELETE) carry `auth`'s token.
 pub(crate) async fn connect(
     net: &Net,
     transport: TransportKind,
@@ -26,6 +28,7 @@ pub(crate) async fn connect(
     token: Option<&str>,
     headers: &HeaderMap,
     binary: bool,
+    auth: &Auth,
 ) -> Result<Link, StartError> {
     let url = match token {
         Some(token) => with_path_and_query(url, "", &[("id", token)]),
@@ -33,7 +36,7 @@ pub(crate) async fn connect(
     };
     match transport {
         TransportKind::WebSockets => websocket::connect(net, &url, headers).await,
-        TransportKind::ServerSentEvents => sse::connect(net, &url, headers).await,
-        TransportKind::LongPolling => long_polling::connect(net, &url, headers, binary).await,
+        TransportKind::ServerSentEvents => sse::connect(net, &url, headers, auth).await,
+        TransportKind::LongPolling => long_polling::connect(net, &url, headers, binary, auth).await,
     }
 }

@@ -11,6 +11,7 @@ use super::event_stream::EventStream;
 use super::http_client::{Net, request};
 use super::link::Link;
 use super::long_polling::spawn_poster;
+use crate::auth::Auth;
 use crate::error::StartError;
 
 /// What an event stream is served as.
@@ -33,7 +34,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), StartError> {
     )))
 }
 
-pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result<Link, StartError> {
+pub(super) async fn connect(
+    net: &Net,
+    url: &str,
+    headers: &HeaderMap,
+    auth: &Auth,
+) -> Result<Link, StartError> {
     let mut get_headers = headers.clone();
     get_headers.insert(header::ACCEPT, HeaderValue::from_static(EVENT_STREAM));
     let response = net
@@ -75,6 +81,7 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         headers.clone(),
         false,
         stop.clone(),
+        auth.clone(),
     );
     Ok(Link {
         transport: TransportKind::ServerSentEvents,
@@ -83,6 +90,7 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         guard: stop.drop_guard(),
         flushed,
         closed_cleanly: std::sync::Arc::default(),
+        failure: std::sync::Arc::default(),
     })
 }
 

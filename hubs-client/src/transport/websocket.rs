@@ -150,5 +150,6 @@ pub(super) async fn connect(net: &Net, url: &str, headers: &HeaderMap) -> Result
         guard: stop.drop_guard(),
         flushed,
         closed_cleanly,
+        failure: std::sync::Arc::default(),
     })
 }
