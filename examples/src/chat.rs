@@ -287,8 +287,39 @@ async fn announce(cx: &Context<ChatHub>, room: &str) -> RoomMembers {
     update
 }
 
-/// The chat's authentication: the bearer token is the chat name (1 to 32 characters,
-/// no `@`). Without one, `#[hub(authorize)]` refuses the connection with 401.
+/// How long the tokens the page gets from `GET /token` live: short, so that the page
+/// shows authentication refresh at work (the 11.0 client refreshes at half the lifetime).
+pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The chat's JWTs: HS256 with a key made at start-up.
+static TOKENS: std::sync::LazyLock<crate::interop::Tokens> =
+    std::sync::LazyLock::new(crate::interop::Tokens::default);
+
+/// A token for `name` that lives `lifetime` (the page's: [`TOKEN_LIFETIME`]), or why the
+/// name is refused.
+///
+/// # Errors
+///
+/// When the name is not acceptable (see [`chat_user`]).
+pub fn token_for(name: &str, lifetime: std::time::Duration) -> Result<String, AuthError> {
+    let name = acceptable(name)?;
+    Ok(TOKENS.issue(name, &[], lifetime))
+}
+
+fn acceptable(name: &str) -> Result<&str, AuthError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 32 || name.contains('@') {
+        return Err(AuthError(
+            "a chat name has 1 to 32 characters and no '@'".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// The chat's authentication: a JWT from `GET /token?name=…` (the page's, which expires
+/// and is refreshed), or, for the Rust chat client and scripts, the bare chat name (1 to
+/// 32 characters, no `@`), which does not expire. Without one, `#[hub(authorize)]`
+/// refuses the connection with 401.
 ///
 /// # Errors
 ///
@@ -297,19 +328,31 @@ pub fn chat_user(request: &Request) -> Result<Option<User>, AuthError> {
     let Some(token) = request.access_token() else {
         return Ok(None);
     };
-    let name = token.trim();
-    if name.is_empty() || name.chars().count() > 32 || name.contains('@') {
-        return Err(AuthError(
-            "a chat name has 1 to 32 characters and no '@'".into(),
-        ));
-    }
+    let name = acceptable(&token)?;
     Ok(Some(User::new(name).with_name(name)))
 }
 
-/// The chat server: the hub at `/chat` with `options`, names from [`chat_user`].
+/// [`chat_user`], JWTs included.
+async fn authenticate(request: Request) -> Result<Option<User>, AuthError> {
+    let is_jwt = request
+        .access_token()
+        .is_some_and(|token| token.split('.').count() == 3);
+    if is_jwt {
+        hubs::Authenticator::authenticate(&TOKENS.authenticator(), &request).await
+    } else {
+        chat_user(&request)
+    }
+}
+
+/// The chat server: the hub at `/chat` with `options`, users from [`chat_user`]; a
+/// connection closes when its token expires unless it refreshes it (ASP.NET Core 11's
+/// authentication refresh, which the page's 11.0 client does by itself).
 pub fn server(options: hubs::HubOptions) -> Server {
+    let options = options
+        .close_on_authentication_expiration(true)
+        .authentication_refresh(hubs::auth::AuthenticationRefresh::new());
     Server::new()
-        .authenticate(|request: Request| async move { chat_user(&request) })
+        .authenticate(authenticate)
         .hub_with("/chat", ChatHub::default(), options)
 }
 
@@ -340,9 +383,22 @@ pub fn default_client_script() -> PathBuf {
 ///
 /// When the hub cannot be built.
 pub fn app(client_script: PathBuf) -> Result<axum::Router, BuildError> {
+    app_with_token_lifetime(client_script, TOKEN_LIFETIME)
+}
+
+/// [`app`] whose page tokens live `lifetime` (tests shorten it to see refreshes).
+///
+/// # Errors
+///
+/// When the hub cannot be built.
+pub fn app_with_token_lifetime(
+    client_script: PathBuf,
+    lifetime: std::time::Duration,
+) -> Result<axum::Router, BuildError> {
     Ok(router(
         server(hubs::HubOptions::default()).build()?,
         client_script,
+        lifetime,
     ))
 }
 
@@ -362,7 +418,11 @@ pub async fn app_with_redis(
     )
     .await?;
     let options = hubs::HubOptions::default().lifetime_manager(backplane);
-    Ok(router(server(options).build()?, client_script))
+    Ok(router(
+        server(options).build()?,
+        client_script,
+        TOKEN_LIFETIME,
+    ))
 }
 
 /// A file from disk, or a 404 that says how to produce it.
@@ -390,7 +450,26 @@ async fn file(
     }
 }
 
-fn router(hubs: hubs::HubService, client_script: PathBuf) -> axum::Router {
+/// `GET /token?name=…`: a token for the page (text), or 400 with why the name is refused.
+async fn token(
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    lifetime: std::time::Duration,
+) -> axum::response::Response {
+    let name = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "name")
+        .map(|(_, name)| name.into_owned())
+        .unwrap_or_default();
+    match token_for(&name, lifetime) {
+        Ok(token) => token.into_response(),
+        Err(refused) => (axum::http::StatusCode::BAD_REQUEST, refused.0).into_response(),
+    }
+}
+
+fn router(
+    hubs: hubs::HubService,
+    client_script: PathBuf,
+    lifetime: std::time::Duration,
+) -> axum::Router {
     const JS: &str = "text/javascript; charset=utf-8";
     const BUILD: &str = "run `bash scripts/chat`, which builds the page (npm ci, tsc)";
     let script = move || file(client_script.clone(), JS, BUILD);
@@ -408,6 +487,10 @@ fn router(hubs: hubs::HubService, client_script: PathBuf) -> axum::Router {
             axum::routing::get(|| async { axum::response::Html(PAGE) }),
         )
         .route("/signalr.js", axum::routing::get(script))
+        .route(
+            "/token",
+            axum::routing::get(move |query| token(query, lifetime)),
+        )
         .route("/app/{*name}", axum::routing::get(app_file))
         .fallback_service(hubs)
 }

@@ -26,7 +26,9 @@ async fn chat_page_in_chromium_on_every_transport() {
         page.is_file(),
         "the chat page is not compiled: run `bash scripts/test` (npm run build in examples/chat)"
     );
-    let app = hubs_examples::chat::app(script).expect("builds");
+    // Tokens of 6 s: the page refreshes them at 3 s (its line "token refreshed").
+    let app = hubs_examples::chat::app_with_token_lifetime(script, Duration::from_secs(6))
+        .expect("builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");

@@ -34,13 +34,22 @@ const transport = transports[params.get("transport") ?? ""];
 const name = params.get("name") ?? `guest-${Math.floor(Math.random() * 1000)}`;
 input("name").value = name;
 
+/** A fresh token for the chat name: it lives a minute (`TOKEN_LIFETIME` in examples/src/chat.rs). */
+async function token(): Promise<string> {
+  const response = await fetch(`/token?name=${encodeURIComponent(name)}`);
+  if (!response.ok) throw new Error(await response.text());
+  return response.text();
+}
+
 const chat = chatHub(
   new signalR.HubConnectionBuilder()
     .withUrl("/chat", {
-      // The chat name is the bearer token (see `chat_user` in examples/src/chat.rs).
-      accessTokenFactory: () => name,
+      accessTokenFactory: token,
       ...(transport === undefined ? {} : { transport }),
     })
+    // The token expires after a minute and the server closes the connection then, unless
+    // the client refreshes it first: it does, at half its lifetime, on the same connection.
+    .withAuthenticationRefresh()
     .withAutomaticReconnect()
     .configureLogging(signalR.LogLevel.Warning)
     .build(),
@@ -164,6 +173,13 @@ chat.connection.onreconnected(async () => {
   if (currentRoom) showMembers(await chat.hub.joinRoom(currentRoom));
 });
 chat.connection.onclose(() => setConnected(false));
+chat.connection.onAuthenticationRefreshed((event) => {
+  const lifetime = event.newTokenLifetimeInSeconds;
+  add([span("notice", `token refreshed${lifetime === undefined ? "" : ` (valid for ${lifetime} s)`}`)], "system");
+});
+chat.connection.onAuthenticationRefreshFailed((event) => {
+  add([span("notice", `token refresh failed: ${event.error.message}`)], "error");
+});
 
 async function attempt(action: () => Promise<void>): Promise<void> {
   try {

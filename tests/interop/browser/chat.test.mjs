@@ -54,6 +54,30 @@ async function openChat(context, transport, name) {
 
 for (const transport of ["webSockets", "serverSentEvents", "longPolling"]) {
     describe(`chat page over ${transport}`, () => {
+        it("the page refreshes its short-lived token and stays connected past its expiry", { timeout: 30000 }, async () => {
+            // The server under test issues 6 s tokens and closes a connection at expiry.
+            const context = await browser.newContext();
+            try {
+                const carol = await openChat(context, transport, "carol");
+                const started = Date.now();
+                await carol.page.waitForFunction(
+                    () => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.startsWith("token refreshed")),
+                );
+                await carol.page.waitForTimeout(Math.max(0, 8000 - (Date.now() - started)));
+                assert.equal(await carol.page.getAttribute("body", "data-state"), "connected", "still connected past the first token's expiry");
+                const text = `after the refresh over ${transport}`;
+                await carol.page.fill("#message", text);
+                await carol.page.click("#send");
+                await carol.page.waitForFunction(
+                    (expected) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.includes(expected)),
+                    text,
+                );
+                assert.deepEqual(carol.errors, []);
+            } finally {
+                await context.close();
+            }
+        });
+
         it("a message sent on one page appears on the other", { timeout: 60000 }, async () => {
             const context = await browser.newContext();
             try {
