@@ -9,12 +9,12 @@ use hubs_protocol::{Protocol, TransportKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::handshake::{self, Opened, ResumeAt};
 use crate::negotiate;
 use crate::session::{Session, SessionEvent, Settings, Stateful};
 use crate::transport::Link;
+use crate::transport::auth::Auth;
 use crate::transport::event_stream::EventStream;
 
 /// Reads a negotiate answer as `start` does; `stateful`: whether the client asked for

@@ -64,11 +64,11 @@
 #[doc(hidden)]
 pub mod __fuzz;
 mod arguments;
-mod auth;
 mod builder;
 mod command;
 mod config;
 mod connection;
+mod credentials;
 mod dispatch;
 mod error;
 mod events;

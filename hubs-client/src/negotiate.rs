@@ -8,8 +8,8 @@ use hubs_protocol::TransportKind;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::auth;
 use crate::error::StartError;
+use crate::transport::auth;
 use crate::transport::{Net, http_url, read_body, request, with_path_and_query};
 
 /// What negotiate told us.

@@ -11,10 +11,10 @@ use futures_util::stream::FuturesUnordered;
 use tokio::time::{Instant, Sleep};
 
 use super::{Phase, Supervisor};
-use crate::auth::{Auth, refresh_delay};
 use crate::command::Refreshed;
 use crate::error::RefreshError;
 use crate::events::{ConnectionEvent, ConnectionState};
+use crate::transport::auth::{Auth, refresh_delay};
 
 type Outcome = Result<Option<Duration>, RefreshError>;
 

@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, Auth};
 use super::http_client::{Net, read_body};
 use super::link::{Link, Outgoing};
 use super::url::with_path_and_query;
-use crate::auth::{self, Auth};
 use crate::error::StartError;
 
 /// Sends queued frames by POST, one request at a time, batching what queued up, with

@@ -1,6 +1,7 @@
 //! The three transports, each turned into two queues: frames to send, and bytes received.
 //! Negotiate ([`crate::negotiate`]) and the handshake ([`crate::handshake`]) run over them.
 
+pub(crate) mod auth;
 pub(crate) mod event_stream;
 mod http_client;
 pub(crate) mod in_memory;
@@ -13,10 +14,10 @@ mod websocket;
 use http::HeaderMap;
 use hubs_protocol::TransportKind;
 
+use self::auth::Auth;
 pub(crate) use self::http_client::{Net, read_body, request};
 pub(crate) use self::link::{Link, Outgoing};
 pub(crate) use self::url::{http_url, refresh_url, with_path_and_query};
-use crate::auth::Auth;
 use crate::error::StartError;
 
 /// Opens `transport` to `url` (with the connection `token` in the query when negotiated);

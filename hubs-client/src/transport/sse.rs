@@ -11,8 +11,8 @@ use super::event_stream::EventStream;
 use super::http_client::{Net, request};
 use super::link::Link;
 use super::long_polling::spawn_poster;
-use crate::auth::Auth;
 use crate::error::StartError;
+use crate::transport::auth::Auth;
 
 /// What an event stream is served as.
 const EVENT_STREAM: &str = "text/event-stream";

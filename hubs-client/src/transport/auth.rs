@@ -11,9 +11,9 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::{Net, read_body, refresh_url, request};
 use crate::config::{Config, TokenProvider};
 use crate::error::RefreshError;
-use crate::transport::{Net, read_body, refresh_url, request};
 
 /// The header the refresh request carries the connection token in.
 const CONNECTION_TOKEN: HeaderName = HeaderName::from_static("x-signalr-connection-token");
@@ -240,15 +240,15 @@ impl Auth {
 
     async fn refresh_at(&self, target: &Target) -> Result<Option<Duration>, RefreshError> {
         let config = &target.config;
-        let token = crate::handshake::fresh_token(config).await;
-        let mut headers = crate::handshake::base_headers(config);
-        crate::handshake::authorize(&mut headers, token.as_deref());
+        let token = crate::credentials::fresh_token(config).await;
+        let mut headers = crate::credentials::base_headers(config);
+        crate::credentials::authorize(&mut headers, token.as_deref());
         if let Some(connection_token) = &target.connection_token {
             let value = HeaderValue::from_str(connection_token)
                 .map_err(|_| RefreshError::Transport("invalid connection token".to_owned()))?;
             headers.insert(CONNECTION_TOKEN, value);
         }
-        let url = refresh_url(&crate::transport::http_url(&config.url));
+        let url = refresh_url(&super::http_url(&config.url));
         let request = request(Method::POST, &url, &headers, Bytes::new())
             .map_err(|e| RefreshError::Transport(e.to_string()))?;
         let response = target
