@@ -2,8 +2,9 @@
 //! connection takes a fresh credential from `POST {hub}/refresh`, its close-on-expiry timer
 //! follows it, later calls see its claims and the hub's hook runs; another user, or the
 //! hub's own rule, is refused and changes nothing; long polling asks a client that can
-//! refresh to do so (409) and keeps the close at expiry for the others. The official
-//! client's side is in `tests/interop/js/refresh.test.mjs`.
+//! refresh to do so (409) and keeps the close at expiry for the others; and the hubs Rust
+//! client does all of it from its side. The official client's side is in
+//! `tests/interop/js/refresh.test.mjs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,17 @@ impl Vault {
     #[hub(authorize(role = "admin"))]
     pub(crate) fn secret(&self) -> &'static str {
         "open sesame"
+    }
+
+    /// `Number(n)` to connection `id`.
+    pub(crate) async fn send_to(
+        &self,
+        cx: &Context<Self>,
+        id: String,
+        n: u64,
+    ) -> Result<(), hubs::HubError> {
+        cx.clients().client(id).send("Number", (n,)).await?;
+        Ok(())
     }
 
     pub(crate) async fn on_authentication_refreshed(&self, cx: &Context<Self>) {
@@ -458,4 +470,231 @@ async fn long_polling_asks_a_client_that_refreshes_and_closes_the_others_at_expi
         closed.contains("\"type\":7") && closed.contains("expired"),
         "the older client got its Close at expiry: {closed}"
     );
+}
+
+mod rust_client {
+    use std::sync::Mutex;
+
+    use hubs::TransportKind;
+    use hubs::connection::{ConnectionEvent, ConnectionState, HubConnection, RefreshError};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// Tokens of `user` that live `lifetime`, with the role `admin` once `admin` is set.
+    fn provider(
+        user: &'static str,
+        lifetime: Duration,
+        admin: Arc<std::sync::atomic::AtomicBool>,
+    ) -> impl Fn() -> std::future::Ready<Option<String>> + Send + Sync + 'static {
+        move || {
+            let roles: &[&str] = if admin.load(Ordering::SeqCst) {
+                &["admin"]
+            } else {
+                &[]
+            };
+            std::future::ready(Some(token(user, roles, lifetime)))
+        }
+    }
+
+    /// One client on `transport` with `protocol` whose 1.5 s tokens refresh themselves:
+    /// for 6 s (four lifetimes) it stays connected with its id, gets every number a sender
+    /// sends it in order, and its calls see the role its latest token has.
+    async fn refreshes_itself(addr: SocketAddr, transport: TransportKind, protocol: Protocol) {
+        let what = format!("{transport:?}/{protocol}");
+        let admin = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = HubConnection::builder(format!("http://{addr}/vault"))
+            .transports([transport])
+            .protocol(protocol)
+            .access_token(provider("ann", Duration::from_millis(1500), admin.clone()))
+            .with_authentication_refresh()
+            .build();
+        let (numbers_tx, mut numbers) = mpsc::unbounded_channel();
+        client.on("Number", move |(n,): (u64,)| {
+            let _ = numbers_tx.send(n);
+            async {}
+        });
+        let mut events = client.events();
+        client
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let id = client.connection_id().expect("an id");
+
+        let sender = HubConnection::builder(format!("http://{addr}/vault"))
+            .access_token(|| {
+                std::future::ready(Some(token("sender", &[], Duration::from_secs(60))))
+            })
+            .build();
+        sender.start().await.expect("the sender starts");
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed() < Duration::from_secs(6) {
+            sender
+                .invoke::<()>("SendTo", (id.clone(), sent))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: send {sent}: {e}"));
+            sent += 1;
+            if sent == 30 {
+                admin.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            client.state(),
+            ConnectionState::Connected,
+            "{what}: still connected"
+        );
+        assert_eq!(
+            client.connection_id().as_deref(),
+            Some(id.as_str()),
+            "{what}: same id"
+        );
+        let mut refreshed = 0;
+        while let Ok(event) = events.try_recv() {
+            match event {
+                ConnectionEvent::AuthenticationRefreshed(_) => refreshed += 1,
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(
+            refreshed >= 3,
+            "{what}: {refreshed} refreshes in 6 s of 1.5 s tokens"
+        );
+        for expected in 0..sent {
+            let n = within(&what, numbers.recv()).await.expect("numbers");
+            assert_eq!(n, expected, "{what}: every number once, in order");
+        }
+        let secret: String = client
+            .invoke("Secret", ())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the refreshed role opens Secret: {e}"));
+        assert_eq!(secret, "open sesame");
+        client.stop().await;
+        sender.stop().await;
+    }
+
+    async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), future)
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {what}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rust_client_refreshes_on_every_transport_and_protocol() {
+        let (addr, _) = vault(AuthenticationRefresh::new()).await;
+        let runs = [
+            (TransportKind::WebSockets, Protocol::Json),
+            (TransportKind::WebSockets, Protocol::MessagePack),
+            (TransportKind::ServerSentEvents, Protocol::Json),
+            (TransportKind::LongPolling, Protocol::Json),
+            (TransportKind::LongPolling, Protocol::MessagePack),
+        ]
+        .map(|(transport, protocol)| tokio::spawn(refreshes_itself(addr, transport, protocol)));
+        for run in runs {
+            run.await.expect("a run");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rust_client_is_refused_another_user_and_a_hub_that_did_not_opt_in() {
+        let (addr, _) = vault(AuthenticationRefresh::new()).await;
+        let user = Arc::new(Mutex::new("ann"));
+        let tokens = {
+            let user = user.clone();
+            move || {
+                let who = *user.lock().expect("user");
+                std::future::ready(Some(token(who, &[], Duration::from_millis(1500))))
+            }
+        };
+        let client = HubConnection::builder(format!("http://{addr}/vault"))
+            .access_token(tokens.clone())
+            .build();
+        let mut events = client.events();
+        client.start().await.expect("starts");
+        *user.lock().expect("user") = "bob";
+        match client.refresh_authentication().await {
+            Err(RefreshError::Status { status: 403, error }) => {
+                assert_eq!(error.as_deref(), Some("permission_change_rejected"));
+            }
+            other => panic!("another user's token: {other:?}"),
+        }
+        assert_eq!(
+            client.state(),
+            ConnectionState::Connected,
+            "the connection stays"
+        );
+        // Unchanged: it closes when ann's token expires.
+        loop {
+            match within("the close at expiry", events.recv())
+                .await
+                .expect("events")
+            {
+                ConnectionEvent::Closed(reason) => {
+                    assert!(reason.unwrap_or_default().contains("expired"));
+                    break;
+                }
+                _ => continue,
+            }
+        }
+
+        let plain = HubConnection::builder(format!("http://{addr}/plain"))
+            .access_token(tokens)
+            .build();
+        *user.lock().expect("user") = "ann";
+        plain.start().await.expect("starts");
+        match plain.refresh_authentication().await {
+            Err(RefreshError::Status { status: 404, error }) => {
+                assert_eq!(error.as_deref(), Some("refresh_disabled"));
+            }
+            other => panic!("a hub that did not opt in: {other:?}"),
+        }
+        plain.stop().await;
+    }
+
+    /// Long polling without the timer: the server's 409 after expiry makes the client
+    /// refresh, and numbers sent across it all arrive.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rust_client_refreshes_when_a_long_poll_asks() {
+        let (addr, refreshed) = vault(AuthenticationRefresh::new()).await;
+        let admin = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = HubConnection::builder(format!("http://{addr}/vault"))
+            .transports([TransportKind::LongPolling])
+            .access_token(provider("ann", Duration::from_millis(1200), admin))
+            .build();
+        let (numbers_tx, mut numbers) = mpsc::unbounded_channel();
+        client.on("Number", move |(n,): (u64,)| {
+            let _ = numbers_tx.send(n);
+            async {}
+        });
+        client.start().await.expect("starts");
+        let id = client.connection_id().expect("an id");
+        let sender = HubConnection::builder(format!("http://{addr}/vault"))
+            .access_token(|| {
+                std::future::ready(Some(token("sender", &[], Duration::from_secs(60))))
+            })
+            .build();
+        sender.start().await.expect("the sender starts");
+        for n in 0..40u64 {
+            sender
+                .invoke::<()>("SendTo", (id.clone(), n))
+                .await
+                .expect("sends");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for expected in 0..40 {
+            assert_eq!(within("numbers", numbers.recv()).await, Some(expected));
+        }
+        assert_eq!(
+            client.state(),
+            ConnectionState::Connected,
+            "past three expiries"
+        );
+        assert!(
+            refreshed.load(Ordering::SeqCst) >= 2,
+            "the polls after expiry asked, and the client refreshed"
+        );
+        client.stop().await;
+        sender.stop().await;
+    }
 }
