@@ -113,9 +113,11 @@
 //! }
 //! ```
 //!
-//! Two methods are hooks rather than hub methods: `on_connected(&self, cx: &Context<Self>)`
-//! (returning `()` or `Result<(), HubError>`; an error closes the connection) and
-//! `on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`.
+//! Three methods are hooks rather than hub methods: `on_connected(&self, cx: &Context<Self>)`
+//! (returning `()` or `Result<(), HubError>`; an error closes the connection),
+//! `on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>)`, and
+//! `on_authentication_refreshed(&self, cx: &Context<Self>)` (a connection took a refreshed
+//! credential; `cx.user()` is the new user).
 //!
 //! Options on the block: `#[hub(crate = "path")]` names the `hubs` crate when it is
 //! re-exported under another path.
@@ -159,6 +161,12 @@
 //! feature), and [`Context::user`] reads it. [`HubFilter`](filter::HubFilter)s run around every call and hook
 //! (`Server::filter`, `HubOptions::filter`); [`OutgoingFilter`](filter::OutgoingFilter)s around every message the
 //! hub sends (`HubOptions::outgoing_filter`).
+//!
+//! A hub with [`HubOptions::authentication_refresh`] lets live connections take a fresh
+//! token without reconnecting (ASP.NET Core 11, `@microsoft/signalr` 11's
+//! `withAuthenticationRefresh()`): see [`auth::AuthenticationRefresh`] for what is accepted,
+//! what changes ([`Context::user`], per-method authorization, the close-on-expiry timer),
+//! and the hook `on_authentication_refreshed(&self, cx: &Context<Self>)`.
 //!
 //! # `#[client]`
 //!

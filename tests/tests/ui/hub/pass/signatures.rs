@@ -73,6 +73,9 @@ impl Everything {
     async fn on_disconnected(&self, cx: &Context<Self>, error: Option<HubError>) {
         let _ = (cx, error);
     }
+    async fn on_authentication_refreshed(&self, cx: &Context<Self>) {
+        let _ = cx.user();
+    }
 }
 
 pub struct Hooks;
@@ -81,6 +84,7 @@ pub struct Hooks;
 impl Hooks {
     fn on_connected(&self) {}
     fn on_disconnected(&self, _cx: &Context<Self>) {}
+    fn on_authentication_refreshed(&self) {}
 }
 
 fn main() {
