@@ -1,5 +1,6 @@
-//! End-to-end: the official JavaScript client (on each transport) and the Python `pysignalr`
-//! client against the interop example, served in-process on 127.0.0.1. `scripts/test` installs the clients.
+//! End-to-end: the official JavaScript client (three generations, 9.0.19, 10.0.11 and 11.0.0,
+//! each on each transport) and the Python `pysignalr` client against the interop example,
+//! served in-process on 127.0.0.1. `scripts/test` installs the clients.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -38,11 +39,13 @@ async fn run(mut command: Command, what: &str) {
     );
 }
 
-async fn javascript_client(transport: &str) {
+/// Runs `tests/interop/js/` with the official client of `generation` (`HUBS_SIGNALR`: 9, 10
+/// or 11, the npm package `package` of `tests/interop/package.json`) over `transport`.
+async fn javascript_client(generation: &str, package: &str, transport: &str) {
     let dir = interop_dir();
     assert!(
-        dir.join("node_modules/@microsoft/signalr").is_dir(),
-        "the official client is not installed: run `bash scripts/test` (it runs `npm ci` in tests/interop)"
+        dir.join("node_modules").join(package).is_dir(),
+        "the official client ({package}) is not installed: run `bash scripts/test` (it runs `npm ci` in tests/interop)"
     );
     let addr = hubs_tests::interop_server().await;
     let mut command = Command::new("node");
@@ -52,24 +55,46 @@ async fn javascript_client(transport: &str) {
         .arg("js/")
         .current_dir(&dir)
         .env("HUBS_URL", format!("http://{addr}"))
+        .env("HUBS_SIGNALR", generation)
         .env("HUBS_TRANSPORT", transport);
-    run(command, &format!("node --test over {transport}")).await;
+    run(
+        command,
+        &format!("node --test with {package} (HUBS_SIGNALR={generation}) over {transport}"),
+    )
+    .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_javascript_client_over_websockets() {
-    javascript_client("WebSockets").await;
+/// The JS suite with one generation of the official client, once per transport: a module
+/// per generation (`official_javascript_client_11_0_0::over_long_polling`). The WebSockets
+/// run also runs the files that choose their transports themselves (and, with 11, the
+/// authentication refresh file).
+macro_rules! official_javascript_client {
+    ($generation:ident, $env:literal, $package:literal) => {
+        mod $generation {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_websockets() {
+                super::javascript_client($env, $package, "WebSockets").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_server_sent_events() {
+                super::javascript_client($env, $package, "ServerSentEvents").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_long_polling() {
+                super::javascript_client($env, $package, "LongPolling").await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_javascript_client_over_server_sent_events() {
-    javascript_client("ServerSentEvents").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_javascript_client_over_long_polling() {
-    javascript_client("LongPolling").await;
-}
+// `@microsoft/signalr` 9.0.19 with `@microsoft/signalr-protocol-msgpack` 9.0.6.
+official_javascript_client!(official_javascript_client_9_0_19, "9", "@microsoft/signalr");
+// 10.0.11 (`signalr10`) with MessagePack 10.0.11.
+official_javascript_client!(official_javascript_client_10_0_11, "10", "signalr10");
+// 11.0.0 (`signalr11`) with MessagePack 10.0.11 (its newest), importing 11.0.0.
+official_javascript_client!(official_javascript_client_11_0_0, "11", "signalr11");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_pysignalr_client_over_websockets() {

@@ -8,8 +8,9 @@
 
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as signalR from "@microsoft/signalr";
-import { HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip } from "./common.mjs";
+import {
+    HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR,
+} from "./common.mjs";
 
 /** The file's budget (a few seconds against a healthy server); SSE and long polling get more room. */
 const { withTimeout } = fileBudget({ WebSockets: 40000, ServerSentEvents: 50000, LongPolling: 60000 });

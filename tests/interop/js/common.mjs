@@ -1,9 +1,55 @@
-// What every interop test file shares: the server and transport from the environment, the two
-// hub protocols, the step bounds, and bounded waiting under a per-file time budget.
-// (Not a test file: `node --test js/` runs only `*.test.mjs`.)
+// What every interop test file shares: the server, transport and client generation from the
+// environment, the two hub protocols, the step bounds, and bounded waiting under a per-file time
+// budget. (Not a test file: `node --test js/` runs only `*.test.mjs`.)
+//
+// Every test file takes `signalR` (and the MessagePack protocol) from here, never from a package,
+// so the whole suite runs unchanged on each generation of the official client.
 
-import * as signalR from "@microsoft/signalr";
-import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { createRequire } from "node:module";
+
+/**
+ * The official client generations the suite runs with (HUBS_SIGNALR, default 9). Each is an npm
+ * package pinned in package.json: the client, and the MessagePack protocol package to use with it.
+ * There is no MessagePack 11.0.0; its newest, 10.0.11, is the one for 11.0.0 too. Its own
+ * `@microsoft/signalr` import (the enums, `NullLogger`) must be the generation it runs with, not
+ * the root 9.0.19: package.json installs it twice under two aliases and `overrides` pins the
+ * nested `@microsoft/signalr` of each to 10.0.11 and 11.0.0 (`MESSAGEPACK_PEER_VERSION` below).
+ */
+const GENERATIONS = {
+    9: { client: "@microsoft/signalr", messagePack: "@microsoft/signalr-protocol-msgpack" },
+    10: { client: "signalr10", messagePack: "signalr10-protocol-msgpack" },
+    11: { client: "signalr11", messagePack: "signalr11-protocol-msgpack" },
+};
+
+/** The client generation of this run: 9, 10 or 11 (HUBS_SIGNALR). */
+export const GENERATION = Number(process.env.HUBS_SIGNALR || "9");
+if (!GENERATIONS[GENERATION]) {
+    console.error(`HUBS_SIGNALR must be one of ${Object.keys(GENERATIONS).join(", ")} (got "${process.env.HUBS_SIGNALR}")`);
+    process.exit(2);
+}
+/** The npm name the chosen client is installed under (`@microsoft/signalr`, `signalr10`, `signalr11`). */
+export const SIGNALR_PACKAGE = GENERATIONS[GENERATION].client;
+
+const require = createRequire(import.meta.url);
+/**
+ * `require` of a module of the chosen client's CommonJS build, e.g. `"dist/cjs/HttpConnection.js"`
+ * (what the package index does not export). The package's index is its CommonJS build too
+ * (`main`), so these share its classes and enums.
+ */
+export const requireSignalR = (path) => require(`${SIGNALR_PACKAGE}/${path}`);
+
+/** The chosen `@microsoft/signalr` (its index: HubConnectionBuilder, HttpTransportType, VERSION, …). */
+export const signalR = await import(SIGNALR_PACKAGE);
+/** The MessagePack hub protocol class that goes with the chosen client. */
+export const { MessagePackHubProtocol } = await import(GENERATIONS[GENERATION].messagePack);
+/** The version of the `@microsoft/signalr` the MessagePack package itself imports, as Node resolves it. */
+export const MESSAGEPACK_PEER_VERSION = createRequire(require.resolve(GENERATIONS[GENERATION].messagePack))(
+    "@microsoft/signalr/package.json").version;
+if (MESSAGEPACK_PEER_VERSION !== signalR.VERSION) {
+    console.error(`the MessagePack package of generation ${GENERATION} imports @microsoft/signalr ${MESSAGEPACK_PEER_VERSION}, `
+        + `but the client is ${signalR.VERSION}: run \`npm ci\` in tests/interop (see package.json's overrides)`);
+    process.exit(2);
+}
 
 /** The server, from HUBS_URL (e.g. `http://127.0.0.1:5000`), without a trailing slash. */
 export const HUBS_URL = (process.env.HUBS_URL ?? "").replace(/\/+$/, "");

@@ -11,14 +11,14 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import * as signalR from "@microsoft/signalr";
-import { HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget, sleep } from "./common.mjs";
+import {
+    GENERATION, HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget, requireSignalR, signalR, sleep,
+} from "./common.mjs";
 
 // `HttpConnection` is not exported by the package's index (the official functional tests import it
-// from the build output the same way).
-const require = createRequire(import.meta.url);
-const { HttpConnection } = require("@microsoft/signalr/dist/cjs/HttpConnection.js");
-const WebSocket = require("ws");
+// from the build output the same way), so it comes from the chosen generation's CommonJS build.
+const { HttpConnection } = requireSignalR("dist/cjs/HttpConnection.js");
+const WebSocket = createRequire(import.meta.url)("ws");
 
 const ONCE = TRANSPORT === "WebSockets" ? false : `runs in the WebSockets run only (this is ${TRANSPORT})`;
 const ECHO_URL = `${HUBS_URL}/echo`;
@@ -54,6 +54,26 @@ async function echoConnection(transport) {
         }
     };
     return { connection, received, receivedText, closed: closed.promise };
+}
+
+/** The client's HTTP client, recording every answer: `{ method, url, status, content }` (content as text). */
+class RecordingHttpClient extends signalR.DefaultHttpClient {
+    constructor(answers) {
+        super(logger);
+        this.answers = answers;
+    }
+
+    async send(request) {
+        const response = await super.send(request);
+        const { content } = response;
+        this.answers.push({
+            method: request.method,
+            url: request.url,
+            status: response.statusCode,
+            content: content instanceof ArrayBuffer ? Buffer.from(content).toString("latin1") : content,
+        });
+        return response;
+    }
 }
 
 const open = new Set();
@@ -258,7 +278,16 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
         await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
     });
 
-    it("the connection closes when its token expires, with an error and no reconnect", { ...TEST_OPTS, timeout: 12000 }, async () => {
+    // On long polling the server does not close a connection of a client from 11.0 on (it tells them
+    // by User-Agent) at expiry: it answers the next poll 409 `authentication_refresh_required`, and
+    // the client refreshes (refresh.test.mjs). The two cases after this one cover that run.
+    const REFRESHES_ON_409 = GENERATION >= 11 && TRANSPORT === "LongPolling";
+    const closesAtExpiry = REFRESHES_ON_409
+        ? "on long polling an 11.0 client is told to refresh (409) instead, see the next cases"
+        : false;
+    const toldToRefresh = REFRESHES_ON_409 ? false : "long polling from @microsoft/signalr 11.0 on only";
+
+    it("the connection closes when its token expires, with an error and no reconnect", { ...TEST_OPTS, timeout: 12000, skip: closesAtExpiry }, async () => {
         const token = await tokenFor("user=brief&lifetime=2");
         const connection = new signalR.HubConnectionBuilder()
             .withUrl(`${HUBS_URL}/authorizedhub`, { transport: signalR.HttpTransportType[TRANSPORT], accessTokenFactory: () => token })
@@ -278,6 +307,48 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
         assert.ok(Date.now() - started < 4500, "within 2 s of the expiry");
         assert.equal(reconnecting, false, "no reconnect");
         assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
+    });
+
+    /** A connection whose token (of `user`, `lifetime` s) the factory keeps returning, recording its HTTP answers. */
+    const expiringConnection = async (user, lifetime) => {
+        const token = await tokenFor(`user=${user}&lifetime=${lifetime}`);
+        const answers = [];
+        const httpClient = new RecordingHttpClient(answers);
+        const connection = build({ accessTokenFactory: () => token, httpClient });
+        const closed = new Promise((resolve) => connection.onclose(resolve));
+        open.add(connection);
+        await withTimeout(connection.start(), STEP_MS, "start()");
+        return { connection, closed, answers, expiresAt: Date.now() + lifetime * 1000 };
+    };
+
+    it("long polling, 11.0: after expiry the next poll is answered 409, the refresh with the expired token gets 401, and the connection closes with that error", { ...TEST_OPTS, timeout: 12000, skip: toldToRefresh }, async () => {
+        const { connection, closed, answers, expiresAt } = await expiringConnection("brief-lp", 2);
+        // The poll held at expiry only ends with a message (see the next case), so one is sent
+        // to the connection after its expiry.
+        const sender = build({ transport: signalR.HttpTransportType.WebSockets, accessTokenFactory: () => tokenFor("user=sender") });
+        open.add(sender);
+        await withTimeout(sender.start(), STEP_MS, "start() of the sender");
+        await sleep(expiresAt + 300 - Date.now());
+        await withTimeout(sender.invoke("SendToConnection", connection.connectionId, "after expiry"), STEP_MS, "SendToConnection")
+            .catch(() => {}); // the connection may already be gone
+        const error = await withTimeout(closed, STEP_MS, "closed after the 409");
+        open.delete(connection);
+        assert.equal(error?.message, "Unexpected status code returned from authentication refresh '401'");
+        const polls = answers.filter((a) => a.method === "GET");
+        assert.deepEqual(polls.map((a) => a.status).slice(-1), [409], "the last poll was answered 409");
+        assert.deepEqual(JSON.parse(polls.at(-1).content), { error: "authentication_refresh_required" });
+        assert.deepEqual(answers.filter((a) => a.url.includes("/refresh")).map((a) => a.status), [401]);
+    });
+
+    // TODO(server): the poll held when the token expires is not answered then: it is held until
+    // a message comes or the long-poll timeout (90 s) passes, so an idle connection stays open,
+    // with an expired token, for up to 90 s (CONTRACT.md §5: closed "within 2 s of the expiry, on
+    // every transport"). Answering the held poll at expiry would send the client to the 409.
+    it("long polling, 11.0: an idle connection whose token expires ends within 2 s of the expiry", { ...TEST_OPTS, timeout: 12000, skip: toldToRefresh, todo: "the server holds the poll past the expiry" }, async () => {
+        const { connection, closed, expiresAt } = await expiringConnection("brief-idle", 2);
+        const error = await withTimeout(closed, expiresAt + 2000 - Date.now(), "closed within 2 s of the expiry");
+        open.delete(connection);
+        assert.ok(error, "closed with an error");
     });
 
     it("skipNegotiation with a token connects (WebSockets)", { ...TEST_OPTS, skip: ONCE }, async () => {

@@ -19,9 +19,8 @@
 
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as signalR from "@microsoft/signalr";
 import {
-    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, sleep, unique,
+    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR, sleep, unique,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;

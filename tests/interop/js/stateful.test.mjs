@@ -6,10 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import * as signalR from "@microsoft/signalr";
 
 import {
-    HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, sleep, unique,
+    HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, signalR, sleep, unique,
 } from "./common.mjs";
 
 const { withTimeout, waitFor } = fileBudget(40000);
@@ -78,7 +77,7 @@ for (const protocol of PROTOCOLS) {
             const sender = connect(HUBS_URL, protocol, false);
             const received = [];
             let closed = null;
-            receiver.on("GroupMessage", (_group, message) => received.push(message));
+            receiver.on("GroupMessage", (_group, message) => { received.push(message); });
             receiver.onclose((error) => { closed = error ?? "closed"; });
             try {
                 await withTimeout(receiver.start(), STEP_MS, "start through the proxy");

@@ -11,7 +11,7 @@
 // budget (40 s WebSockets, 50 s SSE, 60 s long polling) bounds it even against a server that never
 // answers.
 //
-// What the TS client (9.0.19) puts on the wire here:
+// What the TS client (9.0.19; 10.0.11 and 11.0.0 alike) puts on the wire here:
 // * `stream(m, ...)` sends a StreamInvocation; disposing the (only) subscription sends
 //   CancelInvocation for that id, chained after the StreamInvocation's send, so "dispose
 //   immediately" puts both messages on the socket back to back (over SSE / long polling they may
@@ -25,9 +25,9 @@
 
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as signalR from "@microsoft/signalr";
 import {
-    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, StepTimeout, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, sleep,
+    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, StepTimeout, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR,
+    sleep,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;

@@ -19,9 +19,9 @@
 
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as signalR from "@microsoft/signalr";
 import {
-    ABSENCE_MS, HUBS_URL, JSON_PROTOCOL, MSGPACK_PROTOCOL, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, sleep, unique,
+    ABSENCE_MS, HUBS_URL, JSON_PROTOCOL, MSGPACK_PROTOCOL, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, signalR, sleep,
+    unique,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;
