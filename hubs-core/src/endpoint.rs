@@ -62,6 +62,14 @@ pub trait HubEndpoint: Send + Sync + 'static {
         false
     }
 
+    /// When connection `id`'s credential expires, on a hub that takes authentication
+    /// refreshes (a long poll held then is answered at that instant, so that the client
+    /// polls again, is told to refresh, and nothing reaches it meanwhile).
+    fn credential_expires_at(&self, id: &ConnectionId) -> Option<std::time::SystemTime> {
+        let _ = id;
+        None
+    }
+
     /// Whether `user` may connect to the hub (its `#[hub(authorize ...)]` requirement);
     /// the transports ask on every request that opens or carries a connection.
     fn authorize(
@@ -88,6 +96,10 @@ impl<H: Hub> HubEndpoint for HubRuntime<H> {
 
     fn credential_expired(&self, id: &ConnectionId) -> bool {
         dispatch::refresh::credential_expired(self, id)
+    }
+
+    fn credential_expires_at(&self, id: &ConnectionId) -> Option<std::time::SystemTime> {
+        dispatch::refresh::credential_expires_at(self, id)
     }
 
     fn connect(self: Arc<Self>, connection: TransportConnection) -> Connected {

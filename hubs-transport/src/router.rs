@@ -83,8 +83,15 @@ impl HubService {
         if asked.upgrade {
             self.websocket_request(&mut request, found, mounted, token, user)
         } else {
-            self.http_request(request, found, mounted, (token, user), &asked)
-                .await
+            let poll_timeout = self.poll_timeout(index, mounted, token, told_refreshes);
+            self.http_request(
+                request,
+                found,
+                mounted,
+                (token, user),
+                (&asked, poll_timeout),
+            )
+            .await
         }
     }
 
@@ -113,6 +120,32 @@ impl HubService {
             .filter(|_| mounted.endpoint.options().refreshes_authentication())
             .and_then(hubs_core::token_lifetime_seconds);
         self.issue(index, mounted, head.uri.query(), lifetime)
+    }
+
+    /// How long a long poll is held: the endpoint's poll timeout, or, for a client that
+    /// refreshes when told (`refreshes`), no later than its credential's expiry. The poll
+    /// is then answered empty, the next one gets 409 and the client refreshes; nothing
+    /// reaches the connection while its credential is expired.
+    fn poll_timeout(
+        &self,
+        index: usize,
+        mounted: &Mounted,
+        token: &str,
+        refreshes: bool,
+    ) -> std::time::Duration {
+        let timeout = mounted.options.poll_timeout();
+        if !refreshes || !mounted.endpoint.options().refreshes_authentication() {
+            return timeout;
+        }
+        self.inner
+            .registry
+            .running(token, index)
+            .and_then(|id| mounted.endpoint.credential_expires_at(&id))
+            .map_or(timeout, |at| {
+                at.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+                    .min(timeout)
+            })
     }
 
     /// Whether `asked` (a long poll) is for a running connection of a hub that refreshes
@@ -266,7 +299,7 @@ impl HubService {
         found: Lookup,
         mounted: &Mounted,
         (token, user): (&str, MaybeUser),
-        asked: &Asked,
+        (asked, poll_timeout): (&Asked, std::time::Duration),
     ) -> Response<Body>
     where
         B: http_body::Body + Send + 'static,
@@ -286,7 +319,7 @@ impl HubService {
                     body::text(StatusCode::BAD_REQUEST, wire::TRANSPORT_CHANGED)
                 }
                 Method::GET if asked.transport == TransportKind::LongPolling => {
-                    link.poll(mounted.options.poll_timeout()).await
+                    link.poll(poll_timeout).await
                 }
                 // A second event stream on a live connection.
                 Method::GET => body::text(StatusCode::CONFLICT, ""),

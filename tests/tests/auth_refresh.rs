@@ -92,12 +92,20 @@ impl Vault {
 /// The vault at `/vault` (refresh on, closing at expiry, a 300 ms long poll) and at
 /// `/plain` (refresh off), on a free port.
 async fn vault(refresh: AuthenticationRefresh) -> (SocketAddr, Arc<AtomicUsize>) {
+    vault_polling(refresh, Duration::from_millis(300)).await
+}
+
+/// [`vault`] with long polls held up to `poll_timeout`.
+async fn vault_polling(
+    refresh: AuthenticationRefresh,
+    poll_timeout: Duration,
+) -> (SocketAddr, Arc<AtomicUsize>) {
     let refreshed = Arc::new(AtomicUsize::new(0));
     let options = HubOptions::default().close_on_authentication_expiration(true);
     let endpoint = || {
         EndpointOptions::default()
             .authenticate(authenticate)
-            .long_poll_timeout(Duration::from_millis(300))
+            .long_poll_timeout(poll_timeout)
     };
     let service = Server::new()
         .hub_with_endpoint(
@@ -359,16 +367,22 @@ async fn another_user_or_the_hubs_rule_is_refused_and_changes_nothing() {
 struct Poller {
     addr: SocketAddr,
     id: String,
+    connection_id: String,
     token: String,
     agent: &'static str,
 }
 
 impl Poller {
     async fn start(addr: SocketAddr, token: String, agent: &'static str) -> Self {
-        let (id, _) = negotiated(addr, "/vault", &token).await;
+        let (id, negotiate) = negotiated(addr, "/vault", &token).await;
+        let connection_id = negotiate["connectionId"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
         let poller = Self {
             addr,
             id,
+            connection_id,
             token,
             agent,
         };
@@ -412,6 +426,49 @@ impl Poller {
         .await
         .0
     }
+}
+
+/// An 11.0 client's poll held at its credential's expiry is answered then (not at the
+/// 30 s poll timeout): its next poll is told to refresh, and nothing sent to it meanwhile
+/// reaches it before it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_held_at_expiry_ends_there() {
+    let (addr, _) = vault_polling(AuthenticationRefresh::new(), Duration::from_secs(30)).await;
+    let lifetime = Duration::from_millis(1200);
+    let mut eleven = Poller::start(addr, token("ann", &[], lifetime), ELEVEN).await;
+    let held = Instant::now();
+    let (status, body) = eleven.poll().await;
+    assert_eq!((status, body.as_str()), (200, ""), "answered empty");
+    assert!(
+        held.elapsed() < Duration::from_secs(10),
+        "at the expiry, not the 30 s poll timeout: {:?}",
+        held.elapsed()
+    );
+    // Sent after the expiry: kept for the connection until it refreshes.
+    let sender = token("sender", &[], Duration::from_secs(30));
+    let (id, _) = negotiated(addr, "/vault", &sender).await;
+    let mut sender_client = RawClient::connect(
+        addr,
+        &format!("/vault?id={id}&access_token={sender}"),
+        Protocol::Json,
+    )
+    .await;
+    let target = sender_client.value(eleven.connection_id.clone());
+    let seven = sender_client.value(7u64);
+    sender_client.invoke("SendTo", vec![target, seven]).await;
+    let (status, _) = eleven.poll().await;
+    assert_eq!(status, 409, "told to refresh, with nothing delivered");
+    eleven.token = token("ann", &[], Duration::from_secs(30));
+    assert_eq!(
+        refresh(addr, "/vault", &eleven.id, &eleven.token).await.0,
+        200
+    );
+    let (status, body) = eleven.poll().await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"target\":\"Number\"") && body.contains("[7]"),
+        "kept, then delivered: {body}"
+    );
 }
 
 const ELEVEN: &str = "Microsoft SignalR/11.0 (11.0.0; Linux; NodeJS; v20.19.2)";

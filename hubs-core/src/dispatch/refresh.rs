@@ -73,3 +73,11 @@ pub(crate) async fn refresh<H: Hub>(
 pub(crate) fn credential_expired<H: Hub>(runtime: &HubRuntime<H>, id: &ConnectionId) -> bool {
     find(runtime, id).is_some_and(|connection| connection.handle.identity.expired())
 }
+
+/// When connection `id`'s credential expires.
+pub(crate) fn credential_expires_at<H: Hub>(
+    runtime: &HubRuntime<H>,
+    id: &ConnectionId,
+) -> Option<std::time::SystemTime> {
+    find(runtime, id).and_then(|connection| connection.handle.identity.expires_at())
+}

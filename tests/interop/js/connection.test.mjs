@@ -323,8 +323,7 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
 
     it("long polling, 11.0: after expiry the next poll is answered 409, the refresh with the expired token gets 401, and the connection closes with that error", { ...TEST_OPTS, timeout: 12000, skip: toldToRefresh }, async () => {
         const { connection, closed, answers, expiresAt } = await expiringConnection("brief-lp", 2);
-        // The poll held at expiry only ends with a message (see the next case), so one is sent
-        // to the connection after its expiry.
+        // A message sent to the connection after its expiry must not reach it.
         const sender = build({ transport: signalR.HttpTransportType.WebSockets, accessTokenFactory: () => tokenFor("user=sender") });
         open.add(sender);
         await withTimeout(sender.start(), STEP_MS, "start() of the sender");
@@ -340,11 +339,9 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
         assert.deepEqual(answers.filter((a) => a.url.includes("/refresh")).map((a) => a.status), [401]);
     });
 
-    // TODO(server): the poll held when the token expires is not answered then: it is held until
-    // a message comes or the long-poll timeout (90 s) passes, so an idle connection stays open,
-    // with an expired token, for up to 90 s (CONTRACT.md §5: closed "within 2 s of the expiry, on
-    // every transport"). Answering the held poll at expiry would send the client to the 409.
-    it("long polling, 11.0: an idle connection whose token expires ends within 2 s of the expiry", { ...TEST_OPTS, timeout: 12000, skip: toldToRefresh, todo: "the server holds the poll past the expiry" }, async () => {
+    // The poll held when the token expires is answered then, empty: the client polls again, is
+    // answered 409, and (with the expired token its factory returns) its refresh fails.
+    it("long polling, 11.0: an idle connection whose token expires ends within 2 s of the expiry", { ...TEST_OPTS, timeout: 12000, skip: toldToRefresh }, async () => {
         const { connection, closed, expiresAt } = await expiringConnection("brief-idle", 2);
         const error = await withTimeout(closed, expiresAt + 2000 - Date.now(), "closed within 2 s of the expiry");
         open.delete(connection);
