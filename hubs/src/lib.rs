@@ -1,8 +1,10 @@
 //! Real-time hubs for Rust, wire-compatible with ASP.NET Core SignalR.
 //!
 //! A hub is a type whose methods clients call by name. Put `#[hub]` on an `impl` block,
-//! mount the hub on a [`Server`], and the official SignalR clients (JavaScript, .NET,
-//! Java, Python) can call it over WebSockets with the JSON or MessagePack hub protocol.
+//! mount the hub on a [`Server`], and SignalR clients call it over WebSockets, Server-Sent
+//! Events or long polling with the JSON or MessagePack hub protocol: the official
+//! JavaScript client (tested with 9.0.19, 10.0.11 and 11.0.0), and any client of the same
+//! documented protocol.
 //!
 //! ```no_run
 //! use hubs::{Context, HubError, hub};
