@@ -1,6 +1,6 @@
 // Interop tests: the official ASP.NET Core SignalR JavaScript client (`@microsoft/signalr`, with
 // `@microsoft/signalr-protocol-msgpack`) over one transport against the hubs TestHub described in
-// /work/shared/CONTRACT.md (§4 TestHub, §6 error texts, §7 extensions).
+// tests/interop/CONTRACT.md (§4 TestHub, §6 error texts, §7 extensions).
 //
 // How it is run:
 //   cd tests/interop && npm ci            # once; installs the pinned client packages

@@ -1,5 +1,5 @@
 // Streaming with the official `@microsoft/signalr` client over HUBS_TRANSPORT × {JSON, MessagePack}
-// against the hubs TestHub (/work/shared/CONTRACT.md §4 and §6; protocol.md §7, §8.1, §8.2):
+// against the hubs TestHub (tests/interop/CONTRACT.md §4 and §6; protocol.md §7, §8.1, §8.2):
 // server-to-client streams (`Stream`, `EmptyStream`, `StreamThrowException`), cancellation of
 // `InfiniteStream` (→ `StreamCanceled()` on the caller), client-to-server upload streams
 // (`StreamingConcat`), and the streaming/non-streaming mismatch errors.
