@@ -1,6 +1,6 @@
-//! End-to-end: the official JavaScript client (three generations, 9.0.19, 10.0.11 and 11.0.0,
-//! each on each transport) and the Python `pysignalr` client against the interop example,
-//! served in-process on 127.0.0.1. `scripts/test` installs the clients.
+//! End-to-end: the official JavaScript client (three generations: 10.0.11 and 11.0.0 on every
+//! transport, 9.0.19 on WebSockets) and the Python `pysignalr` client against the interop
+//! example, served in-process on 127.0.0.1. `scripts/test` installs the clients.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,8 +15,14 @@ fn interop_dir() -> PathBuf {
 /// One client suite at a time: they are timing-sensitive and this machine has two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn run(mut command: Command, what: &str) {
+async fn run(command: Command, what: &str) {
     let _turn = ONE_AT_A_TIME.lock().await;
+    run_alongside(command, what).await;
+}
+
+/// [`run`] without waiting for the other suites: for a file that mostly waits (the
+/// authentication refresh file keeps a few connections for a minute).
+async fn run_alongside(mut command: Command, what: &str) {
     command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -56,7 +62,9 @@ async fn javascript_client(generation: &str, package: &str, transport: &str) {
         .current_dir(&dir)
         .env("HUBS_URL", format!("http://{addr}"))
         .env("HUBS_SIGNALR", generation)
-        .env("HUBS_TRANSPORT", transport);
+        .env("HUBS_TRANSPORT", transport)
+        // Run by `official_javascript_client_11_0_0_authentication_refresh`, alongside.
+        .env("HUBS_SKIP_REFRESH", "1");
     run(
         command,
         &format!("node --test with {package} (HUBS_SIGNALR={generation}) over {transport}"),
@@ -66,8 +74,7 @@ async fn javascript_client(generation: &str, package: &str, transport: &str) {
 
 /// The JS suite with one generation of the official client, once per transport: a module
 /// per generation (`official_javascript_client_11_0_0::over_long_polling`). The WebSockets
-/// run also runs the files that choose their transports themselves (and, with 11, the
-/// authentication refresh file).
+/// run also runs the files that choose their transports themselves.
 macro_rules! official_javascript_client {
     ($generation:ident, $env:literal, $package:literal) => {
         mod $generation {
@@ -89,12 +96,31 @@ macro_rules! official_javascript_client {
     };
 }
 
-// `@microsoft/signalr` 9.0.19 with `@microsoft/signalr-protocol-msgpack` 9.0.6.
-official_javascript_client!(official_javascript_client_9_0_19, "9", "@microsoft/signalr");
+/// The oldest generation kept, 9.0.19 with `@microsoft/signalr-protocol-msgpack` 9.0.6,
+/// over WebSockets (the transports' HTTP paths are the same in 10.0 and run there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_javascript_client_9_0_19_over_websockets() {
+    javascript_client("9", "@microsoft/signalr", "WebSockets").await;
+}
 // 10.0.11 (`signalr10`) with MessagePack 10.0.11.
 official_javascript_client!(official_javascript_client_10_0_11, "10", "signalr10");
 // 11.0.0 (`signalr11`) with MessagePack 10.0.11 (its newest), importing 11.0.0.
 official_javascript_client!(official_javascript_client_11_0_0, "11", "signalr11");
+
+/// `js/refresh.test.mjs` with 11.0.0 (it picks its transports and protocols itself): a
+/// minute of connections that mostly wait, so it runs alongside the other suites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_javascript_client_11_0_0_authentication_refresh() {
+    let addr = hubs_tests::interop_server().await;
+    let mut command = Command::new("node");
+    command
+        .args(["--test", "--test-reporter=spec", "js/refresh.test.mjs"])
+        .current_dir(interop_dir())
+        .env("HUBS_URL", format!("http://{addr}"))
+        .env("HUBS_SIGNALR", "11")
+        .env("HUBS_TRANSPORT", "WebSockets");
+    run_alongside(command, "node --test js/refresh.test.mjs with signalr11").await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_pysignalr_client_over_websockets() {
