@@ -403,28 +403,25 @@ impl Poller {
     }
 
     async fn poll(&self) -> (u16, String) {
-        let bearer = format!("Bearer {}", self.token);
-        let (status, _, body) = http(
-            self.addr,
-            "GET",
-            &format!("/vault?id={}", self.id),
-            &[("Authorization", &bearer), ("User-Agent", self.agent)],
-        )
-        .await;
+        let (status, _, body) = self.send("GET", &[]).await;
         (status, body)
     }
 
     async fn post(&self, body: &[u8]) -> u16 {
+        self.send("POST", body).await.0
+    }
+
+    /// A request on the connection, with its token and user agent.
+    async fn send(&self, method: &str, body: &[u8]) -> (u16, String, String) {
         let bearer = format!("Bearer {}", self.token);
         http_with_body(
             self.addr,
-            "POST",
+            method,
             &format!("/vault?id={}", self.id),
             &[("Authorization", &bearer), ("User-Agent", self.agent)],
             body,
         )
         .await
-        .0
     }
 }
 

@@ -119,6 +119,10 @@ impl<H> Context<H> {
 
     /// This context with the connection's user as of now: what each call and hook gets.
     pub(crate) fn current(&self) -> Self {
+        if !self.shared.options.refreshes_authentication() {
+            // Only a refresh replaces the user: without it, the snapshot is current.
+            return self.clone();
+        }
         Self {
             user: self.connection.handle.identity.user(),
             ..self.clone()
