@@ -12,8 +12,6 @@
 //!
 //! `scripts/bench` runs them side by side; `BENCHMARKS.md` has the method and figures.
 
-use std::time::Duration;
-
 pub mod wire;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -29,15 +27,13 @@ pub fn websocket_config() -> WebSocketConfig {
     config
 }
 
-/// Parses `--name value` options.
-pub fn option<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].parse().ok())
-        .unwrap_or(default)
-}
-
-/// Seconds as a duration, from an option.
-pub fn seconds(args: &[String], name: &str, default: f64) -> Duration {
-    Duration::from_secs_f64(option(args, name, default))
+/// The options of the benchmark's servers.
+#[derive(Debug, clap::Parser)]
+pub struct PortArgs {
+    /// The port to listen on, on 127.0.0.1 (each server has its own default).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// `bench-server` only: scale out over this Redis server.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }

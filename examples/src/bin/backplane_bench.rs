@@ -136,19 +136,20 @@ async fn run(addrs: &[std::net::SocketAddr], clients: usize, messages: u64) -> (
     (delivered as f64 / elapsed, latencies)
 }
 
+/// The backplane's throughput and latency on a real `redis-server`.
+#[derive(clap::Parser)]
+struct Args {
+    /// How many clients receive.
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    /// How many messages are sent.
+    #[arg(long, default_value_t = 2000)]
+    messages: u64,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut clients = 200usize;
-    let mut messages = 2000u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().ok_or("every option takes a value")?;
-        match arg.as_str() {
-            "--clients" => clients = value.parse()?,
-            "--messages" => messages = value.parse()?,
-            other => return Err(format!("unknown option {other}").into()),
-        }
-    }
+    let Args { clients, messages } = clap::Parser::parse();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

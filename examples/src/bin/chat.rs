@@ -15,6 +15,17 @@ use hubs_examples::chat::{app, app_with_redis, default_client_script};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The chat server and its page.
+#[derive(clap::Parser)]
+struct Args {
+    /// The port to listen on, on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    port: u16,
+    /// Scale out over this Redis server (`redis://127.0.0.1:6379/`).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
@@ -23,22 +34,7 @@ async fn main() -> std::io::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let mut port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(5000);
-    let mut redis = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--port", Some(p)) if p.parse::<u16>().is_ok() => port = p.parse().unwrap_or(port),
-            ("--redis", Some(url)) => redis = Some(url),
-            _ => {
-                eprintln!("usage: chat [--port PORT] [--redis URL]");
-                std::process::exit(2);
-            }
-        }
-    }
+    let args = <Args as clap::Parser>::parse();
     let metrics = hubs_examples::metrics::install().map_err(std::io::Error::other)?;
     let script = default_client_script();
     if !script.is_file() {
@@ -47,14 +43,14 @@ async fn main() -> std::io::Result<()> {
             script.display()
         );
     }
-    let app = match &redis {
+    let app = match &args.redis {
         Some(url) => app_with_redis(script, url)
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?,
         None => app(script)?,
     }
     .merge(hubs_examples::metrics::router(metrics));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("chat: open http://{}/ in a browser", listener.local_addr()?);
     hubs::serve(listener, app, hubs::ServeOptions::default()).await
 }

@@ -52,28 +52,31 @@ impl ChatClient for Printer {
     }
 }
 
+/// A typed Rust client of the chat server.
+#[derive(clap::Parser)]
+struct Args {
+    /// The chat hub's URL.
+    #[arg(long, default_value = "http://127.0.0.1:5000/chat")]
+    url: String,
+    /// Your chat name (it is also the bearer token the example server accepts).
+    #[arg(long, default_value = "rust")]
+    name: String,
+    /// The room to join; none by default.
+    #[arg(long, default_value = "")]
+    room: String,
+    /// The answer given when the room is asked a question (passed otherwise).
+    #[arg(long)]
+    answer: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut url = "http://127.0.0.1:5000/chat".to_owned();
-    let mut name = "rust".to_owned();
-    let mut room = String::new();
-    let mut answer = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().ok_or("every option takes a value")?;
-        match arg.as_str() {
-            "--url" => url = value,
-            "--name" => name = value,
-            "--room" => room = value,
-            "--answer" => answer = Some(value),
-            other => {
-                return Err(format!(
-                    "unknown option {other}; expected --url, --name, --room, --answer"
-                )
-                .into());
-            }
-        }
-    }
+    let Args {
+        url,
+        name,
+        room,
+        answer,
+    } = clap::Parser::parse();
 
     // The chat name is the bearer token (see `hubs_examples::chat::chat_user`).
     let token = name.clone();

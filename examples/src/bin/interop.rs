@@ -17,11 +17,21 @@ use hubs_examples::interop::{Settings, router, server, server_with_redis};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: interop [--port PORT] [--keep-alive SECONDS] [--redis URL] [--jwt-key SECRET]"
-    );
-    std::process::exit(2)
+/// The interop test server of CONTRACT.md.
+#[derive(clap::Parser)]
+struct Args {
+    /// The port to listen on, on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    port: u16,
+    /// The keep-alive interval, in seconds (fractions allowed).
+    #[arg(long = "keep-alive", value_name = "SECONDS")]
+    keep_alive: Option<f64>,
+    /// Scale out over this Redis server (`redis://127.0.0.1:6379/`).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The HS256 key of the JWTs `/token` issues and the authorized hubs accept.
+    #[arg(long = "jwt-key", value_name = "SECRET")]
+    jwt_key: Option<String>,
 }
 
 #[tokio::main]
@@ -32,47 +42,25 @@ async fn main() -> std::io::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let mut port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(5000);
+    let args = <Args as clap::Parser>::parse();
     let mut settings = Settings {
         metrics: Some(hubs_examples::metrics::install().map_err(std::io::Error::other)?),
         ..Settings::default()
     };
-    let mut redis = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => {
-                port = args
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or_else(|| usage())
-            }
-            "--keep-alive" => {
-                let seconds: f64 = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| usage());
-                settings.keep_alive = Duration::from_secs_f64(seconds);
-            }
-            "--redis" => redis = Some(args.next().unwrap_or_else(|| usage())),
-            "--jwt-key" => {
-                let key = args.next().unwrap_or_else(|| usage());
-                settings.tokens = hubs_examples::interop::Tokens::with_key(key.as_bytes());
-            }
-            _ => usage(),
-        }
+    if let Some(seconds) = args.keep_alive {
+        settings.keep_alive = Duration::from_secs_f64(seconds);
     }
-    let hubs = match &redis {
+    if let Some(key) = &args.jwt_key {
+        settings.tokens = hubs_examples::interop::Tokens::with_key(key.as_bytes());
+    }
+    let hubs = match &args.redis {
         Some(url) => server_with_redis(&settings, url)
             .await
             .map_err(std::io::Error::other)?,
         None => server(&settings),
     };
     let app = router(&settings, hubs.build()?)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     hubs::serve(listener, app, hubs::ServeOptions::default()).await
 }

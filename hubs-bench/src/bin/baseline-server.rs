@@ -160,8 +160,9 @@ async fn connection(stream: tokio::net::TcpStream, id: u64, peers: Peers) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = hubs_bench::option(&args, "--port", 5001);
+    let port = <hubs_bench::PortArgs as clap::Parser>::parse()
+        .port
+        .unwrap_or(5001);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let peers: Peers = Arc::default();

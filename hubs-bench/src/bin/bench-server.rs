@@ -22,11 +22,10 @@ impl Bench {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = hubs_bench::option(&args, "--port", 5000);
+    let args = <hubs_bench::PortArgs as clap::Parser>::parse();
+    let port = args.port.unwrap_or(5000);
     let mut options = HubOptions::default().max_message_size(Some(64 * 1024));
-    let redis: String = hubs_bench::option(&args, "--redis", String::new());
-    if !redis.is_empty() {
+    if let Some(redis) = args.redis {
         let backplane = hubs_redis::RedisLifetimeManager::connect(
             hubs_redis::RedisOptions::new(redis).prefix("bench"),
             "bench",

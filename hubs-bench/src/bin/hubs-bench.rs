@@ -530,10 +530,57 @@ async fn connect(settings: Settings, pid: u32, hold: Duration) -> serde_json::Va
     })
 }
 
+/// The load generator of `scripts/bench`: one JSON line of results per run.
+#[derive(clap::Parser)]
+struct Args {
+    /// The server's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:5000/bench")]
+    url: String,
+    /// `echo`, `broadcast`, `burst` or `connect`.
+    #[arg(long, default_value = "echo")]
+    scenario: String,
+    /// `signalr`, `socketio` or `jsonrpc`.
+    #[arg(long, default_value = "signalr")]
+    wire: String,
+    /// The SignalR hub protocol: `json` or `messagepack`.
+    #[arg(long, default_value = "json")]
+    protocol: String,
+    /// Connections (listeners for `broadcast` and `burst`).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Calls outstanding per connection.
+    #[arg(long, default_value_t = 1)]
+    inflight: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// The server's process id, for its CPU time and RSS.
+    #[arg(long = "server-pid", default_value_t = 0)]
+    server_pid: u32,
+    /// `broadcast`: broadcasts per second, stamped for latency (0: a closed loop).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// `burst`: how many broadcasts the sender writes.
+    #[arg(long, default_value_t = 10_000)]
+    messages: u64,
+    /// `burst`: the sender's server, when not `--url` (e.g. across a Redis backplane).
+    #[arg(long = "sender-url")]
+    sender_url: Option<String>,
+    /// `connect`: seconds the connections are held.
+    #[arg(long, default_value_t = 3.0)]
+    hold: f64,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let url: String = hubs_bench::option(&args, "--url", "ws://127.0.0.1:5000/bench".to_owned());
+    let args = <Args as clap::Parser>::parse();
+    let url = args.url.clone();
     let authority = url
         .split("://")
         .nth(1)
@@ -543,22 +590,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .next()
         .ok_or("cannot resolve --url")?;
-    let scenario: String = hubs_bench::option(&args, "--scenario", "echo".to_owned());
-    let wire = Wire::parse(
-        &hubs_bench::option(&args, "--wire", "signalr".to_owned()),
-        &hubs_bench::option(&args, "--protocol", "json".to_owned()),
-    )
-    .ok_or("unknown --wire or --protocol")?;
+    let scenario = args.scenario.clone();
+    let wire = Wire::parse(&args.wire, &args.protocol).ok_or("unknown --wire or --protocol")?;
     let settings = Settings {
         url: url.clone(),
         address,
         wire,
-        connections: hubs_bench::option(&args, "--connections", 1),
-        size: hubs_bench::option(&args, "--size", 16),
-        inflight: hubs_bench::option(&args, "--inflight", 1),
-        duration: hubs_bench::seconds(&args, "--duration", 10.0),
-        warmup: hubs_bench::seconds(&args, "--warmup", 2.0),
-        server_pid: hubs_bench::option(&args, "--server-pid", 0),
+        connections: args.connections,
+        size: args.size,
+        inflight: args.inflight,
+        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.warmup),
+        server_pid: args.server_pid,
     };
     let mut header = serde_json::json!({
         "scenario": scenario,
@@ -572,17 +615,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = match scenario.as_str() {
         "echo" => echo(settings).await,
         "broadcast" => {
-            let rate: f64 = hubs_bench::option(&args, "--rate", 0.0);
+            let rate = args.rate;
             broadcast(settings, (rate > 0.0).then_some(rate)).await
         }
         "burst" => {
-            let messages = hubs_bench::option(&args, "--messages", 10_000);
-            let sender = hubs_bench::option(&args, "--sender-url", url.clone());
-            burst(settings, messages, sender).await
+            let sender = args.sender_url.clone().unwrap_or_else(|| url.clone());
+            burst(settings, args.messages, sender).await
         }
         "connect" => {
             let pid = settings.server_pid;
-            connect(settings, pid, hubs_bench::seconds(&args, "--hold", 3.0)).await
+            connect(settings, pid, Duration::from_secs_f64(args.hold)).await
         }
         other => return Err(format!("unknown --scenario {other}").into()),
     };

@@ -14,8 +14,9 @@ use tokio::sync::broadcast;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = hubs_bench::option(&args, "--port", 5003);
+    let port = <hubs_bench::PortArgs as clap::Parser>::parse()
+        .port
+        .unwrap_or(5003);
     let (sender, _) = broadcast::channel::<String>(1024);
     let mut module = RpcModule::new(sender);
     module.register_method("echo", |params, _, _| params.one::<String>())?;

@@ -26,8 +26,9 @@ async fn on_connect(socket: SocketRef) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = hubs_bench::option(&args, "--port", 5002);
+    let port = <hubs_bench::PortArgs as clap::Parser>::parse()
+        .port
+        .unwrap_or(5002);
     let (layer, io) = SocketIo::new_layer();
     io.ns("/", on_connect);
     let app = axum::Router::new().layer(layer);
