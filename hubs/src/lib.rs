@@ -248,6 +248,11 @@
 //!
 #![cfg_attr(feature = "client", doc = include_str!("../docs/client.md"))]
 //!
+//! # Guide
+//!
+//! [`guide`]: chapters from a first hub to production, each with code that runs as a
+//! doctest (build the docs with `--all-features` to see them all).
+//!
 //! # Features
 //!
 //! * `macros` (default): the `#[hub]` and `#[client]` attributes.
@@ -341,6 +346,8 @@ pub use hubs_typescript as typescript;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub mod guide;
 
 /// Code around every call, hook and outgoing message: [`HubFilter`](filter::HubFilter)s,
 /// [`OutgoingFilter`](filter::OutgoingFilter)s, and the declared limits.
