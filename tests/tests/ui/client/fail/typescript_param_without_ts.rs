@@ -1,0 +1,11 @@
+#[derive(serde::Serialize)]
+pub struct Point {
+    x: f64,
+}
+
+#[hubs::client(typescript)]
+pub trait ChatClient {
+    async fn draw(&self, point: Point);
+}
+
+fn main() {}

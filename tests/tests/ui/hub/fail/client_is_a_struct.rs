@@ -1,0 +1,10 @@
+pub struct ChatClient;
+
+pub struct MyHub;
+
+#[hubs::hub(client = ChatClient)]
+impl MyHub {
+    pub fn ping(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use hubs::Context;
+
+pub struct MyHub;
+
+#[hubs::hub]
+impl MyHub {
+    #[hub(limit(rate = "1/s"))]
+    async fn on_connected(&self, cx: &Context<Self>) {
+        let _ = cx;
+    }
+}
+
+fn main() {}
