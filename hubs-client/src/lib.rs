@@ -1,5 +1,6 @@
-//! The Rust client of hubs: [`HubConnection`] calls hubs on any SignalR server (hubs or
-//! ASP.NET Core) over WebSockets, Server-Sent Events or long polling, with the JSON or
+//! The Rust client of hubs: [`HubConnection`] calls hubs on a SignalR server (written to
+//! ASP.NET Core's protocol; tested against hubs and against `aiosignalr`, a Python
+//! server) over WebSockets, Server-Sent Events or long polling, with the JSON or
 //! MessagePack protocol, over plain HTTP or TLS (`https://`, `wss://`), reconnects
 //! automatically, and resumes a dropped WebSocket without losing a message (stateful
 //! reconnect).

@@ -83,35 +83,22 @@ async fn the_live_heap_comes_back_after_churn() {
     );
 }
 
-/// The interop example binary as built for this workspace (built here when missing: a
-/// no-op under `cargo test --workspace --all-features`, which built it already), or the
-/// one `HUBS_INTEROP_BINARY` names.
-async fn interop_binary() -> std::path::PathBuf {
+/// The interop example server: this package's copy of its binary, which `cargo test`
+/// builds with the tests (`tests/src/bin/interop-example.rs`), or the build
+/// `HUBS_INTEROP_BINARY` names.
+fn interop_binary() -> std::path::PathBuf {
     // Another build of it, for measurements (a release build, another allocator).
     if let Some(path) = std::env::var_os("HUBS_INTEROP_BINARY") {
         return path.into();
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = tokio::process::Command::new(cargo)
-        .args(["build", "--workspace", "--all-features", "--bin", "interop"])
-        .status()
-        .await
-        .expect("runs cargo");
-    assert!(status.success(), "builds the interop example");
-    let exe = std::env::current_exe().expect("the test binary");
-    // target/debug/deps/churn-… → target/debug/interop
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    dir.join("interop")
+    env!("CARGO_BIN_EXE_interop-example").into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_server_gives_memory_back_after_churn() {
     use tokio::io::AsyncBufReadExt;
 
-    let mut server = tokio::process::Command::new(interop_binary().await)
+    let mut server = tokio::process::Command::new(interop_binary())
         .args(["--port", "0"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -1,6 +1,7 @@
 //! The interop test hub (`TestHub` at `/testhub`), as the team's interop contract
 //! describes it, for the official SignalR clients' end-to-end tests.
 
+pub mod cli;
 mod complex;
 
 use std::fmt;
