@@ -1,7 +1,7 @@
 //! The guide: hubs from a first hub to production, one chapter per page.
 //!
 //! Every code block in these pages is a doctest: it compiles against this crate and
-//! runs (most through the in-process test kit, [`testing::TestServer`](crate::testing::TestServer),
+//! runs (most through the in-process test kit, `hubs::testing::TestServer`,
 //! so a chapter shows a hub *and* a client calling it). The few that must bind a port or
 //! need a Redis server are marked `no_run`, and their chapter says so.
 //!
