@@ -83,11 +83,128 @@ pub mod __private {
     pub use std::sync::Arc;
     pub use std::time::Duration;
 
+    use crate::{ReplyStream, Stream};
+    use hubs_protocol::Protocol;
+
+    /// An argument of a `#[client]` method: sent to clients.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument of a client method: it must implement `serde::Serialize` and be `Sync`",
+        label = "the hub sends this argument to clients, so it must be encoded",
+        note = "for a type of your crate, add `#[derive(serde::Serialize)]` to `{Self}`",
+        note = "a type that is not `Sync` (`Cell`, `Rc`) cannot be an argument: send the value it holds"
+    )]
+    pub trait ClientArgument: serde::Serialize + Sync {}
+    impl<T: serde::Serialize + Sync + ?Sized> ClientArgument for T {}
+
     /// Checked by `#[client]` for each argument type, at the argument's span.
-    pub fn assert_argument<T: serde::Serialize + Sync + ?Sized>() {}
+    pub fn assert_argument<T: ClientArgument + ?Sized>() {}
+
+    /// The `T` of a `#[client]` method returning `Result<T, HubError>`: decoded from a
+    /// client's answer.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a client result: it does not implement `serde::Deserialize`",
+        label = "the client answers with this value, so it must be decoded",
+        note = "for a type of your crate, add `#[derive(serde::Deserialize)]` to `{Self}`"
+    )]
+    pub trait ClientResult: serde::de::DeserializeOwned + Send + 'static {}
+    impl<T: serde::de::DeserializeOwned + Send + 'static> ClientResult for T {}
 
     /// Checked by `#[client]` for each client result type, at the type's span.
-    pub fn assert_result<T: serde::de::DeserializeOwned>() {}
+    pub fn assert_result<T: ClientResult>() {}
+
+    /// The item type of a hub method's `UploadStream<T>`: decoded from the client's items.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the item of an upload stream: it does not implement `serde::Deserialize`",
+        label = "clients send these items, so each must be decoded",
+        note = "for a type of your crate, add `#[derive(serde::Deserialize)]` to `{Self}`"
+    )]
+    pub trait UploadItem: serde::de::DeserializeOwned {}
+    impl<T: serde::de::DeserializeOwned> UploadItem for T {}
+
+    /// Checked by `#[hub]` for each upload stream, at the item type's span.
+    pub fn assert_upload_item<T: UploadItem>() {}
+
+    /// What a hub method returns (the `T` of `Result<T, E>`): sent to the caller.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be returned from a hub method: it does not implement `serde::Serialize`",
+        label = "the caller receives this value, so it must be encoded",
+        note = "for a type of your crate, add `#[derive(serde::Serialize)]` to `{Self}`",
+        note = "to stream values, return `impl Stream<Item = T> + Send` or a `tokio::sync::mpsc::Receiver<T>`"
+    )]
+    pub trait Returned: serde::Serialize {}
+    impl<T: serde::Serialize + ?Sized> Returned for T {}
+
+    /// Encodes a hub method's return value for its caller.
+    ///
+    /// # Errors
+    ///
+    /// As [`Call::reply`].
+    pub fn reply<T: Returned + ?Sized, H: Hub>(
+        call: &Call<H>,
+        value: &T,
+    ) -> Result<Reply, DispatchError> {
+        call.reply(value)
+    }
+
+    /// The error `E` of a hub method returning `Result<T, E>` (or streaming
+    /// `Result<T, E>` items): sent to the caller as text.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the error of a hub method: it does not implement `std::fmt::Display`",
+        label = "the caller receives this error as text",
+        note = "implement `std::fmt::Display` for `{Self}` (for instance with `thiserror`), or return `hubs::HubError`"
+    )]
+    pub trait MethodError: std::fmt::Display + 'static {}
+    impl<E: std::fmt::Display + 'static> MethodError for E {}
+
+    /// A hub method's error, for its caller.
+    pub fn failed<E: MethodError>(error: E) -> DispatchError {
+        DispatchError::failed(error)
+    }
+
+    /// An item a hub method streams: sent to the caller.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an item of a hub method's stream: it does not implement `serde::Serialize`",
+        label = "each item is sent to the caller, so it must be encoded",
+        note = "for a type of your crate, add `#[derive(serde::Serialize)]` to `{Self}`"
+    )]
+    pub trait StreamItem: serde::Serialize {}
+    impl<T: serde::Serialize> StreamItem for T {}
+
+    /// The stream a hub method returns: polled on the connection's task.
+    #[diagnostic::on_unimplemented(
+        message = "the stream a hub method returns must be `Send + 'static`",
+        label = "this stream is polled on the connection's task",
+        note = "write `impl Stream<Item = T> + Send + use<>`, and move what the stream uses into it (no `Rc`, no borrows of the hub or the arguments)"
+    )]
+    pub trait ItemStream<T>: Stream<Item = T> + Send + 'static {}
+    impl<T, S: Stream<Item = T> + Send + 'static> ItemStream<T> for S {}
+
+    /// A hub method's stream, for its caller.
+    pub fn stream<T: StreamItem, S: ItemStream<T>>(protocol: Protocol, items: S) -> ReplyStream {
+        crate::reply_stream(protocol, items)
+    }
+
+    /// A hub method's stream of `Result`s, for its caller: an `Err` ends it.
+    pub fn fallible_stream<T: StreamItem, E: MethodError, S: ItemStream<Result<T, E>>>(
+        protocol: Protocol,
+        items: S,
+    ) -> ReplyStream {
+        crate::reply_fallible_stream(protocol, items)
+    }
+
+    /// The error of `on_connected`, returning `Result<(), E>`: refuses the connection.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the error of `on_connected`: it does not convert into `HubError`",
+        label = "the connection is refused with this error",
+        note = "return `Result<(), HubError>`, or implement `From<{Self}> for hubs::HubError`"
+    )]
+    pub trait HookError: Into<HubError> {}
+    impl<E: Into<HubError>> HookError for E {}
+
+    /// `on_connected`'s error, as the runtime reports it.
+    pub fn hook_error<E: HookError>(error: E) -> HubError {
+        error.into()
+    }
 
     /// What `#[client]` implements for `dyn Trait`, so that `#[hub(client = Trait)]`
     /// finds the trait's proxy through the trait alone: importing the trait is enough.

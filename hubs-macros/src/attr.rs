@@ -46,6 +46,29 @@ pub(crate) fn once<T>(
     Ok(())
 }
 
+/// A flag (`typescript`, `skip`): an option without a value; its span.
+pub(crate) fn flag(meta: &ParseNestedMeta<'_>, usage: &str) -> syn::Result<proc_macro2::Span> {
+    if !(meta.input.is_empty() || meta.input.peek(syn::Token![,])) {
+        let name = meta
+            .path
+            .get_ident()
+            .map_or_else(|| "?".to_owned(), ToString::to_string);
+        return Err(meta.error(format!("`{name}` takes no value: write `{usage}`")));
+    }
+    Ok(meta.path.segments[0].ident.span())
+}
+
+/// `crate = "path"`: the path hubs is reached by, as a string.
+pub(crate) fn krate(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    let lit: syn::LitStr = meta.value()?.parse()?;
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "`crate` is the path hubs is reached by, as a string: `crate = \"my_crate::hubs\"`",
+        )
+    })
+}
+
 /// `unknown `{attribute}` option `x`; expected `a`, `b``, at the option.
 pub(crate) fn unknown(meta: &ParseNestedMeta<'_>, attribute: &str, allowed: &[&str]) -> syn::Error {
     let name = meta

@@ -107,6 +107,13 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
         #[allow(dead_code)]
         #item
 
+        // First, so that a type that cannot travel is reported here, at the user's type,
+        // before the proxy methods that use it.
+        #[allow(non_snake_case, dead_code)]
+        fn #check<__HubsClient: ?::core::marker::Sized + #trait_ident>() {
+            #(#assertions)*
+        }
+
         #receiver
 
         #[doc = #proxy_doc]
@@ -142,11 +149,6 @@ pub(crate) fn expand(model: &Model, item: &syn::ItemTrait) -> TokenStream {
         }
 
         #ask_items
-
-        #[allow(non_snake_case, dead_code)]
-        fn #check<__HubsClient: ?::core::marker::Sized + #trait_ident>() {
-            #(#assertions)*
-        }
     }
 }
 

@@ -32,11 +32,11 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream, errors: &Errors) -> Op
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
-                attr::once(&mut krate, &meta, "crate", |m| {
-                    m.value()?.parse::<LitStr>()?.parse::<Path>()
-                })
+                attr::once(&mut krate, &meta, "crate", attr::krate)
             } else if meta.path.is_ident("typescript") {
-                attr::once(&mut typescript, &meta, "typescript", |_| Ok(()))
+                attr::once(&mut typescript, &meta, "typescript", |m| {
+                    attr::flag(m, "#[client(typescript)]")
+                })
             } else {
                 Err(attr::unknown(&meta, "client", &["crate", "typescript"]))
             }

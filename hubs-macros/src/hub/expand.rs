@@ -281,7 +281,7 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &HubMethodDef) -> TokenSt
                 upload_index += 1;
                 if let Some(item) = item {
                     bindings.push(quote_spanned! {item.span()=>
-                        #p::assert_result::<#item>();
+                        #p::assert_upload_item::<#item>();
                     });
                 }
                 bindings.push(quote! {
@@ -305,59 +305,70 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &HubMethodDef) -> TokenSt
     } else {
         quote!(Self::#ident(&*self, #(#args),*))
     };
+    // A failed call's error, checked at the user's error type.
+    let failed = match &method.error {
+        Some(error) => quote_spanned!(error.span()=> #p::failed::<#error>),
+        None => quote!(#p::failed),
+    };
     let reply = match &method.ret {
         Return::Unit => quote! {
             let () = __hubs_out;
             ::core::result::Result::Ok(#p::Reply::Unit)
         },
         Return::Value(ty) => quote_spanned! {ty.span()=>
-            __hubs_call.reply::<#ty>(&__hubs_out)
+            #p::reply::<#ty, _>(&__hubs_call, &__hubs_out)
         },
         Return::Stream { stream, in_result } => {
+            // The stream, at the user's stream type: a stream that is not `Send` is
+            // reported there; an item that cannot be encoded, at the item type.
             let wrap = if stream.receiver {
-                quote!(#p::receiver_stream(__hubs_stream))
+                quote_spanned!(stream.ty.span()=> #p::receiver_stream(__hubs_stream))
             } else {
-                quote!(__hubs_stream)
+                quote_spanned!(stream.ty.span()=> __hubs_stream)
             };
-            let item = &stream.item;
-            let check = (!stream.fallible).then(|| {
-                quote_spanned! {item.span()=> #p::assert_argument::<#item>(); }
-            });
+            let item = stream_item(stream);
             let to_reply = if stream.fallible {
-                quote_spanned!(item.span()=> #p::reply_fallible_stream(__hubs_call.protocol(), #wrap))
+                let error = match &stream.error {
+                    Some(error) => quote!(#error),
+                    None => quote!(_),
+                };
+                quote_spanned!(item.span()=> #p::fallible_stream::<#item, #error, _>(__hubs_call.protocol(), #wrap))
             } else {
-                quote_spanned!(item.span()=> #p::reply_stream(__hubs_call.protocol(), #wrap))
+                quote_spanned!(item.span()=> #p::stream::<#item, _>(__hubs_call.protocol(), #wrap))
             };
             if *in_result {
                 quote! {
-                    #check
                     match __hubs_out {
                         ::core::result::Result::Ok(__hubs_stream) => {
                             ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
                         }
                         ::core::result::Result::Err(__hubs_error) => {
-                            ::core::result::Result::Err(#p::DispatchError::failed(__hubs_error))
+                            ::core::result::Result::Err(#failed(__hubs_error))
                         }
                     }
                 }
             } else {
                 quote! {
-                    #check
                     let __hubs_stream = __hubs_out;
                     ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
                 }
             }
         }
-        Return::Result(ok) => quote_spanned! {ok.span()=>
-            match __hubs_out {
-                ::core::result::Result::Ok(__hubs_value) => __hubs_call.reply::<#ok>(&__hubs_value),
-                ::core::result::Result::Err(__hubs_error) => {
-                    ::core::result::Result::Err(#p::DispatchError::failed(__hubs_error))
+        Return::Result(ok) => {
+            let reply =
+                quote_spanned!(ok.span()=> #p::reply::<#ok, _>(&__hubs_call, &__hubs_value));
+            quote! {
+                match __hubs_out {
+                    ::core::result::Result::Ok(__hubs_value) => #reply,
+                    ::core::result::Result::Err(__hubs_error) => {
+                        ::core::result::Result::Err(#failed(__hubs_error))
+                    }
                 }
             }
-        },
+        }
     };
-    quote! {
+    // The call's future, at the method's name: one that is not `Send` is reported there.
+    quote_spanned! {ident.span()=>
         #index => ::std::boxed::Box::pin(async move {
             #(#bindings)*
             let __hubs_out = #call;
@@ -386,7 +397,18 @@ fn on_connected(p: &TokenStream, hook: &Hook) -> TokenStream {
         quote!(Self::#ident(&*self, #cx))
     };
     let body = if hook.fallible {
-        quote!(#call.map_err(::core::convert::Into::<#p::HubError>::into))
+        // The conversion at the user's error type: one that is not a `HubError` is
+        // reported there.
+        let into = match &hook.error {
+            Some(error) => quote_spanned!(error.span()=> #p::hook_error::<#error>),
+            None => quote!(#p::hook_error),
+        };
+        quote! {
+            match #call {
+                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                ::core::result::Result::Err(__hubs_error) => ::core::result::Result::Err(#into(__hubs_error)),
+            }
+        }
     } else {
         quote!({ #call; ::core::result::Result::Ok(()) })
     };

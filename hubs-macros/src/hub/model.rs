@@ -50,6 +50,8 @@ pub(crate) struct HubMethodDef {
     pub(crate) is_async: bool,
     pub(crate) params: Vec<Param>,
     pub(crate) ret: Return,
+    /// The `E` of a `Result<T, E>` return (a value or a stream), as written.
+    pub(crate) error: Option<Type>,
     pub(crate) authorize: Option<Authorize>,
     pub(crate) limits: Vec<LimitSpec>,
     pub(crate) docs: Vec<String>,
@@ -81,15 +83,19 @@ pub(crate) enum Return {
     Result(Type),
     /// A server-to-client stream, possibly behind a `Result` (failing before any item).
     Stream {
-        stream: StreamShape,
+        stream: Box<StreamShape>,
         in_result: bool,
     },
 }
 
 /// What a streaming method returns.
 pub(crate) struct StreamShape {
+    /// The stream type as written (`impl Stream<Item = …>` or `Receiver<…>`).
+    pub(crate) ty: Type,
     /// The item type as written (`T` or `Result<T, E>`).
     pub(crate) item: Type,
+    /// The `E` of `Result<T, E>` items, as written.
+    pub(crate) error: Option<Type>,
     /// Whether items are `Result`s (an `Err` ends the stream with an error).
     pub(crate) fallible: bool,
     /// A `tokio::sync::mpsc::Receiver<T>` rather than an `impl Stream`.
@@ -124,10 +130,32 @@ pub(crate) fn stream_shape(ty: &Type) -> Option<StreamShape> {
     };
     let fallible = last_segment(&item).is_some_and(|s| s.ident == "Result");
     Some(StreamShape {
+        ty: ty.clone(),
+        error: result_error(&item),
         item,
         fallible,
         receiver,
     })
+}
+
+/// The `E` of `Result<T, E>`, when the type is written so.
+pub(crate) fn result_error(ty: &Type) -> Option<Type> {
+    let segment = last_segment(ty).filter(|s| s.ident == "Result")?;
+    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.iter().nth(1) {
+        Some(syn::GenericArgument::Type(error)) => Some(error.clone()),
+        _ => None,
+    }
+}
+
+/// The `E` of a method returning `Result<T, E>` (a value or a stream).
+pub(crate) fn return_error(output: &syn::ReturnType) -> Option<Type> {
+    match output {
+        syn::ReturnType::Type(_, ty) => result_error(ty),
+        syn::ReturnType::Default => None,
+    }
 }
 
 /// The item type a client receives: `T` for `T` and for `Result<T, E>`.
@@ -160,8 +188,10 @@ pub(crate) fn is_cancel(ty: &Type) -> bool {
 pub(crate) struct Hook {
     pub(crate) ident: Ident,
     pub(crate) is_async: bool,
-    /// Whether the hook returns `Result<(), HubError>` (else `()`).
+    /// Whether the hook returns `Result<(), E>` (else `()`).
     pub(crate) fallible: bool,
+    /// The `E` of `Result<(), E>`, as written.
+    pub(crate) error: Option<Type>,
     /// Whether `on_disconnected` takes the error parameter.
     pub(crate) takes_error: bool,
     pub(crate) context: Option<bool>,
@@ -222,14 +252,14 @@ pub(crate) fn return_shape(output: &syn::ReturnType) -> Return {
     match shape {
         Return::Result(ok) => match stream_shape(&ok) {
             Some(stream) => Return::Stream {
-                stream,
+                stream: Box::new(stream),
                 in_result: true,
             },
             None => Return::Result(ok),
         },
         Return::Value(ty) => match stream_shape(&ty) {
             Some(stream) => Return::Stream {
-                stream,
+                stream: Box::new(stream),
                 in_result: false,
             },
             None => Return::Value(ty),
@@ -343,6 +373,7 @@ pub(crate) fn lower(input: &Input) -> Model {
                     ident: f.sig.ident.clone(),
                     is_async,
                     fallible: matches!(return_shape(&f.sig.output), Return::Result(_)),
+                    error: return_error(&f.sig.output),
                     takes_error: params.iter().any(|p| !matches!(p, Param::Context { .. })),
                     context,
                 };
@@ -361,6 +392,7 @@ pub(crate) fn lower(input: &Input) -> Model {
             is_async,
             params,
             ret: return_shape(&f.sig.output),
+            error: return_error(&f.sig.output),
             authorize: f.authorize.clone(),
             limits: f.limits.clone(),
             docs: f.docs.clone(),

@@ -96,16 +96,21 @@ fn block_options(attr: TokenStream, errors: &Errors) -> BlockOptions {
             )
         } else if meta.path.is_ident("client") {
             attr::once(&mut options.client, &meta, "client", |m| {
-                m.value()?.parse::<Path>()
+                let value = m.value()?;
+                if value.peek(LitStr) {
+                    let lit: LitStr = value.parse()?;
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`client` names the `#[client]` trait as a path, without quotes: `client = ChatClient`",
+                    ));
+                }
+                value.parse::<Path>()
             })
         } else if meta.path.is_ident("crate") {
-            attr::once(&mut options.krate, &meta, "crate", |m| {
-                let lit: LitStr = m.value()?.parse()?;
-                lit.parse::<Path>()
-            })
+            attr::once(&mut options.krate, &meta, "crate", attr::krate)
         } else if meta.path.is_ident("typescript") {
             attr::once(&mut options.typescript, &meta, "typescript", |m| {
-                Ok(m.path.segments[0].ident.span())
+                attr::flag(m, "#[hub(typescript)]")
             })
         } else {
             Err(attr::unknown(
@@ -174,7 +179,7 @@ fn method_options(attrs: &mut Vec<Attribute>, errors: &Errors) -> MethodOptions 
                 })
             } else if meta.path.is_ident("skip") {
                 attr::once(&mut options.skip, &meta, "skip", |m| {
-                    Ok(m.path.segments[0].ident.span())
+                    attr::flag(m, "#[hub(skip)]")
                 })
             } else {
                 Err(attr::unknown(
@@ -200,7 +205,21 @@ fn param_input(typed: &mut PatType, errors: &Errors) -> ParamInput {
                 let span = meta.path.segments[0].ident.span();
                 attr::once(&mut service, &meta, "service", |m| {
                     let key = if m.input.peek(syn::Token![=]) {
-                        Some(m.value()?.parse::<LitStr>()?)
+                        // A key that is not a string is reported, and the parameter stays
+                        // a service (rather than becoming a payload with errors of its own).
+                        match m.value()?.parse::<syn::Expr>()? {
+                            syn::Expr::Lit(syn::ExprLit {
+                                lit: syn::Lit::Str(key),
+                                ..
+                            }) => Some(key),
+                            other => {
+                                errors.error_at(
+                                    other,
+                                    "`service` takes its key as a string: `#[hub(service = \"primary\")]`, or no key",
+                                );
+                                None
+                            }
+                        }
                     } else {
                         None
                     };

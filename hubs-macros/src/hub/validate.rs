@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use syn::{FnArg, Type};
 
 use super::model::{
-    ON_CONNECTED, ON_DISCONNECTED, Param, Return, Role, classify, return_shape, role, service_type,
-    wire_name,
+    ON_CONNECTED, ON_DISCONNECTED, Param, Return, Role, classify, is_cancel, is_upload,
+    last_segment, return_shape, role, service_type, single_generic, wire_name,
 };
 use super::parse::{FnInput, Input};
 use crate::diag::Errors;
@@ -49,12 +49,14 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
         }
         match role {
             Role::Hook(name) => {
-                hook(f, name, errors);
+                hook(f, name, &item.self_ty, errors);
                 continue;
             }
             Role::Helper => {
-                if let (false, Some(rename)) = (f.is_pub, &f.rename) {
-                    errors.error_at(rename, "`rename` on a private method: only visible methods (`pub`, `pub(crate)`, …) are hub methods");
+                match (f.is_pub, &f.rename) {
+                    (false, Some(rename)) => errors.error_at(rename, "`rename` on a private method: only visible methods (`pub`, `pub(crate)`, …) are hub methods"),
+                    (true, Some(rename)) => errors.error_at(rename, "`rename` on a `#[hub(skip)]` method: clients cannot call a skipped method, so it has no wire name"),
+                    (_, None) => {}
                 }
                 continue;
             }
@@ -75,7 +77,8 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
                     }
                 }
                 Param::Payload { ty, .. } => payload(&ty, errors),
-                Param::Context { .. } | Param::Upload { .. } | Param::Cancel => {}
+                Param::Context { .. } => context(&param.ty, &item.self_ty, errors),
+                Param::Upload { .. } | Param::Cancel => {}
             }
         }
         let name = f.sig.ident.to_string();
@@ -106,15 +109,13 @@ pub(crate) fn validate(input: &Input, errors: &Errors) {
 
 fn receiver(f: &FnInput, errors: &Errors) {
     match f.sig.inputs.first() {
-        Some(FnArg::Receiver(receiver)) => {
-            if receiver.reference.is_none() {
-                errors.error_at(receiver, "hub methods take `&self`, not `self` by value: the hub is shared by every call");
-            } else if receiver.mutability.is_some() {
-                errors.error_at(receiver, "hub methods take `&self`, not `&mut self`: the hub is shared by every call; keep mutable state behind a lock or in `Context::items`");
-            } else if !matches!(&*receiver.ty, Type::Reference(_)) {
-                errors.error_at(receiver, "hub methods take `&self`");
-            }
-        }
+        // `&self` and `self: &Self` alike: `receiver.ty` is the type either way.
+        Some(FnArg::Receiver(receiver)) => match &*receiver.ty {
+            Type::Reference(reference) if reference.mutability.is_none() => {}
+            Type::Reference(_) => errors.error_at(receiver, "hub methods take `&self`, not `&mut self`: the hub is shared by every call; keep mutable state behind a lock or in `Context::items`"),
+            _ if receiver.colon_token.is_none() => errors.error_at(receiver, "hub methods take `&self`, not `self` by value: the hub is shared by every call"),
+            _ => errors.error_at(receiver, "hub methods take `&self`: the runtime lends the shared hub to each call; for an `Arc` of the hub, hold one in the hub or use `HubContext`"),
+        },
         _ => errors.error_at(
             &f.sig.ident,
             "hub methods take `&self`; mark helper functions `#[hub(skip)]` or make them private",
@@ -148,17 +149,58 @@ fn signature(f: &FnInput, errors: &Errors) {
 
 fn payload(ty: &Type, errors: &Errors) {
     match ty {
+        Type::Reference(reference) if is_cancel(&reference.elem) => errors.error_at(
+            ty,
+            "take the cancellation token by value, `cancel: CancellationToken`: each call gets its own",
+        ),
+        Type::Reference(reference) if is_upload(&reference.elem) => errors.error_at(
+            ty,
+            "take an upload stream by value, `items: UploadStream<T>`: the method owns what the client sends",
+        ),
         Type::Reference(_) => errors.error_at(
             ty,
             "payload parameters are owned values (they are deserialized from the call); take `String` rather than `&str`, or mark an injected service with `#[hub(service)]`",
         ),
         Type::ImplTrait(_) => errors.error_at(ty, "`impl Trait` parameters are not supported in hub methods"),
-        Type::Infer(_) | Type::Never(_) => errors.error_at(ty, "unsupported parameter type"),
+        Type::Infer(_) | Type::Never(_) => errors.error_at(
+            ty,
+            "hub method parameters need a concrete type: the caller's argument is decoded into it",
+        ),
         _ => {}
     }
 }
 
-fn hook(f: &FnInput, name: &str, errors: &Errors) {
+/// `&Context<Self>` or `Context<Self>`: not `&mut`, and this hub's context.
+fn context(ty: &Type, self_ty: &Type, errors: &Errors) {
+    if let Type::Reference(reference) = ty
+        && reference.mutability.is_some()
+    {
+        errors.error_at(
+            ty,
+            "take the context as `&Context<Self>` or `Context<Self>`, not `&mut`: it is shared by the connection's calls",
+        );
+        return;
+    }
+    let hub = last_segment(match ty {
+        Type::Reference(reference) => &reference.elem,
+        other => other,
+    })
+    .and_then(single_generic);
+    let own = hub.is_some_and(|hub| {
+        last_segment(hub).is_some_and(|segment| {
+            segment.ident == "Self"
+                || last_segment(self_ty).is_some_and(|own| own.ident == segment.ident)
+        })
+    });
+    if let (false, Some(hub)) = (own, hub) {
+        errors.error_at(
+            hub,
+            "a hub method gets its own hub's context: write `Context<Self>`",
+        );
+    }
+}
+
+fn hook(f: &FnInput, name: &str, self_ty: &Type, errors: &Errors) {
     if let Some(rename) = &f.rename {
         errors.error_at(
             rename,
@@ -190,6 +232,7 @@ fn hook(f: &FnInput, name: &str, errors: &Errors) {
                 format!("hooks cannot inject services; expected {expected}"),
             ));
         } else if matches!(classify(param), Param::Context { .. }) {
+            context(&param.ty, self_ty, errors);
             contexts += 1;
             if contexts > 1 {
                 errors.error_at(
@@ -199,7 +242,7 @@ fn hook(f: &FnInput, name: &str, errors: &Errors) {
             }
         } else {
             others += 1;
-            let allowed = name == ON_DISCONNECTED && others == 1 && is_option(&param.ty);
+            let allowed = name == ON_DISCONNECTED && others == 1 && is_error_option(&param.ty);
             if !allowed {
                 errors.error_at(
                     &param.ty,
@@ -222,6 +265,11 @@ fn hook(f: &FnInput, name: &str, errors: &Errors) {
     }
 }
 
-fn is_option(ty: &Type) -> bool {
-    super::model::last_segment(ty).is_some_and(|s| s.ident == "Option")
+/// `Option<HubError>`.
+fn is_error_option(ty: &Type) -> bool {
+    last_segment(ty)
+        .filter(|s| s.ident == "Option")
+        .and_then(single_generic)
+        .and_then(last_segment)
+        .is_some_and(|s| s.ident == "HubError")
 }

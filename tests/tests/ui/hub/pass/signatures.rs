@@ -25,6 +25,7 @@ pub struct Everything;
 #[hub]
 impl Everything {
     pub fn unit(&self) {}
+    pub fn typed_receiver(self: &Self) {}
     pub fn unit_explicit(&self) -> () {}
     pub fn value(&self, a: i64, b: i64) -> i64 {
         a + b
