@@ -426,3 +426,62 @@ async fn a_million_items_each_way_with_bounded_memory() {
         after_download - before
     );
 }
+
+/// A stream whose items are always ready: it never waits on anything but its connection's
+/// queue.
+struct Firehose {
+    cancelled: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+#[hub]
+impl Firehose {
+    pub fn flood(
+        &self,
+        cancel: CancellationToken,
+        size: usize,
+    ) -> impl Stream<Item = String> + use<> {
+        let cancelled = self.cancelled.clone();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            let _ = cancelled.send(());
+        });
+        futures_util::stream::repeat("x".repeat(size))
+    }
+
+    pub fn echo(&self, text: String) -> String {
+        text
+    }
+}
+
+/// A stream that is always ready, on one thread, must leave the caller's connection
+/// readable: its CancelInvocation and its next call are read and served while the stream
+/// is still filling the queue (it used to starve the read loop, which waited for the queue
+/// under half of `pause_reading` while the stream refilled it to `pace` at every turn).
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_that_is_always_ready_leaves_its_caller_readable() {
+    for size in [1, 1024, 40 * 1024] {
+        let (cancelled, mut cancellations) = tokio::sync::mpsc::unbounded_channel();
+        let server = TestServer::new(Server::new().hub("/firehose", Firehose { cancelled }))
+            .expect("builds");
+        let client = server.client("/firehose").build();
+        client.start().await.expect("starts");
+        let firehose = FirehoseConnection::new(&client);
+        let mut flood = firehose.flood(size).await.expect("streams");
+        for _ in 0..3 {
+            assert_eq!(
+                flood.next().await.expect("an item").expect("ok").len(),
+                size
+            );
+        }
+        let echoed = tokio::time::timeout(Duration::from_secs(10), firehose.echo("hi".into()))
+            .await
+            .unwrap_or_else(|_| panic!("{size} B items: a call behind the stream was never read"));
+        assert_eq!(echoed.expect("echo"), "hi");
+        drop(flood);
+        tokio::time::timeout(Duration::from_secs(10), cancellations.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{size} B items: the cancel was never read"))
+            .expect("cancelled");
+        client.stop().await;
+    }
+}

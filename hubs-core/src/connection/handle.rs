@@ -158,6 +158,15 @@ impl ConnectionHandle {
         self.close_handle.close(CloseReason::Aborted);
     }
 
+    /// Ends the connection as [`abort`](Self::abort) does, with a reason: the client gets a
+    /// Close carrying `reason` as its error, and is told not to reconnect.
+    pub fn close_with(&self, reason: impl Into<String>) {
+        self.close_handle.close(CloseReason::Error {
+            text: reason.into(),
+            allow_reconnect: false,
+        });
+    }
+
     pub(crate) fn close_handle(&self) -> &CloseHandle {
         &self.close_handle
     }
@@ -433,6 +442,11 @@ impl ConnectionHandle {
                 () = self.queue.under(self.queue.budget().pace) => {}
                 () = self.close_handle.closed() => return false,
             }
+            // The read loop may be paused on this same queue (over `pause_reading`) and
+            // woken by the same drain: let it run before this stream refills the queue,
+            // so that it reads what the client sent (a CancelInvocation, the next call)
+            // at once rather than when the stream's budget runs out (`pump`).
+            tokio::task::yield_now().await;
         }
         !self.close_handle.is_closed()
     }
