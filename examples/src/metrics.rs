@@ -31,7 +31,7 @@ const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 /// It also starts a thread that runs the recorder's upkeep every 5 s. Without it, every
 /// histogram sample is kept until the next scrape: a server nobody scrapes grows by a
 /// few bytes per invocation and connection, for ever (found by the churn test,
-/// `tests/tests/churn.rs`).
+/// `tests/tests/floods.rs`).
 ///
 /// # Errors
 ///
