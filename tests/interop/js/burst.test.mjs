@@ -11,7 +11,7 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-    HUBS_URL, PROTOCOLS, STEP_MS, TRANSPORT, fileBudget, protocolSkip, signalR, unique,
+    CLIENT_NAME, HUBS_URL, LACKS, PROTOCOLS, STEP_MS, TRANSPORT, fileBudget, protocolSkip, signalR, unique,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;
@@ -19,8 +19,17 @@ const { withTimeout, waitFor } = fileBudget({ WebSockets: 150000, ServerSentEven
 /** A burst's own bound: generous, since it only guards against a hang. */
 const BURST_MS = 60000;
 const BURST_OPTS = { timeout: 90000 };
+/**
+ * Whether unawaited sends reach the server in the order they were made. Not before 3.0 over SSE
+ * and long polling (LACKS.orderedPosts: one POST per message, all at once); there every message
+ * must still arrive exactly once and every invocation be answered with its own result.
+ */
+const ORDERED = TRANSPORT === "WebSockets" || !LACKS.orderedPosts;
+if (!ORDERED) {
+    console.log(`# bursts: order not checked: ${LACKS.orderedPosts}`);
+}
 
-const CLIENTS = [{ name: `@microsoft/signalr ${signalR.VERSION}`, signalR, protocols: PROTOCOLS }];
+const CLIENTS = [{ name: CLIENT_NAME, signalR, protocols: PROTOCOLS }];
 
 const open = new Set();
 
@@ -50,7 +59,8 @@ async function stopAll() {
 
 function assertOpen(connection, who) {
     assert.equal(connection.closed.fired, false, `${who} was closed: ${connection.closed.error}`);
-    assert.equal(connection.state, "Connected", `${who} is ${connection.state}`);
+    // A string from 3.0 on, a number (its enum) in 1.x.
+    assert.equal(connection.state, signalR.HubConnectionState.Connected, `${who} is ${connection.state}`);
 }
 
 /**
@@ -82,6 +92,15 @@ async function groupBurst(client, protocol, { receivers, count, size }) {
     members.forEach((member, i) => {
         assertOpen(member.connection, `member ${i}`);
         assert.equal(member.got.length, count, `member ${i} got ${member.got.length} of ${count}`);
+        if (!ORDERED) {
+            const numbers = member.got.map((message) => Number(message.slice(0, 8))).sort((x, y) => x - y);
+            numbers.forEach((number, n) => {
+                if (number !== n) {
+                    assert.fail(`member ${i}: message ${n} missing or duplicated`);
+                }
+            });
+            return;
+        }
         member.got.forEach((message, n) => {
             if (!message.startsWith(`${String(n).padStart(8, "0")}:`)) {
                 assert.fail(`member ${i}: message ${n} out of order: ${message.slice(0, 8)}`);
@@ -121,7 +140,7 @@ for (const client of CLIENTS) {
                         }
                         const results = await withTimeout(Promise.all(calls), BURST_MS, "10,000 Echo results");
                         results.forEach((value, i) => assert.equal(value, `echo-${i}`));
-                        order.forEach((value, i) => {
+                        (ORDERED ? order : []).forEach((value, i) => {
                             if (value !== i) {
                                 assert.fail(`answer ${i} was for invocation ${value}`);
                             }

@@ -9,7 +9,7 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-    HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR,
+    HUBS_URL, LACKS, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR,
 } from "./common.mjs";
 
 /** The file's budget (a few seconds against a healthy server); SSE and long polling get more room. */
@@ -45,7 +45,7 @@ async function clientResult(connectionId) {
 }
 
 for (const protocol of PROTOCOLS) {
-    describe(`client results over ${TRANSPORT} (${protocol.name})`, { skip: protocolSkip(protocol) }, () => {
+    describe(`client results over ${TRANSPORT} (${protocol.name})`, { skip: protocolSkip(protocol) || LACKS.clientResults }, () => {
         afterEach(async () => {
             const connections = [...open];
             open.clear();

@@ -12,7 +12,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import {
-    GENERATION, HUBS_URL, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget, requireSignalR, signalR, sleep,
+    GENERATION, HUBS_URL, LACKS, STEP_MS, TEST_OPTS, TRANSPORT, deferred, fileBudget, requireSignalR, signalR, sleep,
 } from "./common.mjs";
 
 // `HttpConnection` is not exported by the package's index (the official functional tests import it
@@ -25,6 +25,29 @@ const ECHO_URL = `${HUBS_URL}/echo`;
 const { withTimeout } = fileBudget(60000);
 
 const logger = { log: (level, message) => { if (level >= signalR.LogLevel.Error) console.error(message); } };
+
+/** The HTTP reason phrases of the statuses a negotiate is refused with here. */
+const REASON = { 400: "Bad Request", 401: "Unauthorized" };
+
+/**
+ * Checks what `start()` rejected with when negotiate was answered `status` with `body`. From 6.0
+ * on the client wraps the HttpError: `Failed to complete negotiation with the server: Error:
+ * <body, or the reason phrase if empty>: Status code '<status>'`. Before (1.x to 5.0) it rejects
+ * with the HttpError itself, whose message is the reason phrase alone (the body is not read) and
+ * whose `statusCode` is the status.
+ */
+function assertNegotiateRefused(error, status, body) {
+    if (GENERATION < 6) {
+        assert.ok(error instanceof signalR.HttpError, `not an HttpError: ${error}`);
+        assert.equal(error.statusCode, status);
+        assert.equal(error.message, REASON[status]);
+    } else if (body === undefined) {
+        assert.match(error.message, new RegExp(`Status code '${status}'`));
+    } else {
+        assert.equal(error.message, `Failed to complete negotiation with the server: Error: ${body}: Status code '${status}'`);
+    }
+    return true;
+}
 
 /**
  * Starts an `HttpConnection` to `/echo` (forced to `transport` unless it is undefined) and
@@ -74,6 +97,21 @@ class RecordingHttpClient extends signalR.DefaultHttpClient {
         });
         return response;
     }
+}
+
+/**
+ * Before 3.0 (LACKS.handledStopFailure) the client does not catch what its transport's `stop()`
+ * rejects with when a Close message stops it: over long polling, the DELETE it then sends with a
+ * token that has just expired is refused 401, and would be an unhandled rejection that fails the
+ * file. This catches and prints it, for `connection` only (its HttpConnection's `stop`).
+ */
+function catchStopFailure(connection) {
+    if (!LACKS.handledStopFailure) {
+        return;
+    }
+    const http = connection.connection;
+    const stop = http.stop.bind(http);
+    http.stop = (error) => stop(error).catch((e) => console.log(`# ${LACKS.handledStopFailure}: stop() failed: ${e}`));
 }
 
 const open = new Set();
@@ -155,10 +193,8 @@ describe("raw connection endpoints (transport-independent)", { skip: ONCE }, () 
             .withUrl(`${HUBS_URL}/bad-negotiate`)
             .configureLogging(signalR.LogLevel.None)
             .build();
-        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), (error) => {
-            assert.equal(error.message, "Failed to complete negotiation with the server: Error: Some response from server: Status code '400'");
-            return true;
-        });
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"),
+            (error) => assertNegotiateRefused(error, 400, "Some response from server"));
     });
 });
 
@@ -182,13 +218,24 @@ describe(`/uncreatable over ${TRANSPORT}`, () => {
         const prefix = "Server returned an error on close: Connection closed with an error.";
         assert.ok(error.message.startsWith(prefix), `unexpected error: ${error.message}`);
         assert.match(error.message, /Unable to resolve service/);
-        assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
+        // Before 3.0, start() resolves after onclose when the handshake answer and the Close arrive
+        // together (SSE), and sets the state Connected then (LACKS.closeWithTransportEnd).
+        if (!LACKS.closeWithTransportEnd) {
+            assert.equal(connection.state, signalR.HubConnectionState.Disconnected);
+        }
     });
 });
 
 describe(`/authorizedhub over ${TRANSPORT}`, () => {
+    /**
+     * A fresh token for one user (`/generateJwtToken` makes up a new user without `user=`). Before
+     * 7.0 the client asks its `accessTokenFactory` for every request (negotiate, the transport's
+     * connect, each poll and POST; 7.0 keeps the token until a 401), and the server refuses
+     * another user's token on a running connection (403), as ASP.NET Core does.
+     */
+    const tokenUser = `factory-${Math.random().toString(36).slice(2, 8)}`;
     const getToken = async () => {
-        const response = await withTimeout(fetch(`${HUBS_URL}/generateJwtToken`), STEP_MS, "GET /generateJwtToken");
+        const response = await withTimeout(fetch(`${HUBS_URL}/generateJwtToken?user=${tokenUser}`), STEP_MS, "GET /generateJwtToken");
         assert.equal(response.status, 200);
         return response.text();
     };
@@ -210,15 +257,14 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
 
     it("without a token, start() fails with the official 401 text", TEST_OPTS, async () => {
         const connection = build({});
-        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), (error) => {
-            assert.equal(error.message, "Failed to complete negotiation with the server: Error: Unauthorized: Status code '401'");
-            return true;
-        });
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"),
+            (error) => assertNegotiateRefused(error, 401, "Unauthorized"));
     });
 
     it("a token the server never issued is refused too", TEST_OPTS, async () => {
         const connection = build({ accessTokenFactory: () => "hubs.forged" });
-        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"),
+            (error) => assertNegotiateRefused(error, 401));
     });
 
     const tokenFor = async (query) => {
@@ -268,14 +314,16 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
         const [header, payload] = token.split(".");
         const forged = `${header}.${payload}.${Buffer.from("not the signature").toString("base64url")}`;
         const connection = build({ accessTokenFactory: () => forged });
-        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"),
+            (error) => assertNegotiateRefused(error, 401));
     });
 
     it("an expired token is refused", TEST_OPTS, async () => {
         const token = await tokenFor("user=late&lifetime=1");
         await sleep(2100);
         const connection = build({ accessTokenFactory: () => token });
-        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"), /Status code '401'/);
+        await assert.rejects(withTimeout(connection.start(), STEP_MS, "start()"),
+            (error) => assertNegotiateRefused(error, 401));
     });
 
     // On long polling the server does not close a connection of a client from 11.0 on (it tells them
@@ -289,13 +337,19 @@ describe(`/authorizedhub over ${TRANSPORT}`, () => {
 
     it("the connection closes when its token expires, with an error and no reconnect", { ...TEST_OPTS, timeout: 12000, skip: closesAtExpiry }, async () => {
         const token = await tokenFor("user=brief&lifetime=2");
-        const connection = new signalR.HubConnectionBuilder()
+        let builder = new signalR.HubConnectionBuilder()
             .withUrl(`${HUBS_URL}/authorizedhub`, { transport: signalR.HttpTransportType[TRANSPORT], accessTokenFactory: () => token })
-            .withAutomaticReconnect([0, 0, 0])
-            .configureLogging(signalR.LogLevel.None)
-            .build();
+            .configureLogging(signalR.LogLevel.None);
+        // Before 3.0 there is no automatic reconnect to refrain from: the close alone is checked.
+        if (!LACKS.automaticReconnect) {
+            builder = builder.withAutomaticReconnect([0, 0, 0]);
+        }
+        const connection = builder.build();
+        catchStopFailure(connection);
         let reconnecting = false;
-        connection.onreconnecting(() => { reconnecting = true; });
+        if (!LACKS.automaticReconnect) {
+            connection.onreconnecting(() => { reconnecting = true; });
+        }
         const closed = new Promise((resolve) => connection.onclose(resolve));
         open.add(connection);
         await withTimeout(connection.start(), STEP_MS, "start()");

@@ -20,7 +20,8 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-    ABSENCE_MS, HUBS_URL, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, protocolSkip, signalR, sleep, unique,
+    ABSENCE_MS, CLIENT_NAME, HUBS_URL, LACKS, PROTOCOLS, STEP_MS, TEST_OPTS, TRANSPORT, connectionIdOf, fileBudget,
+    protocolSkip, signalR, sleep, unique, withServerTimeout,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;
@@ -46,7 +47,7 @@ async function connect(protocol, { skipNegotiation = false, serverTimeoutMs } = 
         .withHubProtocol(protocol.create())
         .configureLogging(signalR.LogLevel.Warning);
     if (serverTimeoutMs !== undefined) {
-        builder = builder.withServerTimeout(serverTimeoutMs);
+        builder = withServerTimeout(builder, serverTimeoutMs);
     }
     const connection = builder.build();
     const info = { fired: false, error: undefined };
@@ -167,9 +168,10 @@ for (const protocol of PROTOCOLS) {
             }
         });
 
+        // connectionIdOf: `connection.connectionId`, or before 3.0 the `id` its transport connected with.
         it("GetCallerConnectionId equals connection.connectionId", TEST_OPTS, async () => {
             const connection = await connect(protocol);
-            const expected = connection.connectionId;
+            const expected = connectionIdOf(connection);
             assert.equal(typeof expected, "string");
             assert.ok(expected.length > 0, "client has an empty connectionId");
             assert.equal(await invoke(connection, "GetCallerConnectionId"), expected);
@@ -293,25 +295,37 @@ for (const protocol of PROTOCOLS) {
                 assert.equal(gc.filter(isM).length, 0, "C is in neither group");
             });
 
-            it("GroupMembers lists the members, sorted, and AskGroup gathers their results", TEST_OPTS, async () => {
+            it("GroupMembers lists the members, sorted", TEST_OPTS, async () => {
+                const [a, b, c] = await Promise.all([connect(protocol), connect(protocol), connect(protocol)]);
+                const group = unique("members");
+                await Promise.all([invoke(a, "JoinGroup", group), invoke(b, "JoinGroup", group)]);
+                const members = await invoke(c, "GroupMembers", group);
+                assert.deepEqual(members, [connectionIdOf(a), connectionIdOf(b)].sort());
+            });
+
+            it("AskGroup gathers the members' results", { ...TEST_OPTS, skip: LACKS.clientResults }, async () => {
                 const [a, b, c] = await Promise.all([connect(protocol), connect(protocol), connect(protocol)]);
                 a.on("Result", () => 2);
                 b.on("Result", () => 1);
                 c.on("Result", () => 3);
                 const group = unique("ask");
                 await Promise.all([invoke(a, "JoinGroup", group), invoke(b, "JoinGroup", group)]);
-                const members = await invoke(c, "GroupMembers", group);
-                assert.deepEqual(members, [a.connectionId, b.connectionId].sort());
                 // The caller is a member too: its own handler answers while it waits.
                 assert.deepEqual(await invoke(a, "AskGroup", group), [1, 2]);
             });
 
             it("Kick ends another connection without an error; an unknown id is false", TEST_OPTS, async () => {
                 const [a, b] = await Promise.all([connect(protocol), connect(protocol)]);
-                assert.equal(await invoke(a, "Kick", b.connectionId), true);
+                assert.equal(await invoke(a, "Kick", connectionIdOf(b)), true);
                 const info = closeInfo.get(b);
                 await waitFor(() => info.fired, STEP_MS, "onclose of the kicked connection");
-                assert.equal(info.error, undefined, "a kick is a Close without an error");
+                if (TRANSPORT === "ServerSentEvents" && LACKS.closeWithTransportEnd) {
+                    // The stream's end, right behind the Close, wins the race in 1.x.
+                    assert.ok(info.error === undefined || info.error.message === "Error occurred",
+                        `${CLIENT_NAME}: a kick is a Close without an error, or the SSE stream's end: ${info.error}`);
+                } else {
+                    assert.equal(info.error, undefined, "a kick is a Close without an error");
+                }
                 assert.equal(await invoke(a, "Kick", "no-such-connection"), false);
                 await assertStillWorks(a);
             });
@@ -335,7 +349,7 @@ for (const protocol of PROTOCOLS) {
         const skipNegotiationSkip = TRANSPORT === "WebSockets" ? false : "skipNegotiation is WebSockets-only";
         it("skipNegotiation connects straight over WebSockets", { ...TEST_OPTS, skip: skipNegotiationSkip }, async () => {
             const connection = await connect(protocol, { skipNegotiation: true });
-            assert.equal(connection.connectionId, null, "the client has no connection id without negotiate");
+            assert.equal(connectionIdOf(connection), null, "the client has no connection id without negotiate");
             assert.equal(await invoke(connection, "Echo", "skipped"), "skipped");
             const id = await invoke(connection, "GetCallerConnectionId");
             assert.equal(typeof id, "string");

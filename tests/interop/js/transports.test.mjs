@@ -20,8 +20,8 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-    ABSENCE_MS, HUBS_URL, JSON_PROTOCOL, MSGPACK_PROTOCOL, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, signalR, sleep,
-    unique,
+    ABSENCE_MS, HUBS_URL, JSON_PROTOCOL, LACKS, MSGPACK_PROTOCOL, STEP_MS, TEST_OPTS, TRANSPORT, fileBudget, signalR,
+    sleep, unique,
 } from "./common.mjs";
 
 const HUB_URL = `${HUBS_URL}/testhub`;
@@ -177,7 +177,7 @@ describe("transports", { skip: FILE_SKIP }, () => {
         }
     });
 
-    describe("the Node client's User-Agent reaches the hub", () => {
+    describe("the Node client's User-Agent reaches the hub", { skip: LACKS.userAgent }, () => {
         for (const [transport, protocol] of COMBINATIONS) {
             it(`${transport} + ${protocol.name}: GetHeader("User-Agent") starts with "Microsoft SignalR/"`, TEST_OPTS, async () => {
                 const connection = await connect(protocol, transport);
