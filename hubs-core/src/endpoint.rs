@@ -13,6 +13,9 @@ use crate::dispatch;
 use crate::hub::definition::Hub;
 use crate::hub::options::HubOptions;
 use crate::hub::refresh::{RefreshRefused, Refreshed};
+use crate::routing::presence::Presence;
+use crate::routing::recipients::{Groups, Many, Recipients};
+use crate::routing::selection::Selection;
 use crate::runtime::HubRuntime;
 
 /// A mounted hub as transports see it: type-erased, so one server holds many hubs.
@@ -79,6 +82,28 @@ pub trait HubEndpoint: Send + Sync + 'static {
         let _ = user;
         Box::pin(async { crate::base::authorization::Verdict::Allowed })
     }
+
+    /// The selected connections of the hub, to send to from outside it (code that reaches
+    /// hubs by name, such as the REST API): through the hub's lifetime manager and
+    /// outgoing filters, with confirmed sends (they return once the message is handed
+    /// over for every server, so a routing failure is the caller's to see). `None` for an
+    /// endpoint that is not a hub.
+    fn recipients(&self, selection: Selection) -> Option<Recipients<Many>> {
+        let _ = selection;
+        None
+    }
+
+    /// The hub's group membership, of connections and of users. `None` for an endpoint
+    /// that is not a hub.
+    fn groups(&self) -> Option<Groups> {
+        None
+    }
+
+    /// Who is connected to the hub, on every server; closing connections. `None` for an
+    /// endpoint that is not a hub.
+    fn presence(&self) -> Option<Presence> {
+        None
+    }
 }
 
 impl<H: Hub> HubEndpoint for HubRuntime<H> {
@@ -127,5 +152,23 @@ impl<H: Hub> HubEndpoint for HubRuntime<H> {
             self.shared.name.clone(),
         );
         Box::pin(async move { policies.check(&requirement, user, hub, None).await })
+    }
+
+    fn recipients(&self, selection: Selection) -> Option<Recipients<Many>> {
+        let shared = &self.shared;
+        Some(Recipients::new(
+            (shared.lifetime.clone(), shared.outgoing.clone()),
+            selection,
+            shared.options.client_result_timeout,
+            true,
+        ))
+    }
+
+    fn groups(&self) -> Option<Groups> {
+        Some(self.shared.groups())
+    }
+
+    fn presence(&self) -> Option<Presence> {
+        Some(self.shared.presence())
     }
 }

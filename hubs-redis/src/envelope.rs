@@ -60,6 +60,8 @@ pub(crate) enum Envelope {
         origin: String,
         request: u64,
         connection: String,
+        /// The Close's error, if the close gave one.
+        reason: Option<String>,
     },
     /// A group change was made.
     Ack { request: u64 },

@@ -45,6 +45,11 @@ impl Keys {
     pub(crate) fn owner(&self, connection: &str) -> String {
         format!("{}:owner:{connection}", self.base)
     }
+    /// The groups a user is recorded in (group → the end of the record, in ms since the
+    /// Unix epoch).
+    pub(crate) fn user_groups(&self, user: &str) -> String {
+        format!("{}:user-groups:{user}", self.base)
+    }
     pub(crate) fn alive(&self, server: &str) -> String {
         format!("{}:alive:{server}", self.base)
     }

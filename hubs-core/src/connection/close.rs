@@ -107,6 +107,14 @@ impl CloseHandle {
         self.mark_closed();
     }
 
+    /// Closes with `text` as the Close's error, telling the client not to reconnect.
+    pub(crate) fn close_with(&self, text: String) {
+        self.close(CloseReason::Error {
+            text,
+            allow_reconnect: false,
+        });
+    }
+
     /// Ends without a reason of its own (the read loop has one, or saw the token
     /// cancelled from outside).
     pub(crate) fn mark_closed(&self) {

@@ -158,13 +158,9 @@ impl ConnectionHandle {
         self.close_handle.close(CloseReason::Aborted);
     }
 
-    /// Ends the connection as [`abort`](Self::abort) does, with a reason: the client gets a
-    /// Close carrying `reason` as its error, and is told not to reconnect.
+    /// Ends the connection as [`abort`](Self::abort) does, its Close carrying `reason`.
     pub fn close_with(&self, reason: impl Into<String>) {
-        self.close_handle.close(CloseReason::Error {
-            text: reason.into(),
-            allow_reconnect: false,
-        });
+        self.close_handle.close_with(reason.into());
     }
 
     pub(crate) fn close_handle(&self) -> &CloseHandle {

@@ -1,7 +1,7 @@
 //! The routing trait: one per hub, in memory or over a backplane.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -74,6 +74,59 @@ pub trait LifetimeManager: Send + Sync + 'static {
             }
             None => false,
         }
+    }
+
+    /// Ends a connection wherever it is, as [`abort`](Self::abort) does; with a `reason`,
+    /// the client's Close carries it as its error. `true` if it existed.
+    async fn close(&self, connection: &ConnectionId, reason: Option<&str>) -> bool {
+        match (self.connection(connection), reason) {
+            (Some(handle), Some(reason)) => {
+                handle.close_with(reason);
+                true
+            }
+            (Some(handle), None) => {
+                handle.abort();
+                true
+            }
+            (None, _) => false,
+        }
+    }
+
+    /// Records that `user` is in `group` until `until`: every connection of the user that
+    /// starts meanwhile, on any server, joins the group. Connections already running are
+    /// the caller's to add ([`Groups::add_user`](crate::Groups::add_user) does both).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when the record cannot be stored; the default keeps none.
+    async fn add_user_to_group(
+        &self,
+        user: &str,
+        group: &str,
+        until: SystemTime,
+    ) -> Result<(), SendError> {
+        let _ = (user, group, until);
+        Err(SendError::Routing(
+            "this lifetime manager keeps no user groups".to_owned(),
+        ))
+    }
+
+    /// Forgets the record that `user` is in `group` (connections already in it stay).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when the record cannot be removed; the default keeps none.
+    async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), SendError> {
+        let _ = (user, group);
+        Err(SendError::Routing(
+            "this lifetime manager keeps no user groups".to_owned(),
+        ))
+    }
+
+    /// The groups `user` is recorded in and whose record has not expired.
+    async fn user_groups(&self, user: &str) -> Vec<String> {
+        let _ = user;
+        Vec::new()
     }
 
     /// Invokes `target` on one connection and waits for its result (a client result).

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -14,6 +14,7 @@ use crate::routing::deliver::deliver;
 use crate::routing::lifetime::LifetimeManager;
 use crate::routing::message::SerializedMessage;
 use crate::routing::selection::Selection;
+use crate::routing::user_groups::UserGroups;
 use hubs_protocol::Arguments;
 use hubs_protocol::Outcome;
 
@@ -29,6 +30,8 @@ struct State {
     groups: HashMap<String, HashSet<ConnectionId>>,
     users: HashMap<String, HashSet<ConnectionId>>,
     memberships: HashMap<ConnectionId, HashSet<String>>,
+    /// Users recorded in groups: their connections join when they start.
+    user_groups: UserGroups,
 }
 
 impl InMemoryLifetimeManager {
@@ -118,16 +121,27 @@ fn unique<'a>(
 impl LifetimeManager for InMemoryLifetimeManager {
     async fn on_connected(&self, connection: Arc<ConnectionHandle>) {
         let mut state = self.write();
+        let id = connection.id().clone();
         if let Some(user) = connection.user() {
             state
                 .users
                 .entry(user.to_owned())
                 .or_default()
-                .insert(connection.id().clone());
+                .insert(id.clone());
+            for group in state.user_groups.live(user, SystemTime::now()) {
+                state
+                    .groups
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(id.clone());
+                state
+                    .memberships
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(group);
+            }
         }
-        state
-            .connections
-            .insert(connection.id().clone(), connection);
+        state.connections.insert(id, connection);
     }
 
     async fn on_disconnected(&self, connection: &ConnectionHandle) {
@@ -204,6 +218,25 @@ impl LifetimeManager for InMemoryLifetimeManager {
 
     fn connection(&self, id: &ConnectionId) -> Option<Arc<ConnectionHandle>> {
         self.read().connections.get(id).cloned()
+    }
+
+    async fn add_user_to_group(
+        &self,
+        user: &str,
+        group: &str,
+        until: SystemTime,
+    ) -> Result<(), SendError> {
+        self.write().user_groups.add(user, group, until);
+        Ok(())
+    }
+
+    async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), SendError> {
+        self.write().user_groups.remove(user, group);
+        Ok(())
+    }
+
+    async fn user_groups(&self, user: &str) -> Vec<String> {
+        self.write().user_groups.live(user, SystemTime::now())
     }
 
     async fn groups_of(&self, connection: &ConnectionId) -> Vec<String> {

@@ -10,6 +10,7 @@ pub(crate) mod message;
 pub(crate) mod presence;
 pub(crate) mod recipients;
 pub(crate) mod selection;
+pub(crate) mod user_groups;
 
 pub use deliver::deliver;
 pub use lifetime::LifetimeManager;

@@ -54,6 +54,11 @@ impl Presence {
         self.lifetime.groups_of(connection).await
     }
 
+    /// The connections a selection names.
+    pub async fn connections(&self, selection: &Selection) -> Vec<ConnectionId> {
+        self.lifetime.connection_ids(selection).await
+    }
+
     /// How many connections a selection names.
     pub async fn count(&self, selection: &Selection) -> usize {
         self.lifetime.connection_ids(selection).await.len()
@@ -64,5 +69,12 @@ impl Presence {
     /// existed.
     pub async fn kick(&self, connection: &ConnectionId) -> bool {
         self.lifetime.abort(connection).await
+    }
+
+    /// Ends `connection` wherever it is, as [`kick`](Self::kick) does; with a `reason`,
+    /// the client's Close carries it as its error (the client reports it). `true` if it
+    /// existed.
+    pub async fn close(&self, connection: &ConnectionId, reason: Option<&str>) -> bool {
+        self.lifetime.close(connection, reason).await
     }
 }

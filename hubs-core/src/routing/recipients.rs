@@ -355,4 +355,117 @@ impl Groups {
     pub async fn remove(&self, connection: &ConnectionId, group: &str) -> Result<(), SendError> {
         self.lifetime.remove_from_group(connection, group).await
     }
+
+    /// Puts `user` in `group`: every connection the user has now, on any server, joins
+    /// it, and so does every connection the user opens while the membership lasts.
+    ///
+    /// The membership lasts `ttl` (`None`: a year, as the Azure SignalR Service keeps
+    /// it). With a zero `ttl` only the connections the user has now join. When a `ttl`
+    /// ends (and no later `add_user` extended it), the user's connections then in the
+    /// group leave it; a server that restarts meanwhile forgets that timer, and the
+    /// record still ends at its time, so no later connection joins.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when the membership cannot be recorded (a lifetime manager
+    /// that keeps no user groups) or a connection's server cannot be reached.
+    pub async fn add_user(
+        &self,
+        user: &str,
+        group: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), SendError> {
+        const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+        let lasts = ttl.unwrap_or(YEAR);
+        if !lasts.is_zero() {
+            let until = std::time::SystemTime::now() + lasts;
+            self.lifetime.add_user_to_group(user, group, until).await?;
+        }
+        for connection in self.user_connections(user).await {
+            self.lifetime.add_to_group(&connection, group).await?;
+        }
+        if let Some(ttl) = ttl.filter(|ttl| !ttl.is_zero()) {
+            let (lifetime, user, group) =
+                (self.lifetime.clone(), user.to_owned(), group.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(ttl).await;
+                if lifetime.user_groups(&user).await.contains(&group) {
+                    return;
+                }
+                let groups = Groups { lifetime };
+                let _ = groups.leave(&user, &group).await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes `user` out of `group`: the membership [`add_user`](Self::add_user) recorded
+    /// ends, and every connection the user has now, on any server, leaves the group.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Routing`] when the record cannot be removed or a connection's server
+    /// cannot be reached.
+    pub async fn remove_user(&self, user: &str, group: &str) -> Result<(), SendError> {
+        self.lifetime.remove_user_from_group(user, group).await?;
+        self.leave(user, group).await
+    }
+
+    /// Takes `user` out of every group: every recorded membership ends, and every
+    /// connection the user has now leaves every group it is in.
+    ///
+    /// # Errors
+    ///
+    /// As [`remove_user`](Self::remove_user).
+    pub async fn remove_user_from_all(&self, user: &str) -> Result<(), SendError> {
+        for group in self.lifetime.user_groups(user).await {
+            self.lifetime.remove_user_from_group(user, &group).await?;
+        }
+        for connection in self.user_connections(user).await {
+            for group in self.lifetime.groups_of(&connection).await {
+                self.lifetime.remove_from_group(&connection, &group).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `user` is in `group`: a membership recorded by
+    /// [`add_user`](Self::add_user) lasts, or a connection of the user is in it.
+    pub async fn has_user(&self, user: &str, group: &str) -> bool {
+        if self
+            .lifetime
+            .user_groups(user)
+            .await
+            .iter()
+            .any(|g| g == group)
+        {
+            return true;
+        }
+        for connection in self.user_connections(user).await {
+            if self
+                .lifetime
+                .groups_of(&connection)
+                .await
+                .iter()
+                .any(|g| g == group)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes the user's connections from `group`.
+    async fn leave(&self, user: &str, group: &str) -> Result<(), SendError> {
+        for connection in self.user_connections(user).await {
+            self.lifetime.remove_from_group(&connection, group).await?;
+        }
+        Ok(())
+    }
+
+    async fn user_connections(&self, user: &str) -> Vec<ConnectionId> {
+        self.lifetime
+            .connection_ids(&Selection::User(user.to_owned()))
+            .await
+    }
 }

@@ -1,7 +1,7 @@
 //! The backplane as a `LifetimeManager`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use hubs_core::protocol::{Outcome, Protocol, Value};
@@ -32,6 +32,13 @@ impl LifetimeManager for RedisLifetimeManager {
             let mut add = redis::cmd("SADD");
             add.arg(self.keys.user(&user)).arg(&me);
             self.outbox.command(add);
+            // The groups the user is recorded in, on any server, take this connection.
+            let connection = ConnectionId::from(id.as_str());
+            for group in self.recorded_user_groups(&user).await {
+                if let Err(error) = self.add_local(&connection, &group).await {
+                    tracing::debug!(%error, group, "cannot add a connection to its user's group");
+                }
+            }
         }
     }
 
@@ -105,7 +112,28 @@ impl LifetimeManager for RedisLifetimeManager {
     }
 
     async fn abort(&self, connection: &ConnectionId) -> bool {
-        self.kick(connection).await
+        self.kick(connection, None).await
+    }
+
+    async fn close(&self, connection: &ConnectionId, reason: Option<&str>) -> bool {
+        self.kick(connection, reason).await
+    }
+
+    async fn add_user_to_group(
+        &self,
+        user: &str,
+        group: &str,
+        until: SystemTime,
+    ) -> Result<(), SendError> {
+        self.record_user_group(user, group, until).await
+    }
+
+    async fn remove_user_from_group(&self, user: &str, group: &str) -> Result<(), SendError> {
+        self.forget_user_group(user, group).await
+    }
+
+    async fn user_groups(&self, user: &str) -> Vec<String> {
+        self.recorded_user_groups(user).await
     }
 
     async fn invoke(

@@ -106,9 +106,13 @@ impl RedisLifetimeManager {
                 origin,
                 request,
                 connection,
+                reason,
             } => {
                 if let Some(handle) = self.local.connection(&ConnectionId::from(connection)) {
-                    handle.abort();
+                    match reason {
+                        Some(reason) => handle.close_with(reason),
+                        None => handle.abort(),
+                    }
                     let _ = self
                         .outbox
                         .post(self.channels.server(&origin), Envelope::Ack { request });

@@ -115,10 +115,14 @@ impl RedisLifetimeManager {
         }
     }
 
-    /// Ends a connection wherever it is; `true` if it existed.
-    pub(super) async fn kick(&self, connection: &ConnectionId) -> bool {
+    /// Ends a connection wherever it is, its Close carrying `reason` if there is one;
+    /// `true` if it existed.
+    pub(super) async fn kick(&self, connection: &ConnectionId, reason: Option<&str>) -> bool {
         if let Some(handle) = self.local.connection(connection) {
-            handle.abort();
+            match reason {
+                Some(reason) => handle.close_with(reason),
+                None => handle.abort(),
+            }
             return true;
         }
         if self.live(std::slice::from_ref(connection)).await.is_empty() {
@@ -132,6 +136,7 @@ impl RedisLifetimeManager {
                 origin,
                 request,
                 connection: id.clone(),
+                reason: reason.map(str::to_owned),
             },
             self.options.reply_timeout,
         )

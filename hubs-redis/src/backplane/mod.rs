@@ -22,6 +22,7 @@ mod connect;
 mod lifetime;
 mod listener;
 mod membership;
+mod user_groups;
 
 /// Why a request to another server got no reply.
 #[derive(Debug)]
