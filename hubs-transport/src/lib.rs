@@ -7,6 +7,8 @@
 //!   application (axum included).
 //! * [`RawConnection`]: raw connection endpoints, the transports without the hub
 //!   protocol ([`Server::connection_handler`]).
+//! * With the `rest` feature, [`Server::rest_api`]: the Azure SignalR Service data-plane
+//!   REST API under `/api`, for code that sends to the hubs without being one.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
@@ -19,6 +21,8 @@ mod negotiate;
 mod options;
 mod raw;
 mod registry;
+#[cfg(feature = "rest")]
+mod rest;
 mod router;
 mod server;
 mod service;

@@ -38,6 +38,13 @@ impl HubService {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path().to_owned();
+        #[cfg(feature = "rest")]
+        if let Some(api) = &self.inner.rest
+            && crate::rest::is_api(&path)
+        {
+            let find = |path: &str| self.find(path).map(|(_, m)| m.endpoint.clone());
+            return crate::rest::answer(api, find, request).await;
+        }
         let lower = path.trim_end_matches('/').to_ascii_lowercase();
         if let Some(hub_path) = lower.strip_suffix("/negotiate") {
             return self.negotiate(hub_path, Head::of(&request)).await;

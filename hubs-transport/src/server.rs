@@ -52,6 +52,8 @@ pub struct Server {
     max_connections: Option<usize>,
     max_pending: Option<usize>,
     serve: ServeOptions,
+    #[cfg(feature = "rest")]
+    rest: Option<crate::rest::RestApi>,
 }
 
 /// Negotiated connections that may wait for their transport at once, by default.
@@ -136,6 +138,60 @@ impl Server {
     #[must_use]
     pub fn authenticate(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Serves the Azure SignalR Service data-plane REST API (versions 2022-06-01 and v1)
+    /// under `/api`, for the server's hubs by name: the hub at `/chat` is `chat`
+    /// (case-insensitively). Without a call to this method or
+    /// [`rest_api_authenticate`](Self::rest_api_authenticate) there is no `/api`. With
+    /// the `rest` feature.
+    ///
+    /// Callers authenticate as the service has them do: `Authorization: Bearer <jwt>`, a
+    /// JWT signed HS256 with `access_key`, whose `aud` is the request's URL without its
+    /// query (`http://host:port/api/hubs/chat/:send`; `https` is accepted too, for a
+    /// server behind a proxy that ends TLS) and whose `exp` has not passed (no leeway).
+    /// Anything else gets `401`.
+    ///
+    /// The API's operations: health; sends to the hub (with `excluded` connections), a
+    /// user, a group (with `excluded`) or a connection, each delivered as an invocation
+    /// of the body's `target` with its `arguments`, on JSON and MessagePack connections
+    /// alike; closes of the hub's, a group's, a user's connections or of one (with a
+    /// `reason` the client sees as the Close's error); existence of a connection, a user,
+    /// a group; a connection into and out of a group or out of all; a user into a group
+    /// (for `ttl` seconds: see [`Groups::add_user`](hubs_core::Groups::add_user)), out
+    /// of one or of all; the connections of a group (`GET …/groups/{group}/connections`,
+    /// from 2024-12-01). With a backplane, a call on any server reaches every server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use hubs_core::Hub;
+    /// # async fn f<H: Hub>(my_hub: H) -> std::io::Result<()> {
+    /// hubs_transport::Server::new()
+    ///     .hub("/chat", my_hub)
+    ///     .rest_api("the access key of the app")
+    ///     .serve("127.0.0.1:5000")
+    ///     .await
+    /// # }
+    /// ```
+    #[cfg(feature = "rest")]
+    #[must_use]
+    pub fn rest_api(mut self, access_key: impl AsRef<[u8]>) -> Self {
+        let key = jsonwebtoken::DecodingKey::from_secret(access_key.as_ref());
+        self.rest = Some(crate::rest::RestApi::new(crate::rest::Access::Key(key)));
+        self
+    }
+
+    /// Serves the REST API as [`rest_api`](Self::rest_api) does, letting `authenticator`
+    /// decide who may call it instead of an access key (for instance hubs-auth's
+    /// `JwtAuthenticator`): a request it authenticates a user for is served, any other
+    /// gets `401`. With the `rest` feature.
+    #[cfg(feature = "rest")]
+    #[must_use]
+    pub fn rest_api_authenticate(mut self, authenticator: impl Authenticator) -> Self {
+        let access = crate::rest::Access::Authenticator(Arc::new(authenticator));
+        self.rest = Some(crate::rest::RestApi::new(access));
         self
     }
 
@@ -316,6 +372,8 @@ impl Server {
                 cors: self.cors,
                 limit: ConnectionLimit::new(self.max_connections),
                 serve: self.serve,
+                #[cfg(feature = "rest")]
+                rest: self.rest,
             }),
         })
     }

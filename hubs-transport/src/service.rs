@@ -35,6 +35,9 @@ pub(crate) struct Inner {
     pub(crate) cors: Option<Cors>,
     pub(crate) limit: Arc<ConnectionLimit>,
     pub(crate) serve: ServeOptions,
+    /// The REST API under `/api`, when the server has an access key.
+    #[cfg(feature = "rest")]
+    pub(crate) rest: Option<crate::rest::RestApi>,
 }
 
 /// The built server as an HTTP service: serve it with [`HubService::serve`], or mount it

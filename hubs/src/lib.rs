@@ -264,6 +264,10 @@
 //! * `redis`: `hubs-redis` as `hubs::redis`, scale-out over Redis (a backplane and
 //!   cluster-wide presence).
 //! * `opentelemetry`: W3C trace context in hub message headers, both ways.
+//! * `rest`: `Server::rest_api`, the Azure SignalR Service data-plane REST API (versions
+//!   2022-06-01 and v1) under `/api`, so code that is not a hub (a worker, a cron job, an
+//!   app written for the Azure service) sends to clients, manages groups and closes
+//!   connections with plain HTTP.
 //! * `testing`: `hubs::testing::TestServer`, Rust clients connected to a server's hubs in
 //!   the same process (no TCP, tokio's paused clock works).
 //! * `typescript`: `hubs::typescript`, TypeScript for JavaScript clients from

@@ -21,6 +21,10 @@ pub struct Args {
     /// The HS256 key of the JWTs `/token` issues and the authorized hubs accept.
     #[arg(long = "jwt-key", value_name = "SECRET")]
     pub jwt_key: Option<String>,
+    /// Serve the Azure SignalR Service data-plane REST API under `/api`, for callers
+    /// whose bearer JWT is signed (HS256) with this access key.
+    #[arg(long = "access-key", value_name = "KEY")]
+    pub access_key: Option<String>,
 }
 
 /// Runs the server `args` describe until the process ends.
@@ -41,12 +45,15 @@ pub async fn run(args: Args) -> std::io::Result<()> {
     if let Some(key) = &args.jwt_key {
         settings.tokens = Tokens::with_key(key.as_bytes());
     }
-    let hubs = match &args.redis {
+    let mut hubs = match &args.redis {
         Some(url) => server_with_redis(&settings, url)
             .await
             .map_err(std::io::Error::other)?,
         None => server(&settings),
     };
+    if let Some(key) = &args.access_key {
+        hubs = hubs.rest_api(key);
+    }
     let app = router(&settings, hubs.build()?)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
