@@ -101,6 +101,9 @@ class Clients:
                               f"{name} to connect")
         assert event["event"] == "connected", f"{name} failed to connect: {event}"
         self.ids[name] = event["id"]
+        # The server registers a connection with routing (and applies its user's groups)
+        # right after the handshake answer: its first invocation is read once that is done.
+        assert self.invoke(name, "GetCallerConnectionId") == event["id"]
         return event["id"]
 
     def invoke(self, name, method, *args):
