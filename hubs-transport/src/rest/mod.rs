@@ -167,8 +167,10 @@ async fn execute(
             Ok(done)
         }
         Operation::Close(scope) => {
-            for id in presence.connections(&selection(scope, excluded)).await {
-                presence.close(&id, call.reason.as_deref()).await;
+            // A user's selection has no exceptions: they are left out here.
+            let ids = presence.connections(&selection(scope, excluded)).await;
+            for id in ids.iter().filter(|id| !call.excluded.contains(id)) {
+                presence.close(id, call.reason.as_deref()).await;
             }
             Ok(done)
         }

@@ -332,16 +332,17 @@ def closes(clients, expect):
     assert "bye d" in (clients.closed("d")["error"] or ""), clients.closed("d")
     eventually_status("HEAD", f"{hub}/connections/{ids['d']}", 404, "d is gone")
     expect_status(call("DELETE", f"{hub}/connections/no-such-connection"), 200, "close an unknown connection")
-    expect_status(call("POST", f"{hub}/users/bob/:closeConnections", params={"reason": "bob goes"}), 204, "close bob")
-    for name in ("c", "f"):
-        assert "bob goes" in (clients.closed(name)["error"] or ""), clients.closed(name)
+    expect_status(call("POST", f"{hub}/users/bob/:closeConnections",
+                       params={"reason": "bob goes", "excluded": ids["f"]}), 204, "close bob's c")
+    assert "bob goes" in (clients.closed("c")["error"] or ""), clients.closed("c")
+    rest_send(clients, expect, f"{hub}/users/bob/:send", ["f"])
     expect_status(call("PUT", f"{hub}/groups/last/connections/{ids['g']}"), 200, "g joins last")
     expect_status(call("PUT", f"{hub}/groups/last/connections/{ids['h']}"), 200, "h joins last")
     expect_status(call("POST", f"{hub}/groups/last/:closeConnections",
                        params={"excluded": ids["h"], "reason": "group closed"}), 204, "close the group")
     assert "group closed" in (clients.closed("g")["error"] or ""), clients.closed("g")
     expect_status(call("POST", f"{hub}/:closeConnections", params={"excluded": ids["a"]}), 204, "close all but a")
-    for name in ("b", "e", "h"):
+    for name in ("b", "e", "f", "h"):
         clients.closed(name)
     rest_send(clients, expect, f"{hub}/:send", ["a"])
     expect_status(call("POST", f"{hub}/:closeConnections", params={"reason": "the end"}), 204, "close all")
