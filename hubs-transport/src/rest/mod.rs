@@ -9,9 +9,11 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use http::{Request, Response, StatusCode};
 use hubs_core::protocol::{EncodeError, Protocol, Value};
-use hubs_core::{Arguments, ConnectionId, HubEndpoint, Selection, SendError};
+use hubs_core::{Arguments, ConnectionId, HubEndpoint, Presence, Selection, SendError};
 use serde::Deserialize;
 
 use crate::body::Body;
@@ -24,6 +26,9 @@ mod route;
 pub(crate) use auth::Access;
 use reply::Failure;
 use route::{Call, Operation, Scope};
+
+/// How many connections a close of many closes at once.
+const CLOSES_AT_ONCE: usize = 64;
 
 /// The largest request body the API reads: 1 MiB.
 const MAX_BODY: usize = 1 << 20;
@@ -169,9 +174,8 @@ async fn execute(
         Operation::Close(scope) => {
             // A user's selection has no exceptions: they are left out here.
             let ids = presence.connections(&selection(scope, excluded)).await;
-            for id in ids.iter().filter(|id| !call.excluded.contains(id)) {
-                presence.close(id, call.reason.as_deref()).await;
-            }
+            let ids = ids.into_iter().filter(|id| !call.excluded.contains(id));
+            close_all(&presence, ids.collect(), call.reason.clone()).await;
             Ok(done)
         }
         Operation::Exists(scope) => exists(
@@ -227,6 +231,20 @@ async fn execute(
             Ok(reply::json(&serde_json::json!({ "value": value })))
         }
     }
+}
+
+/// Closes `ids`, many at a time: with a backplane, each close of another server's
+/// connection is a round trip.
+async fn close_all(presence: &Presence, ids: Vec<ConnectionId>, reason: Option<String>) {
+    let mut pending = FuturesUnordered::new();
+    for id in ids {
+        let (presence, reason) = (presence.clone(), reason.clone());
+        pending.push(async move { presence.close(&id, reason.as_deref()).await });
+        if pending.len() >= CLOSES_AT_ONCE {
+            pending.next().await;
+        }
+    }
+    while pending.next().await.is_some() {}
 }
 
 /// The connections a scope names, but `excluded`.
