@@ -10,6 +10,8 @@ use std::time::SystemTime;
 pub(crate) struct UserGroups {
     /// By user: group → the end of the membership.
     records: HashMap<String, HashMap<String, SystemTime>>,
+    /// How many users had records after the last sweep of every user.
+    swept: usize,
 }
 
 impl UserGroups {
@@ -19,7 +21,17 @@ impl UserGroups {
             .entry(user.to_owned())
             .or_default()
             .insert(group.to_owned(), until);
-        self.prune(user, SystemTime::now());
+        let now = SystemTime::now();
+        self.prune(user, now);
+        // The records of users who never come back end too: once the users have doubled
+        // since the last sweep, every expired record goes.
+        if self.records.len() > self.swept.max(64) * 2 {
+            self.records.retain(|_, groups| {
+                groups.retain(|_, until| *until > now);
+                !groups.is_empty()
+            });
+            self.swept = self.records.len();
+        }
     }
 
     /// Forgets the record of `user` in `group`.
@@ -67,5 +79,20 @@ mod tests {
         records.remove("ann", "a");
         assert!(records.live("ann", now).is_empty());
         assert!(records.records.is_empty());
+    }
+
+    #[test]
+    fn expired_records_of_absent_users_are_swept() {
+        let mut records = UserGroups::default();
+        let past = SystemTime::now() - Duration::from_secs(1);
+        for user in 0..1000 {
+            records
+                .records
+                .entry(user.to_string())
+                .or_default()
+                .insert("g".into(), past);
+            records.add("live", "g", SystemTime::now() + Duration::from_secs(60));
+        }
+        assert!(records.records.len() <= 129, "{}", records.records.len());
     }
 }
