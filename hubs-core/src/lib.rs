@@ -167,8 +167,8 @@ pub mod __private {
         label = "each item is sent to the caller, so it must be encoded",
         note = "for a type of your crate, add `#[derive(serde::Serialize)]` to `{Self}`"
     )]
-    pub trait StreamItem: serde::Serialize {}
-    impl<T: serde::Serialize> StreamItem for T {}
+    pub trait StreamedItem: serde::Serialize {}
+    impl<T: serde::Serialize> StreamedItem for T {}
 
     /// The stream a hub method returns: polled on the connection's task.
     #[diagnostic::on_unimplemented(
@@ -180,12 +180,12 @@ pub mod __private {
     impl<T, S: Stream<Item = T> + Send + 'static> ItemStream<T> for S {}
 
     /// A hub method's stream, for its caller.
-    pub fn stream<T: StreamItem, S: ItemStream<T>>(protocol: Protocol, items: S) -> ReplyStream {
+    pub fn stream<T: StreamedItem, S: ItemStream<T>>(protocol: Protocol, items: S) -> ReplyStream {
         crate::reply_stream(protocol, items)
     }
 
     /// A hub method's stream of `Result`s, for its caller: an `Err` ends it.
-    pub fn fallible_stream<T: StreamItem, E: MethodError, S: ItemStream<Result<T, E>>>(
+    pub fn fallible_stream<T: StreamedItem, E: MethodError, S: ItemStream<Result<T, E>>>(
         protocol: Protocol,
         items: S,
     ) -> ReplyStream {

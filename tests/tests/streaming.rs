@@ -435,7 +435,7 @@ struct Firehose {
 
 #[hub]
 impl Firehose {
-    pub fn flood(
+    pub(crate) fn flood(
         &self,
         cancel: CancellationToken,
         size: usize,
@@ -448,7 +448,7 @@ impl Firehose {
         futures_util::stream::repeat("x".repeat(size))
     }
 
-    pub fn echo(&self, text: String) -> String {
+    pub(crate) fn echo(&self, text: String) -> String {
         text
     }
 }

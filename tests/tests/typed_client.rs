@@ -130,6 +130,17 @@ async fn the_interop_hub_through_its_typed_proxy() {
     assert_eq!(joined, "ab");
     let empty: Vec<_> = hub.empty_stream().await.expect("stream").collect().await;
     assert!(empty.is_empty());
+    // Borrowed returns and items (`&'static str`) arrive owned.
+    let transport: String = hub.get_active_transport_name().await.expect("transport");
+    assert!(!transport.is_empty());
+    let letters: Vec<String> = hub
+        .stream()
+        .await
+        .expect("stream")
+        .map(|item| item.expect("item"))
+        .collect()
+        .await;
+    assert_eq!(letters, ["a", "b", "c"]);
     let error = hub
         .throw_exception("typed".into())
         .await

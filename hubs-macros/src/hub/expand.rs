@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::access;
-use super::model::{Hook, HubMethodDef, Model, Param, Return, stream_item};
+use super::model::{Hook, HubMethodDef, Model, Param, Return, StreamShape, stream_item};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     let krate = &model.krate;
@@ -191,7 +191,7 @@ fn proxy(model: &Model) -> TokenStream {
         let doc = format!("Calls `{wire}`.");
         match &method.ret {
             Return::Stream { stream, .. } => {
-                let item = stream_item(stream);
+                let item = received(stream_item(stream));
                 quote! {
                     #[doc = #doc]
                     pub async fn #ident(&self, #(#params),*) -> ::core::result::Result<#p::ClientStream<#item>, #p::ClientInvokeError>
@@ -205,7 +205,7 @@ fn proxy(model: &Model) -> TokenStream {
             ret => {
                 let out = match ret {
                     Return::Unit => quote!(()),
-                    Return::Value(ty) | Return::Result(ty) => quote!(#ty),
+                    Return::Value(ty) | Return::Result(ty) => received(ty),
                     Return::Stream { .. } => quote!(()),
                 };
                 quote! {
@@ -242,6 +242,19 @@ fn proxy(model: &Model) -> TokenStream {
             #(#methods)*
         }
         }
+    }
+}
+
+/// What a client receives for a value the hub sends as `ty`: the type itself, or for a
+/// borrowed one (`&'static str`, `&'static [u8]`) its owned form, which is what can be
+/// decoded (`String`, `Vec<u8>`).
+fn received(ty: &syn::Type) -> TokenStream {
+    match ty {
+        syn::Type::Reference(reference) => {
+            let elem = &reference.elem;
+            quote!(<#elem as ::std::borrow::ToOwned>::Owned)
+        }
+        ty => quote!(#ty),
     }
 }
 
@@ -311,49 +324,11 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &HubMethodDef) -> TokenSt
         None => quote!(#p::failed),
     };
     let reply = match &method.ret {
-        Return::Unit => quote! {
-            let () = __hubs_out;
-            ::core::result::Result::Ok(#p::Reply::Unit)
-        },
+        Return::Unit => quote!(::core::result::Result::Ok(#p::Reply::Unit)),
         Return::Value(ty) => quote_spanned! {ty.span()=>
             #p::reply::<#ty, _>(&__hubs_call, &__hubs_out)
         },
-        Return::Stream { stream, in_result } => {
-            // The stream, at the user's stream type: a stream that is not `Send` is
-            // reported there; an item that cannot be encoded, at the item type.
-            let wrap = if stream.receiver {
-                quote_spanned!(stream.ty.span()=> #p::receiver_stream(__hubs_stream))
-            } else {
-                quote_spanned!(stream.ty.span()=> __hubs_stream)
-            };
-            let item = stream_item(stream);
-            let to_reply = if stream.fallible {
-                let error = match &stream.error {
-                    Some(error) => quote!(#error),
-                    None => quote!(_),
-                };
-                quote_spanned!(item.span()=> #p::fallible_stream::<#item, #error, _>(__hubs_call.protocol(), #wrap))
-            } else {
-                quote_spanned!(item.span()=> #p::stream::<#item, _>(__hubs_call.protocol(), #wrap))
-            };
-            if *in_result {
-                quote! {
-                    match __hubs_out {
-                        ::core::result::Result::Ok(__hubs_stream) => {
-                            ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
-                        }
-                        ::core::result::Result::Err(__hubs_error) => {
-                            ::core::result::Result::Err(#failed(__hubs_error))
-                        }
-                    }
-                }
-            } else {
-                quote! {
-                    let __hubs_stream = __hubs_out;
-                    ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
-                }
-            }
-        }
+        Return::Stream { stream, in_result } => stream_reply(p, stream, *in_result, &failed),
         Return::Result(ok) => {
             let reply =
                 quote_spanned!(ok.span()=> #p::reply::<#ok, _>(&__hubs_call, &__hubs_value));
@@ -367,13 +342,63 @@ fn dispatch_arm(p: &TokenStream, index: usize, method: &HubMethodDef) -> TokenSt
             }
         }
     };
+    // A method returning `()` binds no value (clippy's `let_unit_value` would see the
+    // binding at the method's name).
+    let out = match &method.ret {
+        Return::Unit => quote!(let ()),
+        _ => quote!(let __hubs_out),
+    };
     // The call's future, at the method's name: one that is not `Send` is reported there.
     quote_spanned! {ident.span()=>
         #index => ::std::boxed::Box::pin(async move {
             #(#bindings)*
-            let __hubs_out = #call;
+            #out = #call;
             #reply
         }),
+    }
+}
+
+/// The reply of a streaming method: its stream (or, when it returns `Result<stream, E>`,
+/// its error) for the caller.
+fn stream_reply(
+    p: &TokenStream,
+    stream: &StreamShape,
+    in_result: bool,
+    failed: &TokenStream,
+) -> TokenStream {
+    // The stream, at the user's stream type: a stream that is not `Send` is
+    // reported there; an item that cannot be encoded, at the item type.
+    let wrap = if stream.receiver {
+        quote_spanned!(stream.ty.span()=> #p::receiver_stream(__hubs_stream))
+    } else {
+        quote_spanned!(stream.ty.span()=> __hubs_stream)
+    };
+    let item = stream_item(stream);
+    let to_reply = if stream.fallible {
+        let error = match &stream.error {
+            Some(error) => quote!(#error),
+            None => quote!(_),
+        };
+        quote_spanned!(item.span()=> #p::fallible_stream::<#item, #error, _>(__hubs_call.protocol(), #wrap))
+    } else {
+        quote_spanned!(item.span()=> #p::stream::<#item, _>(__hubs_call.protocol(), #wrap))
+    };
+    if in_result {
+        quote! {
+            match __hubs_out {
+                ::core::result::Result::Ok(__hubs_stream) => {
+                    ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
+                }
+                ::core::result::Result::Err(__hubs_error) => {
+                    ::core::result::Result::Err(#failed(__hubs_error))
+                }
+            }
+        }
+    } else {
+        quote! {
+            let __hubs_stream = __hubs_out;
+            ::core::result::Result::Ok(#p::Reply::Stream(#to_reply))
+        }
     }
 }
 
