@@ -364,7 +364,7 @@ pub mod filter {
 }
 
 /// Who may connect and call: policies and requirements, and (with the `jwt` feature) JWT
-/// authentication ([`hubs_auth`]: `JwtAuthenticator`, `JwtIssuer`).
+/// authentication (the `hubs-auth` crate: `JwtAuthenticator`, `JwtIssuer`).
 pub mod auth {
     #[cfg(feature = "jwt")]
     pub use hubs_auth::*;
