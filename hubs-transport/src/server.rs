@@ -151,7 +151,9 @@ impl Server {
     /// JWT signed HS256 with `access_key`, whose `aud` is the request's URL without its
     /// query (`http://host:port/api/hubs/chat/:send`; `https` is accepted too, for a
     /// server behind a proxy that ends TLS) and whose `exp` has not passed (no leeway).
-    /// Anything else gets `401`.
+    /// Anything else gets `401`. The key is used as text, as the service uses the
+    /// `AccessKey` of its connection string, so tokens an app signs for the service with
+    /// that key are accepted once the server is given the same string.
     ///
     /// The API's operations: health; sends to the hub (with `excluded` connections), a
     /// user, a group (with `excluded`) or a connection, each delivered as an invocation
