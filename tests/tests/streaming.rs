@@ -3,7 +3,7 @@
 //! by frame, except the million items, which cross a real socket.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -453,12 +453,34 @@ impl Firehose {
     }
 }
 
+/// Ends the test process when the test has not finished within a minute: a runtime that
+/// one task keeps busy cannot fire its own timeouts, so a wedged test would hang.
+fn watchdog(test: &'static str) -> impl Drop {
+    struct Finished(Arc<AtomicBool>);
+    impl Drop for Finished {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let finished = Arc::new(AtomicBool::new(false));
+    let seen = finished.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !seen.load(Ordering::SeqCst) {
+            eprintln!("{test}: still running after 60 s, its runtime wedged");
+            std::process::exit(101);
+        }
+    });
+    Finished(finished)
+}
+
 /// A stream that is always ready, on one thread, must leave the caller's connection
 /// readable: its CancelInvocation and its next call are read and served while the stream
 /// is still filling the queue (it used to starve the read loop, which waited for the queue
 /// under half of `pause_reading` while the stream refilled it to `pace` at every turn).
 #[tokio::test(flavor = "current_thread")]
 async fn a_stream_that_is_always_ready_leaves_its_caller_readable() {
+    let _watchdog = watchdog("a_stream_that_is_always_ready_leaves_its_caller_readable");
     for size in [1, 1024, 40 * 1024] {
         let (cancelled, mut cancellations) = tokio::sync::mpsc::unbounded_channel();
         let server = TestServer::new(Server::new().hub("/firehose", Firehose { cancelled }))
@@ -484,4 +506,47 @@ async fn a_stream_that_is_always_ready_leaves_its_caller_readable() {
             .expect("cancelled");
         client.stop().await;
     }
+}
+
+/// Drops every stream item.
+struct DropItems;
+
+impl hubs::filter::OutgoingFilter for DropItems {
+    fn on_send(
+        &self,
+        message: &mut hubs::filter::OutgoingMessage<'_>,
+    ) -> Result<(), hubs::filter::Dropped> {
+        match message.kind() {
+            hubs::filter::OutgoingKind::StreamItem => {
+                Err(hubs::filter::Dropped("no items today".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The same when an outgoing filter drops every item: the stream never waits on the
+/// queue at all, and must still leave its caller readable.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_whose_items_a_filter_drops_leaves_its_caller_readable() {
+    let _watchdog = watchdog("a_stream_whose_items_a_filter_drops_leaves_its_caller_readable");
+    let (cancelled, mut cancellations) = tokio::sync::mpsc::unbounded_channel();
+    let options = hubs::HubOptions::default().outgoing_filter(DropItems);
+    let server =
+        TestServer::new(Server::new().hub_with("/firehose", Firehose { cancelled }, options))
+            .expect("builds");
+    let client = server.client("/firehose").build();
+    client.start().await.expect("starts");
+    let firehose = FirehoseConnection::new(&client);
+    let flood = firehose.flood(16).await.expect("streams");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), firehose.echo("hi".into()))
+        .await
+        .expect("a call behind the stream is read");
+    assert_eq!(echoed.expect("echo"), "hi");
+    drop(flood);
+    tokio::time::timeout(Duration::from_secs(10), cancellations.recv())
+        .await
+        .expect("the cancel is read")
+        .expect("cancelled");
+    client.stop().await;
 }

@@ -138,6 +138,12 @@ pub(crate) async fn pump(
     detailed: bool,
 ) -> Option<Completion> {
     loop {
+        // A unit of tokio's cooperative budget per item, sent or dropped by a filter: a
+        // stream that is always ready still yields its thread every so often, so that the
+        // connection's writer and read loop run while it streams. Without it, on one
+        // thread, it refilled the queue at every turn and the read loop (paused over
+        // `pause_reading`) never read the client's CancelInvocation or next call.
+        tokio::task::coop::consume_budget().await;
         let item = tokio::select! {
             biased;
             () = cancel.cancelled() => {
@@ -178,12 +184,6 @@ pub(crate) async fn pump(
                 if !handle.reply_paced(&message).await {
                     return None;
                 }
-                // A unit of tokio's cooperative budget per item: a stream that is always
-                // ready still yields its thread every so often, so that the connection's
-                // writer and read loop run while it streams. Without it, on one thread,
-                // it refilled the queue at every turn and the read loop (paused over
-                // `pause_reading`) never read the client's CancelInvocation or next call.
-                tokio::task::coop::consume_budget().await;
             }
             Some(Err(error)) => {
                 tracing::debug!(?error, %target, "stream failed");
