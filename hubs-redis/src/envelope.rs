@@ -60,7 +60,9 @@ pub(crate) enum Envelope {
         origin: String,
         request: u64,
         connection: String,
-        /// The Close's error, if the close gave one.
+        /// The Close's error, if the close gave one (absent from a kick of a server from
+        /// before reasons: decoded as none).
+        #[serde(default)]
         reason: Option<String>,
     },
     /// A group change was made.
@@ -109,5 +111,51 @@ impl Packet {
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         rmp_serde::from_slice(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kick as servers from before close reasons publish it.
+    #[derive(Serialize)]
+    enum Before {
+        Kick {
+            origin: String,
+            request: u64,
+            connection: String,
+        },
+    }
+
+    #[derive(Serialize)]
+    struct BeforePacket {
+        origin: String,
+        seq: u64,
+        envelope: Before,
+    }
+
+    #[test]
+    fn a_kick_from_before_reasons_decodes_without_one() {
+        let kick = Before::Kick {
+            origin: "a".into(),
+            request: 7,
+            connection: "c".into(),
+        };
+        let bytes = rmp_serde::to_vec(&BeforePacket {
+            origin: "a".into(),
+            seq: 1,
+            envelope: kick,
+        })
+        .expect("encodes");
+        let packet = Packet::decode(&bytes).expect("decodes");
+        assert!(matches!(
+            packet.envelope,
+            Envelope::Kick {
+                request: 7,
+                reason: None,
+                ..
+            }
+        ));
     }
 }

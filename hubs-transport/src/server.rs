@@ -177,18 +177,30 @@ impl Server {
     ///     .await
     /// # }
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `access_key` is empty: anyone could sign tokens with it.
     #[cfg(feature = "rest")]
     #[must_use]
     pub fn rest_api(mut self, access_key: impl AsRef<[u8]>) -> Self {
+        assert!(
+            !access_key.as_ref().is_empty(),
+            "the REST API's access key is empty: anyone could sign tokens with it"
+        );
         let key = jsonwebtoken::DecodingKey::from_secret(access_key.as_ref());
         self.rest = Some(crate::rest::RestApi::new(crate::rest::Access::Key(key)));
         self
     }
 
     /// Serves the REST API as [`rest_api`](Self::rest_api) does, letting `authenticator`
-    /// decide who may call it instead of an access key (for instance hubs-auth's
-    /// `JwtAuthenticator`): a request it authenticates a user for is served, any other
-    /// gets `401`. With the `rest` feature.
+    /// decide who may call it instead of an access key: a request it authenticates a user
+    /// for is served, any other gets `401`. With the `rest` feature.
+    ///
+    /// Whoever it lets in may send to every client and close every connection: give it
+    /// an authenticator of its own that admits only your back ends (say, hubs-auth's
+    /// `JwtAuthenticator` with an issuer and audience only they have tokens for), never
+    /// the one your hubs' clients authenticate with.
     #[cfg(feature = "rest")]
     #[must_use]
     pub fn rest_api_authenticate(mut self, authenticator: impl Authenticator) -> Self {

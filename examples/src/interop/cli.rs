@@ -23,7 +23,7 @@ pub struct Args {
     pub jwt_key: Option<String>,
     /// Serve the Azure SignalR Service data-plane REST API under `/api`, for callers
     /// whose bearer JWT is signed (HS256) with this access key.
-    #[arg(long = "access-key", value_name = "KEY")]
+    #[arg(long = "access-key", value_name = "KEY", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub access_key: Option<String>,
 }
 

@@ -360,7 +360,8 @@ impl Groups {
     /// it, and so does every connection the user opens while the membership lasts.
     ///
     /// The membership lasts `ttl` (`None`: a year, as the Azure SignalR Service keeps
-    /// it). With a zero `ttl` only the connections the user has now join. When a `ttl`
+    /// it; at most `i32::MAX` seconds, the REST API's longest, and a longer one is taken
+    /// as that). With a zero `ttl` only the connections the user has now join. When a `ttl`
     /// ends (and no later `add_user` extended it), the user's connections then in the
     /// group leave it; a server that restarts meanwhile forgets that timer, and the
     /// record still ends at its time, so no later connection joins.
@@ -376,6 +377,10 @@ impl Groups {
         ttl: Option<Duration>,
     ) -> Result<(), SendError> {
         const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+        // At most the REST API's longest ttl (an int32 of seconds, 68 years): any time
+        // within it can be added to now and stored as milliseconds.
+        const LONGEST: Duration = Duration::from_secs(i32::MAX as u64);
+        let ttl = ttl.map(|ttl| ttl.min(LONGEST));
         let lasts = ttl.unwrap_or(YEAR);
         if !lasts.is_zero() {
             let until = std::time::SystemTime::now() + lasts;

@@ -70,6 +70,7 @@ impl RedisLifetimeManager {
     pub(super) async fn present_ids(&self, selection: &Selection) -> Vec<ConnectionId> {
         let keys = &self.keys;
         let except = |ids: Vec<ConnectionId>, excluded: &[ConnectionId]| {
+            let excluded: std::collections::HashSet<&ConnectionId> = excluded.iter().collect();
             ids.into_iter()
                 .filter(|id| !excluded.contains(id))
                 .collect::<Vec<_>>()

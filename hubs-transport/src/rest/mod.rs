@@ -174,7 +174,8 @@ async fn execute(
         Operation::Close(scope) => {
             // A user's selection has no exceptions: they are left out here.
             let ids = presence.connections(&selection(scope, excluded)).await;
-            let ids = ids.into_iter().filter(|id| !call.excluded.contains(id));
+            let excluded: std::collections::HashSet<&ConnectionId> = call.excluded.iter().collect();
+            let ids = ids.into_iter().filter(|id| !excluded.contains(id));
             close_all(&presence, ids.collect(), call.reason.clone()).await;
             Ok(done)
         }

@@ -96,9 +96,19 @@ pub(crate) fn read(method: &Method, path: &str, query: Option<&str>) -> Result<C
     check_names(&operation)?;
     let ttl = match query.ttl.as_deref() {
         None => None,
-        Some(ttl) => Some(Duration::from_secs(ttl.parse::<u64>().map_err(|_| {
-            Failure::bad_request("ttl", "ttl must be a whole number of seconds, 0 or more")
-        })?)),
+        // The API's ttl is an int32 of seconds.
+        Some(ttl) => Some(Duration::from_secs(
+            ttl.parse::<u32>()
+                .ok()
+                .filter(|&ttl| ttl <= i32::MAX as u32)
+                .map(u64::from)
+                .ok_or_else(|| {
+                    Failure::bad_request(
+                        "ttl",
+                        "ttl must be a whole number of seconds, from 0 to 2147483647",
+                    )
+                })?,
+        )),
     };
     Ok(Call {
         hub,

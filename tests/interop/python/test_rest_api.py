@@ -317,6 +317,8 @@ def bad_input(clients):
     expect_error(call("POST", f"/api/hubs/testhub/groups/{'g' * 1025}/:send", body=send), 400,
                  "a group name of 1025 characters")
     expect_error(call("PUT", "/api/hubs/testhub/users/ann/groups/g", params={"ttl": "-1"}), 400, "a negative ttl")
+    expect_error(call("PUT", "/api/hubs/testhub/users/ann/groups/g", params={"ttl": "2147483648"}), 400, "a ttl past int32")
+    expect_error(call("PUT", "/api/hubs/testhub/users/ann/groups/g", params={"ttl": "18446744073709551615"}), 400, "a ttl past u64")
     expect_error(call("PUT", "/api/hubs/testhub/users/ann/groups/g", params={"ttl": "soon"}), 400, "a ttl in words")
     expect_error(call("POST", "/api/hubs/testhub/:send", params={"api-version": "1999-01-01"}, body=send), 400,
                  "an unknown api-version")
