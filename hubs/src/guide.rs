@@ -2,8 +2,10 @@
 //!
 //! Every code block in these pages is a doctest: it compiles against this crate and
 //! runs (most through the in-process test kit, `hubs::testing::TestServer`,
-//! so a chapter shows a hub *and* a client calling it). The few that must bind a port or
-//! need a Redis server are marked `no_run`, and their chapter says so.
+//! so a chapter shows a hub *and* a client calling it). Those that serve bind a free
+//! port of the loopback and stop, the TLS one makes its certificate, and the Redis one
+//! starts a `redis-server` of its own (it passes without running where none is
+//! installed).
 //!
 //! The chapters need the crate's optional features to show their code: build these pages
 //! with `cargo doc -p hubs-signalr --all-features --open`. Each chapter names a runnable
