@@ -27,6 +27,53 @@ pub fn websocket_config() -> WebSocketConfig {
     config
 }
 
+/// The load generator of `scripts/bench`: one JSON line of results per run.
+#[derive(Debug, clap::Parser)]
+pub struct LoadArgs {
+    /// The server's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:5000/bench")]
+    pub url: String,
+    /// `echo`, `broadcast`, `burst` or `connect`.
+    #[arg(long, default_value = "echo")]
+    pub scenario: String,
+    /// `signalr`, `socketio` or `jsonrpc`.
+    #[arg(long, default_value = "signalr")]
+    pub wire: String,
+    /// The SignalR hub protocol: `json` or `messagepack`.
+    #[arg(long, default_value = "json")]
+    pub protocol: String,
+    /// Connections (listeners for `broadcast` and `burst`).
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Calls outstanding per connection.
+    #[arg(long, default_value_t = 1)]
+    pub inflight: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// The server's process id, for its CPU time and RSS.
+    #[arg(long = "server-pid", default_value_t = 0)]
+    pub server_pid: u32,
+    /// `broadcast`: broadcasts per second, stamped for latency (0: a closed loop).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// `burst`: how many broadcasts the sender writes.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u64,
+    /// `burst`: the sender's server, when not `--url` (e.g. across a Redis backplane).
+    #[arg(long = "sender-url")]
+    pub sender_url: Option<String>,
+    /// `connect`: seconds the connections are held.
+    #[arg(long, default_value_t = 3.0)]
+    pub hold: f64,
+}
+
 /// The options of the benchmark's servers.
 #[derive(Debug, clap::Parser)]
 pub struct PortArgs {

@@ -530,56 +530,9 @@ async fn connect(settings: Settings, pid: u32, hold: Duration) -> serde_json::Va
     })
 }
 
-/// The load generator of `scripts/bench`: one JSON line of results per run.
-#[derive(clap::Parser)]
-struct Args {
-    /// The server's WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:5000/bench")]
-    url: String,
-    /// `echo`, `broadcast`, `burst` or `connect`.
-    #[arg(long, default_value = "echo")]
-    scenario: String,
-    /// `signalr`, `socketio` or `jsonrpc`.
-    #[arg(long, default_value = "signalr")]
-    wire: String,
-    /// The SignalR hub protocol: `json` or `messagepack`.
-    #[arg(long, default_value = "json")]
-    protocol: String,
-    /// Connections (listeners for `broadcast` and `burst`).
-    #[arg(long, default_value_t = 1)]
-    connections: usize,
-    /// Payload bytes.
-    #[arg(long, default_value_t = 16)]
-    size: usize,
-    /// Calls outstanding per connection.
-    #[arg(long, default_value_t = 1)]
-    inflight: usize,
-    /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Seconds of warm-up before measuring.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// The server's process id, for its CPU time and RSS.
-    #[arg(long = "server-pid", default_value_t = 0)]
-    server_pid: u32,
-    /// `broadcast`: broadcasts per second, stamped for latency (0: a closed loop).
-    #[arg(long, default_value_t = 0.0)]
-    rate: f64,
-    /// `burst`: how many broadcasts the sender writes.
-    #[arg(long, default_value_t = 10_000)]
-    messages: u64,
-    /// `burst`: the sender's server, when not `--url` (e.g. across a Redis backplane).
-    #[arg(long = "sender-url")]
-    sender_url: Option<String>,
-    /// `connect`: seconds the connections are held.
-    #[arg(long, default_value_t = 3.0)]
-    hold: f64,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = <Args as clap::Parser>::parse();
+    let args = <hubs_bench::LoadArgs as clap::Parser>::parse();
     let url = args.url.clone();
     let authority = url
         .split("://")
